@@ -1,0 +1,82 @@
+// A Session runs one Model for one caller. Construction plans everything (buffers for the largest
+// batch, backend primitives per planned batch size, resampled position embeddings); run() allocates
+// nothing.
+//
+//   vitrt::SessionOptions opt;
+//   opt.batch_sizes = {1, 8};
+//   opt.precision = vitrt::Precision::bf16;
+//   vitrt::Session session(model, opt);
+//   std::vector<float> logits(8 * session.output_elements_per_image());
+//   session.run(images.data(), 8, logits.data());   // images: float32 NCHW, normalized
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vitrt/model.h"
+
+namespace vitrt {
+
+enum class Precision { fp32, tf32, fp16, bf16 };
+const char* to_string(Precision p);
+Precision parse_precision(const std::string& s);  // throws on unknown names
+
+struct Device {
+  enum class Kind { cpu, cuda };
+  Kind kind = Kind::cpu;
+  int index = 0;
+  static Device parse(const std::string& s);  // "cpu", "cuda", "cuda:1"
+  std::string to_string() const;
+};
+
+struct SessionOptions {
+  // Batch sizes planned exactly; run() accepts any batch up to the largest, padding to the next
+  // planned size when the batch is not one of them.
+  std::vector<int> batch_sizes = {1};
+  int img_size = 0;  // 0: the model's; otherwise position embeddings are resampled (bicubic)
+  Precision precision = Precision::fp32;
+  Device device;
+  int threads = 0;  // CPU threads; 0 = all hardware threads
+};
+
+class Backend;
+
+class Session {
+ public:
+  Session(std::shared_ptr<const Model> model, SessionOptions options);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // images: [batch, in_chans, S, S] float32; out: [batch, output_rows, output_dim] float32.
+  void run(const float* images, int batch, float* out);
+
+  const Model& model() const { return *model_; }
+  int max_batch() const;
+  int img_size() const { return img_size_; }
+  Precision precision() const { return precision_; }  // effective precision after fallbacks
+  std::int64_t input_elements_per_image() const;
+  std::int64_t output_elements_per_image() const;
+  std::size_t arena_bytes() const;
+  std::string device_name() const;
+
+ private:
+  struct Plan;
+  std::shared_ptr<const Model> model_;
+  SessionOptions options_;
+  int img_size_ = 0;
+  Precision precision_ = Precision::fp32;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Plan> plan_;
+};
+
+// Where notices go (precision fallbacks, synthetic weights, ...). Default: stderr with "vitrt: ".
+void set_log_handler(std::function<void(std::string_view)> handler);
+void log_notice(std::string_view message);
+
+}  // namespace vitrt

@@ -1,0 +1,113 @@
+// The narrow op interface every backend implements. The forward pass (src/model/forward.cpp) calls
+// these ops in one fixed order; the first pass for a batch size runs in planning mode, where a
+// backend creates its primitives (GEMM descriptors, algorithms, weight layouts) keyed by call order
+// and executes nothing. Later passes replay them. Pointers are device pointers of the backend.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "model/weights.h"
+#include "vitrt/session.h"
+
+namespace vitrt {
+
+enum class DT { f32, bf16, f16 };  // activation storage types
+inline std::size_t dt_size(DT t) { return t == DT::f32 ? 4 : 2; }
+
+enum class Epilogue { none, gelu_erf, quick_gelu };
+
+// dst[r, :] (+)= act(src[r, :] @ W^T + b) for r < rows. Row strides in elements.
+struct LinearArgs {
+  const LinearWeights* w = nullptr;
+  std::int64_t rows = 0;
+  const void* src = nullptr;
+  std::int64_t src_ld = 0;
+  DT src_dt = DT::f32;
+  void* dst = nullptr;
+  std::int64_t dst_ld = 0;
+  DT dst_dt = DT::f32;
+  Epilogue epilogue = Epilogue::none;
+  bool accumulate = false;  // residual: dst += result
+};
+
+// Multi-head self-attention reading timm's qkv layout [batch, tokens, 3, heads, head_dim] and
+// writing [batch, tokens, heads * head_dim]. Softmax in fp32; scale = head_dim^-0.5.
+struct AttentionArgs {
+  int batch = 0, tokens = 0, heads = 0, head_dim = 0;
+  const void* qkv = nullptr;
+  void* out = nullptr;
+  DT dt = DT::f32;
+};
+
+// dst[r] = (src[r] - mean) / sqrt(var + eps) * weight + bias, statistics in fp32.
+struct LayerNormArgs {
+  std::int64_t rows = 0, dim = 0;
+  const float* src = nullptr;
+  std::int64_t src_ld = 0;
+  void* dst = nullptr;
+  std::int64_t dst_ld = 0;
+  DT dst_dt = DT::f32;
+  const NormWeights* w = nullptr;
+  float eps = 1e-6f;
+};
+
+// Unfolds non-overlapping patches of float32 NCHW images into rows [batch * grid * grid, C * p * p]
+// in (c, ky, kx) order. Images [valid, batch) are zeros (batch padding).
+struct PatchifyArgs {
+  int batch = 0, valid = 0, chans = 0, img = 0, patch = 0;
+  const float* images = nullptr;
+  void* cols = nullptr;
+  DT dt = DT::f32;
+};
+
+// x[b] = concat(prefix tokens, patch rows) + pos (timm _pos_embed; with no_embed_class the
+// position rows cover the patches only).
+struct TokensArgs {
+  int batch = 0, patches = 0, dim = 0;
+  const float* patch_rows = nullptr;  // [batch * patches, dim]
+  const float* prefix = nullptr;      // [num_prefix, dim]: cls, dist, registers
+  int num_prefix = 0;
+  const float* pos = nullptr;         // [pos_prefix + patches, dim]
+  bool pos_covers_prefix = true;
+  float* x = nullptr;                 // [batch, num_prefix + patches, dim]
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string device_name() const = 0;
+  // The precision this backend will really run for `requested` (after fallbacks, with a notice).
+  virtual Precision resolve_precision(Precision requested) = 0;
+  DT act_dt() const { return act_dt_; }
+
+  // Memory: one arena per session, plus host<->device copies.
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void release(void* p) = 0;
+  virtual void upload(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void download(void* dst, const void* src, std::size_t bytes) = 0;
+
+  // Planning brackets: ops called between begin_plan and end_plan create their primitives.
+  virtual void begin_plan(int batch) = 0;
+  virtual void end_plan() = 0;
+  virtual void begin_run(int batch) = 0;
+  virtual void end_run() = 0;
+
+  virtual void patchify(const PatchifyArgs& a) = 0;
+  virtual void linear(const LinearArgs& a) = 0;
+  virtual void tokens(const TokensArgs& a) = 0;
+  virtual void layernorm(const LayerNormArgs& a) = 0;
+  virtual void attention(const AttentionArgs& a) = 0;
+  // dst[b] = mean over rows [first, first + count) of x[b]  (x: [batch, tokens, dim])
+  virtual void mean_tokens(const float* x, int batch, int tokens, int dim, int first, int count, float* dst) = 0;
+  // dst = 0.5 * (a + b), n elements (DeiT's averaged heads).
+  virtual void average(const float* a, const float* b, std::int64_t n, float* dst) = 0;
+
+ protected:
+  DT act_dt_ = DT::f32;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+
+}  // namespace vitrt

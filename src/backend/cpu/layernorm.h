@@ -1,0 +1,8 @@
+// LayerNorm over rows with fp32 statistics (two passes over the row, double accumulation).
+#pragma once
+
+#include "backend/backend.h"
+
+namespace vitrt::cpu {
+void layernorm(const LayerNormArgs& a);
+}  // namespace vitrt::cpu

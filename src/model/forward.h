@@ -1,0 +1,39 @@
+// The ViT forward pass, written once for every backend.
+#pragma once
+
+#include "backend/backend.h"
+#include "model/weights.h"
+
+namespace vitrt {
+
+// Activation buffers for the largest planned batch (backend memory). Named after timm's
+// intermediates so any of them can be dumped and compared.
+struct Activations {
+  float* images = nullptr;     // [B, C, S, S]
+  void* cols = nullptr;        // [B * patches, C * p * p]  act dtype
+  float* patches = nullptr;    // [B * patches, E]
+  float* x = nullptr;          // [B, N, E] residual stream, fp32
+  void* h = nullptr;           // [B * N, E] normed, act dtype
+  void* qkv = nullptr;         // [B * N, 3E]
+  void* attn = nullptr;        // [B * N, E]
+  void* mlp = nullptr;         // [B * N, M]
+  float* pooled = nullptr;     // [B, E]
+  float* pooled_dist = nullptr;  // [B, E]
+  float* logits = nullptr;     // [B * rows, classes]
+  float* logits_dist = nullptr;  // [B, classes]
+};
+
+// Per-session constants (host memory, stable for the session's life).
+struct ForwardConstants {
+  const ViTConfig* config = nullptr;
+  const ModelWeights* weights = nullptr;
+  int img_size = 0;          // session resolution
+  const float* prefix = nullptr;  // [num_prefix, E]: cls, dist, registers in timm's order
+  const float* pos = nullptr;     // resampled to the session grid
+};
+
+// Computes `batch` images (the first `valid` real, the rest padding) and returns the output buffer
+// ([batch * output_rows, output_dim], fp32, backend memory).
+const float* vit_forward(Backend& be, const ForwardConstants& k, const Activations& a, int batch, int valid);
+
+}  // namespace vitrt

@@ -1,0 +1,177 @@
+#include "vitrt/session.h"
+
+#include <algorithm>
+#include <set>
+
+#include "backend/backend.h"
+#include "core/check.h"
+#include "core/resample.h"
+#include "model/forward.h"
+
+namespace vitrt {
+
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::tf32: return "tf32";
+    case Precision::fp16: return "fp16";
+    case Precision::bf16: return "bf16";
+  }
+  return "?";
+}
+
+Precision parse_precision(const std::string& s) {
+  for (auto p : {Precision::fp32, Precision::tf32, Precision::fp16, Precision::bf16})
+    if (s == to_string(p)) return p;
+  VITRT_FAIL("unknown precision '", s, "'; expected fp32, tf32, fp16 or bf16");
+}
+
+Device Device::parse(const std::string& s) {
+  if (s == "cpu") return {Kind::cpu, 0};
+  if (s == "cuda") return {Kind::cuda, 0};
+  if (s.starts_with("cuda:") && s.size() > 5 && s.size() < 9 &&
+      std::all_of(s.begin() + 5, s.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    return {Kind::cuda, std::stoi(s.substr(5))};
+  VITRT_FAIL("unknown device '", s, "'; expected cpu, cuda or cuda:N");
+}
+
+std::string Device::to_string() const { return kind == Kind::cpu ? "cpu" : "cuda:" + std::to_string(index); }
+
+struct Session::Plan {
+  std::vector<int> batches;  // ascending
+  void* arena = nullptr;
+  std::size_t arena_bytes = 0;
+  Activations act;
+  std::vector<float> prefix, pos;
+  ForwardConstants constants;
+};
+
+namespace {
+
+// Position embedding for the session grid: prefix rows kept, the grid resampled bicubically with
+// antialiasing (timm's resample_abs_pos_embed).
+std::vector<float> session_pos_embed(const ViTConfig& c, const ModelWeights& w, int grid) {
+  const int E = c.embed_dim, prefix = w.pos_prefix, old_grid = w.pos_grid;
+  std::vector<float> pos(static_cast<size_t>(prefix + grid * grid) * E);
+  std::copy(w.pos_embed, w.pos_embed + static_cast<size_t>(prefix) * E, pos.begin());
+  const float* src = w.pos_embed + static_cast<size_t>(prefix) * E;
+  float* dst = pos.data() + static_cast<size_t>(prefix) * E;
+  if (grid == old_grid) {
+    std::copy(src, src + static_cast<size_t>(grid) * grid * E, dst);
+    return pos;
+  }
+  // [tokens, E] <-> [E, g, g] planes.
+  std::vector<float> planes(static_cast<size_t>(E) * old_grid * old_grid), out(static_cast<size_t>(E) * grid * grid);
+  for (int t = 0; t < old_grid * old_grid; ++t)
+    for (int e = 0; e < E; ++e) planes[static_cast<size_t>(e) * old_grid * old_grid + t] = src[static_cast<size_t>(t) * E + e];
+  resample_planes(planes.data(), E, old_grid, old_grid, out.data(), grid, grid, Interpolation::bicubic);
+  for (int t = 0; t < grid * grid; ++t)
+    for (int e = 0; e < E; ++e) dst[static_cast<size_t>(t) * E + e] = out[static_cast<size_t>(e) * grid * grid + t];
+  return pos;
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
+    : model_(std::move(model)), options_(std::move(options)) {
+  VITRT_CHECK(model_, "Session needs a model");
+  const ViTConfig& c = model_->config();
+  const ModelWeights& w = model_->weights();
+  VITRT_CHECK(!options_.batch_sizes.empty(), "no batch sizes to plan");
+  for (int b : options_.batch_sizes)
+    VITRT_CHECK(b >= 1 && b <= 65536, "batch size ", b, " is out of range (1..65536)");
+  img_size_ = options_.img_size > 0 ? options_.img_size : c.img_size;
+  VITRT_CHECK(img_size_ % c.patch_size == 0 && img_size_ <= 8192, "image size ", img_size_,
+              " is not a multiple of the patch size ", c.patch_size, " (or exceeds 8192)");
+  VITRT_CHECK(options_.threads >= 0, "thread count must be >= 0, got ", options_.threads);
+
+  if (options_.device.kind == Device::Kind::cuda) {
+    VITRT_FAIL("device ", options_.device.to_string(), " requested, but this build of vitrt has no CUDA backend");
+  }
+  backend_ = make_cpu_backend(options_.threads);
+  precision_ = backend_->resolve_precision(options_.precision);
+
+  plan_ = std::make_unique<Plan>();
+  auto& p = *plan_;
+  std::set<int> sizes(options_.batch_sizes.begin(), options_.batch_sizes.end());
+  p.batches.assign(sizes.begin(), sizes.end());
+  const int grid = img_size_ / c.patch_size;
+  p.pos = session_pos_embed(c, w, grid);
+  for (const float* t : {w.cls_token, w.dist_token})
+    if (t) p.prefix.insert(p.prefix.end(), t, t + c.embed_dim);
+  if (w.reg_tokens) p.prefix.insert(p.prefix.end(), w.reg_tokens, w.reg_tokens + static_cast<size_t>(c.reg_tokens) * c.embed_dim);
+
+  // One arena for the largest batch; 64-byte aligned slices.
+  const std::size_t B = static_cast<std::size_t>(p.batches.back());
+  const std::size_t patches = static_cast<std::size_t>(grid) * grid, N = patches + c.num_prefix_tokens();
+  const std::size_t E = c.embed_dim, M = c.mlp_dim, K = static_cast<std::size_t>(c.in_chans) * c.patch_size * c.patch_size;
+  const std::size_t as = dt_size(backend_->act_dt());
+  const std::size_t classes = std::max(c.num_classes, 1);
+  std::vector<std::pair<void**, std::size_t>> slices = {
+      {reinterpret_cast<void**>(&p.act.images), B * c.in_chans * img_size_ * img_size_ * 4},
+      {&p.act.cols, B * patches * K * as},
+      {reinterpret_cast<void**>(&p.act.patches), B * patches * E * 4},
+      {reinterpret_cast<void**>(&p.act.x), B * N * E * 4},
+      {&p.act.h, B * N * E * as},
+      {&p.act.qkv, B * N * 3 * E * as},
+      {&p.act.attn, B * N * E * as},
+      {&p.act.mlp, B * N * M * as},
+      {reinterpret_cast<void**>(&p.act.pooled), B * E * 4},
+      {reinterpret_cast<void**>(&p.act.pooled_dist), B * E * 4},
+      {reinterpret_cast<void**>(&p.act.logits), B * c.output_rows() * classes * 4},
+      {reinterpret_cast<void**>(&p.act.logits_dist), B * classes * 4},
+  };
+  std::size_t total = 0;
+  for (auto& [ptr, bytes] : slices) total += (bytes + 63) / 64 * 64;
+  p.arena = backend_->allocate(total);
+  p.arena_bytes = total;
+  std::size_t offset = 0;
+  for (auto& [ptr, bytes] : slices) {
+    *ptr = static_cast<char*>(p.arena) + offset;
+    offset += (bytes + 63) / 64 * 64;
+  }
+  p.constants = {&c, &w, img_size_, p.prefix.data(), p.pos.data()};
+  // Largest batch first: backends size shared scratch from the first plan.
+  for (auto it = p.batches.rbegin(); it != p.batches.rend(); ++it) {
+    backend_->begin_plan(*it);
+    vit_forward(*backend_, p.constants, p.act, *it, *it);
+    backend_->end_plan();
+  }
+}
+
+Session::~Session() {
+  if (plan_ && plan_->arena) {
+    void* arena = plan_->arena;
+    plan_.reset();
+    backend_->release(arena);
+  }
+}
+
+int Session::max_batch() const { return plan_->batches.back(); }
+std::size_t Session::arena_bytes() const { return plan_->arena_bytes; }
+std::string Session::device_name() const { return backend_->device_name(); }
+
+std::int64_t Session::input_elements_per_image() const {
+  return static_cast<std::int64_t>(model_->config().in_chans) * img_size_ * img_size_;
+}
+
+std::int64_t Session::output_elements_per_image() const {
+  const auto& c = model_->config();
+  const int grid = img_size_ / c.patch_size;
+  const std::int64_t rows = c.global_pool == Pooling::none ? grid * grid + c.num_prefix_tokens() : 1;
+  return rows * c.output_dim();
+}
+
+void Session::run(const float* images, int batch, float* out) {
+  auto& p = *plan_;
+  VITRT_CHECK(batch >= 1 && batch <= max_batch(), "batch ", batch, " is outside the planned range 1..", max_batch());
+  VITRT_CHECK(images && out, "Session::run: null input or output pointer");
+  const int planned = *std::lower_bound(p.batches.begin(), p.batches.end(), batch);
+  backend_->upload(p.act.images, images, static_cast<std::size_t>(batch) * input_elements_per_image() * sizeof(float));
+  backend_->begin_run(planned);
+  const float* result = vit_forward(*backend_, p.constants, p.act, planned, batch);
+  backend_->end_run();
+  backend_->download(out, result, static_cast<std::size_t>(batch) * output_elements_per_image() * sizeof(float));
+}
+
+}  // namespace vitrt

@@ -1,0 +1,84 @@
+// bench: median latency and throughput per batch size, with provenance (device, commit, precision).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "options.h"
+
+namespace vitrt::cli {
+namespace {
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const auto i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+}  // namespace
+
+int cmd_bench(const Options& o) {
+  auto model = load_model(o);
+  std::vector<int> batches = o.batches;
+  std::sort(batches.begin(), batches.end());
+  nlohmann::json rows = nlohmann::json::array();
+  std::string device;
+  std::string precision;
+  for (int b : batches) {
+    Session session(model, session_options(o, {b}, o.img_size));
+    device = session.device_name();
+    precision = to_string(session.precision());
+    std::vector<float> x(static_cast<size_t>(session.input_elements_per_image()) * b);
+    std::mt19937 rng(1234);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (auto& v : x) v = nd(rng);
+    std::vector<float> y(static_cast<size_t>(session.output_elements_per_image()) * b);
+    for (int i = 0; i < o.warmup; ++i) session.run(x.data(), b, y.data());
+    std::vector<double> ms;
+    for (int i = 0; i < o.iters; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      session.run(x.data(), b, y.data());
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    const double med = percentile(ms, 0.5);
+    rows.push_back({{"batch", b},
+                    {"latency_ms_median", med},
+                    {"latency_ms_min", percentile(ms, 0.0)},
+                    {"latency_ms_p90", percentile(ms, 0.9)},
+                    {"img_per_s", b * 1000.0 / med},
+                    {"tflops", model->flops_per_image(session.img_size()) * b / (med * 1e-3) / 1e12},
+                    {"arena_mib", static_cast<double>(session.arena_bytes()) / (1 << 20)},
+                    {"peak_rss_mib", peak_rss_mib()}});
+  }
+  const std::string name = model->config().name + (model->is_synthetic() ? " (synthetic weights)" : "");
+  if (o.json) {
+    nlohmann::json j = {{"model", name}, {"device", device}, {"precision", precision}, {"commit", git_commit()},
+                        {"iters", o.iters}, {"rows", rows}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("model %s | device %s | precision %s | commit %s | %d iters, median\n\n", name.c_str(), device.c_str(),
+              precision.c_str(), git_commit(), o.iters);
+  std::printf("| batch | latency ms (median) | min | p90 | img/s | TFLOP/s | arena MiB | peak RSS MiB |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : rows) {
+    std::printf("| %d | %.2f | %.2f | %.2f | %.1f | %.3f | %.0f | %.0f |\n", r["batch"].get<int>(),
+                r["latency_ms_median"].get<double>(), r["latency_ms_min"].get<double>(),
+                r["latency_ms_p90"].get<double>(), r["img_per_s"].get<double>(), r["tflops"].get<double>(),
+                r["arena_mib"].get<double>(), r["peak_rss_mib"].get<double>());
+  }
+  return 0;
+}
+
+}  // namespace vitrt::cli
