@@ -109,6 +109,7 @@ ViTConfig timm_config(const Json& j, const std::string& file, std::vector<std::s
     c.depth = get_or(a, "depth", c.depth, file);
     c.num_heads = get_or(a, "num_heads", c.num_heads, file);
     if (a.contains("mlp_ratio")) c.mlp_dim = static_cast<int>(c.embed_dim * a["mlp_ratio"].get<double>());
+    else if (a.contains("embed_dim")) c.mlp_dim = 4 * c.embed_dim;
     c.qkv_bias = get_or(a, "qkv_bias", c.qkv_bias, file);
     c.class_token = get_or(a, "class_token", c.class_token, file);
     c.reg_tokens = get_or(a, "reg_tokens", c.reg_tokens, file);
