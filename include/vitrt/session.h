@@ -75,7 +75,8 @@ class Session {
   std::unique_ptr<Plan> plan_;
 };
 
-// Where notices go (precision fallbacks, synthetic weights, ...). Default: stderr with "vitrt: ".
+// Where notices go (precision fallbacks, synthetic weights, ...). Default (and after passing an
+// empty function): stderr with "vitrt: ".
 void set_log_handler(std::function<void(std::string_view)> handler);
 void log_notice(std::string_view message);
 

@@ -90,17 +90,16 @@ const std::vector<std::string>& imagenet_labels() {
 
 namespace {
 std::mutex g_log_mutex;
+void log_to_stderr(std::string_view m) { std::fprintf(stderr, "vitrt: %.*s\n", static_cast<int>(m.size()), m.data()); }
 std::function<void(std::string_view)>& log_handler() {
-  static std::function<void(std::string_view)> h = [](std::string_view m) {
-    std::fprintf(stderr, "vitrt: %.*s\n", static_cast<int>(m.size()), m.data());
-  };
+  static std::function<void(std::string_view)> h = log_to_stderr;
   return h;
 }
 }  // namespace
 
 void set_log_handler(std::function<void(std::string_view)> handler) {
   std::lock_guard lock(g_log_mutex);
-  log_handler() = std::move(handler);
+  log_handler() = handler ? std::move(handler) : log_to_stderr;
 }
 
 void log_notice(std::string_view message) {

@@ -68,6 +68,7 @@ class CpuBackend final : public Backend {
   void begin_plan(int batch) override {
     planning_ = true;
     current_ = &plans_[batch];
+    *current_ = Plan{};
     omp_set_num_threads(threads_);
   }
   void end_plan() override { planning_ = false; }

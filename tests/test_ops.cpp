@@ -1,0 +1,271 @@
+// One table-driven test per op across backends and precisions, against float64 references at odd
+// shapes (197 and 577 tokens, head dims 64 and 80, batch 3), with fresh random data and outputs
+// poisoned with NaN before every run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+
+#include "backend/backend.h"
+#include "core/half.h"
+#include "test_util.h"
+
+namespace vitrt {
+namespace {
+
+using test::randn;
+
+struct BackendCase {
+  std::string name;
+  std::function<std::unique_ptr<Backend>()> make;
+  Precision precision;
+};
+
+void PrintTo(const BackendCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<BackendCase> backends() {
+  return {{"cpu_fp32", [] { return make_cpu_backend(0); }, Precision::fp32},
+          {"cpu_bf16", [] { return make_cpu_backend(0); }, Precision::bf16}};
+}
+
+double tolerance(DT dt) { return dt == DT::f32 ? 2e-5 : 2e-2; }
+
+// A backend buffer filled from host floats in `dt`, read back as floats.
+class Buffer {
+ public:
+  Buffer(Backend& be, std::size_t n, DT dt) : be_(be), n_(n), dt_(dt), p_(be.allocate(n * dt_size(dt))) {}
+  ~Buffer() { be_.release(p_); }
+  void set(const std::vector<float>& v) {
+    if (dt_ == DT::f32) be_.upload(p_, v.data(), n_ * 4);
+    else {
+      auto h = test::to_bf16(v);
+      be_.upload(p_, h.data(), n_ * 2);
+    }
+  }
+  void poison() { set(std::vector<float>(n_, std::numeric_limits<float>::quiet_NaN())); }
+  std::vector<float> get() const {
+    if (dt_ == DT::f32) {
+      std::vector<float> v(n_);
+      be_.download(v.data(), p_, n_ * 4);
+      return v;
+    }
+    std::vector<std::uint16_t> h(n_);
+    be_.download(h.data(), p_, n_ * 2);
+    return test::from_bf16(h);
+  }
+  // The values the backend really sees (rounded to dt).
+  std::vector<float> rounded(const std::vector<float>& v) const {
+    return dt_ == DT::f32 ? v : test::from_bf16(test::to_bf16(v));
+  }
+  void* data() const { return p_; }
+  float* f32() const { return static_cast<float*>(p_); }
+
+ private:
+  Backend& be_;
+  std::size_t n_;
+  DT dt_;
+  void* p_;
+};
+
+// Plans one op call (batch key 1) then replays it.
+template <typename F>
+void plan_and_run(Backend& be, F&& op) {
+  be.begin_plan(1);
+  op();
+  be.end_plan();
+  be.begin_run(1);
+  op();
+  be.end_run();
+}
+
+class OpTest : public ::testing::TestWithParam<BackendCase> {
+ protected:
+  void SetUp() override {
+    fresh();
+    if (be_->resolve_precision(GetParam().precision) != GetParam().precision) {
+      GTEST_SKIP() << GetParam().name << ": precision not supported on this machine";
+    }
+  }
+  // A new backend per case: backends cache weights by address and size scratch from the first plan.
+  void fresh() {
+    be_ = GetParam().make();
+    set_log_handler([](std::string_view) {});
+    be_->resolve_precision(GetParam().precision);
+    set_log_handler(nullptr);
+  }
+  std::unique_ptr<Backend> be_;
+};
+
+struct LinearCase {
+  std::int64_t rows;
+  int in, out;
+  Epilogue epi;
+  bool accumulate;
+};
+
+TEST_P(OpTest, Linear) {
+  const DT adt = be_->act_dt();
+  std::uint64_t seed = 1;
+  for (const LinearCase& c : std::vector<LinearCase>{{3 * 197, 64, 80, Epilogue::none, false},
+                                                     {3 * 577, 80, 240, Epilogue::gelu_erf, false},
+                                                     {3 * 197, 768, 96, Epilogue::quick_gelu, false},
+                                                     {3 * 197, 96, 64, Epilogue::none, true},
+                                                     {1, 80, 1000, Epilogue::none, false}}) {
+    SCOPED_TRACE(::testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out);
+    fresh();
+    const auto w = randn(static_cast<size_t>(c.in) * c.out, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
+    const auto b = randn(c.out, seed++, 0.1f);
+    LinearWeights lw{w.data(), b.data(), c.out, c.in};
+    const DT dst_dt = c.accumulate ? DT::f32 : adt;
+    Buffer src(*be_, c.rows * c.in, adt), dst(*be_, c.rows * c.out, dst_dt);
+    const auto x = src.rounded(randn(c.rows * c.in, seed++));
+    const auto resid = randn(c.rows * c.out, seed++);
+    src.set(x);
+    if (c.accumulate) dst.set(resid);
+    else dst.poison();
+    // The backend may round weights to its precision; the reference uses them as given.
+    const auto wr = src.rounded(w);
+    LinearArgs a{&lw, c.rows, src.data(), c.in, adt, dst.data(), c.out, dst_dt, c.epi, c.accumulate};
+    plan_and_run(*be_, [&] { be_->linear(a); });
+    std::vector<double> ref(c.rows * c.out);
+    for (std::int64_t r = 0; r < c.rows; ++r)
+      for (int o = 0; o < c.out; ++o) {
+        double s = b[o];
+        for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * c.in + k]) * wr[static_cast<size_t>(o) * c.in + k];
+        if (c.epi == Epilogue::gelu_erf) s = 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0)));
+        if (c.epi == Epilogue::quick_gelu) s = s / (1.0 + std::exp(-1.702 * s));
+        if (c.accumulate) s += resid[r * c.out + o];
+        ref[r * c.out + o] = s;
+      }
+    const auto y = dst.get();
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(adt));
+  }
+}
+
+TEST_P(OpTest, Attention) {
+  const DT adt = be_->act_dt();
+  std::uint64_t seed = 100;
+  for (auto [tokens, head_dim, heads] : std::vector<std::tuple<int, int, int>>{{197, 64, 3}, {577, 80, 2}, {197, 80, 2}, {5, 64, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim);
+    fresh();
+    const int B = 3, E = heads * head_dim;
+    const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
+    Buffer qkv(*be_, n_qkv, adt), out(*be_, n_out, adt);
+    const auto q = qkv.rounded(randn(n_qkv, seed++, 1.5f));
+    qkv.set(q);
+    out.poison();
+    AttentionArgs a{B, tokens, heads, head_dim, qkv.data(), out.data(), adt};
+    plan_and_run(*be_, [&] { be_->attention(a); });
+    std::vector<double> ref(n_out), p(tokens);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    auto at = [&](int b, int t, int s, int h, int d) { return static_cast<double>(q[((static_cast<size_t>(b) * tokens + t) * 3 + s) * E + h * head_dim + d]); };
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < heads; ++h)
+        for (int i = 0; i < tokens; ++i) {
+          double mx = -1e300, sum = 0;
+          for (int j = 0; j < tokens; ++j) {
+            double s = 0;
+            for (int d = 0; d < head_dim; ++d) s += at(b, i, 0, h, d) * at(b, j, 1, h, d);
+            p[j] = s * scale;
+            mx = std::max(mx, p[j]);
+          }
+          for (int j = 0; j < tokens; ++j) sum += (p[j] = std::exp(p[j] - mx));
+          for (int d = 0; d < head_dim; ++d) {
+            double o = 0;
+            for (int j = 0; j < tokens; ++j) o += p[j] / sum * at(b, j, 2, h, d);
+            ref[(static_cast<size_t>(b) * tokens + i) * E + h * head_dim + d] = o;
+          }
+        }
+    const auto y = out.get();
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(adt));
+  }
+}
+
+TEST_P(OpTest, LayerNorm) {
+  const DT adt = be_->act_dt();
+  std::uint64_t seed = 200;
+  for (auto [rows, dim, in_place] : std::vector<std::tuple<int, int, bool>>{{3 * 197, 768, false}, {3 * 577, 80, false}, {7, 64, true}}) {
+    SCOPED_TRACE(::testing::Message() << "rows " << rows << " dim " << dim << (in_place ? " in place" : ""));
+    auto x = randn(static_cast<size_t>(rows) * dim, seed++, 2.0f);
+    for (int r = 0; r < rows; ++r)
+      for (int i = 0; i < dim; ++i) x[static_cast<size_t>(r) * dim + i] += 5.0f;  // a large mean
+    const auto g = randn(dim, seed++, 0.5f), bias = randn(dim, seed++, 0.5f);
+    NormWeights nw{g.data(), bias.data()};
+    const DT dst_dt = in_place ? DT::f32 : adt;
+    Buffer src(*be_, x.size(), DT::f32), dst(*be_, x.size(), dst_dt);
+    src.set(x);
+    dst.poison();
+    void* out = in_place ? src.data() : dst.data();
+    LayerNormArgs a{rows, dim, src.f32(), dim, out, dim, dst_dt, &nw, 1e-6f};
+    plan_and_run(*be_, [&] { be_->layernorm(a); });
+    std::vector<double> ref(x.size());
+    for (int r = 0; r < rows; ++r) {
+      double m = 0, v = 0;
+      for (int i = 0; i < dim; ++i) m += x[static_cast<size_t>(r) * dim + i];
+      m /= dim;
+      for (int i = 0; i < dim; ++i) v += std::pow(x[static_cast<size_t>(r) * dim + i] - m, 2);
+      v /= dim;
+      for (int i = 0; i < dim; ++i)
+        ref[static_cast<size_t>(r) * dim + i] = (x[static_cast<size_t>(r) * dim + i] - m) / std::sqrt(v + 1e-6) * g[i] + bias[i];
+    }
+    const auto y = in_place ? src.get() : dst.get();
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(dst_dt));
+  }
+}
+
+TEST_P(OpTest, PatchifyTokensAndPooling) {
+  const DT adt = be_->act_dt();
+  const int B = 3, C = 3, S = 48, P = 16, g = S / P, patches = g * g, E = 8, prefix = 2, N = prefix + patches;
+  const auto img = test::randn(static_cast<size_t>(B) * C * S * S, 300);
+  const int K = C * P * P;
+  Buffer images(*be_, img.size(), DT::f32), cols(*be_, static_cast<size_t>(B) * patches * K, adt);
+  images.set(img);
+  cols.poison();
+  // valid = 2: the third image is batch padding and must come out as zeros.
+  plan_and_run(*be_, [&] { be_->patchify({B, 2, C, S, P, images.f32(), cols.data(), adt}); });
+  const auto got = cols.get();
+  for (int b = 0; b < B; ++b)
+    for (int py = 0; py < g; ++py)
+      for (int px = 0; px < g; ++px)
+        for (int c = 0; c < C; ++c)
+          for (int ky = 0; ky < P; ++ky)
+            for (int kx = 0; kx < P; ++kx) {
+              const float want = b < 2 ? cols.rounded({img[((static_cast<size_t>(b) * C + c) * S + py * P + ky) * S + px * P + kx]})[0] : 0.0f;
+              const float have = got[(static_cast<size_t>(b) * patches + py * g + px) * K + (c * P + ky) * P + kx];
+              ASSERT_EQ(want, have) << "b " << b << " patch " << py << "," << px;
+            }
+  for (bool covers : {true, false}) {
+    const auto rows = test::randn(static_cast<size_t>(B) * patches * E, 301);
+    const auto pre = test::randn(static_cast<size_t>(prefix) * E, 302);
+    const auto pos = test::randn(static_cast<size_t>(covers ? N : patches) * E, 303);
+    Buffer prow(*be_, rows.size(), DT::f32), x(*be_, static_cast<size_t>(B) * N * E, DT::f32), pooled(*be_, static_cast<size_t>(B) * E, DT::f32);
+    prow.set(rows);
+    x.poison();
+    pooled.poison();
+    plan_and_run(*be_, [&] {
+      be_->tokens({B, patches, E, prow.f32(), pre.data(), prefix, pos.data(), covers, x.f32()});
+      be_->mean_tokens(x.f32(), B, N, E, prefix, patches, pooled.f32());
+    });
+    const auto xv = x.get(), pv = pooled.get();
+    for (int b = 0; b < B; ++b)
+      for (int e = 0; e < E; ++e) {
+        double mean = 0;
+        for (int t = 0; t < N; ++t) {
+          const double base = t < prefix ? pre[static_cast<size_t>(t) * E + e] : rows[(static_cast<size_t>(b) * patches + t - prefix) * E + e];
+          const double p = covers ? pos[static_cast<size_t>(t) * E + e] : t < prefix ? 0.0 : pos[static_cast<size_t>(t - prefix) * E + e];
+          EXPECT_NEAR(xv[(static_cast<size_t>(b) * N + t) * E + e], base + p, 1e-6);
+          if (t >= prefix) mean += base + p;
+        }
+        EXPECT_NEAR(pv[static_cast<size_t>(b) * E + e], mean / patches, 1e-5);
+      }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, OpTest, ::testing::ValuesIn(backends()),
+                         [](const auto& tp) { return tp.param.name; });
+
+}  // namespace
+}  // namespace vitrt

@@ -1,0 +1,99 @@
+// Session behaviour: planned vs padded batches, several sessions on one model from several threads,
+// clear errors for bad requests.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+
+#include "test_util.h"
+#include "vitrt/vitrt.h"
+
+namespace vitrt {
+namespace {
+
+std::shared_ptr<const Model> small_model() {
+  ViTConfig c = *find_builtin("vit_tiny_patch16_224");
+  c.depth = 2;
+  c.img_size = 64;
+  c.num_classes = 11;
+  return Model::synthetic(c, 5);
+}
+
+std::vector<float> run(Session& s, const std::vector<float>& x, int batch) {
+  std::vector<float> y(static_cast<size_t>(s.output_elements_per_image()) * batch, std::nanf(""));
+  s.run(x.data(), batch, y.data());
+  return y;
+}
+
+TEST(Session, PaddedBatchesMatchExactOnes) {
+  auto m = small_model();
+  const auto x = test::randn(5 * 3 * 64 * 64, 9);
+  SessionOptions exact;
+  exact.batch_sizes = {1, 3};
+  Session a(m, exact);
+  SessionOptions padded;
+  padded.batch_sizes = {8};
+  Session b(m, padded);
+  const auto y1 = run(a, x, 1), y3 = run(a, x, 3), p3 = run(b, x, 3), p1 = run(b, x, 1);
+  EXPECT_LE(test::max_rel_error(p3.data(), y3.data(), y3.size()), 1e-5);
+  EXPECT_LE(test::max_rel_error(p1.data(), y1.data(), y1.size()), 1e-5);
+  EXPECT_LE(test::max_rel_error(y3.data(), y1.data(), y1.size()), 1e-5);  // image 0 is the same in both
+}
+
+TEST(Session, SessionsOnOneModelFromSeveralThreads) {
+  auto m = small_model();
+  const auto x = test::randn(2 * 3 * 64 * 64, 10);
+  SessionOptions o;
+  o.batch_sizes = {2};
+  o.threads = 1;
+  Session ref(m, o);
+  const auto want = run(ref, x, 2);
+  std::vector<std::vector<float>> got(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      Session s(m, o);
+      for (int i = 0; i < 3; ++i) got[t] = run(s, x, 2);
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& g : got) EXPECT_EQ(g, want);
+}
+
+TEST(Session, ClearErrors) {
+  auto m = small_model();
+  auto msg = [&](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  SessionOptions o;
+  o.batch_sizes = {2};
+  Session s(m, o);
+  std::vector<float> x(3 * 3 * 64 * 64), y(100);
+  EXPECT_NE(msg([&] { s.run(x.data(), 3, y.data()); }).find("batch 3 is outside the planned range 1..2"), std::string::npos);
+  EXPECT_NE(msg([&] { s.run(x.data(), 0, y.data()); }).find("outside the planned range"), std::string::npos);
+  SessionOptions bad = o;
+  bad.img_size = 70;
+  EXPECT_NE(msg([&] { Session t(m, bad); }).find("not a multiple of the patch size 16"), std::string::npos);
+  bad = o;
+  bad.device = Device::parse("cuda:1");
+  EXPECT_NE(msg([&] { Session t(m, bad); }).find("cuda:1"), std::string::npos);
+  EXPECT_NE(msg([] { Device::parse("tpu"); }).find("unknown device 'tpu'"), std::string::npos);
+  EXPECT_NE(msg([] { parse_precision("int4"); }).find("unknown precision 'int4'"), std::string::npos);
+}
+
+TEST(Session, ResolutionChangeResamplesPositions) {
+  auto m = small_model();
+  SessionOptions o;
+  o.img_size = 96;
+  Session s(m, o);
+  const auto x = test::randn(3 * 96 * 96, 11);
+  const auto y = run(s, x, 1);
+  for (float v : y) EXPECT_TRUE(std::isfinite(v));
+}
+
+}  // namespace
+}  // namespace vitrt

@@ -1,0 +1,22 @@
+// Shared helpers for the tests: random data, poisoning, normalized errors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace vitrt::test {
+
+std::vector<float> randn(std::size_t n, std::uint64_t seed, float scale = 1.0f);
+// max |a - b| / max |b|; +inf when a holds a NaN.
+double max_rel_error(const float* a, const double* ref, std::size_t n);
+double max_rel_error(const float* a, const float* ref, std::size_t n);
+std::vector<std::uint16_t> to_bf16(const std::vector<float>& v);
+std::vector<float> from_bf16(const std::vector<std::uint16_t>& v);
+bool cpu_supports_bf16();
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+
+}  // namespace vitrt::test
