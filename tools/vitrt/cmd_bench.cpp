@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/npy.h"
 #include "options.h"
 
 namespace vitrt::cli {
@@ -35,14 +36,24 @@ int cmd_bench(const Options& o) {
   nlohmann::json rows = nlohmann::json::array();
   std::string device;
   std::string precision;
+  HostTensor given;
+  if (!o.input.empty()) given = read_npy(o.input);
   for (int b : batches) {
     Session session(model, session_options(o, {b}, o.img_size));
     device = session.device_name();
     precision = to_string(session.precision());
     std::vector<float> x(static_cast<size_t>(session.input_elements_per_image()) * b);
-    std::mt19937 rng(1234);
-    std::normal_distribution<float> nd(0.f, 1.f);
-    for (auto& v : x) v = nd(rng);
+    if (!o.input.empty()) {
+      VITRT_CHECK_CLI(given.shape.size() == 4 && given.shape[0] >= b &&
+                          given.shape[1] * given.shape[2] * given.shape[3] == session.input_elements_per_image(),
+                      o.input, ": expected at least ", b, " images of ", session.input_elements_per_image(),
+                      " values, found ", shape_str(given.shape));
+      std::copy(given.data.begin(), given.data.begin() + static_cast<std::ptrdiff_t>(x.size()), x.begin());
+    } else {
+      std::mt19937 rng(1234);
+      std::normal_distribution<float> nd(0.f, 1.f);
+      for (auto& v : x) v = nd(rng);
+    }
     std::vector<float> y(static_cast<size_t>(session.output_elements_per_image()) * b);
     for (int i = 0; i < o.warmup; ++i) session.run(x.data(), b, y.data());
     std::vector<double> ms;
@@ -60,6 +71,7 @@ int cmd_bench(const Options& o) {
                     {"tflops", model->flops_per_image(session.img_size()) * b / (med * 1e-3) / 1e12},
                     {"arena_mib", static_cast<double>(session.arena_bytes()) / (1 << 20)},
                     {"peak_rss_mib", peak_rss_mib()}});
+    if (o.samples) rows.back()["samples_ms"] = ms;
   }
   const std::string name = model->config().name + (model->is_synthetic() ? " (synthetic weights)" : "");
   if (o.json) {

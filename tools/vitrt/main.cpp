@@ -16,11 +16,12 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Raw tensors in and out (.npy), for verification");
   add_options(*run, o, {Opt::model, Opt::weights, Opt::input, Opt::output_npy, Opt::precision, Opt::device,
                         Opt::threads, Opt::max_batch});
+  run->get_option("--input")->required();
   auto* pre = app.add_subcommand("preprocess", "Write the normalized batch the model would see");
   add_options(*pre, o, {Opt::model, Opt::weights, Opt::output_npy, Opt::images});
   auto* bench = app.add_subcommand("bench", "Latency and throughput per batch size");
   add_options(*bench, o, {Opt::model, Opt::weights, Opt::batches, Opt::precision, Opt::device, Opt::threads,
-                          Opt::iters, Opt::warmup, Opt::json, Opt::img_size});
+                          Opt::iters, Opt::warmup, Opt::json, Opt::img_size, Opt::input, Opt::samples});
   auto* info = app.add_subcommand("info", "Architecture, parameters, GFLOPs, preprocessing");
   info->add_option("target", o.target, "Built-in name or checkpoint file");
   info->add_flag("--list", o.list, "List the built-in architectures");

@@ -29,7 +29,7 @@ void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which) {
         app.add_flag("--json", o.json, "Machine-readable JSON output");
         break;
       case Opt::input:
-        app.add_option("--input,-i", o.input, "float32 NCHW .npy input")->required()->check(CLI::ExistingFile);
+        app.add_option("--input,-i", o.input, "float32 NCHW .npy input")->check(CLI::ExistingFile);
         break;
       case Opt::output_npy:
         app.add_option("--output,-o", o.output, "float32 .npy to write")->required();
@@ -55,6 +55,9 @@ void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which) {
       case Opt::img_size:
         app.add_option("--img-size", o.img_size, "Input resolution (position embeddings resampled); 0 = model's")
             ->check(CLI::NonNegativeNumber);
+        break;
+      case Opt::samples:
+        app.add_flag("--samples", o.samples, "Include every timed iteration in the JSON output");
         break;
     }
   }

@@ -42,9 +42,13 @@ struct Options {
   int img_size = 0;
   std::string target;  // info NAME|FILE
   bool list = false;
+  bool samples = false;
 };
 
-enum class Opt { model, weights, precision, device, threads, top_k, json, input, output_npy, images, batches, iters, warmup, max_batch, img_size };
+enum class Opt {
+  model, weights, precision, device, threads, top_k, json, input, output_npy, images, batches, iters, warmup,
+  max_batch, img_size, samples
+};
 void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which);
 
 // --weights (+ optional --model), or --model alone (synthetic weights, with a notice).
