@@ -69,6 +69,11 @@ def vitrt_bench(vitrt, x_path, batch, threads, iters, precision):
     return j["rows"][0]["samples_ms"], j
 
 
+def loaded_blas():
+    libs = {l.split()[-1] for l in open("/proc/self/maps") if "blas" in l.split()[-1]}
+    return ", ".join(sorted(os.path.realpath(p) for p in libs)) or "no BLAS library mapped"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("vitrt")
@@ -102,7 +107,7 @@ def main():
     base = statistics.median(samples["pytorch fp32"])
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     print(f"vit_base_patch16_224, batch {args.batch}, {args.threads} threads, {cpu}; torch {torch.__version__} "
-          f"({torch.__config__.parallel_info().splitlines()[0]}); vitrt {meta['fp32']['commit']} on {meta['fp32']['device']}; "
+          f"(BLAS: {loaded_blas()}); vitrt {meta['fp32']['commit']} on {meta['fp32']['device']}; "
           f"{args.rounds} rounds x {args.iters} iters, medians\n")
     print("| engine | precision | median ms | img/s | GFLOP/s | vs PyTorch fp32 |")
     print("|---|---|---:|---:|---:|---:|")

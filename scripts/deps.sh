@@ -2,8 +2,8 @@
 # Installs vitrt's build and test dependencies from Debian/Ubuntu packages (only what is missing).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build git pkg-config libdnnl-dev nlohmann-json3-dev libcli11-dev
-      libjpeg62-turbo-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev
-      python3-numpy python3-torch python3-torchvision python3-pil)
+      libjpeg62-turbo-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
+      python3-numpy python3-torch python3-torchvision python3-pil libopenblas0-pthread)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

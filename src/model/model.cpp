@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "core/check.h"
+#include "vitrt_commit.h"
 #include "model/checkpoint.h"
 #include "model/weights.h"
 #include "vitrt/session.h"

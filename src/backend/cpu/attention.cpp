@@ -34,27 +34,24 @@ inline float fast_exp(float x) {
 void softmax_rows(const float* src, void* dst, DT dst_dt, std::int64_t rows, std::int64_t n) {
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < rows; ++r) {
-    const float* s = src + r * n;
-    float mx = s[0];
-    for (std::int64_t i = 1; i < n; ++i) mx = s[i] > mx ? s[i] : mx;
-    float* d32 = dst_dt == DT::f32 ? static_cast<float*>(dst) + r * n : nullptr;
-    // Exponentials go to the fp32 row itself when writing fp32, else they are recomputed.
+    // Exponentials are written in place into the fp32 row (src may alias dst), then scaled.
+    float* e = const_cast<float*>(src) + r * n;
+    float mx = e[0];
+    for (std::int64_t i = 1; i < n; ++i) mx = e[i] > mx ? e[i] : mx;
     float sum = 0.0f;
-    if (d32) {
 #pragma omp simd reduction(+ : sum)
-      for (std::int64_t i = 0; i < n; ++i) {
-        d32[i] = fast_exp(s[i] - mx);
-        sum += d32[i];
-      }
-      const float inv = 1.0f / sum;
+    for (std::int64_t i = 0; i < n; ++i) {
+      e[i] = fast_exp(e[i] - mx);
+      sum += e[i];
+    }
+    const float inv = 1.0f / sum;
+    if (dst_dt == DT::f32) {
+      float* d = static_cast<float*>(dst) + r * n;
 #pragma omp simd
-      for (std::int64_t i = 0; i < n; ++i) d32[i] *= inv;
+      for (std::int64_t i = 0; i < n; ++i) d[i] = e[i] * inv;
     } else {
-#pragma omp simd reduction(+ : sum)
-      for (std::int64_t i = 0; i < n; ++i) sum += fast_exp(s[i] - mx);
-      const float inv = 1.0f / sum;
-      auto* d16 = static_cast<std::uint16_t*>(dst) + r * n;
-      for (std::int64_t i = 0; i < n; ++i) d16[i] = float_to_bf16(fast_exp(s[i] - mx) * inv);
+      auto* d = static_cast<std::uint16_t*>(dst) + r * n;
+      for (std::int64_t i = 0; i < n; ++i) d[i] = float_to_bf16(e[i] * inv);
     }
   }
 }

@@ -26,7 +26,8 @@ class AttentionOp {
   DT dt_ = DT::f32;
 };
 
-// In-place-capable fp32 softmax over `rows` rows of length `n`; writes `dst` in `dst_dt`.
+// fp32 softmax over `rows` rows of length `n`, writing `dst` in `dst_dt`. `src` is used as scratch
+// (overwritten with the exponentials); dst may alias it when dst_dt is fp32.
 void softmax_rows(const float* src, void* dst, DT dst_dt, std::int64_t rows, std::int64_t n);
 
 }  // namespace vitrt::cpu

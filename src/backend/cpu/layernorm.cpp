@@ -12,21 +12,22 @@ void layernorm(const LayerNormArgs& a) {
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < a.rows; ++r) {
     const float* x = a.src + r * a.src_ld;
-    double sum = 0.0;
+    // Two passes in fp32 with vector-wide partial sums (mean first, then centred squares), so a
+    // large mean does not cancel the variance.
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
     for (std::int64_t i = 0; i < D; ++i) sum += x[i];
-    const double mean = sum / static_cast<double>(D);
-    double sq = 0.0;
-    for (std::int64_t i = 0; i < D; ++i) {
-      const double d = x[i] - mean;
-      sq += d * d;
-    }
-    const auto m = static_cast<float>(mean);
-    const auto inv = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(D) + a.eps));
+    const float m = sum / static_cast<float>(D);
+    float sq = 0.0f;
+#pragma omp simd reduction(+ : sq)
+    for (std::int64_t i = 0; i < D; ++i) sq += (x[i] - m) * (x[i] - m);
+    const float inv = 1.0f / std::sqrt(sq / static_cast<float>(D) + a.eps);
     const float* g = a.w->weight;
     const float* b = a.w->bias;
     // Safe in place: the row's statistics are complete before it is overwritten.
     if (a.dst_dt == DT::f32) {
       float* y = static_cast<float*>(a.dst) + r * a.dst_ld;
+#pragma omp simd
       for (std::int64_t i = 0; i < D; ++i) y[i] = (x[i] - m) * inv * g[i] + b[i];
     } else {
       auto* y = static_cast<std::uint16_t*>(a.dst) + r * a.dst_ld;

@@ -1,4 +1,4 @@
-// LayerNorm over rows with fp32 statistics (two passes over the row, double accumulation).
+// LayerNorm over rows with fp32 statistics (two passes over the row).
 #pragma once
 
 #include "backend/backend.h"
