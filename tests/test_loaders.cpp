@@ -142,6 +142,32 @@ TEST_F(CheckpointFiles, EveryTruncationFailsCleanly) {
   }
 }
 
+TEST_F(CheckpointFiles, HuggingFaceConfigAndPreprocessorAreRead) {
+  const fs::path src = fs::path(VITRT_GOLDEN_DIR) / "hf_vit_classifier";
+  for (const char* f : {"model.safetensors", "config.json"}) fs::copy_file(src / f, dir_ / f);
+  auto plain = Model::load((dir_ / "model.safetensors").string());
+  EXPECT_EQ(plain->format(), "hf");
+  EXPECT_FLOAT_EQ(plain->config().ln_eps, 1e-12f);
+  EXPECT_TRUE(plain->config().preprocess.squash);
+  EXPECT_EQ(plain->config().preprocess.interpolation, Interpolation::bilinear);
+  EXPECT_EQ(plain->labels().at(3), "hf_class_3");
+  test::write_file((dir_ / "preprocessor_config.json").string(), R"({"do_resize": true, "size": {"height": 40, "width": 40},
+    "resample": 3, "image_mean": [0.1, 0.2, 0.3], "image_std": [0.4, 0.5, 0.6], "do_center_crop": true,
+    "crop_size": {"height": 32, "width": 32}})");
+  const auto with_pre = Model::load((dir_ / "model.safetensors").string());
+  const auto& p = with_pre->config().preprocess;
+  EXPECT_EQ(p.input_size, 32);
+  EXPECT_DOUBLE_EQ(p.crop_pct, 0.8);
+  EXPECT_TRUE(p.squash);
+  EXPECT_EQ(p.interpolation, Interpolation::bicubic);
+  EXPECT_FLOAT_EQ(p.mean[2], 0.3f);
+  EXPECT_FLOAT_EQ(p.std[0], 0.4f);
+  test::write_file((dir_ / "preprocessor_config.json").string(), R"({"resample": 0})");
+  EXPECT_ERROR(Model::load((dir_ / "model.safetensors").string()), "preprocessor_config.json: resample 0 is not supported");
+  test::write_file((dir_ / "config.json").string(), R"({"hidden_size": 48, "hidden_act": "gelu_new"})");
+  EXPECT_ERROR(Model::load((dir_ / "model.safetensors").string()), "activation 'gelu_new' is not supported");
+}
+
 Bytes golden_npz(const char* name) {
   const auto s = test::read_file(std::string(VITRT_GOLDEN_DIR) + "/" + name + "/ViT-T_8.npz");
   return Bytes(s.begin(), s.end());

@@ -42,7 +42,12 @@ struct SessionOptions {
   Precision precision = Precision::fp32;
   Device device;
   int threads = 0;  // CPU threads; 0 = all hardware threads
+  bool cuda_graphs = true;  // CUDA: capture the forward once per batch size and replay it
+  void* cuda_stream = nullptr;  // CUDA: run on this cudaStream_t (null: the session's own stream)
 };
+
+// Number of CUDA GPUs this build can use (0 without the CUDA backend or without a driver/GPU).
+int cuda_device_count();
 
 class Backend;
 

@@ -15,6 +15,7 @@ namespace vitrt {
 
 enum class DT { f32, bf16, f16 };  // activation storage types
 inline std::size_t dt_size(DT t) { return t == DT::f32 ? 4 : 2; }
+inline const char* dt_name(DT t) { return t == DT::f32 ? "fp32" : t == DT::bf16 ? "bf16" : "fp16"; }
 
 enum class Epilogue { none, gelu_erf, quick_gelu };
 
@@ -109,5 +110,9 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int threads);
+#ifdef VITRT_HAVE_CUDA
+// `stream`: a caller's cudaStream_t, or null for a stream of the session's own.
+std::unique_ptr<Backend> make_cuda_backend(int device, void* stream, bool graphs);
+#endif
 
 }  // namespace vitrt

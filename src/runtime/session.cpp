@@ -37,6 +37,10 @@ Device Device::parse(const std::string& s) {
 
 std::string Device::to_string() const { return kind == Kind::cpu ? "cpu" : "cuda:" + std::to_string(index); }
 
+#ifndef VITRT_HAVE_CUDA
+int cuda_device_count() { return 0; }
+#endif
+
 struct Session::Plan {
   std::vector<int> batches;  // ascending
   void* arena = nullptr;
@@ -86,9 +90,14 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   VITRT_CHECK(options_.threads >= 0, "thread count must be >= 0, got ", options_.threads);
 
   if (options_.device.kind == Device::Kind::cuda) {
+#ifdef VITRT_HAVE_CUDA
+    backend_ = make_cuda_backend(options_.device.index, options_.cuda_stream, options_.cuda_graphs);
+#else
     VITRT_FAIL("device ", options_.device.to_string(), " requested, but this build of vitrt has no CUDA backend");
+#endif
+  } else {
+    backend_ = make_cpu_backend(options_.threads);
   }
-  backend_ = make_cpu_backend(options_.threads);
   precision_ = backend_->resolve_precision(options_.precision);
 
   plan_ = std::make_unique<Plan>();
@@ -101,7 +110,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
     if (t) p.prefix.insert(p.prefix.end(), t, t + c.embed_dim);
   if (w.reg_tokens) p.prefix.insert(p.prefix.end(), w.reg_tokens, w.reg_tokens + static_cast<size_t>(c.reg_tokens) * c.embed_dim);
 
-  // One arena for the largest batch; 64-byte aligned slices.
+  // One arena for the largest batch.
   const std::size_t B = static_cast<std::size_t>(p.batches.back());
   const std::size_t patches = static_cast<std::size_t>(grid) * grid, N = patches + c.num_prefix_tokens();
   const std::size_t E = c.embed_dim, M = c.mlp_dim, K = static_cast<std::size_t>(c.in_chans) * c.patch_size * c.patch_size;
@@ -122,13 +131,15 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
       {reinterpret_cast<void**>(&p.act.logits_dist), B * classes * 4},
   };
   std::size_t total = 0;
-  for (auto& [ptr, bytes] : slices) total += (bytes + 63) / 64 * 64;
+  // 256-byte aligned slices: cuBLASLt picks algorithms assuming that alignment.
+  auto aligned = [](std::size_t bytes) { return (bytes + 255) / 256 * 256; };
+  for (auto& [ptr, bytes] : slices) total += aligned(bytes);
   p.arena = backend_->allocate(total);
   p.arena_bytes = total;
   std::size_t offset = 0;
   for (auto& [ptr, bytes] : slices) {
     *ptr = static_cast<char*>(p.arena) + offset;
-    offset += (bytes + 63) / 64 * 64;
+    offset += aligned(bytes);
   }
   p.constants = {&c, &w, img_size_, p.prefix.data(), p.pos.data()};
   // Largest batch first: backends size shared scratch from the first plan.

@@ -12,16 +12,16 @@ int main(int argc, char** argv) {
 
   auto* classify = app.add_subcommand("classify", "Top-k labels for images");
   add_options(*classify, o, {Opt::model, Opt::weights, Opt::top_k, Opt::json, Opt::precision, Opt::device,
-                             Opt::threads, Opt::max_batch, Opt::images});
+                             Opt::threads, Opt::max_batch, Opt::no_graphs, Opt::images});
   auto* run = app.add_subcommand("run", "Raw tensors in and out (.npy), for verification");
   add_options(*run, o, {Opt::model, Opt::weights, Opt::input, Opt::output_npy, Opt::precision, Opt::device,
-                        Opt::threads, Opt::max_batch});
+                        Opt::threads, Opt::max_batch, Opt::no_graphs});
   run->get_option("--input")->required();
   auto* pre = app.add_subcommand("preprocess", "Write the normalized batch the model would see");
   add_options(*pre, o, {Opt::model, Opt::weights, Opt::output_npy, Opt::images});
   auto* bench = app.add_subcommand("bench", "Latency and throughput per batch size");
   add_options(*bench, o, {Opt::model, Opt::weights, Opt::batches, Opt::precision, Opt::device, Opt::threads,
-                          Opt::iters, Opt::warmup, Opt::json, Opt::img_size, Opt::input, Opt::samples});
+                          Opt::iters, Opt::warmup, Opt::json, Opt::img_size, Opt::input, Opt::samples, Opt::no_graphs});
   auto* info = app.add_subcommand("info", "Architecture, parameters, GFLOPs, preprocessing");
   info->add_option("target", o.target, "Built-in name or checkpoint file");
   info->add_flag("--list", o.list, "List the built-in architectures");

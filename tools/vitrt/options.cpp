@@ -12,12 +12,13 @@ void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which) {
         app.add_option("--weights,-w", o.weights, "Checkpoint: timm/HF safetensors or Google .npz")->check(CLI::ExistingFile);
         break;
       case Opt::precision:
-        app.add_option("--precision,-p", o.precision, "fp32 | tf32 | fp16 | bf16")
-            ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}))
+        app.add_option("--precision,-p", o.precision, "fp32 | tf32 | fp16 | bf16 (auto: bf16 on a GPU, fp32 on the CPU)")
+            ->check(CLI::IsMember({"auto", "fp32", "tf32", "fp16", "bf16"}))
             ->capture_default_str();
         break;
       case Opt::device:
-        app.add_option("--device", o.device, "cpu | cuda[:N]")->capture_default_str();
+        app.add_option("--device,-d", o.device, "cpu | cuda[:N] (auto: cuda when a GPU is present, else cpu)")
+            ->capture_default_str();
         break;
       case Opt::threads:
         app.add_option("--threads,-t", o.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
@@ -56,6 +57,9 @@ void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which) {
         app.add_option("--img-size", o.img_size, "Input resolution (position embeddings resampled); 0 = model's")
             ->check(CLI::NonNegativeNumber);
         break;
+      case Opt::no_graphs:
+        app.add_flag("--no-graphs", o.no_graphs, "CUDA: launch kernels one by one instead of replaying a CUDA graph");
+        break;
       case Opt::samples:
         app.add_flag("--samples", o.samples, "Include every timed iteration in the JSON output");
         break;
@@ -74,8 +78,11 @@ SessionOptions session_options(const Options& o, std::vector<int> batches, int i
   SessionOptions s;
   s.batch_sizes = std::move(batches);
   s.img_size = img_size;
-  s.precision = parse_precision(o.precision);
-  s.device = Device::parse(o.device);
+  s.device = o.device == "auto" ? Device::parse(cuda_device_count() > 0 ? "cuda" : "cpu") : Device::parse(o.device);
+  s.precision = o.precision != "auto" ? parse_precision(o.precision)
+                : s.device.kind == Device::Kind::cuda ? Precision::bf16
+                                                      : Precision::fp32;
+  s.cuda_graphs = !o.no_graphs;
   s.threads = o.threads;
   return s;
 }

@@ -28,8 +28,9 @@ std::string join(const Args&... args) {
 struct Options {
   std::string model;       // --model NAME
   std::string weights;     // --weights FILE
-  std::string precision = "fp32";
-  std::string device = "cpu";
+  std::string precision = "auto";
+  std::string device = "auto";
+  bool no_graphs = false;
   int threads = 0;
   int top_k = 5;
   bool json = false;
@@ -47,7 +48,7 @@ struct Options {
 
 enum class Opt {
   model, weights, precision, device, threads, top_k, json, input, output_npy, images, batches, iters, warmup,
-  max_batch, img_size, samples
+  max_batch, img_size, samples, no_graphs
 };
 void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which);
 

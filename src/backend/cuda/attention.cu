@@ -1,0 +1,122 @@
+// Fused attention, SIMT version: a block of 4 warps takes 16 queries of one (batch, head); key/value
+// tiles of 32 keys are staged in shared memory (K transposed, so each lane reads its own key's
+// column without bank conflicts); each lane scores one key, the warp keeps the online-softmax
+// running max and sum per query, and each lane accumulates head_dim / 32 output columns.
+// Q, K and V are read in place from the qkv GEMM output [B, N, 3, H, D].
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/dtype.cuh"
+
+namespace vitrt::cuda {
+namespace {
+
+constexpr int kWarps = 4, kQueriesPerWarp = 4, kBlockQueries = kWarps * kQueriesPerWarp, kKeyTile = 32;
+
+// DPL: head-dim columns per lane (head_dim <= 32 * DPL).
+template <typename T, int DPL>
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams p) {
+  constexpr int kMaxD = 32 * DPL;
+  __shared__ float q_s[kBlockQueries][kMaxD];
+  __shared__ float kt_s[kMaxD][kKeyTile + 1];
+  __shared__ float v_s[kKeyTile][kMaxD];
+  __shared__ float p_s[kBlockQueries][kKeyTile];
+
+  const int N = p.tokens, D = p.head_dim, E = p.heads * D;
+  const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kBlockQueries;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const T* qkv = static_cast<const T*>(p.qkv);
+  const std::size_t row_stride = 3 * static_cast<std::size_t>(E);
+  const T* base = qkv + static_cast<std::size_t>(b) * N * row_stride + static_cast<std::size_t>(h) * D;
+
+  for (int i = threadIdx.x; i < kBlockQueries * D; i += blockDim.x) {
+    const int r = i / D, d = i % D, q = q0 + r;
+    q_s[r][d] = q < N ? to_f32(base[q * row_stride + d]) * p.scale : 0.0f;
+  }
+  float m[kQueriesPerWarp], l[kQueriesPerWarp], acc[kQueriesPerWarp][DPL];
+#pragma unroll
+  for (int i = 0; i < kQueriesPerWarp; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < DPL; ++c) acc[i][c] = 0.0f;
+  }
+
+  for (int k0 = 0; k0 < N; k0 += kKeyTile) {
+    __syncthreads();  // previous tile fully consumed (and q_s written on the first pass)
+    for (int i = threadIdx.x; i < kKeyTile * D; i += blockDim.x) {
+      const int j = i / D, d = i % D, key = k0 + j;
+      const bool ok = key < N;
+      kt_s[d][j] = ok ? to_f32(base[key * row_stride + E + d]) : 0.0f;
+      v_s[j][d] = ok ? to_f32(base[key * row_stride + 2 * E + d]) : 0.0f;
+    }
+    __syncthreads();
+    const bool key_ok = k0 + lane < N;
+#pragma unroll
+    for (int i = 0; i < kQueriesPerWarp; ++i) {
+      const int r = warp * kQueriesPerWarp + i;
+      float s = 0.0f;
+      for (int d = 0; d < D; ++d) s = fmaf(q_s[r][d], kt_s[d][lane], s);
+      s = key_ok ? s : -INFINITY;
+      const float m_new = fmaxf(m[i], warp_max(s));
+      const float pj = key_ok ? __expf(s - m_new) : 0.0f;
+      const float corr = __expf(m[i] - m_new);  // 0 on the first tile (m = -inf)
+      l[i] = l[i] * corr + warp_sum(pj);
+      m[i] = m_new;
+      p_s[r][lane] = pj;
+      __syncwarp();
+#pragma unroll
+      for (int c = 0; c < DPL; ++c) {
+        const int d = lane + 32 * c;
+        if (d < D) {
+          float a = acc[i][c] * corr;
+          for (int j = 0; j < kKeyTile; ++j) a = fmaf(p_s[r][j], v_s[j][d], a);
+          acc[i][c] = a;
+        }
+      }
+      __syncwarp();
+    }
+  }
+
+  T* out = static_cast<T*>(p.out);
+#pragma unroll
+  for (int i = 0; i < kQueriesPerWarp; ++i) {
+    const int q = q0 + warp * kQueriesPerWarp + i;
+    if (q >= N) continue;
+    const float inv = 1.0f / l[i];
+#pragma unroll
+    for (int c = 0; c < DPL; ++c) {
+      const int d = lane + 32 * c;
+      if (d < D) out[(static_cast<std::size_t>(b) * N + q) * E + static_cast<std::size_t>(h) * D + d] = from_f32<T>(acc[i][c] * inv);
+    }
+  }
+}
+
+template <typename T>
+void launch(const AttentionParams& p, cudaStream_t s) {
+  const dim3 grid((p.tokens + kBlockQueries - 1) / kBlockQueries, p.heads, p.batch);
+  const dim3 block(kWarps * 32);
+  switch ((p.head_dim + 31) / 32) {
+    case 1: attention_kernel<T, 1><<<grid, block, 0, s>>>(p); break;
+    case 2: attention_kernel<T, 2><<<grid, block, 0, s>>>(p); break;
+    case 3: attention_kernel<T, 3><<<grid, block, 0, s>>>(p); break;
+    case 4: attention_kernel<T, 4><<<grid, block, 0, s>>>(p); break;
+    default: VITRT_FAIL("attention: head dim ", p.head_dim, " is not supported (at most 128)");
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128; }
+
+void attention(const AttentionParams& p, cudaStream_t s) {
+  VITRT_CHECK(p.batch > 0 && p.tokens > 0 && p.heads > 0 && p.heads <= 65535 && p.batch <= 65535,
+              "attention: bad shape batch ", p.batch, " tokens ", p.tokens, " heads ", p.heads);
+  switch (p.dt) {
+    case DT::f32: launch<float>(p, s); break;
+    case DT::f16: launch<__half>(p, s); break;
+    case DT::bf16: launch<__nv_bfloat16>(p, s); break;
+  }
+}
+
+}  // namespace vitrt::cuda

@@ -1,0 +1,244 @@
+// CUDA backend: cuBLASLt GEMMs planned per batch size, our kernels for attention, LayerNorm and the
+// small ops, one stream per session, and CUDA-graph capture/replay of the whole forward per batch size
+// (first run eager, second captured, then replayed).
+#include <cstring>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/activation.cuh"
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/layernorm.cuh"
+#include "backend/cuda/linear.h"
+#include "backend/cuda/patch_embed.cuh"
+#include "backend/cuda/pooling.cuh"
+#include "core/half.h"
+
+namespace vitrt {
+namespace {
+
+constexpr std::size_t kWorkspaceBytes = 32u << 20;
+
+std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 19)) >> 20) + " MiB"; }
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, void* stream, bool graphs) : device_(device), graphs_(graphs) {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    VITRT_CHECK(e == cudaSuccess && count > 0, "cuda:", device, " requested, but there is no usable CUDA GPU: ",
+                e == cudaSuccess ? "no device found" : std::string(cudaGetErrorString(e)));
+    VITRT_CHECK(device >= 0 && device < count, "cuda:", device, " requested, but ", count, " GPU(s) are present");
+    CUDA_CHECK(cudaSetDevice(device_));
+    CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
+    VITRT_CHECK(props_.major >= 8, props_.name, " (compute capability ", props_.major, ".", props_.minor,
+                ") is not supported: vitrt's CUDA backend needs compute capability 8.0 or newer");
+    if (stream) {
+      stream_ = static_cast<cudaStream_t>(stream);
+    } else {
+      CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      own_stream_ = true;
+    }
+    CUBLAS_CHECK(cublasLtCreate(&lt_));
+    workspace_ = allocate(kWorkspaceBytes);
+  }
+
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    for (auto& [b, p] : plans_)
+      if (p.graph) cudaGraphExecDestroy(p.graph);
+    plans_.clear();
+    for (void* ptr : owned_) cudaFree(ptr);
+    if (lt_) cublasLtDestroy(lt_);
+    if (own_stream_) cudaStreamDestroy(stream_);
+  }
+
+  std::string device_name() const override {
+    return "cuda:" + std::to_string(device_) + " (" + props_.name + ", sm_" + std::to_string(props_.major) +
+           std::to_string(props_.minor) + (graphs_ ? ", CUDA graphs" : "") + ")";
+  }
+
+  Precision resolve_precision(Precision p) override {
+    precision_ = p;
+    act_dt_ = p == Precision::bf16 ? DT::bf16 : p == Precision::fp16 ? DT::f16 : DT::f32;
+    return p;
+  }
+
+  void* allocate(std::size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      std::size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      VITRT_FAIL("out of GPU memory on cuda:", device_, ": asked for ", mib(bytes), ", ", mib(free_b), " free of ",
+                 mib(total_b), " (", cudaGetErrorString(e), ")");
+    }
+    owned_.push_back(p);
+    return p;
+  }
+  void release(void* p) override {
+    auto it = std::find(owned_.begin(), owned_.end(), p);
+    if (it != owned_.end()) owned_.erase(it);
+    cudaFree(p);
+  }
+  void upload(void* dst, const void* src, std::size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void download(void* dst, const void* src, std::size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void begin_plan(int batch) override {
+    CUDA_CHECK(cudaSetDevice(device_));
+    current_ = &plans_[batch];
+    *current_ = Plan{};
+    mode_ = Mode::plan;
+  }
+  void end_plan() override {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // weight uploads done
+    mode_ = Mode::eager;
+  }
+
+  void begin_run(int batch) override {
+    CUDA_CHECK(cudaSetDevice(device_));
+    auto it = plans_.find(batch);
+    VITRT_CHECK(it != plans_.end(), "internal: batch ", batch, " was not planned");
+    current_ = &it->second;
+    linear_index_ = 0;
+    if (current_->graph) {
+      mode_ = Mode::replay;
+    } else if (graphs_ && current_->runs > 0) {
+      CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      mode_ = Mode::capture;
+    } else {
+      mode_ = Mode::eager;
+    }
+  }
+
+  void end_run() override {
+    if (mode_ == Mode::capture) {
+      cudaGraph_t graph = nullptr;
+      CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+      const cudaError_t e = cudaGraphInstantiate(&current_->graph, graph, 0);
+      cudaGraphDestroy(graph);
+      CUDA_CHECK(e);
+    }
+    if (mode_ != Mode::replay)
+      VITRT_CHECK(linear_index_ == current_->linears.size(), "internal: forward replay did not match its plan");
+    if (current_->graph) CUDA_CHECK(cudaGraphLaunch(current_->graph, stream_));
+    ++current_->runs;
+    mode_ = Mode::eager;
+  }
+
+  void linear(const LinearArgs& a) override {
+    if (mode_ == Mode::plan) {
+      const void* w = device_copy(a.w->weight, static_cast<std::size_t>(a.w->out) * a.w->in, a.src_dt);
+      const void* b = device_copy(a.w->bias, static_cast<std::size_t>(a.w->out), a.dst_dt);
+      current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, kWorkspaceBytes));
+      return;
+    }
+    if (mode_ == Mode::replay) return;
+    current_->linears.at(linear_index_++)->execute(lt_, a, workspace_, stream_);
+  }
+
+  void attention(const AttentionArgs& a) override {
+    if (mode_ == Mode::plan) {
+      VITRT_CHECK(cuda::attention_supports(a.head_dim), "CUDA attention: head dim ", a.head_dim,
+                  " is not supported (1..128)");
+      return;
+    }
+    if (mode_ == Mode::replay) return;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+    cuda::attention({a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt}, stream_);
+  }
+
+  void layernorm(const LayerNormArgs& a) override {
+    const auto* g = static_cast<const float*>(device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32));
+    const auto* b = static_cast<const float*>(device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32));
+    if (mode_ == Mode::plan || mode_ == Mode::replay) return;
+    cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps}, stream_);
+  }
+
+  void patchify(const PatchifyArgs& a) override {
+    if (mode_ == Mode::eager || mode_ == Mode::capture) cuda::patchify(a, stream_);
+  }
+
+  void tokens(const TokensArgs& a) override {
+    TokensArgs d = a;
+    const int pos_rows = a.pos_covers_prefix ? a.num_prefix + a.patches : a.patches;
+    d.prefix = a.num_prefix ? static_cast<const float*>(device_copy(a.prefix, static_cast<std::size_t>(a.num_prefix) * a.dim, DT::f32)) : nullptr;
+    d.pos = static_cast<const float*>(device_copy(a.pos, static_cast<std::size_t>(pos_rows) * a.dim, DT::f32));
+    if (mode_ == Mode::eager || mode_ == Mode::capture) cuda::tokens(d, stream_);
+  }
+
+  void mean_tokens(const float* x, int batch, int tokens, int dim, int first, int count, float* dst) override {
+    if (mode_ == Mode::eager || mode_ == Mode::capture) cuda::mean_tokens(x, batch, tokens, dim, first, count, dst, stream_);
+  }
+
+  void average(const float* a, const float* b, std::int64_t n, float* dst) override {
+    if (mode_ == Mode::eager || mode_ == Mode::capture) cuda::average(a, b, n, dst, stream_);
+  }
+
+ private:
+  enum class Mode { plan, eager, capture, replay };
+  struct Plan {
+    std::vector<std::unique_ptr<cuda::LinearOp>> linears;
+    cudaGraphExec_t graph = nullptr;
+    int runs = 0;
+  };
+
+  // Device copy of host fp32 data in `dt`, made once per (pointer, dtype) while planning.
+  const void* device_copy(const float* host, std::size_t n, DT dt) {
+    const auto key = std::pair{static_cast<const void*>(host), dt};
+    auto it = weights_.find(key);
+    if (it != weights_.end()) return it->second;
+    VITRT_CHECK(mode_ == Mode::plan, "internal: weights first seen outside planning");
+    void* d = allocate(n * dt_size(dt));
+    if (dt == DT::f32) {
+      CUDA_CHECK(cudaMemcpy(d, host, n * 4, cudaMemcpyHostToDevice));
+    } else {
+      std::vector<std::uint16_t> h(n);
+      for (std::size_t i = 0; i < n; ++i) h[i] = dt == DT::bf16 ? float_to_bf16(host[i]) : float_to_fp16(host[i]);
+      CUDA_CHECK(cudaMemcpy(d, h.data(), n * 2, cudaMemcpyHostToDevice));
+    }
+    weights_.emplace(key, d);
+    return d;
+  }
+
+  int device_;
+  bool graphs_;
+  cudaDeviceProp props_{};
+  cudaStream_t stream_ = nullptr;
+  bool own_stream_ = false;
+  cublasLtHandle_t lt_ = nullptr;
+  void* workspace_ = nullptr;
+  Precision precision_ = Precision::fp32;
+  std::vector<void*> owned_;
+  std::map<std::pair<const void*, DT>, void*> weights_;
+  std::map<int, Plan> plans_;
+  Plan* current_ = nullptr;
+  Mode mode_ = Mode::eager;
+  std::size_t linear_index_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device, void* stream, bool graphs) {
+  return std::make_unique<CudaBackend>(device, stream, graphs);
+}
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace vitrt

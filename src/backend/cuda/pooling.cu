@@ -1,0 +1,37 @@
+// Mean over a token range per image (a range of one picks a token), and averaging two heads.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/pooling.cuh"
+
+namespace vitrt::cuda {
+namespace {
+
+__global__ void mean_tokens_kernel(const float* x, int batch, int tokens, int dim, int first, int count, float* dst) {
+  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<std::int64_t>(batch) * dim) return;
+  const std::int64_t b = i / dim;
+  const int e = static_cast<int>(i % dim);
+  const float* base = x + (b * tokens + first) * dim + e;
+  float s = 0.0f;
+  for (int t = 0; t < count; ++t) s += base[static_cast<std::int64_t>(t) * dim];
+  dst[i] = s / count;
+}
+
+__global__ void average_kernel(const float* a, const float* b, std::int64_t n, float* dst) {
+  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) dst[i] = 0.5f * (a[i] + b[i]);
+}
+
+}  // namespace
+
+void mean_tokens(const float* x, int batch, int tokens, int dim, int first, int count, float* dst, cudaStream_t s) {
+  const std::int64_t n = static_cast<std::int64_t>(batch) * dim;
+  mean_tokens_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(x, batch, tokens, dim, first, count, dst);
+  CUDA_CHECK_LAUNCH();
+}
+
+void average(const float* a, const float* b, std::int64_t n, float* dst, cudaStream_t s) {
+  average_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(a, b, n, dst);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace vitrt::cuda
