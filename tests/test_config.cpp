@@ -6,13 +6,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_util.h"
 #include "vitrt/vitrt.h"
 
 namespace vitrt {
 namespace {
 
 TEST(BuiltinConfigs, MatchTimm) {
-  const auto j = nlohmann::json::parse(std::ifstream(std::string(VITRT_GOLDEN_DIR) + "/timm_builtin_cfgs.json"));
+  const auto j = nlohmann::json::parse(std::ifstream(test::golden_dir() + "/timm_builtin_cfgs.json"));
   int checked = 0;
   for (const auto& name : builtin_names()) {
     SCOPED_TRACE(name);

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 std::vector<std::string> fixtures() {
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(VITRT_GOLDEN_DIR))
+  for (const auto& e : fs::directory_iterator(test::golden_dir()))
     if (e.is_directory() && fs::exists(e.path() / "meta.json")) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
@@ -27,19 +27,27 @@ std::vector<std::string> fixtures() {
 
 struct GoldenCase {
   std::string fixture;
+  Device device;
   Precision precision;
+  std::string name() const {
+    return fixture + "_" + (device.kind == Device::Kind::cpu ? "cpu" : "cuda") + "_" + to_string(precision);
+  }
 };
 
-void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.fixture << " " << to_string(c.precision); }
+void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.name(); }
 
 class Golden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(Golden, MatchesPyTorch) {
-  const auto& [name, precision] = GetParam();
-  if (precision == Precision::bf16 && !test::cpu_supports_bf16()) {
+  const auto& [name, device, precision] = GetParam();
+  const bool cuda = device.kind == Device::Kind::cuda;
+  if (cuda && !test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  if (!cuda && precision == Precision::bf16 && !test::cpu_supports_bf16()) {
     GTEST_SKIP() << "this CPU has no bf16 support";
   }
-  const fs::path dir = fs::path(VITRT_GOLDEN_DIR) / name;
+  const fs::path dir = fs::path(test::golden_dir()) / name;
   const auto meta = nlohmann::json::parse(std::ifstream(dir / "meta.json"));
   auto model = Model::load((dir / meta["weights"].get<std::string>()).string());
   const HostTensor x = read_npy((dir / "input.npy").string());
@@ -49,12 +57,17 @@ TEST_P(Golden, MatchesPyTorch) {
   opt.batch_sizes = {batch};
   opt.img_size = static_cast<int>(x.shape[2]);
   opt.precision = precision;
+  opt.device = device;
   Session session(model, opt);
   ASSERT_EQ(static_cast<std::int64_t>(batch) * session.output_elements_per_image(), ref.numel());
   std::vector<float> y(ref.data.size(), std::numeric_limits<float>::quiet_NaN());
   session.run(x.data.data(), batch, y.data());
+  if (cuda) {
+    // Run again: the second run is captured into a CUDA graph and the third replays it.
+    for (int i = 0; i < 2; ++i) session.run(x.data.data(), batch, y.data());
+  }
   const double err = test::max_rel_error(y.data(), ref.data.data(), y.size());
-  const double tol = precision == Precision::fp32 ? 1e-4 : 3e-2;
+  const double tol = precision == Precision::fp32 ? 1e-4 : precision == Precision::tf32 ? 1e-2 : 3e-2;
   EXPECT_LE(err, tol) << name << " " << to_string(precision);
   // Top-1 per output row (logits: classes; features: the largest feature).
   const auto dim = static_cast<size_t>(ref.shape.back());
@@ -70,13 +83,18 @@ TEST_P(Golden, MatchesPyTorch) {
 
 std::vector<GoldenCase> cases() {
   std::vector<GoldenCase> c;
-  for (const auto& f : fixtures())
-    for (auto p : {Precision::fp32, Precision::bf16}) c.push_back({f, p});
+  for (const auto& f : fixtures()) {
+    for (auto p : {Precision::fp32, Precision::bf16}) c.push_back({f, Device{}, p});
+#ifdef VITRT_HAVE_CUDA
+    for (auto p : {Precision::fp32, Precision::tf32, Precision::fp16, Precision::bf16})
+      c.push_back({f, Device::parse("cuda"), p});
+#endif
+  }
   return c;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(cases()),
-                         [](const auto& tp) { return tp.param.fixture + "_" + to_string(tp.param.precision); });
+                         [](const auto& tp) { return tp.param.name(); });
 
 TEST(GoldenSet, CoversEveryFormatAndOption) {
   const auto f = fixtures();

@@ -143,7 +143,7 @@ TEST_F(CheckpointFiles, EveryTruncationFailsCleanly) {
 }
 
 TEST_F(CheckpointFiles, HuggingFaceConfigAndPreprocessorAreRead) {
-  const fs::path src = fs::path(VITRT_GOLDEN_DIR) / "hf_vit_classifier";
+  const fs::path src = fs::path(test::golden_dir()) / "hf_vit_classifier";
   for (const char* f : {"model.safetensors", "config.json"}) fs::copy_file(src / f, dir_ / f);
   auto plain = Model::load((dir_ / "model.safetensors").string());
   EXPECT_EQ(plain->format(), "hf");
@@ -169,7 +169,7 @@ TEST_F(CheckpointFiles, HuggingFaceConfigAndPreprocessorAreRead) {
 }
 
 Bytes golden_npz(const char* name) {
-  const auto s = test::read_file(std::string(VITRT_GOLDEN_DIR) + "/" + name + "/ViT-T_8.npz");
+  const auto s = test::read_file(test::golden_dir() + "/" + name + "/ViT-T_8.npz");
   return Bytes(s.begin(), s.end());
 }
 

@@ -27,11 +27,26 @@ struct BackendCase {
 void PrintTo(const BackendCase& c, std::ostream* os) { *os << c.name; }
 
 std::vector<BackendCase> backends() {
-  return {{"cpu_fp32", [] { return make_cpu_backend(0); }, Precision::fp32},
-          {"cpu_bf16", [] { return make_cpu_backend(0); }, Precision::bf16}};
+  std::vector<BackendCase> b = {{"cpu_fp32", [] { return make_cpu_backend(0); }, Precision::fp32},
+                                {"cpu_bf16", [] { return make_cpu_backend(0); }, Precision::bf16}};
+#ifdef VITRT_HAVE_CUDA
+  for (auto [name, p] : {std::pair{"cuda_fp32", Precision::fp32}, std::pair{"cuda_tf32", Precision::tf32},
+                         std::pair{"cuda_fp16", Precision::fp16}, std::pair{"cuda_bf16", Precision::bf16}})
+    b.push_back({name, [] { return make_cuda_backend(0, nullptr, true); }, p});
+#endif
+  return b;
 }
 
-double tolerance(DT dt) { return dt == DT::f32 ? 2e-5 : 2e-2; }
+// Normalized max error allowed per precision (outputs rounded to 16 bits dominate there).
+double tolerance(Precision p) {
+  switch (p) {
+    case Precision::fp32: return 2e-5;
+    case Precision::tf32: return 3e-3;
+    case Precision::fp16: return 5e-3;
+    case Precision::bf16: return 2e-2;
+  }
+  return 0;
+}
 
 // A backend buffer filled from host floats in `dt`, read back as floats.
 class Buffer {
@@ -39,9 +54,10 @@ class Buffer {
   Buffer(Backend& be, std::size_t n, DT dt) : be_(be), n_(n), dt_(dt), p_(be.allocate(n * dt_size(dt))) {}
   ~Buffer() { be_.release(p_); }
   void set(const std::vector<float>& v) {
-    if (dt_ == DT::f32) be_.upload(p_, v.data(), n_ * 4);
-    else {
-      auto h = test::to_bf16(v);
+    if (dt_ == DT::f32) {
+      be_.upload(p_, v.data(), n_ * 4);
+    } else {
+      auto h = dt_ == DT::bf16 ? test::to_bf16(v) : test::to_fp16(v);
       be_.upload(p_, h.data(), n_ * 2);
     }
   }
@@ -54,11 +70,12 @@ class Buffer {
     }
     std::vector<std::uint16_t> h(n_);
     be_.download(h.data(), p_, n_ * 2);
-    return test::from_bf16(h);
+    return dt_ == DT::bf16 ? test::from_bf16(h) : test::from_fp16(h);
   }
   // The values the backend really sees (rounded to dt).
   std::vector<float> rounded(const std::vector<float>& v) const {
-    return dt_ == DT::f32 ? v : test::from_bf16(test::to_bf16(v));
+    if (dt_ == DT::f32) return v;
+    return dt_ == DT::bf16 ? test::from_bf16(test::to_bf16(v)) : test::from_fp16(test::to_fp16(v));
   }
   void* data() const { return p_; }
   float* f32() const { return static_cast<float*>(p_); }
@@ -84,6 +101,9 @@ void plan_and_run(Backend& be, F&& op) {
 class OpTest : public ::testing::TestWithParam<BackendCase> {
  protected:
   void SetUp() override {
+    if (GetParam().name.starts_with("cuda") && !test::have_gpu()) {
+      GTEST_SKIP() << GetParam().name << ": no CUDA GPU on this machine";
+    }
     fresh();
     if (be_->resolve_precision(GetParam().precision) != GetParam().precision) {
       GTEST_SKIP() << GetParam().name << ": precision not supported on this machine";
@@ -141,7 +161,7 @@ TEST_P(OpTest, Linear) {
         ref[r * c.out + o] = s;
       }
     const auto y = dst.get();
-    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(adt));
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(GetParam().precision));
   }
 }
 
@@ -180,7 +200,7 @@ TEST_P(OpTest, Attention) {
           }
         }
     const auto y = out.get();
-    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(adt));
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(GetParam().precision));
   }
 }
 
@@ -212,7 +232,7 @@ TEST_P(OpTest, LayerNorm) {
         ref[static_cast<size_t>(r) * dim + i] = (x[static_cast<size_t>(r) * dim + i] - m) / std::sqrt(v + 1e-6) * g[i] + bias[i];
     }
     const auto y = in_place ? src.get() : dst.get();
-    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(dst_dt));
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(dst_dt == DT::f32 ? Precision::fp32 : GetParam().precision));
   }
 }
 

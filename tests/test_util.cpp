@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <random>
@@ -44,6 +45,25 @@ std::vector<float> from_bf16(const std::vector<std::uint16_t>& v) {
   for (std::size_t i = 0; i < v.size(); ++i) o[i] = bf16_to_float(v[i]);
   return o;
 }
+
+std::vector<std::uint16_t> to_fp16(const std::vector<float>& v) {
+  std::vector<std::uint16_t> o(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) o[i] = float_to_fp16(v[i]);
+  return o;
+}
+
+std::vector<float> from_fp16(const std::vector<std::uint16_t>& v) {
+  std::vector<float> o(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) o[i] = fp16_to_float(v[i]);
+  return o;
+}
+
+std::string golden_dir() {
+  const char* env = std::getenv("VITRT_GOLDEN_DIR");
+  return env ? env : VITRT_GOLDEN_DIR;
+}
+
+bool have_gpu() { return cuda_device_count() > 0; }
 
 bool cpu_supports_bf16() {
   auto be = make_cpu_backend(1);

@@ -15,7 +15,13 @@ double max_rel_error(const float* a, const double* ref, std::size_t n);
 double max_rel_error(const float* a, const float* ref, std::size_t n);
 std::vector<std::uint16_t> to_bf16(const std::vector<float>& v);
 std::vector<float> from_bf16(const std::vector<std::uint16_t>& v);
+std::vector<std::uint16_t> to_fp16(const std::vector<float>& v);
+std::vector<float> from_fp16(const std::vector<std::uint16_t>& v);
+// Skips the calling test (with a visible message) when no CUDA GPU can be used.
+bool have_gpu();
 bool cpu_supports_bf16();
+// tests/golden, or $VITRT_GOLDEN_DIR when set (a copy of the tree at another path).
+std::string golden_dir();
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& bytes);
 
