@@ -18,6 +18,7 @@ usage: python3 tools/verify_torch.py --vitrt build/bin/vitrt [--data DIR] [--ima
 """
 import argparse
 import concurrent.futures as cf
+import copy
 import json
 import os
 import subprocess
@@ -126,18 +127,31 @@ def all_models():
     yield "hf_vit_classifier", "hf", HF(hm), {}, write_hf
 
 
-def torch_out(model, x, precision):
-    model = model.to(DEV).eval()
+def set_tf32(on):
+    # "PyTorch with TF32 on": matmuls and cuDNN convolutions (cuDNN's default) both in TF32.
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+
+
+def torch_model(model, precision):
+    """The model as PyTorch runs it in `precision` (a cast copy for fp16/bf16; the original is untouched)."""
+    if precision in ("fp32", "tf32"):
+        return model.to(DEV).eval()
+    dt = torch.float16 if precision == "fp16" else torch.bfloat16
+    return copy.deepcopy(model).to(DEV, dt).eval()
+
+
+def torch_forward(m, x, precision):
     with torch.no_grad():
-        if precision in ("fp32", "tf32"):
-            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-            y = model(x.to(DEV)).float()
-            torch.backends.cuda.matmul.allow_tf32 = False
-            return y.cpu()
-        dt = torch.float16 if precision == "fp16" else torch.bfloat16
-        y = model.to(dt)(x.to(DEV, dt)).float().cpu()
-        model.float()
-        return y
+        set_tf32(precision == "tf32")
+        dt = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+        y = m(x.to(DEV, dt)).float().cpu()
+        set_tf32(False)
+    return y
+
+
+def torch_out(model, x, precision):
+    return torch_forward(torch_model(model, precision), x, precision)
 
 
 def vitrt_run(vitrt, weights, x_path, out_path, precision, extra=()):
@@ -204,7 +218,10 @@ def main():
 
         if not args.quick and not args.only_data:
             import timm
-            model = randomize(timm.create_model("vit_base_patch16_224", pretrained=False), seed=21)
+            # timm's own random init here: the heavily perturbed weights used above make logits so fragile that
+            # PyTorch's own bf16 agrees with its fp32 on only ~88% of inputs.
+            torch.manual_seed(21)
+            model = timm.create_model("vit_base_patch16_224", pretrained=False).eval()
             d = os.path.join(tmp, "vit_base")
             os.makedirs(d)
             weights = write_timm(d, model, {"img_size": 224, "patch_size": 16, "embed_dim": 768, "depth": 12,
@@ -214,7 +231,9 @@ def main():
             np.save(xp, x.numpy())
             refs = {}
             for p in PRECISIONS:
-                refs[p] = torch.cat([torch_out(model, x[i:i + 64], p) for i in range(0, 512, 64)])
+                m = torch_model(model, p)
+                refs[p] = torch.cat([torch_forward(m, x[i:i + 64], p) for i in range(0, 512, 64)])
+                del m
             for p in PRECISIONS:
                 y = vitrt_run(args.vitrt, weights, xp, os.path.join(d, f"y_{p}.npy"), p)
                 ref = refs["fp32"]
@@ -255,8 +274,9 @@ def main():
     print("|---|---|---|---:|---:|---:|---:|---|")
     for r in rows:
         te = "-" if r["torch_error"] != r["torch_error"] else f"{r['torch_error']:.3g}"
+        ta = f" (PyTorch {r['torch_agreement']:.4f})" if "torch_agreement" in r else ""
         print(f"| {r['model']} | {r['format']} | {r['precision']} | {r['batch']} | {r['error']:.3g} | {te} | "
-              f"{r['agreement']:.4f} | {'yes' if r['ok'] else 'NO'} |")
+              f"{r['agreement']:.4f}{ta} | {'yes' if r['ok'] else 'NO'} |")
     print("(fp32 error: max |d| / max |ref|; others: relative L2 vs torch fp32; real-data rows: error = vitrt "
           "accuracy, PyTorch's error = reference accuracy on the same images)")
     if args.json:
