@@ -218,10 +218,21 @@ def main():
 
         if not args.quick and not args.only_data:
             import timm
-            # timm's own random init here: the heavily perturbed weights used above make logits so fragile that
-            # PyTorch's own bf16 agrees with its fp32 on only ~88% of inputs.
+            # Weights for the agreement test. With the heavy perturbation used above PyTorch's own bf16 agreed with
+            # its fp32 on 88% of inputs; with timm's plain init (near-identical features for every input) on 97.5%.
+            # A mild perturbation of timm's init (fixed here before measuring it) gives input-dependent logits.
             torch.manual_seed(21)
             model = timm.create_model("vit_base_patch16_224", pretrained=False).eval()
+            g = torch.Generator().manual_seed(22)
+            with torch.no_grad():
+                for name, p_ in model.named_parameters():
+                    r = torch.randn(p_.shape, generator=g)
+                    if "norm" in name and name.endswith("weight"):
+                        p_.copy_(1.0 + 0.1 * r)
+                    elif name.endswith("bias") or name in ("cls_token", "pos_embed"):
+                        p_.copy_(0.02 * r)
+                    elif name.startswith("head."):
+                        p_.copy_(0.05 * r)
             d = os.path.join(tmp, "vit_base")
             os.makedirs(d)
             weights = write_timm(d, model, {"img_size": 224, "patch_size": 16, "embed_dim": 768, "depth": 12,

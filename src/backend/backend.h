@@ -31,6 +31,7 @@ struct LinearArgs {
   DT dst_dt = DT::f32;
   Epilogue epilogue = Epilogue::none;
   bool accumulate = false;  // residual: dst += result
+  bool full_fp32 = false;   // keep fp32 GEMMs out of TF32 (the small patch-embedding and head GEMMs)
 };
 
 // Multi-head self-attention reading timm's qkv layout [batch, tokens, 3, heads, head_dim] and

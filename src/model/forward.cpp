@@ -15,7 +15,8 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   // patch_embed: conv with stride = kernel = patch, as a GEMM over unfolded patches.
   const int K = c.in_chans * P * P;
   be.patchify({B, valid, c.in_chans, k.img_size, P, a.images, a.cols, adt});
-  be.linear({&w.patch, std::int64_t{B} * patches, a.cols, K, adt, a.patches, E, DT::f32});
+  // The patch embedding and the heads are ~1.5% of the FLOPs: in tf32 sessions they stay full fp32.
+  be.linear({&w.patch, std::int64_t{B} * patches, a.cols, K, adt, a.patches, E, DT::f32, Epilogue::none, false, true});
   // _pos_embed: prefix tokens + position embedding.
   be.tokens({B, patches, E, a.patches, k.prefix, prefix, k.pos, !c.no_embed_class, a.x});
   if (c.pre_norm) be.layernorm({rows, E, a.x, E, a.x, E, DT::f32, &w.norm_pre, eps});
@@ -38,7 +39,7 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   if (c.global_pool == Pooling::none) {
     if (final_norm) be.layernorm({rows, E, a.x, E, a.x, E, DT::f32, final_norm, eps});
     if (c.num_classes == 0) return a.x;
-    be.linear({&w.head, rows, a.x, E, DT::f32, a.logits, c.num_classes, DT::f32});
+    be.linear({&w.head, rows, a.x, E, DT::f32, a.logits, c.num_classes, DT::f32, Epilogue::none, false, true});
     return a.logits;
   }
   const bool norm_all_tokens = final_norm && c.global_pool == Pooling::avg && !c.fc_norm;
@@ -50,10 +51,11 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   if (c.global_pool == Pooling::avg) pool(prefix, patches, a.pooled);
   else pool(0, 1, a.pooled);
   if (c.num_classes == 0) return a.pooled;
-  be.linear({&w.head, B, a.pooled, E, DT::f32, a.logits, c.num_classes, DT::f32});
+  be.linear({&w.head, B, a.pooled, E, DT::f32, a.logits, c.num_classes, DT::f32, Epilogue::none, false, true});
   if (c.distilled) {
     pool(1, 1, a.pooled_dist);
-    be.linear({&w.head_dist, B, a.pooled_dist, E, DT::f32, a.logits_dist, c.num_classes, DT::f32});
+    be.linear({&w.head_dist, B, a.pooled_dist, E, DT::f32, a.logits_dist, c.num_classes, DT::f32, Epilogue::none, false,
+               true});
     be.average(a.logits, a.logits_dist, std::int64_t{B} * c.num_classes, a.logits);
   }
   return a.logits;
