@@ -61,6 +61,10 @@ class Session {
   // images: [batch, in_chans, S, S] float32; out: [batch, output_rows, output_dim] float32.
   void run(const float* images, int batch, float* out);
 
+  // Times the forward alone (input already on the device, no copies): `warmup` untimed runs, then
+  // one time per run in ms (CUDA: events around each run on the session stream; CPU: a steady clock).
+  std::vector<double> benchmark(const float* images, int batch, int warmup, int iters);
+
   const Model& model() const { return *model_; }
   int max_batch() const;
   int img_size() const { return img_size_; }
@@ -68,6 +72,7 @@ class Session {
   std::int64_t input_elements_per_image() const;
   std::int64_t output_elements_per_image() const;
   std::size_t arena_bytes() const;
+  std::size_t device_bytes() const;  // device memory held (weights, arena, workspace); 0 on the CPU
   std::string device_name() const;
 
  private:

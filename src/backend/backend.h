@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "model/weights.h"
 #include "vitrt/session.h"
@@ -87,6 +89,8 @@ class Backend {
   // Memory: one arena per session, plus host<->device copies.
   virtual void* allocate(std::size_t bytes) = 0;
   virtual void release(void* p) = 0;
+  // Bytes this backend holds in device memory (weights, arena, workspace); 0 for host backends.
+  virtual std::size_t device_bytes() const { return 0; }
   virtual void upload(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void download(void* dst, const void* src, std::size_t bytes) = 0;
 
@@ -95,6 +99,9 @@ class Backend {
   virtual void end_plan() = 0;
   virtual void begin_run(int batch) = 0;
   virtual void end_run() = 0;
+  // Runs `forward` warmup + iters times and returns the time of each timed run in ms, measured the
+  // backend's way (device events on its stream, or a host clock).
+  virtual std::vector<double> time_runs(const std::function<void()>& forward, int warmup, int iters) = 0;
 
   virtual void patchify(const PatchifyArgs& a) = 0;
   virtual void linear(const LinearArgs& a) = 0;

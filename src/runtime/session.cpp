@@ -160,6 +160,7 @@ Session::~Session() {
 
 int Session::max_batch() const { return plan_->batches.back(); }
 std::size_t Session::arena_bytes() const { return plan_->arena_bytes; }
+std::size_t Session::device_bytes() const { return backend_->device_bytes(); }
 std::string Session::device_name() const { return backend_->device_name(); }
 
 std::int64_t Session::input_elements_per_image() const {
@@ -183,6 +184,21 @@ void Session::run(const float* images, int batch, float* out) {
   const float* result = vit_forward(*backend_, p.constants, p.act, planned, batch);
   backend_->end_run();
   backend_->download(out, result, static_cast<std::size_t>(batch) * output_elements_per_image() * sizeof(float));
+}
+
+std::vector<double> Session::benchmark(const float* images, int batch, int warmup, int iters) {
+  auto& p = *plan_;
+  VITRT_CHECK(batch >= 1 && batch <= max_batch(), "batch ", batch, " is outside the planned range 1..", max_batch());
+  VITRT_CHECK(warmup >= 0 && iters >= 1, "benchmark needs iters >= 1 and warmup >= 0");
+  const int planned = *std::lower_bound(p.batches.begin(), p.batches.end(), batch);
+  backend_->upload(p.act.images, images, static_cast<std::size_t>(batch) * input_elements_per_image() * sizeof(float));
+  return backend_->time_runs(
+      [&] {
+        backend_->begin_run(planned);
+        vit_forward(*backend_, p.constants, p.act, planned, batch);
+        backend_->end_run();
+      },
+      warmup, iters);
 }
 
 }  // namespace vitrt

@@ -2,6 +2,7 @@
 // OpenMP threads. Primitives are created while planning and replayed in call order.
 #include <omp.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -82,6 +83,17 @@ class CpuBackend final : public Backend {
   void end_run() override {
     VITRT_CHECK(linear_index_ == current_->linears.size() && attn_index_ == current_->attentions.size(),
                 "internal: forward replay did not match its plan");
+  }
+
+  std::vector<double> time_runs(const std::function<void()>& forward, int warmup, int iters) override {
+    for (int i = 0; i < warmup; ++i) forward();
+    std::vector<double> ms;
+    for (int i = 0; i < iters; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      forward();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return ms;
   }
 
   void linear(const LinearArgs& a) override {

@@ -1,4 +1,4 @@
-// Fused attention, SIMT version: a block of 4 warps takes 16 queries of one (batch, head); key/value
+// Fused attention, SIMT version (fp32, and head dims the tensor-core kernel does not take): a block of 4 warps takes 16 queries of one (batch, head); key/value
 // tiles of 32 keys are staged in shared memory (K transposed, so each lane reads its own key's
 // column without bank conflicts); each lane scores one key, the warp keeps the online-softmax
 // running max and sum per query, and each lane accumulates head_dim / 32 output columns.
@@ -112,6 +112,10 @@ bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128;
 void attention(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(p.batch > 0 && p.tokens > 0 && p.heads > 0 && p.heads <= 65535 && p.batch <= 65535,
               "attention: bad shape batch ", p.batch, " tokens ", p.tokens, " heads ", p.heads);
+  if (attention_wmma_supports(p)) {
+    attention_wmma(p, s);
+    return;
+  }
   switch (p.dt) {
     case DT::f32: launch<float>(p, s); break;
     case DT::f16: launch<__half>(p, s); break;

@@ -18,7 +18,11 @@ struct AttentionParams {
   float scale;
   DT dt;
 };
+// Dispatches to the tensor-core kernel (attention_wmma.cu) for fp16/bf16 with head_dim % 8 == 0,
+// else to the SIMT kernel (attention.cu).
 void attention(const AttentionParams& p, cudaStream_t s);
 bool attention_supports(int head_dim);
+bool attention_wmma_supports(const AttentionParams& p);
+void attention_wmma(const AttentionParams& p, cudaStream_t s);
 
 }  // namespace vitrt::cuda

@@ -51,7 +51,7 @@ class CudaBackend final : public Backend {
     for (auto& [b, p] : plans_)
       if (p.graph) cudaGraphExecDestroy(p.graph);
     plans_.clear();
-    for (void* ptr : owned_) cudaFree(ptr);
+    for (const auto& [ptr, bytes] : owned_) cudaFree(ptr);
     if (lt_) cublasLtDestroy(lt_);
     if (own_stream_) cudaStreamDestroy(stream_);
   }
@@ -77,13 +77,17 @@ class CudaBackend final : public Backend {
       VITRT_FAIL("out of GPU memory on cuda:", device_, ": asked for ", mib(bytes), ", ", mib(free_b), " free of ",
                  mib(total_b), " (", cudaGetErrorString(e), ")");
     }
-    owned_.push_back(p);
+    owned_.emplace(p, bytes);
     return p;
   }
   void release(void* p) override {
-    auto it = std::find(owned_.begin(), owned_.end(), p);
-    if (it != owned_.end()) owned_.erase(it);
+    owned_.erase(p);
     cudaFree(p);
+  }
+  std::size_t device_bytes() const override {
+    std::size_t n = 0;
+    for (const auto& [ptr, bytes] : owned_) n += bytes;
+    return n;
   }
   void upload(void* dst, const void* src, std::size_t bytes) override {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
@@ -133,6 +137,26 @@ class CudaBackend final : public Backend {
     if (current_->graph) CUDA_CHECK(cudaGraphLaunch(current_->graph, stream_));
     ++current_->runs;
     mode_ = Mode::eager;
+  }
+
+  std::vector<double> time_runs(const std::function<void()>& forward, int warmup, int iters) override {
+    for (int i = 0; i < warmup; ++i) forward();
+    std::vector<cudaEvent_t> ev(2 * static_cast<std::size_t>(iters));
+    for (auto& e : ev) CUDA_CHECK(cudaEventCreate(&e));
+    for (int i = 0; i < iters; ++i) {
+      CUDA_CHECK(cudaEventRecord(ev[2 * i], stream_));
+      forward();
+      CUDA_CHECK(cudaEventRecord(ev[2 * i + 1], stream_));
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<double> ms(static_cast<std::size_t>(iters));
+    for (int i = 0; i < iters; ++i) {
+      float t = 0;
+      CUDA_CHECK(cudaEventElapsedTime(&t, ev[2 * i], ev[2 * i + 1]));
+      ms[i] = t;
+    }
+    for (auto& e : ev) cudaEventDestroy(e);
+    return ms;
   }
 
   void linear(const LinearArgs& a) override {
@@ -218,7 +242,7 @@ class CudaBackend final : public Backend {
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
   Precision precision_ = Precision::fp32;
-  std::vector<void*> owned_;
+  std::unordered_map<void*, std::size_t> owned_;
   std::map<std::pair<const void*, DT>, void*> weights_;
   std::map<int, Plan> plans_;
   Plan* current_ = nullptr;

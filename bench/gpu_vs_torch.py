@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Side-by-side GPU benchmark: timm's model in PyTorch (eager, and torch.compile fullgraph) vs vitrt,
+same GPU, same input batch on the device, CUDA-event timing, medians after warm-up.
+
+torch.compile mode per batch: max-autotune at the smallest and largest batch, reduce-overhead in
+between (--compile-mode overrides; "none" skips compiling). The table says which mode each figure used.
+A roofline line compares vitrt's achieved TFLOP/s with an 8192^3 bf16 cuBLAS product measured in the
+same run.
+
+usage: python3 bench/gpu_vs_torch.py --vitrt build/bin/vitrt [--model vit_base_patch16_224]
+                                     [--batches 1,2,4,...] [--precision bf16] [--compile-mode auto]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+DEFAULT_BATCHES = {"vit_base_patch16_224": [1, 2, 4, 8, 16, 32, 64, 128, 256],
+                   "vit_large_patch16_384": [1, 8, 32, 64, 128]}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, "tf32": torch.float32}
+
+
+def time_cuda(fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    for s, e in zip(starts, ends):
+        s.record()
+        fn()
+        e.record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends))
+
+
+def gemm_rate():
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    ms = time_cuda(lambda: a @ b, 3, 10)
+    return 2 * 8192 ** 3 / (ms * 1e-3) / 1e12
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vitrt", required=True)
+    ap.add_argument("--model", default="vit_base_patch16_224")
+    ap.add_argument("--batches")
+    ap.add_argument("--precision", default="bf16", choices=list(DTYPES))
+    ap.add_argument("--compile-mode", default="auto", help="auto | none | reduce-overhead | max-autotune")
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    import timm
+
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else DEFAULT_BATCHES[args.model]
+    dt = DTYPES[args.precision]
+    tf32 = args.precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    model = timm.create_model(args.model, pretrained=False).eval().to("cuda", dt)
+    size = model.pretrained_cfg["input_size"][-1]
+    gflop = None
+    rows = []
+    rate = gemm_rate()
+    with tempfile.TemporaryDirectory() as tmp:
+        x_all = torch.randn(max(batches), 3, size, size, generator=torch.Generator().manual_seed(0))
+        x_path = os.path.join(tmp, "x.npy")
+        np.save(x_path, x_all.numpy())
+        # vitrt: one process, every batch size, forward timed with CUDA events on its stream.
+        out = subprocess.run([args.vitrt, "bench", "--model", args.model, "--device", "cuda", "--precision",
+                              args.precision, "--batch", ",".join(map(str, batches)), "--iters", str(args.iters),
+                              "--warmup", "10", "--input", x_path, "--json"], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr)
+            return 1
+        vj = json.loads(out.stdout)
+        vrows = {r["batch"]: r for r in vj["rows"]}
+        info = json.loads(subprocess.run([args.vitrt, "info", args.model, "--json"], capture_output=True, text=True,
+                                         check=True).stdout)
+        gflop = info["gflops_per_image"]
+
+        for i, b in enumerate(batches):
+            x = x_all[:b].to("cuda", dt)
+            with torch.inference_mode():
+                torch.cuda.reset_peak_memory_stats()
+                eager = time_cuda(lambda: model(x), 5, args.iters)
+                eager_mem = torch.cuda.max_memory_allocated() / 2 ** 20
+                mode = args.compile_mode
+                if mode == "auto":
+                    mode = "max-autotune" if i in (0, len(batches) - 1) else "reduce-overhead"
+                comp, comp_s = float("nan"), float("nan")
+                if mode != "none":
+                    torch._dynamo.reset()
+                    cm = torch.compile(model, mode=mode, fullgraph=True, dynamic=False)
+                    t0 = time.perf_counter()
+                    for _ in range(3):
+                        cm(x)
+                    torch.cuda.synchronize()
+                    comp_s = time.perf_counter() - t0
+                    comp = time_cuda(lambda: cm(x), 5, args.iters)
+            v = vrows[b]["latency_ms_median"]
+            best = min(eager, comp) if comp == comp else eager
+            rows.append(dict(batch=b, eager_ms=eager, compile_ms=comp, compile_mode=mode, compile_s=comp_s,
+                             vitrt_ms=v, ratio=best / v, eager_peak_mib=eager_mem,
+                             vitrt_device_mib=vrows[b]["device_mib"], vitrt_tflops=gflop * b / v))
+            print(f"batch {b}: eager {eager:.3f} ms, compile[{mode}] {comp:.3f} ms ({comp_s:.0f} s), vitrt {v:.3f} ms, "
+                  f"x{best / v:.2f}", flush=True)
+
+    print(f"\n{args.model}, {args.precision}, {torch.cuda.get_device_name()}, torch {torch.__version__}, timm "
+          f"{timm.__version__}, vitrt {vj['commit']}; {args.iters} timed iterations after warm-up, medians, CUDA events\n")
+    print("| batch | eager ms | eager img/s | torch.compile ms | img/s | mode | compile s | vitrt ms | vitrt img/s | vitrt / best PyTorch |")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    for r in rows:
+        b = r["batch"]
+        print(f"| {b} | {r['eager_ms']:.3f} | {b * 1e3 / r['eager_ms']:,.0f} | {r['compile_ms']:.3f} | "
+              f"{b * 1e3 / r['compile_ms']:,.0f} | {r['compile_mode']} | {r['compile_s']:.0f} | {r['vitrt_ms']:.3f} | "
+              f"{b * 1e3 / r['vitrt_ms']:,.0f} | {r['ratio']:.2f}x |")
+    last = rows[-1]
+    print(f"\nroofline: vitrt {last['vitrt_tflops']:.0f} TFLOP/s at batch {last['batch']} ({gflop:.1f} GFLOP/image) vs "
+          f"{rate:.0f} TFLOP/s for an 8192^3 bf16 cuBLAS product in this run ({last['vitrt_tflops'] / rate:.0%})")
+    print(f"memory at batch {last['batch']}: PyTorch eager peak {last['eager_peak_mib']:.0f} MiB, vitrt session "
+          f"{last['vitrt_device_mib']:.0f} MiB (weights + arena + workspace)")
+    if args.json:
+        json.dump({"model": args.model, "precision": args.precision, "gemm_tflops": rate, "rows": rows},
+                  open(args.json, "w"), indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
