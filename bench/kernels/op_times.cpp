@@ -1,0 +1,103 @@
+// Per-op device times of one transformer block of a ViT at a given batch, on any backend, timed the
+// backend's way (CUDA events on the session stream; a steady clock on the CPU). The numbers behind
+// docs/performance.md.
+//   build/bench/op_times cuda bf16 256 [embed 768] [tokens 197] [heads 12] [mlp 3072]
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+
+using namespace vitrt;
+
+namespace {
+
+std::vector<float> random(size_t n, float scale) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: %s cpu|cuda fp32|tf32|fp16|bf16 BATCH [EMBED TOKENS HEADS MLP]\n", argv[0]);
+    return 2;
+  }
+  const std::string device = argv[1];
+  const Precision prec = parse_precision(argv[2]);
+  const int B = std::atoi(argv[3]);
+  const int E = argc > 4 ? std::atoi(argv[4]) : 768, N = argc > 5 ? std::atoi(argv[5]) : 197;
+  const int H = argc > 6 ? std::atoi(argv[6]) : 12, M = argc > 7 ? std::atoi(argv[7]) : 4 * E;
+  std::unique_ptr<Backend> be;
+#ifdef VITRT_HAVE_CUDA
+  if (device == "cuda") be = make_cuda_backend(0, nullptr, false);
+#endif
+  if (!be) be = make_cpu_backend(0);
+  be->resolve_precision(prec);
+  const DT adt = be->act_dt();
+  const std::int64_t rows = std::int64_t{B} * N;
+  auto buf = [&](std::size_t n, DT dt) {
+    void* p = be->allocate(n * dt_size(dt));
+    std::vector<float> h = random(n, 0.5f);
+    if (dt == DT::f32) be->upload(p, h.data(), n * 4);
+    else {
+      std::vector<std::uint16_t> z(n, 0x3c00);  // small constants are fine for timing
+      be->upload(p, z.data(), n * 2);
+    }
+    return p;
+  };
+  void* x = buf(rows * E, DT::f32);
+  void* h = buf(rows * E, adt);
+  void* qkv = buf(rows * 3 * E, adt);
+  void* attn = buf(rows * E, adt);
+  void* mlp = buf(rows * M, adt);
+  const auto wq = random(3 * E * E, 0.02f), wp = random(E * E, 0.02f), w1 = random(E * M, 0.02f), w2 = random(M * E, 0.02f);
+  const auto bq = random(3 * E, 0.02f), bp = random(E, 0.02f), b1 = random(M, 0.02f), b2 = random(E, 0.02f);
+  const auto g = random(E, 1.0f), gb = random(E, 0.1f);
+  LinearWeights lq{wq.data(), bq.data(), 3 * E, E}, lp{wp.data(), bp.data(), E, E}, l1{w1.data(), b1.data(), M, E},
+      l2{w2.data(), b2.data(), E, M};
+  NormWeights nw{g.data(), gb.data()};
+  struct Op {
+    const char* name;
+    double flops, bytes;
+    std::function<void()> run;
+  };
+  const double as = static_cast<double>(dt_size(adt)), r = static_cast<double>(rows);
+  std::vector<Op> ops = {
+      {"layernorm (x -> h)", 0, r * E * (4 + as), [&] { be->layernorm({rows, E, static_cast<float*>(x), E, h, E, adt, &nw, 1e-6f}); }},
+      {"qkv linear", 2 * r * E * 3 * E, 0, [&] { be->linear({&lq, rows, h, E, adt, qkv, 3 * E, adt}); }},
+      {"attention", 4.0 * B * N * N * E, 0, [&] { be->attention({B, N, H, E / H, qkv, attn, adt}); }},
+      {"proj linear + residual", 2 * r * E * E, 0, [&] { be->linear({&lp, rows, attn, E, adt, x, E, DT::f32, Epilogue::none, true}); }},
+      {"fc1 linear + GELU", 2 * r * E * M, 0, [&] { be->linear({&l1, rows, h, E, adt, mlp, M, adt, Epilogue::gelu_erf}); }},
+      {"fc2 linear + residual", 2 * r * M * E, 0, [&] { be->linear({&l2, rows, mlp, M, adt, x, E, DT::f32, Epilogue::none, true}); }},
+  };
+  std::printf("one block, %s %s, batch %d, embed %d, tokens %d, heads %d, mlp %d (%s)\n\n", device.c_str(), argv[2], B, E, N, H, M,
+              be->device_name().c_str());
+  std::printf("| op | ms (median) | TFLOP/s | GB/s |\n|---|---:|---:|---:|\n");
+  double total = 0, first_ms = 0;
+  for (auto& op : ops) {
+    be->begin_plan(1);
+    op.run();
+    be->end_plan();
+    auto ms = be->time_runs([&] { be->begin_run(1); op.run(); be->end_run(); }, 5, 30);
+    std::sort(ms.begin(), ms.end());
+    const double med = ms[ms.size() / 2];
+    total += med;
+    if (first_ms == 0) first_ms = med;
+    std::printf("| %s | %.4f | %s | %s |\n", op.name, med,
+                op.flops > 0 ? std::to_string(op.flops / med / 1e9).substr(0, 6).c_str() : "",
+                op.bytes > 0 ? std::to_string(op.bytes / med / 1e6).substr(0, 7).c_str() : "");
+  }
+  std::printf("| block total (two layernorms) | %.4f | | |\n", total + first_ms);
+  return 0;
+}
