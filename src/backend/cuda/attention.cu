@@ -3,6 +3,9 @@
 // column without bank conflicts); each lane scores one key, the warp keeps the online-softmax
 // running max and sum per query, and each lane accumulates head_dim / 32 output columns.
 // Q, K and V are read in place from the qkv GEMM output [B, N, 3, H, D].
+#include <cstdlib>
+#include <string>
+
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
@@ -112,7 +115,17 @@ bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128;
 void attention(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(p.batch > 0 && p.tokens > 0 && p.heads > 0 && p.heads <= 65535 && p.batch <= 65535,
               "attention: bad shape batch ", p.batch, " tokens ", p.tokens, " heads ", p.heads);
-  if (attention_wmma_supports(p)) {
+  // VITRT_CUDA_ATTENTION=mma|wmma|simt forces a kernel (for timing variants); default: the fastest
+  // kernel that supports the shape and type.
+  static const std::string forced = [] {
+    const char* e = std::getenv("VITRT_CUDA_ATTENTION");
+    return std::string(e ? e : "");
+  }();
+  if ((forced.empty() || forced == "mma") && attention_mma_supports(p)) {
+    attention_mma(p, s);
+    return;
+  }
+  if ((forced.empty() || forced == "mma" || forced == "wmma") && attention_wmma_supports(p)) {
     attention_wmma(p, s);
     return;
   }

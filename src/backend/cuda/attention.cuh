@@ -18,11 +18,14 @@ struct AttentionParams {
   float scale;
   DT dt;
 };
-// Dispatches to the tensor-core kernel (attention_wmma.cu) for fp16/bf16 with head_dim % 8 == 0,
-// else to the SIMT kernel (attention.cu).
+// Dispatches to the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16 with
+// head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0, else the SIMT
+// kernel (attention.cu, also fp32).
 void attention(const AttentionParams& p, cudaStream_t s);
 bool attention_supports(int head_dim);
 bool attention_wmma_supports(const AttentionParams& p);
 void attention_wmma(const AttentionParams& p, cudaStream_t s);
+bool attention_mma_supports(const AttentionParams& p);
+void attention_mma(const AttentionParams& p, cudaStream_t s);
 
 }  // namespace vitrt::cuda

@@ -1,0 +1,219 @@
+// Fused attention on tensor cores with register-resident state (FlashAttention-2 style): each warp owns
+// 16 query rows; S = Q K^T, the online softmax and O += P V all live in mma.sync.m16n8k16 fragments
+// (layouts as documented in the PTX ISA), so only the K/V tiles go through shared memory. The score
+// fragments are re-packed in place as the A operand of P V. fp16/bf16 in, fp32 accumulate; head dims
+// that are multiples of 16 up to 128; Q, K, V read in place from the qkv GEMM output [B, N, 3, H, D].
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/dtype.cuh"
+
+namespace vitrt::cuda {
+namespace {
+
+constexpr int kWarps = 4, kBQ = 16 * kWarps, kBK = 64;
+
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1);
+
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                                         std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <>
+__device__ __forceinline__ void mma16816<__half>(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                                  std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two fp32 values -> one register of two 16-bit values (first in the low half); also returns the
+// rounded values so the softmax normalizer sums exactly what P V multiplies.
+template <typename T>
+__device__ __forceinline__ std::uint32_t pack(float& lo, float& hi) {
+  const T l = from_f32<T>(lo), h = from_f32<T>(hi);
+  lo = to_f32(l);
+  hi = to_f32(h);
+  return static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(l)) |
+         (static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(h)) << 16);
+}
+
+__device__ __forceinline__ std::uint32_t ld32(const void* p) { return *static_cast<const std::uint32_t*>(p); }
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(AttentionParams p) {
+  constexpr int LD = D + 8;  // shared-memory row stride (elements), against bank conflicts
+  __shared__ __align__(16) T k_s[kBK * LD];
+  __shared__ __align__(16) T v_s[kBK * LD];
+
+  const int N = p.tokens, E = p.heads * D;
+  const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kBQ;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const std::size_t stride = 3 * static_cast<std::size_t>(E);
+  const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * D;
+  const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
+  const bool warp_active = q0 + warp * 16 < N;
+
+  // Q as A fragments, one set of 4 registers per 16-wide slice of the head dim.
+  std::uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int ks = 0; ks < D / 16; ++ks) {
+    const int c = ks * 16 + 2 * t;
+    qf[ks][0] = r0 < N ? ld32(base + r0 * stride + c) : 0u;
+    qf[ks][1] = r1 < N ? ld32(base + r1 * stride + c) : 0u;
+    qf[ks][2] = r0 < N ? ld32(base + r0 * stride + c + 8) : 0u;
+    qf[ks][3] = r1 < N ? ld32(base + r1 * stride + c + 8) : 0u;
+  }
+  float o[D / 8][4] = {};
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+  const float scale = p.scale * 1.4426950408889634f;  // exp(x) = exp2(x * log2 e)
+
+  for (int k0 = 0; k0 < N; k0 += kBK) {
+    __syncthreads();
+    const int valid = min(kBK, N - k0);
+    for (int i = threadIdx.x; i < kBK * (D / 8); i += blockDim.x) {
+      const int r = i / (D / 8), c = (i % (D / 8)) * 8;
+      uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+      if (r < valid) {
+        const T* row = base + (k0 + r) * stride;
+        kv = *reinterpret_cast<const uint4*>(row + E + c);
+        vv = *reinterpret_cast<const uint4*>(row + 2 * E + c);
+      }
+      *reinterpret_cast<uint4*>(k_s + r * LD + c) = kv;
+      *reinterpret_cast<uint4*>(v_s + r * LD + c) = vv;
+    }
+    __syncthreads();
+    if (!warp_active) continue;
+    const int ntiles = (valid + 7) / 8;  // 8-key column tiles holding at least one real key
+
+    float s[kBK / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kBK / 8; ++nt) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+      if (nt < ntiles) {
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ++ks) {
+          const T* krow = k_s + (nt * 8 + g) * LD + ks * 16 + 2 * t;
+          mma16816<T>(s[nt], qf[ks], ld32(krow), ld32(krow + 8));
+        }
+      }
+    }
+    // Online softmax; thread holds rows r0 (elements 0, 1) and r1 (elements 2, 3) of each tile.
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < kBK / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = nt * 8 + 2 * t + (e & 1);
+        s[nt][e] = key < valid ? s[nt][e] * scale : -INFINITY;
+      }
+      mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
+    }
+    for (int off = 1; off < 4; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+    }
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
+    m0 = mn0;
+    m1 = mn1;
+    l0 *= c0;
+    l1 *= c1;
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt) {
+      o[nt][0] *= c0;
+      o[nt][1] *= c0;
+      o[nt][2] *= c1;
+      o[nt][3] *= c1;
+    }
+    // P V, 16 keys at a time: the two score tiles of those keys form the A fragment.
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      if (kk * 16 >= valid) break;
+      float* sa = s[2 * kk];
+      float* sb = s[2 * kk + 1];
+      for (int e = 0; e < 4; ++e) {
+        sa[e] = exp2f(sa[e] - (e < 2 ? m0 : m1));
+        sb[e] = exp2f(sb[e] - (e < 2 ? m0 : m1));
+      }
+      std::uint32_t pf[4];
+      pf[0] = pack<T>(sa[0], sa[1]);
+      pf[1] = pack<T>(sa[2], sa[3]);
+      pf[2] = pack<T>(sb[0], sb[1]);
+      pf[3] = pack<T>(sb[2], sb[3]);
+      l0 += sa[0] + sa[1] + sb[0] + sb[1];
+      l1 += sa[2] + sa[3] + sb[2] + sb[3];
+      const T* v0 = v_s + (kk * 16 + 2 * t) * LD;
+#pragma unroll
+      for (int nt = 0; nt < D / 8; ++nt) {
+        const int col = nt * 8 + g;
+        const std::uint32_t b0 = static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(v0[col])) |
+                                 (static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(v0[LD + col])) << 16);
+        const std::uint32_t b1 = static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(v0[8 * LD + col])) |
+                                 (static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(v0[9 * LD + col])) << 16);
+        mma16816<T>(o[nt], pf, b0, b1);
+      }
+    }
+  }
+  if (!warp_active) return;
+  for (int off = 1; off < 4; off <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, off);
+  }
+  const float i0 = 1.0f / l0, i1 = 1.0f / l1;
+  T* out = static_cast<T*>(p.out) + static_cast<std::size_t>(h) * D;
+#pragma unroll
+  for (int nt = 0; nt < D / 8; ++nt) {
+    const int c = nt * 8 + 2 * t;
+    if (r0 < N) {
+      float a = o[nt][0] * i0, bb = o[nt][1] * i0;
+      *reinterpret_cast<std::uint32_t*>(out + (static_cast<std::size_t>(b) * N + r0) * E + c) = pack<T>(a, bb);
+    }
+    if (r1 < N) {
+      float a = o[nt][2] * i1, bb = o[nt][3] * i1;
+      *reinterpret_cast<std::uint32_t*>(out + (static_cast<std::size_t>(b) * N + r1) * E + c) = pack<T>(a, bb);
+    }
+  }
+}
+
+template <typename T>
+void launch(const AttentionParams& p, cudaStream_t s) {
+  const dim3 grid((p.tokens + kBQ - 1) / kBQ, p.heads, p.batch);
+  switch (p.head_dim) {
+    case 16: attention_mma_kernel<T, 16><<<grid, kWarps * 32, 0, s>>>(p); break;
+    case 32: attention_mma_kernel<T, 32><<<grid, kWarps * 32, 0, s>>>(p); break;
+    case 48: attention_mma_kernel<T, 48><<<grid, kWarps * 32, 0, s>>>(p); break;
+    case 64: attention_mma_kernel<T, 64><<<grid, kWarps * 32, 0, s>>>(p); break;
+    case 80: attention_mma_kernel<T, 80><<<grid, kWarps * 32, 0, s>>>(p); break;
+    case 96: attention_mma_kernel<T, 96><<<grid, kWarps * 32, 0, s>>>(p); break;
+    case 112: attention_mma_kernel<T, 112><<<grid, kWarps * 32, 0, s>>>(p); break;
+    case 128: attention_mma_kernel<T, 128><<<grid, kWarps * 32, 0, s>>>(p); break;
+    default: VITRT_FAIL("attention: head dim ", p.head_dim, " is not supported by the mma kernel");
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+bool attention_mma_supports(const AttentionParams& p) {
+  return p.dt != DT::f32 && p.head_dim % 16 == 0 && p.head_dim <= 128;
+}
+
+void attention_mma(const AttentionParams& p, cudaStream_t s) {
+  if (p.dt == DT::f16) launch<__half>(p, s);
+  else launch<__nv_bfloat16>(p, s);
+}
+
+}  // namespace vitrt::cuda
