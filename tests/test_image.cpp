@@ -8,14 +8,7 @@
 namespace vitrt {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using test::error_of;
 
 TEST(ImageDecode, RejectsGarbageAndTruncation) {
   const std::vector<std::uint8_t> junk = {'G', 'I', 'F', '8', '9', 'a', 0, 0};

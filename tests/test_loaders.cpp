@@ -45,14 +45,7 @@ Bytes safetensors(const std::map<std::string, HostTensor>& tensors) {
   return safetensors(h.dump(), data);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using test::error_of;
 
 #define EXPECT_ERROR(expr, substring) EXPECT_THAT_ERROR(error_of([&] { (void)(expr); }), substring)
 void EXPECT_THAT_ERROR(const std::string& msg, const std::string& sub) {

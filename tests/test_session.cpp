@@ -5,6 +5,10 @@
 #include <cmath>
 #include <thread>
 
+#ifdef VITRT_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
 #include "test_util.h"
 #include "vitrt/vitrt.h"
 
@@ -87,19 +91,25 @@ TEST(SessionCuda, ThreadsGraphsAndCpuAgreement) {
   for (auto& t : threads) t.join();
   for (const auto& g : got) EXPECT_LE(test::max_rel_error(g.data(), want.data(), want.size()), 1e-5);
   EXPECT_EQ(got[0], got[1]);  // graph replay and eager launches compute the same thing
+
+  // On a caller's stream (graphs captured on it).
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  {
+    SessionOptions o = gpu;
+    o.cuda_stream = stream;
+    Session s(m, o);
+    std::vector<float> y;
+    for (int i = 0; i < 3; ++i) y = run(s, x, 3);
+    EXPECT_LE(test::max_rel_error(y.data(), want.data(), want.size()), 1e-5);
+  }
+  cudaStreamDestroy(stream);
 }
 #endif
 
 TEST(Session, ClearErrors) {
   auto m = small_model();
-  auto msg = [&](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no error>");
-  };
+  const auto& msg = test::error_of;
   SessionOptions o;
   o.batch_sizes = {2};
   Session s(m, o);

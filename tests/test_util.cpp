@@ -9,8 +9,18 @@
 
 #include "backend/backend.h"
 #include "core/half.h"
+#include "vitrt/error.h"
 
 namespace vitrt::test {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
 
 std::vector<float> randn(std::size_t n, std::uint64_t seed, float scale) {
   std::mt19937_64 rng(seed);

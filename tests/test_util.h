@@ -2,12 +2,16 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
 
 namespace vitrt::test {
+
+// Runs f and returns the vitrt::Error message it throws, or "<no error>".
+std::string error_of(const std::function<void()>& f);
 
 std::vector<float> randn(std::size_t n, std::uint64_t seed, float scale = 1.0f);
 // max |a - b| / max |b|; +inf when a holds a NaN.

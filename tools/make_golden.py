@@ -49,6 +49,36 @@ def save_safetensors(state, path, dtype=None):
     save_file(out, path)
 
 
+def google_npz_arrays(state_dict, E, H, depth):
+    """A timm ViT state dict (class token, token pooling) as the arrays of Google's ViT-B_16.npz."""
+    sd = {k: v.detach().cpu().numpy() for k, v in state_dict.items()}
+    D = E // H
+    g = {
+        "embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),
+        "embedding/bias": sd["patch_embed.proj.bias"],
+        "cls": sd["cls_token"],
+        "Transformer/posembed_input/pos_embedding": sd["pos_embed"],
+        "Transformer/encoder_norm/scale": sd["norm.weight"],
+        "Transformer/encoder_norm/bias": sd["norm.bias"],
+        "head/kernel": sd["head.weight"].T,
+        "head/bias": sd["head.bias"],
+    }
+    for i in range(depth):
+        p, b = f"Transformer/encoderblock_{i}/", f"blocks.{i}."
+        g[p + "LayerNorm_0/scale"], g[p + "LayerNorm_0/bias"] = sd[b + "norm1.weight"], sd[b + "norm1.bias"]
+        g[p + "LayerNorm_2/scale"], g[p + "LayerNorm_2/bias"] = sd[b + "norm2.weight"], sd[b + "norm2.bias"]
+        for j, fc in enumerate(("fc1", "fc2")):
+            g[p + f"MlpBlock_3/Dense_{j}/kernel"] = sd[b + f"mlp.{fc}.weight"].T
+            g[p + f"MlpBlock_3/Dense_{j}/bias"] = sd[b + f"mlp.{fc}.bias"]
+        qw, qb, a = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"], p + "MultiHeadDotProductAttention_1/"
+        for j, part in enumerate(("query", "key", "value")):
+            g[a + part + "/kernel"] = qw[j * E:(j + 1) * E].T.reshape(E, H, D)
+            g[a + part + "/bias"] = qb[j * E:(j + 1) * E].reshape(H, D)
+        g[a + "out/kernel"] = sd[b + "attn.proj.weight"].T.reshape(H, D, E)
+        g[a + "out/bias"] = sd[b + "attn.proj.bias"]
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in g.items()}
+
+
 def write_fixture(root, name, model_fn, x, meta, files):
     d = os.path.join(root, name)
     os.makedirs(d, exist_ok=True)
@@ -149,33 +179,8 @@ def timm_fixtures(root, rng):
 
     # Google .npz written from a timm model (stored and deflated archives).
     model = randomize(VisionTransformer(**dict(base, norm_layer=partial(nn.LayerNorm, eps=1e-6))), seed=500)
-    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    E, H = base["embed_dim"], base["num_heads"]
-    D = E // H
-    g = {
-        "embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),
-        "embedding/bias": sd["patch_embed.proj.bias"],
-        "cls": sd["cls_token"],
-        "Transformer/posembed_input/pos_embedding": sd["pos_embed"],
-        "Transformer/encoder_norm/scale": sd["norm.weight"],
-        "Transformer/encoder_norm/bias": sd["norm.bias"],
-        "head/kernel": sd["head.weight"].T,
-        "head/bias": sd["head.bias"],
-    }
-    for i in range(base["depth"]):
-        p, b = f"Transformer/encoderblock_{i}/", f"blocks.{i}."
-        g[p + "LayerNorm_0/scale"], g[p + "LayerNorm_0/bias"] = sd[b + "norm1.weight"], sd[b + "norm1.bias"]
-        g[p + "LayerNorm_2/scale"], g[p + "LayerNorm_2/bias"] = sd[b + "norm2.weight"], sd[b + "norm2.bias"]
-        g[p + "MlpBlock_3/Dense_0/kernel"], g[p + "MlpBlock_3/Dense_0/bias"] = sd[b + "mlp.fc1.weight"].T, sd[b + "mlp.fc1.bias"]
-        g[p + "MlpBlock_3/Dense_1/kernel"], g[p + "MlpBlock_3/Dense_1/bias"] = sd[b + "mlp.fc2.weight"].T, sd[b + "mlp.fc2.bias"]
-        qw, qb = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"]
-        a = p + "MultiHeadDotProductAttention_1/"
-        for j, part in enumerate(("query", "key", "value")):
-            g[a + part + "/kernel"] = qw[j * E:(j + 1) * E].T.reshape(E, H, D)
-            g[a + part + "/bias"] = qb[j * E:(j + 1) * E].reshape(H, D)
-        g[a + "out/kernel"] = sd[b + "attn.proj.weight"].T.reshape(H, D, E)
-        g[a + "out/bias"] = sd[b + "attn.proj.bias"]
-    g = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in g.items()}
+    g = google_npz_arrays(model.state_dict(), base["embed_dim"], base["num_heads"], base["depth"])
+
     for tag, saver in (("stored", np.savez), ("deflated", np.savez_compressed)):
         x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(80))
         write_fixture(root, f"npz_{tag}", model, x, {"weights": "ViT-T_8.npz"},

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import randomize, save_safetensors  # noqa: E402
+from make_golden import google_npz_arrays, randomize, save_safetensors  # noqa: E402
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -77,28 +77,8 @@ def write_timm(d, model, cfg):
 
 
 def write_npz(d, model, cfg):
-    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    E, H = cfg["embed_dim"], cfg["num_heads"]
-    D = E // H
-    g = {"embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0), "embedding/bias": sd["patch_embed.proj.bias"],
-         "cls": sd["cls_token"], "Transformer/posembed_input/pos_embedding": sd["pos_embed"],
-         "Transformer/encoder_norm/scale": sd["norm.weight"], "Transformer/encoder_norm/bias": sd["norm.bias"],
-         "head/kernel": sd["head.weight"].T, "head/bias": sd["head.bias"]}
-    for i in range(cfg["depth"]):
-        p, b = f"Transformer/encoderblock_{i}/", f"blocks.{i}."
-        g[p + "LayerNorm_0/scale"], g[p + "LayerNorm_0/bias"] = sd[b + "norm1.weight"], sd[b + "norm1.bias"]
-        g[p + "LayerNorm_2/scale"], g[p + "LayerNorm_2/bias"] = sd[b + "norm2.weight"], sd[b + "norm2.bias"]
-        for j, fc in enumerate(("fc1", "fc2")):
-            g[p + f"MlpBlock_3/Dense_{j}/kernel"] = sd[b + f"mlp.{fc}.weight"].T
-            g[p + f"MlpBlock_3/Dense_{j}/bias"] = sd[b + f"mlp.{fc}.bias"]
-        qw, qb, a = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"], p + "MultiHeadDotProductAttention_1/"
-        for j, part in enumerate(("query", "key", "value")):
-            g[a + part + "/kernel"] = qw[j * E:(j + 1) * E].T.reshape(E, H, D)
-            g[a + part + "/bias"] = qb[j * E:(j + 1) * E].reshape(H, D)
-        g[a + "out/kernel"] = sd[b + "attn.proj.weight"].T.reshape(H, D, E)
-        g[a + "out/bias"] = sd[b + "attn.proj.bias"]
     path = os.path.join(d, "ViT-verify.npz")
-    np.savez_compressed(path, **{k: np.ascontiguousarray(v, np.float32) for k, v in g.items()})
+    np.savez_compressed(path, **google_npz_arrays(model.state_dict(), cfg["embed_dim"], cfg["num_heads"], cfg["depth"]))
     return path
 
 
