@@ -77,6 +77,11 @@ class Session {
 
  private:
   struct Plan;
+  // Checks the batch, uploads the images; returns the planned batch size that will run them.
+  int stage_input(const float* images, int batch);
+  // One forward of the staged input; returns the output buffer (backend memory).
+  const float* forward(int planned, int batch);
+
   std::shared_ptr<const Model> model_;
   SessionOptions options_;
   int img_size_ = 0;

@@ -174,31 +174,32 @@ std::int64_t Session::output_elements_per_image() const {
   return rows * c.output_dim();
 }
 
-void Session::run(const float* images, int batch, float* out) {
+int Session::stage_input(const float* images, int batch) {
   auto& p = *plan_;
   VITRT_CHECK(batch >= 1 && batch <= max_batch(), "batch ", batch, " is outside the planned range 1..", max_batch());
-  VITRT_CHECK(images && out, "Session::run: null input or output pointer");
-  const int planned = *std::lower_bound(p.batches.begin(), p.batches.end(), batch);
+  VITRT_CHECK(images, "Session: null input pointer");
   backend_->upload(p.act.images, images, static_cast<std::size_t>(batch) * input_elements_per_image() * sizeof(float));
+  return *std::lower_bound(p.batches.begin(), p.batches.end(), batch);
+}
+
+const float* Session::forward(int planned, int batch) {
   backend_->begin_run(planned);
-  const float* result = vit_forward(*backend_, p.constants, p.act, planned, batch);
+  const float* result = vit_forward(*backend_, plan_->constants, plan_->act, planned, batch);
   backend_->end_run();
+  return result;
+}
+
+void Session::run(const float* images, int batch, float* out) {
+  VITRT_CHECK(out, "Session::run: null output pointer");
+  const int planned = stage_input(images, batch);
+  const float* result = forward(planned, batch);
   backend_->download(out, result, static_cast<std::size_t>(batch) * output_elements_per_image() * sizeof(float));
 }
 
 std::vector<double> Session::benchmark(const float* images, int batch, int warmup, int iters) {
-  auto& p = *plan_;
-  VITRT_CHECK(batch >= 1 && batch <= max_batch(), "batch ", batch, " is outside the planned range 1..", max_batch());
   VITRT_CHECK(warmup >= 0 && iters >= 1, "benchmark needs iters >= 1 and warmup >= 0");
-  const int planned = *std::lower_bound(p.batches.begin(), p.batches.end(), batch);
-  backend_->upload(p.act.images, images, static_cast<std::size_t>(batch) * input_elements_per_image() * sizeof(float));
-  return backend_->time_runs(
-      [&] {
-        backend_->begin_run(planned);
-        vit_forward(*backend_, p.constants, p.act, planned, batch);
-        backend_->end_run();
-      },
-      warmup, iters);
+  const int planned = stage_input(images, batch);
+  return backend_->time_runs([&] { forward(planned, batch); }, warmup, iters);
 }
 
 }  // namespace vitrt

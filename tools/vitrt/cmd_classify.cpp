@@ -43,10 +43,7 @@ int cmd_classify(const Options& o) {
                                                  : model->labels();
   const int n = static_cast<int>(o.images.size());
   const int chunk = std::min(n, o.max_batch);
-  std::vector<int> plan = {chunk};
-  if (n % chunk) plan.push_back(n % chunk);
-  Session session(model, session_options(o, plan, cfg.preprocess.input_size));
-  const auto per_in = static_cast<size_t>(session.input_elements_per_image());
+  Session session(model, session_options(o, chunk_batches(n, chunk), cfg.preprocess.input_size));
   const auto C = static_cast<size_t>(cfg.num_classes);
   std::vector<float> logits(C * static_cast<size_t>(n));
   for (int start = 0; start < n; start += chunk) {
@@ -54,7 +51,6 @@ int cmd_classify(const Options& o) {
     std::vector<std::string> paths(o.images.begin() + start, o.images.begin() + start + b);
     const auto x = preprocess_all(paths, cfg.preprocess);
     session.run(x.data(), b, logits.data() + static_cast<size_t>(start) * C);
-    (void)per_in;
   }
 
   const int k = std::min<int>(o.top_k, cfg.num_classes);

@@ -15,9 +15,7 @@ int cmd_run(const Options& o) {
   const int n = static_cast<int>(x.shape[0]);
   const int size = static_cast<int>(x.shape[2]);
   const int chunk = std::min(n, o.max_batch);
-  std::vector<int> plan = {chunk};
-  if (n % chunk) plan.push_back(n % chunk);
-  Session session(model, session_options(o, plan, size));
+  Session session(model, session_options(o, chunk_batches(n, chunk), size));
   const auto per_in = static_cast<size_t>(session.input_elements_per_image());
   const auto per_out = static_cast<size_t>(session.output_elements_per_image());
   std::vector<float> y(per_out * static_cast<size_t>(n));

@@ -87,4 +87,10 @@ SessionOptions session_options(const Options& o, std::vector<int> batches, int i
   return s;
 }
 
+std::vector<int> chunk_batches(int n, int chunk) {
+  std::vector<int> batches = {chunk};
+  if (n % chunk) batches.push_back(n % chunk);
+  return batches;
+}
+
 }  // namespace vitrt::cli

@@ -55,6 +55,8 @@ void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which);
 // --weights (+ optional --model), or --model alone (synthetic weights, with a notice).
 std::shared_ptr<const Model> load_model(const Options& o);
 SessionOptions session_options(const Options& o, std::vector<int> batches, int img_size);
+// Batch sizes to plan for running n images in chunks of `chunk`: the chunk, plus the remainder if any.
+std::vector<int> chunk_batches(int n, int chunk);
 
 int cmd_classify(const Options& o);
 int cmd_run(const Options& o);

@@ -166,7 +166,7 @@ class CudaBackend final : public Backend {
       current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, kWorkspaceBytes));
       return;
     }
-    if (mode_ == Mode::replay) return;
+    if (!launching()) return;
     current_->linears.at(linear_index_++)->execute(lt_, a, workspace_, stream_);
   }
 
@@ -176,7 +176,7 @@ class CudaBackend final : public Backend {
                   " is not supported (1..128)");
       return;
     }
-    if (mode_ == Mode::replay) return;
+    if (!launching()) return;
     const float scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
     cuda::attention({a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt}, stream_);
   }
@@ -184,12 +184,12 @@ class CudaBackend final : public Backend {
   void layernorm(const LayerNormArgs& a) override {
     const auto* g = static_cast<const float*>(device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32));
     const auto* b = static_cast<const float*>(device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32));
-    if (mode_ == Mode::plan || mode_ == Mode::replay) return;
+    if (!launching()) return;
     cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps}, stream_);
   }
 
   void patchify(const PatchifyArgs& a) override {
-    if (mode_ == Mode::eager || mode_ == Mode::capture) cuda::patchify(a, stream_);
+    if (launching()) cuda::patchify(a, stream_);
   }
 
   void tokens(const TokensArgs& a) override {
@@ -197,19 +197,21 @@ class CudaBackend final : public Backend {
     const int pos_rows = a.pos_covers_prefix ? a.num_prefix + a.patches : a.patches;
     d.prefix = a.num_prefix ? static_cast<const float*>(device_copy(a.prefix, static_cast<std::size_t>(a.num_prefix) * a.dim, DT::f32)) : nullptr;
     d.pos = static_cast<const float*>(device_copy(a.pos, static_cast<std::size_t>(pos_rows) * a.dim, DT::f32));
-    if (mode_ == Mode::eager || mode_ == Mode::capture) cuda::tokens(d, stream_);
+    if (launching()) cuda::tokens(d, stream_);
   }
 
   void mean_tokens(const float* x, int batch, int tokens, int dim, int first, int count, float* dst) override {
-    if (mode_ == Mode::eager || mode_ == Mode::capture) cuda::mean_tokens(x, batch, tokens, dim, first, count, dst, stream_);
+    if (launching()) cuda::mean_tokens(x, batch, tokens, dim, first, count, dst, stream_);
   }
 
   void average(const float* a, const float* b, std::int64_t n, float* dst) override {
-    if (mode_ == Mode::eager || mode_ == Mode::capture) cuda::average(a, b, n, dst, stream_);
+    if (launching()) cuda::average(a, b, n, dst, stream_);
   }
 
  private:
   enum class Mode { plan, eager, capture, replay };
+  // Kernels are enqueued while running eagerly or capturing a graph; planning and replay enqueue none.
+  bool launching() const { return mode_ == Mode::eager || mode_ == Mode::capture; }
   struct Plan {
     std::vector<std::unique_ptr<cuda::LinearOp>> linears;
     cudaGraphExec_t graph = nullptr;
