@@ -49,6 +49,16 @@ def save_safetensors(state, path, dtype=None):
     save_file(out, path)
 
 
+def build_timm_vit(args, seed):
+    """A randomized timm VisionTransformer from vitrt's variant args (timm kwargs plus `norm_eps`), and the
+    `model_args` its config.json records (LayerScale is inferred from the weights, so init_values is left out)."""
+    from timm.models.vision_transformer import VisionTransformer
+    kwargs = dict(args)
+    kwargs["norm_layer"] = partial(nn.LayerNorm, eps=kwargs.pop("norm_eps", 1e-6))
+    model = randomize(VisionTransformer(**kwargs), seed=seed)
+    return model, {k: v for k, v in args.items() if k != "init_values"}
+
+
 def google_npz_arrays(state_dict, E, H, depth):
     """A timm ViT state dict (class token, token pooling) as the arrays of Google's ViT-B_16.npz."""
     sd = {k: v.detach().cpu().numpy() for k, v in state_dict.items()}
@@ -121,26 +131,19 @@ def timm_fixtures(root, rng):
     }
     for i, (name, extra) in enumerate(variants.items()):
         args = {**base, **extra}
-        kwargs = dict(args)
-        eps = kwargs.pop("norm_eps", 1e-6)
-        kwargs["norm_layer"] = partial(nn.LayerNorm, eps=eps)
         try:
-            model = randomize(VisionTransformer(**kwargs), seed=100 + i)
+            model, cfg_args = build_timm_vit(args, seed=100 + i)
         except TypeError as e:  # an option this timm version lacks
             print(f"{name}: SKIPPED ({e})")
             continue
         x = torch.randn(3, 3, args["img_size"], args["img_size"], generator=torch.Generator().manual_seed(i))
-        cfg_args = {k: v for k, v in args.items()}
-        if "init_values" in cfg_args:
-            cfg_args.pop("init_values")
         write_fixture(root, name, model, x, {"weights": "model.safetensors"},
                       {"model.safetensors": partial(save_safetensors, model.state_dict()),
                        "config.json": timm_config_json(name, cfg_args)})
 
     # Half-precision checkpoints: the reference runs the rounded weights in fp32.
     for dtype, tag in ((torch.float16, "fp16"), (torch.bfloat16, "bf16")):
-        kwargs = dict(base, norm_layer=partial(nn.LayerNorm, eps=1e-6))
-        model = randomize(VisionTransformer(**kwargs), seed=200)
+        model, _ = build_timm_vit(base, seed=200)
         with torch.no_grad():
             for p in model.parameters():
                 p.copy_(p.to(dtype).float())
@@ -149,25 +152,17 @@ def timm_fixtures(root, rng):
                       {"model.safetensors": partial(save_safetensors, model.state_dict(), dtype=dtype),
                        "config.json": timm_config_json("custom", base)})
 
-    # Position embedding resampled to a larger input, as timm's checkpoint filter does.
-    kwargs = dict(base, norm_layer=partial(nn.LayerNorm, eps=1e-6))
-    small = randomize(VisionTransformer(**kwargs), seed=300)
-    big = VisionTransformer(**dict(kwargs, img_size=48)).eval()
-    sd = dict(small.state_dict())
-    sd_big = dict(sd)
-    sd_big["pos_embed"] = resample_abs_pos_embed(sd["pos_embed"], new_size=(6, 6), num_prefix_tokens=1)
-    big.load_state_dict(sd_big)
-    x = torch.randn(3, 3, 48, 48, generator=torch.Generator().manual_seed(60))
-    write_fixture(root, "timm_posembed_resample_48", big, x, {"weights": "model.safetensors"},
-                  {"model.safetensors": partial(save_safetensors, sd), "config.json": timm_config_json("custom", base)})
-    # ... and to a smaller one (antialiased downsampling).
-    small_in = VisionTransformer(**dict(kwargs, img_size=24)).eval()
-    sd_small = dict(sd)
-    sd_small["pos_embed"] = resample_abs_pos_embed(sd["pos_embed"], new_size=(3, 3), num_prefix_tokens=1)
-    small_in.load_state_dict(sd_small)
-    x = torch.randn(3, 3, 24, 24, generator=torch.Generator().manual_seed(61))
-    write_fixture(root, "timm_posembed_resample_24", small_in, x, {"weights": "model.safetensors"},
-                  {"model.safetensors": partial(save_safetensors, sd), "config.json": timm_config_json("custom", base)})
+    # Position embedding resampled to a larger and a smaller input (antialiased downsampling), as timm's
+    # checkpoint filter does: the checkpoint keeps the 32 px grid, the reference model the resampled one.
+    sd = dict(build_timm_vit(base, seed=300)[0].state_dict())
+    for size, seed in ((48, 60), (24, 61)):
+        target = VisionTransformer(**dict(base, img_size=size, norm_layer=partial(nn.LayerNorm, eps=1e-6))).eval()
+        grid = size // base["patch_size"]
+        target.load_state_dict(dict(sd, pos_embed=resample_abs_pos_embed(sd["pos_embed"], new_size=(grid, grid),
+                                                                         num_prefix_tokens=1)))
+        x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(seed))
+        write_fixture(root, f"timm_posembed_resample_{size}", target, x, {"weights": "model.safetensors"},
+                      {"model.safetensors": partial(save_safetensors, sd), "config.json": timm_config_json("custom", base)})
 
     # DeiT distilled (dist_token + head_dist, averaged at inference).
     from timm.models.deit import VisionTransformerDistilled
@@ -178,7 +173,7 @@ def timm_fixtures(root, rng):
                    "config.json": timm_config_json("custom", base)})
 
     # Google .npz written from a timm model (stored and deflated archives).
-    model = randomize(VisionTransformer(**dict(base, norm_layer=partial(nn.LayerNorm, eps=1e-6))), seed=500)
+    model, _ = build_timm_vit(base, seed=500)
     g = google_npz_arrays(model.state_dict(), base["embed_dim"], base["num_heads"], base["depth"])
 
     for tag, saver in (("stored", np.savez), ("deflated", np.savez_compressed)):

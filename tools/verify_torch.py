@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import google_npz_arrays, randomize, save_safetensors  # noqa: E402
+from make_golden import build_timm_vit, google_npz_arrays, randomize, save_safetensors  # noqa: E402
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -41,7 +41,6 @@ PRECISIONS = ["fp32", "tf32", "fp16", "bf16"]
 
 
 def timm_variants():
-    from timm.models.vision_transformer import VisionTransformer
     from timm.models.deit import VisionTransformerDistilled
     base = dict(img_size=224, patch_size=16, embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0, num_classes=100)
     v = {
@@ -59,12 +58,7 @@ def timm_variants():
         "head_dim_128_577tok": dict(embed_dim=256, num_heads=2, img_size=384, depth=2),
     }
     for name, extra in v.items():
-        args = {**base, **extra}
-        kw = dict(args)
-        eps = kw.pop("norm_eps", 1e-6)
-        kw["norm_layer"] = partial(nn.LayerNorm, eps=eps)
-        model = randomize(VisionTransformer(**kw), seed=zlib.crc32(name.encode()) % 1000)
-        cfg = {k: v for k, v in args.items() if k != "init_values"}
+        model, cfg = build_timm_vit({**base, **extra}, seed=zlib.crc32(name.encode()) % 1000)
         yield name, "timm", model, cfg
     kw = dict(base, norm_layer=partial(nn.LayerNorm, eps=1e-6))
     yield "deit_distilled", "timm", randomize(VisionTransformerDistilled(**kw), seed=7), dict(base)
@@ -83,11 +77,10 @@ def write_npz(d, model, cfg):
 
 
 def all_models():
-    from timm.models.vision_transformer import VisionTransformer
     from transformers import ViTConfig, ViTForImageClassification
     yield from ((n, f, m, c, write_timm) for n, f, m, c in timm_variants())
     base = dict(img_size=224, patch_size=16, embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0, num_classes=100)
-    m = randomize(VisionTransformer(**dict(base, norm_layer=partial(nn.LayerNorm, eps=1e-6))), seed=11)
+    m, _ = build_timm_vit(base, seed=11)
     yield "google_npz", "npz", m, base, write_npz
     hf = ViTConfig(hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768, image_size=224,
                    patch_size=16, num_labels=100)
