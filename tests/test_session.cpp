@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <thread>
 
 #ifdef VITRT_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif
 
+#include "core/arena.h"
 #include "test_util.h"
 #include "vitrt/vitrt.h"
 
@@ -106,6 +108,46 @@ TEST(SessionCuda, ThreadsGraphsAndCpuAgreement) {
   cudaStreamDestroy(stream);
 }
 #endif
+
+TEST(Arena, BuffersLiveTogetherNeverOverlap) {
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<BufferLife> bufs(1 + rng() % 12);
+    for (auto& b : bufs) {
+      b.bytes = rng() % 5000;
+      b.first = static_cast<int>(rng() % 10);
+      b.last = b.first + static_cast<int>(rng() % 4);
+    }
+    const ArenaLayout l = plan_arena(bufs, 256);
+    std::size_t sum = 0;
+    for (std::size_t i = 0; i < bufs.size(); ++i) {
+      const std::size_t size_i = std::max<std::size_t>((bufs[i].bytes + 255) / 256 * 256, 256);
+      sum += size_i;
+      EXPECT_EQ(l.offsets[i] % 256, 0u);
+      EXPECT_LE(l.offsets[i] + size_i, l.total);
+      for (std::size_t j = 0; j < i; ++j) {
+        if (bufs[i].last < bufs[j].first || bufs[j].last < bufs[i].first) continue;
+        const std::size_t size_j = std::max<std::size_t>((bufs[j].bytes + 255) / 256 * 256, 256);
+        EXPECT_TRUE(l.offsets[i] + size_i <= l.offsets[j] || l.offsets[j] + size_j <= l.offsets[i])
+            << "trial " << trial << ": buffers " << i << " and " << j << " overlap while both live";
+      }
+    }
+    EXPECT_LE(l.total, sum);
+  }
+}
+
+TEST(Arena, SessionSharesDeadBuffers) {
+  // vit_tiny at batch 4: images, x and the block buffers; the old one-slice-per-buffer layout needed
+  // their sum, the lifetime layout needs x + images + max(h + qkv + attn, h + mlp, cols + patches).
+  auto m = small_model();
+  SessionOptions o;
+  o.batch_sizes = {4};
+  Session s(m, o);
+  const std::size_t N = 17, E = 192, B = 4;
+  const std::size_t images = B * 3 * 64 * 64 * 4, x = B * N * E * 4, h = B * N * E * 4, mlp = B * N * 768 * 4;
+  EXPECT_LT(s.arena_bytes(), images + x + h + mlp + 3 * B * N * E * 4);
+  EXPECT_GE(s.arena_bytes(), images + x + h + mlp);
+}
 
 TEST(Session, ClearErrors) {
   auto m = small_model();

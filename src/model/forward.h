@@ -23,6 +23,23 @@ struct Activations {
   float* logits_dist = nullptr;  // [B, classes]
 };
 
+// The forward's steps in order, for buffer lifetimes: the session arena lets buffers whose steps do
+// not overlap share memory (every block repeats kNorm1..kFc2 with the same buffers).
+enum ForwardStep : int {
+  kStepStage,      // images uploaded (kept for the whole forward: benchmark() reruns one staged input)
+  kStepPatchify,   // images -> cols
+  kStepPatchGemm,  // cols -> patches
+  kStepTokens,     // patches -> x
+  kStepNorm1,      // x -> h
+  kStepQkv,        // h -> qkv
+  kStepAttention,  // qkv -> attn
+  kStepProj,       // attn -> x
+  kStepNorm2,      // x -> h
+  kStepFc1,        // h -> mlp
+  kStepFc2,        // mlp -> x
+  kStepHead,       // x -> pooled, logits (and the outputs that are read back)
+};
+
 // Per-session constants (host memory, stable for the session's life).
 struct ForwardConstants {
   const ViTConfig* config = nullptr;

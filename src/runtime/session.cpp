@@ -4,6 +4,7 @@
 #include <set>
 
 #include "backend/backend.h"
+#include "core/arena.h"
 #include "core/check.h"
 #include "core/resample.h"
 #include "model/forward.h"
@@ -116,31 +117,33 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   const std::size_t E = c.embed_dim, M = c.mlp_dim, K = static_cast<std::size_t>(c.in_chans) * c.patch_size * c.patch_size;
   const std::size_t as = dt_size(backend_->act_dt());
   const std::size_t classes = std::max(c.num_classes, 1);
-  std::vector<std::pair<void**, std::size_t>> slices = {
-      {reinterpret_cast<void**>(&p.act.images), B * c.in_chans * img_size_ * img_size_ * 4},
-      {&p.act.cols, B * patches * K * as},
-      {reinterpret_cast<void**>(&p.act.patches), B * patches * E * 4},
-      {reinterpret_cast<void**>(&p.act.x), B * N * E * 4},
-      {&p.act.h, B * N * E * as},
-      {&p.act.qkv, B * N * 3 * E * as},
-      {&p.act.attn, B * N * E * as},
-      {&p.act.mlp, B * N * M * as},
-      {reinterpret_cast<void**>(&p.act.pooled), B * E * 4},
-      {reinterpret_cast<void**>(&p.act.pooled_dist), B * E * 4},
-      {reinterpret_cast<void**>(&p.act.logits), B * c.output_rows() * classes * 4},
-      {reinterpret_cast<void**>(&p.act.logits_dist), B * classes * 4},
+  // Buffers and the forward steps in which they are live (model/forward.h); the arena overlaps
+  // buffers that are never live at the same time.
+  struct Slice {
+    void** ptr;
+    BufferLife life;
   };
-  std::size_t total = 0;
+  const std::vector<Slice> slices = {
+      {reinterpret_cast<void**>(&p.act.images), {B * c.in_chans * img_size_ * img_size_ * 4, kStepStage, kStepHead}},
+      {&p.act.cols, {B * patches * K * as, kStepPatchify, kStepPatchGemm}},
+      {reinterpret_cast<void**>(&p.act.patches), {B * patches * E * 4, kStepPatchGemm, kStepTokens}},
+      {reinterpret_cast<void**>(&p.act.x), {B * N * E * 4, kStepTokens, kStepHead}},
+      {&p.act.h, {B * N * E * as, kStepNorm1, kStepFc1}},
+      {&p.act.qkv, {B * N * 3 * E * as, kStepQkv, kStepAttention}},
+      {&p.act.attn, {B * N * E * as, kStepAttention, kStepProj}},
+      {&p.act.mlp, {B * N * M * as, kStepFc1, kStepFc2}},
+      {reinterpret_cast<void**>(&p.act.pooled), {B * E * 4, kStepHead, kStepHead}},
+      {reinterpret_cast<void**>(&p.act.pooled_dist), {B * E * 4, kStepHead, kStepHead}},
+      {reinterpret_cast<void**>(&p.act.logits), {B * c.output_rows() * classes * 4, kStepHead, kStepHead}},
+      {reinterpret_cast<void**>(&p.act.logits_dist), {B * classes * 4, kStepHead, kStepHead}},
+  };
+  std::vector<BufferLife> lives;
+  for (const Slice& s : slices) lives.push_back(s.life);
   // 256-byte aligned slices: cuBLASLt picks algorithms assuming that alignment.
-  auto aligned = [](std::size_t bytes) { return (bytes + 255) / 256 * 256; };
-  for (auto& [ptr, bytes] : slices) total += aligned(bytes);
-  p.arena = backend_->allocate(total);
-  p.arena_bytes = total;
-  std::size_t offset = 0;
-  for (auto& [ptr, bytes] : slices) {
-    *ptr = static_cast<char*>(p.arena) + offset;
-    offset += aligned(bytes);
-  }
+  const ArenaLayout layout = plan_arena(lives, 256);
+  p.arena = backend_->allocate(layout.total);
+  p.arena_bytes = layout.total;
+  for (std::size_t i = 0; i < slices.size(); ++i) *slices[i].ptr = static_cast<char*>(p.arena) + layout.offsets[i];
   p.constants = {&c, &w, img_size_, p.prefix.data(), p.pos.data()};
   // Largest batch first: backends size shared scratch from the first plan.
   for (auto it = p.batches.rbegin(); it != p.batches.rend(); ++it) {
