@@ -10,6 +10,11 @@
 #include <memory>
 
 #include "backend/backend.h"
+#ifdef VITRT_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "backend/cuda/attention.cuh"
+#endif
 #include "core/half.h"
 #include "test_util.h"
 
@@ -32,7 +37,7 @@ std::vector<BackendCase> backends() {
 #ifdef VITRT_HAVE_CUDA
   for (auto [name, p] : {std::pair{"cuda_fp32", Precision::fp32}, std::pair{"cuda_tf32", Precision::tf32},
                          std::pair{"cuda_fp16", Precision::fp16}, std::pair{"cuda_bf16", Precision::bf16}})
-    b.push_back({name, [] { return make_cuda_backend(0, nullptr, true); }, p});
+    b.push_back({name, [] { return make_cuda_backend(0, nullptr, true, "off"); }, p});
 #endif
   return b;
 }
@@ -96,6 +101,32 @@ void plan_and_run(Backend& be, F&& op) {
   be.begin_run(1);
   op();
   be.end_run();
+}
+
+// softmax(Q K^T / sqrt(d)) V in float64 from the qkv layout [B, N, 3, H, D] into [B, N, H * D].
+std::vector<double> attention_reference(const std::vector<float>& q, int B, int tokens, int heads, int head_dim) {
+  const int E = heads * head_dim;
+  std::vector<double> ref(static_cast<size_t>(B) * tokens * E), p(tokens);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  auto at = [&](int b, int t, int s, int h, int d) { return static_cast<double>(q[((static_cast<size_t>(b) * tokens + t) * 3 + s) * E + h * head_dim + d]); };
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < heads; ++h)
+      for (int i = 0; i < tokens; ++i) {
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j < tokens; ++j) {
+          double s = 0;
+          for (int d = 0; d < head_dim; ++d) s += at(b, i, 0, h, d) * at(b, j, 1, h, d);
+          p[j] = s * scale;
+          mx = std::max(mx, p[j]);
+        }
+        for (int j = 0; j < tokens; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        for (int d = 0; d < head_dim; ++d) {
+          double o = 0;
+          for (int j = 0; j < tokens; ++j) o += p[j] / sum * at(b, j, 2, h, d);
+          ref[(static_cast<size_t>(b) * tokens + i) * E + h * head_dim + d] = o;
+        }
+      }
+  return ref;
 }
 
 class OpTest : public ::testing::TestWithParam<BackendCase> {
@@ -182,26 +213,7 @@ TEST_P(OpTest, Attention) {
     out.poison();
     AttentionArgs a{B, tokens, heads, head_dim, qkv.data(), out.data(), adt};
     plan_and_run(*be_, [&] { be_->attention(a); });
-    std::vector<double> ref(n_out), p(tokens);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-    auto at = [&](int b, int t, int s, int h, int d) { return static_cast<double>(q[((static_cast<size_t>(b) * tokens + t) * 3 + s) * E + h * head_dim + d]); };
-    for (int b = 0; b < B; ++b)
-      for (int h = 0; h < heads; ++h)
-        for (int i = 0; i < tokens; ++i) {
-          double mx = -1e300, sum = 0;
-          for (int j = 0; j < tokens; ++j) {
-            double s = 0;
-            for (int d = 0; d < head_dim; ++d) s += at(b, i, 0, h, d) * at(b, j, 1, h, d);
-            p[j] = s * scale;
-            mx = std::max(mx, p[j]);
-          }
-          for (int j = 0; j < tokens; ++j) sum += (p[j] = std::exp(p[j] - mx));
-          for (int d = 0; d < head_dim; ++d) {
-            double o = 0;
-            for (int j = 0; j < tokens; ++j) o += p[j] / sum * at(b, j, 2, h, d);
-            ref[(static_cast<size_t>(b) * tokens + i) * E + h * head_dim + d] = o;
-          }
-        }
+    const auto ref = attention_reference(q, B, tokens, heads, head_dim);
     const auto y = out.get();
     EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(GetParam().precision));
   }
@@ -210,7 +222,7 @@ TEST_P(OpTest, Attention) {
 TEST_P(OpTest, LayerNorm) {
   const DT adt = be_->act_dt();
   std::uint64_t seed = 200;
-  for (auto [rows, dim, in_place] : std::vector<std::tuple<int, int, bool>>{{3 * 197, 768, false}, {3 * 577, 80, false}, {7, 64, true}}) {
+  for (auto [rows, dim, in_place] : std::vector<std::tuple<int, int, bool>>{{3 * 197, 768, false}, {3 * 577, 80, false}, {7, 64, true}, {5, 1024, true}, {197, 384, false}}) {
     SCOPED_TRACE(::testing::Message() << "rows " << rows << " dim " << dim << (in_place ? " in place" : ""));
     auto x = randn(static_cast<size_t>(rows) * dim, seed++, 2.0f);
     for (int r = 0; r < rows; ++r)
@@ -289,6 +301,49 @@ TEST_P(OpTest, PatchifyTokensAndPooling) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, OpTest, ::testing::ValuesIn(backends()),
                          [](const auto& tp) { return tp.param.name; });
+
+#ifdef VITRT_HAVE_CUDA
+// Every tile configuration of the tensor-core attention kernel (what `vitrt tune` chooses between)
+// computes each row the same way: the variants must agree bit for bit, and with the reference.
+TEST(CudaAttention, EveryVariantGivesTheSameRows) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  std::uint64_t seed = 300;
+  for (Precision prec : {Precision::fp16, Precision::bf16}) {
+    be->resolve_precision(prec);
+    const DT dt = be->act_dt();
+    for (auto [tokens, head_dim, heads, B] : std::vector<std::tuple<int, int, int, int>>{
+             {197, 64, 3, 2}, {577, 80, 2, 1}, {5, 64, 1, 3}, {197, 128, 2, 1}, {50, 32, 4, 2}, {129, 96, 1, 1}}) {
+      SCOPED_TRACE(::testing::Message() << dt_name(dt) << " tokens " << tokens << " head_dim " << head_dim);
+      const int E = heads * head_dim;
+      const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
+      Buffer qkv(*be, n_qkv, dt), out(*be, n_out, dt);
+      const auto q = qkv.rounded(randn(n_qkv, seed++, 1.5f));
+      qkv.set(q);
+      const auto ref = attention_reference(q, B, tokens, heads, head_dim);
+      cuda::AttentionParams p{qkv.data(), out.data(), B, tokens, heads, head_dim,
+                              1.0f / std::sqrt(static_cast<float>(head_dim)), dt};
+      const auto variants = cuda::attention_variants(p);
+      ASSERT_GE(variants.size(), 2u);
+      std::vector<float> first;
+      for (int v : variants) {
+        SCOPED_TRACE(::testing::Message() << "variant " << v);
+        out.poison();
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the poison went through the backend's stream
+        p.variant = v;
+        cuda::attention(p, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const auto y = out.get();
+        EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(prec));
+        if (first.empty()) first = y;
+        else EXPECT_EQ(std::memcmp(first.data(), y.data(), y.size() * sizeof(float)), 0);
+      }
+    }
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace vitrt

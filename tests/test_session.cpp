@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -11,6 +13,7 @@
 #endif
 
 #include "core/arena.h"
+#include "runtime/tune_cache.h"
 #include "test_util.h"
 #include "vitrt/vitrt.h"
 
@@ -107,6 +110,46 @@ TEST(SessionCuda, ThreadsGraphsAndCpuAgreement) {
   }
   cudaStreamDestroy(stream);
 }
+
+// `vitrt tune` in miniature: a tuning session times candidates (split-K variants included at these
+// small shapes) and writes the cache; its answers match the heuristic session's; a session reading
+// the cache restores the same algorithms (bit-identical output) without timing anything.
+TEST(SessionCuda, TuningCacheRoundTrip) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto m = small_model();
+  const auto x = test::randn(3 * 3 * 64 * 64, 13);
+  const std::string path = ::testing::TempDir() + "vitrt_session_tune.json";
+  std::remove(path.c_str());
+  for (Precision prec : {Precision::bf16, Precision::fp32}) {
+    SCOPED_TRACE(to_string(prec));
+    SessionOptions o;
+    o.device = Device::parse("cuda");
+    o.precision = prec;
+    o.batch_sizes = {1, 3};
+    o.tune_cache = "off";
+    Session plain(m, o);
+    const auto want = run(plain, x, 3);
+    o.tune_cache = path;
+    o.tune = true;
+    Session tuned(m, o);
+    const auto got = run(tuned, x, 3);
+    EXPECT_LE(test::max_rel_error(got.data(), want.data(), want.size()), prec == Precision::fp32 ? 1e-5 : 3e-2);
+    const auto results = tuned.tune_results();
+    // 2 batch sizes x (patch, qkv, proj, fc1, fc2, head GEMMs + attention in 16-bit).
+    EXPECT_EQ(results.size(), prec == Precision::bf16 ? 14u : 12u);
+    for (const auto& r : results) {
+      EXPECT_GT(r.candidates, 0) << r.shape;
+      EXPECT_GT(r.tuned_us, 0.0) << r.shape;
+      EXPECT_LE(r.tuned_us, r.default_us) << r.shape;  // the heuristic's pick is one of the candidates
+    }
+    o.tune = false;
+    Session cached(m, o);
+    EXPECT_EQ(cached.tune_results().size(), results.size());
+    EXPECT_EQ(run(cached, x, 3), got);
+  }
+}
 #endif
 
 TEST(Arena, BuffersLiveTogetherNeverOverlap) {
@@ -147,6 +190,58 @@ TEST(Arena, SessionSharesDeadBuffers) {
   const std::size_t images = B * 3 * 64 * 64 * 4, x = B * N * E * 4, h = B * N * E * 4, mlp = B * N * 768 * 4;
   EXPECT_LT(s.arena_bytes(), images + x + h + mlp + 3 * B * N * E * 4);
   EXPECT_GE(s.arena_bytes(), images + x + h + mlp);
+}
+
+TEST(TuneCache, WritesMergesAndReadsPerDevice) {
+  const std::string path = ::testing::TempDir() + "vitrt_tune_test/cache.json";
+  std::remove(path.c_str());
+  {
+    TuneCache a("GPU A | sm_90", path, true);
+    EXPECT_EQ(a.path(), path);
+    EXPECT_EQ(a.find("gemm x"), nullptr);
+    a.put("gemm x", {{"us", 1.5}});
+    a.finish();
+  }
+  {
+    TuneCache b("GPU A | sm_90", path, true);  // a second tuning run adds a shape; the first one stays
+    ASSERT_NE(b.find("gemm x"), nullptr);
+    EXPECT_EQ(b.find("gemm x")->at("us").get<double>(), 1.5);
+    b.put("attention y", {{"variant", 4}});
+    b.finish();
+  }
+  TuneCache c("GPU A | sm_90", path, false);
+  EXPECT_NE(c.find("gemm x"), nullptr);
+  EXPECT_NE(c.find("attention y"), nullptr);
+  TuneCache other("GPU B | sm_80", path, false);  // another GPU (or CUDA / cuBLASLt version) sees nothing
+  EXPECT_EQ(other.find("gemm x"), nullptr);
+  EXPECT_EQ(TuneCache("GPU A | sm_90", "off", false).path(), "");
+  EXPECT_THROW(TuneCache("GPU A | sm_90", "off", true), Error);
+}
+
+TEST(TuneCache, BrokenFilesAreClearErrors) {
+  const std::string path = ::testing::TempDir() + "vitrt_tune_broken.json";
+  for (const char* text : {"{not json", "[1, 2]", "{\"format\": \"other\", \"devices\": {}}"}) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_TRUE(f);
+    std::fputs(text, f);
+    std::fclose(f);
+    try {
+      TuneCache c("GPU", path, false);
+      ADD_FAILURE() << "no error for " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(TuneCache, EnvironmentPathAndCpuSessions) {
+  const std::string path = ::testing::TempDir() + "vitrt_tune_env.json";
+  setenv("VITRT_TUNE_CACHE", path.c_str(), 1);
+  EXPECT_EQ(TuneCache("GPU", "", false).path(), path);
+  unsetenv("VITRT_TUNE_CACHE");
+  SessionOptions o;
+  o.tune = true;  // tuning is a CUDA matter: a CPU session says so
+  EXPECT_THROW(Session(small_model(), o), Error);
 }
 
 TEST(Session, ClearErrors) {

@@ -44,6 +44,21 @@ struct SessionOptions {
   int threads = 0;  // CPU threads; 0 = all hardware threads
   bool cuda_graphs = true;  // CUDA: capture the forward once per batch size and replay it
   void* cuda_stream = nullptr;  // CUDA: run on this cudaStream_t (null: the session's own stream)
+  // CUDA tuning cache written by `vitrt tune`: a path; "" = $VITRT_TUNE_CACHE if set, else
+  // $XDG_CACHE_HOME/vitrt/tune-cache.json (~/.cache when unset); "off" = heuristics only.
+  std::string tune_cache;
+  // Time the candidates (cuBLASLt algorithms, split-K variants, attention tile configurations) of
+  // every shape the cache lacks for this GPU while planning, and add the winners to the cache file.
+  bool tune = false;
+};
+
+// One tuned shape: the heuristic's (default) time and the winner's, in microseconds.
+struct TuneResult {
+  std::string shape;   // the cache key, e.g. "gemm rows=50432 in=768 out=2304 bf16->bf16 ..."
+  std::string choice;  // the winner, e.g. "algo 66 tile 256x128 stages 4 split-k 1 ..."
+  double default_us = 0, tuned_us = 0;
+  int candidates = 0;
+  bool from_cache = false;  // already in the cache file: not timed again
 };
 
 // Number of CUDA GPUs this build can use (0 without the CUDA backend or without a driver/GPU).
@@ -74,6 +89,10 @@ class Session {
   std::size_t arena_bytes() const;
   std::size_t device_bytes() const;  // device memory held (weights, arena, workspace); 0 on the CPU
   std::string device_name() const;
+  // Tuning: the cache file in use ("" when none) and, for each GEMM / attention shape of the plan, what
+  // was chosen (timed now when tuning, else from the cache).
+  std::string tune_cache_path() const;
+  std::vector<TuneResult> tune_results() const;
 
  private:
   struct Plan;

@@ -97,6 +97,10 @@ class Backend {
   // Planning brackets: ops called between begin_plan and end_plan create their primitives.
   virtual void begin_plan(int batch) = 0;
   virtual void end_plan() = 0;
+  // After the last plan (tuning backends write their cache and report untuned shapes here).
+  virtual void end_planning() {}
+  virtual std::string tune_cache_path() const { return ""; }
+  virtual std::vector<TuneResult> tune_results() const { return {}; }
   virtual void begin_run(int batch) = 0;
   virtual void end_run() = 0;
   // Runs `forward` warmup + iters times and returns the time of each timed run in ms, measured the
@@ -120,7 +124,9 @@ class Backend {
 std::unique_ptr<Backend> make_cpu_backend(int threads);
 #ifdef VITRT_HAVE_CUDA
 // `stream`: a caller's cudaStream_t, or null for a stream of the session's own.
-std::unique_ptr<Backend> make_cuda_backend(int device, void* stream, bool graphs);
+// tune_cache / tune: SessionOptions::tune_cache and ::tune.
+std::unique_ptr<Backend> make_cuda_backend(int device, void* stream, bool graphs, const std::string& tune_cache = "",
+                                           bool tune = false);
 #endif
 
 }  // namespace vitrt

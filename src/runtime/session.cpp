@@ -92,11 +92,13 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
 
   if (options_.device.kind == Device::Kind::cuda) {
 #ifdef VITRT_HAVE_CUDA
-    backend_ = make_cuda_backend(options_.device.index, options_.cuda_stream, options_.cuda_graphs);
+    backend_ = make_cuda_backend(options_.device.index, options_.cuda_stream, options_.cuda_graphs,
+                                 options_.tune_cache, options_.tune);
 #else
     VITRT_FAIL("device ", options_.device.to_string(), " requested, but this build of vitrt has no CUDA backend");
 #endif
   } else {
+    VITRT_CHECK(!options_.tune, "tuning applies to CUDA devices; ", options_.device.to_string(), " has nothing to tune");
     backend_ = make_cpu_backend(options_.threads);
   }
   precision_ = backend_->resolve_precision(options_.precision);
@@ -151,6 +153,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
     vit_forward(*backend_, p.constants, p.act, *it, *it);
     backend_->end_plan();
   }
+  backend_->end_planning();
 }
 
 Session::~Session() {
@@ -165,6 +168,8 @@ int Session::max_batch() const { return plan_->batches.back(); }
 std::size_t Session::arena_bytes() const { return plan_->arena_bytes; }
 std::size_t Session::device_bytes() const { return backend_->device_bytes(); }
 std::string Session::device_name() const { return backend_->device_name(); }
+std::string Session::tune_cache_path() const { return backend_->tune_cache_path(); }
+std::vector<TuneResult> Session::tune_results() const { return backend_->tune_results(); }
 
 std::int64_t Session::input_elements_per_image() const {
   return static_cast<std::int64_t>(model_->config().in_chans) * img_size_ * img_size_;

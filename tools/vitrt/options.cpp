@@ -60,6 +60,11 @@ void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which) {
       case Opt::no_graphs:
         app.add_flag("--no-graphs", o.no_graphs, "CUDA: launch kernels one by one instead of replaying a CUDA graph");
         break;
+      case Opt::tune_cache:
+        app.add_option("--tune-cache", o.tune_cache,
+                       "CUDA tuning cache (vitrt tune): a path, or off; default $VITRT_TUNE_CACHE, else "
+                       "~/.cache/vitrt/tune-cache.json");
+        break;
       case Opt::samples:
         app.add_flag("--samples", o.samples, "Include every timed iteration in the JSON output");
         break;
@@ -84,6 +89,7 @@ SessionOptions session_options(const Options& o, std::vector<int> batches, int i
                                                       : Precision::fp32;
   s.cuda_graphs = !o.no_graphs;
   s.threads = o.threads;
+  s.tune_cache = o.tune_cache;
   return s;
 }
 

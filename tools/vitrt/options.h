@@ -44,11 +44,12 @@ struct Options {
   std::string target;  // info NAME|FILE
   bool list = false;
   bool samples = false;
+  std::string tune_cache;  // --tune-cache PATH|off
 };
 
 enum class Opt {
   model, weights, precision, device, threads, top_k, json, input, output_npy, images, batches, iters, warmup,
-  max_batch, img_size, samples, no_graphs
+  max_batch, img_size, samples, no_graphs, tune_cache
 };
 void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which);
 
@@ -63,5 +64,6 @@ int cmd_run(const Options& o);
 int cmd_preprocess(const Options& o);
 int cmd_bench(const Options& o);
 int cmd_info(const Options& o);
+int cmd_tune(const Options& o);
 
 }  // namespace vitrt::cli

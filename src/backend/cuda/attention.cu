@@ -112,6 +112,18 @@ void launch(const AttentionParams& p, cudaStream_t s) {
 
 bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128; }
 
+std::vector<int> attention_variants(const AttentionParams& p) {
+  if (attention_mma_supports(p)) return {2, 4, 8};
+  return {0};
+}
+
+int attention_default_variant(const AttentionParams& p, int sm_count) {
+  if (!attention_mma_supports(p)) return 0;
+  // 64 queries per block, unless that leaves SMs idle (small batches): then 32.
+  const long blocks64 = static_cast<long>((p.tokens + 63) / 64) * p.heads * p.batch;
+  return blocks64 >= sm_count ? 4 : 2;
+}
+
 void attention(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(p.batch > 0 && p.tokens > 0 && p.heads > 0 && p.heads <= 65535 && p.batch <= 65535,
               "attention: bad shape batch ", p.batch, " tokens ", p.tokens, " heads ", p.heads);

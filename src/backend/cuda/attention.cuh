@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "backend/backend.h"
 
@@ -17,12 +18,17 @@ struct AttentionParams {
   int batch, tokens, heads, head_dim;
   float scale;
   DT dt;
+  int variant = 0;  // tensor-core kernel: warps per block (2, 4 or 8); 0 = its default
 };
 // Dispatches to the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16 with
 // head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0, else the SIMT
 // kernel (attention.cu, also fp32).
 void attention(const AttentionParams& p, cudaStream_t s);
 bool attention_supports(int head_dim);
+// Kernel variants the tuner may time for this shape ({0} when only one kernel applies), and the one
+// taken without tuning.
+std::vector<int> attention_variants(const AttentionParams& p);
+int attention_default_variant(const AttentionParams& p, int sm_count);
 bool attention_wmma_supports(const AttentionParams& p);
 void attention_wmma(const AttentionParams& p, cudaStream_t s);
 bool attention_mma_supports(const AttentionParams& p);

@@ -1,8 +1,11 @@
 // Fused attention on tensor cores with register-resident state (FlashAttention-2 style): each warp owns
 // 16 query rows; S = Q K^T, the online softmax and O += P V all live in mma.sync.m16n8k16 fragments
-// (layouts as documented in the PTX ISA), so only the K/V tiles go through shared memory. The score
-// fragments are re-packed in place as the A operand of P V. fp16/bf16 in, fp32 accumulate; head dims
-// that are multiples of 16 up to 128; Q, K, V read in place from the qkv GEMM output [B, N, 3, H, D].
+// (layouts as documented in the PTX ISA), so only the K/V tiles go through shared memory. K/V tiles
+// are double-buffered with cp.async (the next tile loads while this one is used) and read into
+// fragments with ldmatrix (.trans for V). The score fragments are re-packed in place as the A operand
+// of P V. fp16/bf16 in, fp32 accumulate; head dims that are multiples of 16 up to 128; Q, K, V read in
+// place from the qkv GEMM output [B, N, 3, H, D]. Variants: 2, 4 or 8 warps per block (32, 64 or 128
+// queries sharing each K/V tile); every variant computes each row identically.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -15,7 +18,11 @@
 namespace vitrt::cuda {
 namespace {
 
-constexpr int kWarps = 4, kBQ = 16 * kWarps, kBK = 64;
+// Keys per shared-memory tile: two stages of K and V stay within the 48 KiB of static shared memory.
+template <int D>
+constexpr int key_tile() {
+  return D <= 80 ? 64 : 32;
+}
 
 template <typename T>
 __device__ __forceinline__ void mma16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1);
@@ -51,11 +58,36 @@ __device__ __forceinline__ std::uint32_t pack(float& lo, float& hi) {
 
 __device__ __forceinline__ std::uint32_t ld32(const void* p) { return *static_cast<const std::uint32_t*>(p); }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(AttentionParams p) {
-  constexpr int LD = D + 8;  // shared-memory row stride (elements), against bank conflicts
-  __shared__ __align__(16) T k_s[kBK * LD];
-  __shared__ __align__(16) T v_s[kBK * LD];
+__device__ __forceinline__ unsigned smem(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+
+// 16 bytes global -> shared, asynchronous; zero-filled when !valid (keys past the end).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem(dst)), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int Pending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+}
+
+// Four 8x8 16-bit matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8.
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem(row)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem(row)));
+}
+
+template <typename T, int D, int W>
+__global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p) {
+  constexpr int kBQ = 16 * W, kBK = key_tile<D>();
+  constexpr int LD = D + 8;  // shared-memory row stride (elements): ldmatrix rows hit distinct banks
+  __shared__ __align__(16) T k_s[2][kBK * LD];
+  __shared__ __align__(16) T v_s[2][kBK * LD];
 
   const int N = p.tokens, E = p.heads * D;
   const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kBQ;
@@ -79,93 +111,105 @@ __global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(AttentionPar
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
   const float scale = p.scale * 1.4426950408889634f;  // exp(x) = exp2(x * log2 e)
 
-  for (int k0 = 0; k0 < N; k0 += kBK) {
-    __syncthreads();
-    const int valid = min(kBK, N - k0);
-    for (int i = threadIdx.x; i < kBK * (D / 8); i += blockDim.x) {
+  // Stage `stage` <- K/V rows [tile * kBK, +kBK), zeros past the last key.
+  auto load = [&](int tile, int stage) {
+    const int k0 = tile * kBK;
+    for (int i = threadIdx.x; i < kBK * (D / 8); i += W * 32) {
       const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
-      if (r < valid) {
-        const T* row = base + (k0 + r) * stride;
-        kv = *reinterpret_cast<const uint4*>(row + E + c);
-        vv = *reinterpret_cast<const uint4*>(row + 2 * E + c);
-      }
-      *reinterpret_cast<uint4*>(k_s + r * LD + c) = kv;
-      *reinterpret_cast<uint4*>(v_s + r * LD + c) = vv;
+      const bool ok = k0 + r < N;
+      const T* row = base + static_cast<std::size_t>(ok ? k0 + r : 0) * stride;
+      cp_async16(&k_s[stage][r * LD + c], row + E + c, ok);
+      cp_async16(&v_s[stage][r * LD + c], row + 2 * E + c, ok);
+    }
+    cp_async_commit();
+  };
+  const int tiles = (N + kBK - 1) / kBK;
+  load(0, 0);
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (tile + 1 < tiles) {
+      load(tile + 1, (tile + 1) & 1);  // that stage was released by the barrier ending the last tile
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
     }
     __syncthreads();
-    if (!warp_active) continue;
-    const int ntiles = (valid + 7) / 8;  // 8-key column tiles holding at least one real key
-
-    float s[kBK / 8][4];
+    const T* ks = k_s[tile & 1];
+    const T* vs = v_s[tile & 1];
+    const int valid = min(kBK, N - tile * kBK);
+    if (warp_active) {
+      float s[kBK / 8][4];
 #pragma unroll
-    for (int nt = 0; nt < kBK / 8; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-      if (nt < ntiles) {
+      for (int nt = 0; nt < kBK / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+      // S = Q K^T: one ldmatrix.x4 gives the B fragments of two 8-key tiles for one 16-wide slice of D.
 #pragma unroll
-        for (int ks = 0; ks < D / 16; ++ks) {
-          const T* krow = k_s + (nt * 8 + g) * LD + ks * 16 + 2 * t;
-          mma16816<T>(s[nt], qf[ks], ld32(krow), ld32(krow + 8));
+      for (int ks16 = 0; ks16 < D / 16; ++ks16) {
+#pragma unroll
+        for (int nt = 0; nt < kBK / 8; nt += 2) {
+          if (nt * 8 < valid) {
+            std::uint32_t kb[4];
+            ldmatrix_x4(kb, ks + (nt * 8 + (lane / 16) * 8 + lane % 8) * LD + ks16 * 16 + ((lane / 8) % 2) * 8);
+            mma16816<T>(s[nt], qf[ks16], kb[0], kb[1]);
+            mma16816<T>(s[nt + 1], qf[ks16], kb[2], kb[3]);
+          }
+        }
+      }
+      // Online softmax; thread holds rows r0 (elements 0, 1) and r1 (elements 2, 3) of each tile.
+      float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kBK / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = nt * 8 + 2 * t + (e & 1);
+          s[nt][e] = key < valid ? s[nt][e] * scale : -INFINITY;
+        }
+        mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
+      }
+      for (int off = 1; off < 4; off <<= 1) {
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+      }
+      const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+      const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
+      m0 = mn0;
+      m1 = mn1;
+      l0 *= c0;
+      l1 *= c1;
+#pragma unroll
+      for (int nt = 0; nt < D / 8; ++nt) {
+        o[nt][0] *= c0;
+        o[nt][1] *= c0;
+        o[nt][2] *= c1;
+        o[nt][3] *= c1;
+      }
+      // P V, 16 keys at a time: the two score tiles of those keys form the A fragment.
+#pragma unroll
+      for (int kk = 0; kk < kBK / 16; ++kk) {
+        if (kk * 16 >= valid) break;
+        float* sa = s[2 * kk];
+        float* sb = s[2 * kk + 1];
+        for (int e = 0; e < 4; ++e) {
+          sa[e] = exp2f(sa[e] - (e < 2 ? m0 : m1));
+          sb[e] = exp2f(sb[e] - (e < 2 ? m0 : m1));
+        }
+        std::uint32_t pf[4];
+        pf[0] = pack<T>(sa[0], sa[1]);
+        pf[1] = pack<T>(sa[2], sa[3]);
+        pf[2] = pack<T>(sb[0], sb[1]);
+        pf[3] = pack<T>(sb[2], sb[3]);
+        l0 += sa[0] + sa[1] + sb[0] + sb[1];
+        l1 += sa[2] + sa[3] + sb[2] + sb[3];
+        // V B fragments of two 8-wide column tiles per ldmatrix.x4.trans (V is [key][d] in shared memory).
+#pragma unroll
+        for (int nt = 0; nt < D / 8; nt += 2) {
+          std::uint32_t vb[4];
+          ldmatrix_x4_trans(vb, vs + (kk * 16 + ((lane / 8) % 2) * 8 + lane % 8) * LD + (nt + lane / 16) * 8);
+          mma16816<T>(o[nt], pf, vb[0], vb[1]);
+          mma16816<T>(o[nt + 1], pf, vb[2], vb[3]);
         }
       }
     }
-    // Online softmax; thread holds rows r0 (elements 0, 1) and r1 (elements 2, 3) of each tile.
-    float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-    for (int nt = 0; nt < kBK / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = nt * 8 + 2 * t + (e & 1);
-        s[nt][e] = key < valid ? s[nt][e] * scale : -INFINITY;
-      }
-      mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
-    }
-    for (int off = 1; off < 4; off <<= 1) {
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
-    }
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
-    m0 = mn0;
-    m1 = mn1;
-    l0 *= c0;
-    l1 *= c1;
-#pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt) {
-      o[nt][0] *= c0;
-      o[nt][1] *= c0;
-      o[nt][2] *= c1;
-      o[nt][3] *= c1;
-    }
-    // P V, 16 keys at a time: the two score tiles of those keys form the A fragment.
-#pragma unroll
-    for (int kk = 0; kk < kBK / 16; ++kk) {
-      if (kk * 16 >= valid) break;
-      float* sa = s[2 * kk];
-      float* sb = s[2 * kk + 1];
-      for (int e = 0; e < 4; ++e) {
-        sa[e] = exp2f(sa[e] - (e < 2 ? m0 : m1));
-        sb[e] = exp2f(sb[e] - (e < 2 ? m0 : m1));
-      }
-      std::uint32_t pf[4];
-      pf[0] = pack<T>(sa[0], sa[1]);
-      pf[1] = pack<T>(sa[2], sa[3]);
-      pf[2] = pack<T>(sb[0], sb[1]);
-      pf[3] = pack<T>(sb[2], sb[3]);
-      l0 += sa[0] + sa[1] + sb[0] + sb[1];
-      l1 += sa[2] + sa[3] + sb[2] + sb[3];
-      const T* v0 = v_s + (kk * 16 + 2 * t) * LD;
-#pragma unroll
-      for (int nt = 0; nt < D / 8; ++nt) {
-        const int col = nt * 8 + g;
-        const std::uint32_t b0 = static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(v0[col])) |
-                                 (static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(v0[LD + col])) << 16);
-        const std::uint32_t b1 = static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(v0[8 * LD + col])) |
-                                 (static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(v0[9 * LD + col])) << 16);
-        mma16816<T>(o[nt], pf, b0, b1);
-      }
-    }
+    __syncthreads();  // every warp is done with this stage before it is refilled
   }
   if (!warp_active) return;
   for (int off = 1; off < 4; off <<= 1) {
@@ -188,18 +232,29 @@ __global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(AttentionPar
   }
 }
 
+template <typename T, int D>
+void launch_d(const AttentionParams& p, cudaStream_t s) {
+  const int warps = p.variant ? p.variant : 4;
+  const auto grid = [&](int w) { return dim3((p.tokens + 16 * w - 1) / (16 * w), p.heads, p.batch); };
+  switch (warps) {
+    case 2: attention_mma_kernel<T, D, 2><<<grid(2), 64, 0, s>>>(p); break;
+    case 4: attention_mma_kernel<T, D, 4><<<grid(4), 128, 0, s>>>(p); break;
+    case 8: attention_mma_kernel<T, D, 8><<<grid(8), 256, 0, s>>>(p); break;
+    default: VITRT_FAIL("attention: no mma kernel variant with ", warps, " warps (2, 4 or 8)");
+  }
+}
+
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  const dim3 grid((p.tokens + kBQ - 1) / kBQ, p.heads, p.batch);
   switch (p.head_dim) {
-    case 16: attention_mma_kernel<T, 16><<<grid, kWarps * 32, 0, s>>>(p); break;
-    case 32: attention_mma_kernel<T, 32><<<grid, kWarps * 32, 0, s>>>(p); break;
-    case 48: attention_mma_kernel<T, 48><<<grid, kWarps * 32, 0, s>>>(p); break;
-    case 64: attention_mma_kernel<T, 64><<<grid, kWarps * 32, 0, s>>>(p); break;
-    case 80: attention_mma_kernel<T, 80><<<grid, kWarps * 32, 0, s>>>(p); break;
-    case 96: attention_mma_kernel<T, 96><<<grid, kWarps * 32, 0, s>>>(p); break;
-    case 112: attention_mma_kernel<T, 112><<<grid, kWarps * 32, 0, s>>>(p); break;
-    case 128: attention_mma_kernel<T, 128><<<grid, kWarps * 32, 0, s>>>(p); break;
+    case 16: launch_d<T, 16>(p, s); break;
+    case 32: launch_d<T, 32>(p, s); break;
+    case 48: launch_d<T, 48>(p, s); break;
+    case 64: launch_d<T, 64>(p, s); break;
+    case 80: launch_d<T, 80>(p, s); break;
+    case 96: launch_d<T, 96>(p, s); break;
+    case 112: launch_d<T, 112>(p, s); break;
+    case 128: launch_d<T, 128>(p, s); break;
     default: VITRT_FAIL("attention: head dim ", p.head_dim, " is not supported by the mma kernel");
   }
   CUDA_CHECK_LAUNCH();

@@ -1,6 +1,8 @@
 // CUDA backend: cuBLASLt GEMMs planned per batch size, our kernels for attention, LayerNorm and the
 // small ops, one stream per session, and CUDA-graph capture/replay of the whole forward per batch size
 // (first run eager, second captured, then replayed).
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -15,6 +17,7 @@
 #include "backend/cuda/linear.h"
 #include "backend/cuda/patch_embed.cuh"
 #include "backend/cuda/pooling.cuh"
+#include "backend/cuda/tuning.h"
 #include "core/half.h"
 
 namespace vitrt {
@@ -26,7 +29,8 @@ std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 19)) 
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, void* stream, bool graphs) : device_(device), graphs_(graphs) {
+  CudaBackend(int device, void* stream, bool graphs, const std::string& tune_cache, bool tune)
+      : device_(device), graphs_(graphs) {
     int count = 0;
     const cudaError_t e = cudaGetDeviceCount(&count);
     VITRT_CHECK(e == cudaSuccess && count > 0, "cuda:", device, " requested, but there is no usable CUDA GPU: ",
@@ -42,6 +46,7 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       own_stream_ = true;
     }
+    tuner_ = std::make_unique<TuneCache>(cuda::tune_device_key(props_), tune_cache, tune);
     CUBLAS_CHECK(cublasLtCreate(&lt_));
     workspace_ = allocate(kWorkspaceBytes);
   }
@@ -78,6 +83,8 @@ class CudaBackend final : public Backend {
                  mib(total_b), " (", cudaGetErrorString(e), ")");
     }
     owned_.emplace(p, bytes);
+    // Tuning times kernels on the session's buffers while planning: start them as zeros, not garbage.
+    if (tuner_ && tuner_->tuning()) CUDA_CHECK(cudaMemset(p, 0, bytes == 0 ? 256 : bytes));
     return p;
   }
   void release(void* p) override {
@@ -107,6 +114,9 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // weight uploads done
     mode_ = Mode::eager;
   }
+  void end_planning() override { tuner_->finish(); }
+  std::string tune_cache_path() const override { return tuner_->path(); }
+  std::vector<TuneResult> tune_results() const override { return tuner_->results(); }
 
   void begin_run(int batch) override {
     CUDA_CHECK(cudaSetDevice(device_));
@@ -114,6 +124,7 @@ class CudaBackend final : public Backend {
     VITRT_CHECK(it != plans_.end(), "internal: batch ", batch, " was not planned");
     current_ = &it->second;
     linear_index_ = 0;
+    attention_index_ = 0;
     if (current_->graph) {
       mode_ = Mode::replay;
     } else if (graphs_ && current_->runs > 0) {
@@ -133,7 +144,8 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(e);
     }
     if (mode_ != Mode::replay)
-      VITRT_CHECK(linear_index_ == current_->linears.size(), "internal: forward replay did not match its plan");
+      VITRT_CHECK(linear_index_ == current_->linears.size() && attention_index_ == current_->attention_variants.size(),
+                  "internal: forward replay did not match its plan");
     if (current_->graph) CUDA_CHECK(cudaGraphLaunch(current_->graph, stream_));
     ++current_->runs;
     mode_ = Mode::eager;
@@ -163,7 +175,8 @@ class CudaBackend final : public Backend {
     if (mode_ == Mode::plan) {
       const void* w = device_copy(a.w->weight, static_cast<std::size_t>(a.w->out) * a.w->in, a.src_dt);
       const void* b = device_copy(a.w->bias, static_cast<std::size_t>(a.w->out), a.dst_dt);
-      current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, kWorkspaceBytes));
+      const cuda::GemmContext ctx{tuner_.get(), workspace_, kWorkspaceBytes, stream_, props_.multiProcessorCount};
+      current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx));
       return;
     }
     if (!launching()) return;
@@ -171,14 +184,17 @@ class CudaBackend final : public Backend {
   }
 
   void attention(const AttentionArgs& a) override {
+    const float scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+    cuda::AttentionParams p{a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt};
     if (mode_ == Mode::plan) {
       VITRT_CHECK(cuda::attention_supports(a.head_dim), "CUDA attention: head dim ", a.head_dim,
                   " is not supported (1..128)");
+      current_->attention_variants.push_back(plan_attention(p));
       return;
     }
     if (!launching()) return;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
-    cuda::attention({a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt}, stream_);
+    p.variant = current_->attention_variants.at(attention_index_++);
+    cuda::attention(p, stream_);
   }
 
   void layernorm(const LayerNormArgs& a) override {
@@ -214,9 +230,50 @@ class CudaBackend final : public Backend {
   bool launching() const { return mode_ == Mode::eager || mode_ == Mode::capture; }
   struct Plan {
     std::vector<std::unique_ptr<cuda::LinearOp>> linears;
+    std::vector<int> attention_variants;
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
   };
+
+  // The attention kernel variant for a shape: from the tuning cache, timed now when tuning, else the
+  // default for the shape.
+  int plan_attention(cuda::AttentionParams p) {
+    const std::string key = "attention batch=" + std::to_string(p.batch) + " tokens=" + std::to_string(p.tokens) +
+                            " heads=" + std::to_string(p.heads) + " dim=" + std::to_string(p.head_dim) + " " +
+                            dt_name(p.dt);
+    const int fallback = cuda::attention_default_variant(p, props_.multiProcessorCount);
+    const std::vector<int> variants = cuda::attention_variants(p);
+    if (variants.size() < 2) return fallback;  // nothing to choose
+    if (tuner_->tuning() && !tuner_->find(key)) {
+      double best_us = -1, default_us = -1;
+      int best = fallback;
+      for (int v : variants) {
+        p.variant = v;
+        const double us = cuda::time_us(
+            [&] {
+              cuda::attention(p, stream_);
+              return true;
+            },
+            stream_);
+        if (v == fallback) default_us = us;
+        if (us > 0 && (best_us < 0 || us < best_us)) {
+          best_us = us;
+          best = v;
+        }
+      }
+      tuner_->put(key, {{"variant", best}, {"us", best_us}, {"default_us", default_us}, {"candidates", variants.size()}});
+    }
+    if (const nlohmann::json* e = tuner_->find(key)) {
+      const int v = e->value("variant", -1);
+      if (std::find(variants.begin(), variants.end(), v) != variants.end()) {
+        tuner_->report({key, std::to_string(v) + " warps per block", e->value("default_us", 0.0), e->value("us", 0.0),
+                        e->value("candidates", 0), true});
+        return v;
+      }
+    }
+    tuner_->note_untuned(key);
+    return fallback;
+  }
 
   // Device copy of host fp32 data in `dt`, made once per (pointer, dtype) while planning.
   const void* device_copy(const float* host, std::size_t n, DT dt) {
@@ -249,13 +306,15 @@ class CudaBackend final : public Backend {
   std::map<int, Plan> plans_;
   Plan* current_ = nullptr;
   Mode mode_ = Mode::eager;
-  std::size_t linear_index_ = 0;
+  std::size_t linear_index_ = 0, attention_index_ = 0;
+  std::unique_ptr<TuneCache> tuner_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device, void* stream, bool graphs) {
-  return std::make_unique<CudaBackend>(device, stream, graphs);
+std::unique_ptr<Backend> make_cuda_backend(int device, void* stream, bool graphs, const std::string& tune_cache,
+                                           bool tune) {
+  return std::make_unique<CudaBackend>(device, stream, graphs, tune_cache, tune);
 }
 
 int cuda_device_count() {

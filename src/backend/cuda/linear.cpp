@@ -1,5 +1,7 @@
 #include "backend/cuda/linear.h"
 
+#include <algorithm>
+
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/cuda_check.h"
 
@@ -15,18 +17,78 @@ cudaDataType_t cuda_type(DT t) {
   return CUDA_R_32F;
 }
 
+// An algorithm's configuration attributes (the documented way to save and restore one).
+struct AlgoConfig {
+  std::int32_t id = 0, splitk = 1;
+  std::uint32_t tile = 0, stages = 0, reduction = 0, swizzle = 0, custom = 0;
+  std::uint16_t inner = 0, cluster = 0;
+
+  template <typename V>
+  static void get(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoConfigAttributes_t attr, V& v) {
+    std::size_t written = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&a, attr, &v, sizeof(v), &written));
+  }
+  template <typename V>
+  static bool set(cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoConfigAttributes_t attr, const V& v) {
+    return cublasLtMatmulAlgoConfigSetAttribute(&a, attr, &v, sizeof(v)) == CUBLAS_STATUS_SUCCESS;
+  }
+  static AlgoConfig of(const cublasLtMatmulAlgo_t& a) {
+    AlgoConfig c;
+    get(a, CUBLASLT_ALGO_CONFIG_ID, c.id);
+    get(a, CUBLASLT_ALGO_CONFIG_TILE_ID, c.tile);
+    get(a, CUBLASLT_ALGO_CONFIG_STAGES_ID, c.stages);
+    get(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, c.splitk);
+    get(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, c.reduction);
+    get(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, c.swizzle);
+    get(a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, c.custom);
+    get(a, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, c.inner);
+    get(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, c.cluster);
+    return c;
+  }
+  bool apply(cublasLtMatmulAlgo_t& a) const {
+    return set(a, CUBLASLT_ALGO_CONFIG_TILE_ID, tile) && set(a, CUBLASLT_ALGO_CONFIG_STAGES_ID, stages) &&
+           set(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, splitk) && set(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, reduction) &&
+           set(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, swizzle) && set(a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, custom) &&
+           set(a, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, inner) && set(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, cluster);
+  }
+  nlohmann::json json() const {
+    return {{"id", id},          {"tile", tile},       {"stages", stages}, {"splitk", splitk}, {"reduction", reduction},
+            {"swizzle", swizzle}, {"custom", custom}, {"inner", inner},   {"cluster", cluster}};
+  }
+  static AlgoConfig parse(const nlohmann::json& j) {
+    AlgoConfig c;
+    c.id = j.at("id").get<std::int32_t>();
+    c.tile = j.at("tile").get<std::uint32_t>();
+    c.stages = j.at("stages").get<std::uint32_t>();
+    c.splitk = j.at("splitk").get<std::int32_t>();
+    c.reduction = j.at("reduction").get<std::uint32_t>();
+    c.swizzle = j.at("swizzle").get<std::uint32_t>();
+    c.custom = j.at("custom").get<std::uint32_t>();
+    c.inner = j.at("inner").get<std::uint16_t>();
+    c.cluster = j.at("cluster").get<std::uint16_t>();
+    return c;
+  }
+  std::string describe() const {
+    return "algo " + std::to_string(id) + " tile " + std::to_string(tile) + " stages " + std::to_string(stages) +
+           " split-k " + std::to_string(splitk) + " swizzle " + std::to_string(swizzle) + " cluster " +
+           std::to_string(cluster);
+  }
+};
+
+const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F_FAST_TF32 ? "tf32" : "fp32acc"; }
+
 }  // namespace
 
 LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
-                   std::size_t workspace_bytes)
+                   const GemmContext& ctx)
     : weight_(weight), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue) {
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
   // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
   // inputs accumulate in fp32.
   const bool tf32 = a.src_dt == DT::f32 && precision == Precision::tf32 && !a.full_fp32;
-  const cublasComputeType_t compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, compute, CUDA_R_32F));
+  compute_ = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, compute_, CUDA_R_32F));
   const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
@@ -38,15 +100,27 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   const cublasLtEpilogue_t epi = fuse_gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-  const cudaDataType_t in_t = cuda_type(a.src_dt), out_t = cuda_type(a.dst_dt);
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, in_t, K, N, K));  // W^T viewed column-major: K x N, op T
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b_, in_t, K, M, static_cast<std::int64_t>(a.src_ld)));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c_, out_t, N, M, static_cast<std::int64_t>(a.dst_ld)));
+  in_t_ = cuda_type(a.src_dt);
+  out_t_ = cuda_type(a.dst_dt);
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, in_t_, K, N, K));  // W^T viewed column-major: K x N, op T
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b_, in_t_, K, M, static_cast<std::int64_t>(a.src_ld)));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c_, out_t_, N, M, static_cast<std::int64_t>(a.dst_ld)));
 
+  const std::string key = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
+                          " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
+                          (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
+                          " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld);
+  TuneCache& tuner = *ctx.tuner;
+  if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
+  if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
+    tuner.report({key, AlgoConfig::of(algo_).describe(), e->value("default_us", 0.0), e->value("us", 0.0),
+                  e->value("candidates", 0), true});
+    return;
+  }
   cublasLtMatmulPreference_t pref = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
-                                                    sizeof(workspace_bytes)));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &ctx.workspace_bytes, sizeof(ctx.workspace_bytes)));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const auto st = cublasLtMatmulAlgoGetHeuristic(lt, desc_, a_, b_, c_, c_, pref, 1, &result, &found);
@@ -55,6 +129,100 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
               " GEMM (", dt_name(a.src_dt), " -> ", dt_name(a.dst_dt), "): ", cublas_status_name(st));
   algo_ = result.algo;
   algo_workspace_ = result.workspaceSize;
+  tuner.note_untuned(key);
+}
+
+bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes) {
+  AlgoConfig cfg;
+  try {
+    cfg = AlgoConfig::parse(entry.at("algo"));
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+  cublasLtMatmulAlgo_t algo{};
+  if (cublasLtMatmulAlgoInit(lt, compute_, CUDA_R_32F, in_t_, in_t_, out_t_, out_t_, cfg.id, &algo) !=
+          CUBLAS_STATUS_SUCCESS ||
+      !cfg.apply(algo))
+    return false;
+  cublasLtMatmulHeuristicResult_t check{};
+  if (cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &algo, &check) != CUBLAS_STATUS_SUCCESS ||
+      check.workspaceSize > workspace_bytes)
+    return false;
+  algo_ = algo;
+  algo_workspace_ = check.workspaceSize;
+  return true;
+}
+
+void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &ctx.workspace_bytes, sizeof(ctx.workspace_bytes)));
+  constexpr int kHeuristics = 24;
+  cublasLtMatmulHeuristicResult_t results[kHeuristics] = {};
+  int found = 0;
+  const auto st = cublasLtMatmulAlgoGetHeuristic(lt, desc_, a_, b_, c_, c_, pref, kHeuristics, results, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) return;  // the heuristic path reports the error
+
+  struct Candidate {
+    cublasLtMatmulAlgo_t algo;
+    std::size_t workspace;
+  };
+  std::vector<Candidate> cands;
+  for (int i = 0; i < found; ++i)
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) cands.push_back({results[i].algo, results[i].workspaceSize});
+  // Split-K variants of the leading candidates when the output has too few tiles to fill the GPU
+  // (small batches): K is cut in parts computed in parallel and reduced.
+  const std::uint64_t tiles = (a.rows + 127) / 128 * ((a.w->out + 127) / 128);
+  if (tiles < 2u * static_cast<std::uint64_t>(ctx.sm_count)) {
+    const std::size_t leading = std::min<std::size_t>(cands.size(), 6);
+    for (std::size_t i = 0; i < leading; ++i) {
+      int splitk_ok = 0;
+      std::uint32_t schemes = 0;
+      std::size_t written = 0;
+      if (cublasLtMatmulAlgoCapGetAttribute(&cands[i].algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &splitk_ok,
+                                            sizeof(splitk_ok), &written) != CUBLAS_STATUS_SUCCESS ||
+          !splitk_ok)
+        continue;
+      cublasLtMatmulAlgoCapGetAttribute(&cands[i].algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
+                                        sizeof(schemes), &written);
+      for (std::uint32_t scheme : {CUBLASLT_REDUCTION_SCHEME_INPLACE, CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE}) {
+        if (!(schemes & scheme)) continue;
+        for (std::int32_t parts : {2, 3, 4, 6, 8, 12}) {
+          if (static_cast<std::int64_t>(a.w->in) / parts < 64) break;
+          cublasLtMatmulAlgo_t v = cands[i].algo;
+          cublasLtMatmulHeuristicResult_t check{};
+          if (!AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, parts) ||
+              !AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, scheme) ||
+              cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &v, &check) != CUBLAS_STATUS_SUCCESS ||
+              check.workspaceSize > ctx.workspace_bytes)
+            continue;
+          cands.push_back({v, check.workspaceSize});
+        }
+      }
+    }
+  }
+  double default_us = -1, best_us = -1;
+  std::size_t best = 0;
+  for (std::size_t i = 0; i < cands.size(); ++i) {
+    const Candidate& c = cands[i];
+    const double us = time_us(
+        [&] {
+          return matmul(lt, c.algo, c.workspace, a.src, a.dst, ctx.workspace, ctx.stream) == CUBLAS_STATUS_SUCCESS;
+        },
+        ctx.stream);
+    if (i == 0) default_us = us;
+    if (us > 0 && (best_us < 0 || us < best_us)) {
+      best_us = us;
+      best = i;
+    }
+  }
+  if (best_us < 0) return;
+  ctx.tuner->put(key, {{"algo", AlgoConfig::of(cands[best].algo).json()},
+                       {"us", best_us},
+                       {"default_us", default_us},
+                       {"candidates", cands.size()}});
 }
 
 LinearOp::~LinearOp() {
@@ -64,10 +232,15 @@ LinearOp::~LinearOp() {
   if (desc_) cublasLtMatmulDescDestroy(desc_);
 }
 
-void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
+cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws,
+                                const void* src, void* dst, void* workspace, cudaStream_t s) const {
   const float alpha = 1.0f;
-  CUBLAS_CHECK(cublasLtMatmul(lt, desc_, &alpha, weight_, a_, a.src, b_, &beta_, a.dst, c_, a.dst, c_, &algo_,
-                              workspace, algo_workspace_, s));
+  return cublasLtMatmul(lt, desc_, &alpha, weight_, a_, src, b_, &beta_, dst, c_, dst, c_, &algo, workspace, algo_ws,
+                        s);
+}
+
+void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
+  CUBLAS_CHECK(matmul(lt, algo_, algo_workspace_, a.src, a.dst, workspace, s));
   if (post_ != Epilogue::none) activation({a.dst, a.rows, a.w->out, a.dst_ld, a.dst_dt, post_}, s);
 }
 

@@ -1,22 +1,36 @@
 // Linear layer on cuBLASLt: descriptors, layouts and algorithm chosen once at plan time; bias fused
 // as the BIAS epilogue and the residual add as beta = 1 with C = D. Row-major Y[M, N] = X[M, K] W^T
 // is computed column-major as Y^T = W^T' X^T' (A = W with op T, B = X with op N).
+// The algorithm comes from the tuning cache when it holds the shape, else from cuBLASLt's heuristic;
+// a tuning session times the heuristic's candidates and split-K variants first (tuning.h).
 #pragma once
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <string>
 
 #include "backend/backend.h"
+#include "backend/cuda/tuning.h"
 
 namespace vitrt::cuda {
+
+// What planning a GEMM may use: the tuner, and for timing candidates the session's workspace and stream.
+struct GemmContext {
+  TuneCache* tuner = nullptr;
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  cudaStream_t stream = nullptr;
+  int sm_count = 0;
+};
 
 class LinearOp {
  public:
   // weight: device [out, in] in the GEMM input type; bias: device [out] in the output type.
+  // While planning, a.src / a.dst are the session's real buffers (used to time candidates).
   LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
-           std::size_t workspace_bytes);
+           const GemmContext& ctx);
   ~LinearOp();
   LinearOp(const LinearOp&) = delete;
   LinearOp& operator=(const LinearOp&) = delete;
@@ -24,8 +38,17 @@ class LinearOp {
   void execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const;
 
  private:
+  cublasStatus_t matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws, const void* src,
+                        void* dst, void* workspace, cudaStream_t s) const;
+  // Times every candidate for this shape and stores the winner in the tuner.
+  void tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key);
+  // The algorithm a cache entry describes, checked against this GEMM; false if it no longer applies.
+  bool restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes);
+
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
+  cublasComputeType_t compute_ = CUBLAS_COMPUTE_32F;
+  cudaDataType_t in_t_ = CUDA_R_32F, out_t_ = CUDA_R_32F;
   cublasLtMatmulAlgo_t algo_{};
   std::size_t algo_workspace_ = 0;
   const void* weight_ = nullptr;

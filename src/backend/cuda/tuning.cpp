@@ -1,0 +1,53 @@
+#include "backend/cuda/tuning.h"
+
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+
+namespace vitrt::cuda {
+
+std::string tune_device_key(const cudaDeviceProp& p) {
+  int runtime = 0;
+  CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  return std::string(p.name) + " | sm_" + std::to_string(p.major) + std::to_string(p.minor) + " | CUDA " +
+         std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10) + " | cuBLASLt " +
+         std::to_string(cublasLtGetVersion());
+}
+
+double time_us(const std::function<bool()>& run, cudaStream_t stream) {
+  if (!run() || !run()) {  // warm-up; a candidate that does not launch is skipped
+    cudaGetLastError();
+    return -1;
+  }
+  cudaEvent_t e[2];
+  CUDA_CHECK(cudaEventCreate(&e[0]));
+  CUDA_CHECK(cudaEventCreate(&e[1]));
+  auto elapsed_us = [&] {
+    float ms = 0;
+    CUDA_CHECK(cudaEventSynchronize(e[1]));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, e[0], e[1]));
+    return 1000.0 * ms;
+  };
+  CUDA_CHECK(cudaEventRecord(e[0], stream));
+  run();
+  CUDA_CHECK(cudaEventRecord(e[1], stream));
+  const double probe = elapsed_us();
+  // About 2 ms of work per candidate, 3 to 25 timed runs, median.
+  const int reps = std::clamp(static_cast<int>(2000.0 / std::max(probe, 1.0)), 3, 25);
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    CUDA_CHECK(cudaEventRecord(e[0], stream));
+    run();
+    CUDA_CHECK(cudaEventRecord(e[1], stream));
+    t.push_back(elapsed_us());
+  }
+  cudaEventDestroy(e[0]);
+  cudaEventDestroy(e[1]);
+  std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
+  return t[reps / 2];
+}
+
+}  // namespace vitrt::cuda
