@@ -7,8 +7,12 @@ between (--compile-mode overrides; "none" skips compiling). The table says which
 A roofline line compares vitrt's achieved TFLOP/s with an 8192^3 bf16 cuBLAS product measured in the
 same run.
 
+With --tune, `vitrt tune` first times the GEMM algorithms and attention variants for these batch sizes
+(its wall time is printed) into --tune-cache, which the vitrt rows then use.
+
 usage: python3 bench/gpu_vs_torch.py --vitrt build/bin/vitrt [--model vit_base_patch16_224]
                                      [--batches 1,2,4,...] [--precision bf16] [--compile-mode auto]
+                                     [--tune] [--tune-cache FILE]
 """
 import argparse
 import json
@@ -51,39 +55,65 @@ def gemm_rate():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vitrt", required=True)
-    ap.add_argument("--model", default="vit_base_patch16_224")
+    ap.add_argument("--model", default="vit_base_patch16_224",
+                    help="a timm name, or several comma separated (each gets its table)")
     ap.add_argument("--batches")
     ap.add_argument("--precision", default="bf16", choices=list(DTYPES))
     ap.add_argument("--compile-mode", default="auto", help="auto | none | reduce-overhead | max-autotune")
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--json")
+    ap.add_argument("--tune", action="store_true", help="run `vitrt tune` for these batches first")
+    ap.add_argument("--tune-cache", help="tuning cache for vitrt (default: vitrt's own default)")
     args = ap.parse_args()
+    rate = gemm_rate()
+    results = []
+    for name in args.model.split(","):
+        r = bench_model(args, name, rate)
+        if r is None:
+            return 1
+        results.append(r)
+    if args.json:
+        json.dump(results, open(args.json, "w"), indent=1)
+    return 0
+
+
+def bench_model(args, model_name, rate):
     import timm
 
-    batches = [int(b) for b in args.batches.split(",")] if args.batches else DEFAULT_BATCHES[args.model]
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else DEFAULT_BATCHES[model_name]
     dt = DTYPES[args.precision]
     tf32 = args.precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
-    model = timm.create_model(args.model, pretrained=False).eval().to("cuda", dt)
+    model = timm.create_model(model_name, pretrained=False).eval().to("cuda", dt)
     size = model.pretrained_cfg["input_size"][-1]
     gflop = None
     rows = []
-    rate = gemm_rate()
+    cache = ["--tune-cache", args.tune_cache] if args.tune_cache else []
+    tune_s = None
+    if args.tune:
+        t0 = time.perf_counter()
+        out = subprocess.run([args.vitrt, "tune", "--model", model_name, "--device", "cuda", "--precision",
+                              args.precision, "--batch", ",".join(map(str, batches))] + cache,
+                             capture_output=True, text=True)
+        tune_s = time.perf_counter() - t0
+        print(out.stdout[-3000:], out.stderr[-2000:], flush=True)
+        if out.returncode != 0:
+            return None
     with tempfile.TemporaryDirectory() as tmp:
         x_all = torch.randn(max(batches), 3, size, size, generator=torch.Generator().manual_seed(0))
         x_path = os.path.join(tmp, "x.npy")
         np.save(x_path, x_all.numpy())
         # vitrt: one process, every batch size, forward timed with CUDA events on its stream.
-        out = subprocess.run([args.vitrt, "bench", "--model", args.model, "--device", "cuda", "--precision",
+        out = subprocess.run([args.vitrt, "bench", "--model", model_name, "--device", "cuda", "--precision",
                               args.precision, "--batch", ",".join(map(str, batches)), "--iters", str(args.iters),
-                              "--warmup", "10", "--input", x_path, "--json"], capture_output=True, text=True)
+                              "--warmup", "10", "--input", x_path, "--json"] + cache, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr)
-            return 1
+            return None
         vj = json.loads(out.stdout)
         vrows = {r["batch"]: r for r in vj["rows"]}
-        info = json.loads(subprocess.run([args.vitrt, "info", args.model, "--json"], capture_output=True, text=True,
+        info = json.loads(subprocess.run([args.vitrt, "info", model_name, "--json"], capture_output=True, text=True,
                                          check=True).stdout)
         gflop = info["gflops_per_image"]
 
@@ -114,7 +144,7 @@ def main():
             print(f"batch {b}: eager {eager:.3f} ms, compile[{mode}] {comp:.3f} ms ({comp_s:.0f} s), vitrt {v:.3f} ms, "
                   f"x{best / v:.2f}", flush=True)
 
-    print(f"\n{args.model}, {args.precision}, {torch.cuda.get_device_name()}, torch {torch.__version__}, timm "
+    print(f"\n{model_name}, {args.precision}, {torch.cuda.get_device_name()}, torch {torch.__version__}, timm "
           f"{timm.__version__}, vitrt {vj['commit']}; {args.iters} timed iterations after warm-up, medians, CUDA events\n")
     print("| batch | eager ms | eager img/s | torch.compile ms | img/s | mode | compile s | vitrt ms | vitrt img/s | vitrt / best PyTorch |")
     print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
@@ -123,15 +153,14 @@ def main():
         print(f"| {b} | {r['eager_ms']:.3f} | {b * 1e3 / r['eager_ms']:,.0f} | {r['compile_ms']:.3f} | "
               f"{b * 1e3 / r['compile_ms']:,.0f} | {r['compile_mode']} | {r['compile_s']:.0f} | {r['vitrt_ms']:.3f} | "
               f"{b * 1e3 / r['vitrt_ms']:,.0f} | {r['ratio']:.2f}x |")
+    if tune_s is not None:
+        print(f"\ntuning: `vitrt tune` for batches {','.join(map(str, batches))} took {tune_s:.1f} s (wall, process start to exit)")
     last = rows[-1]
     print(f"\nroofline: vitrt {last['vitrt_tflops']:.0f} TFLOP/s at batch {last['batch']} ({gflop:.1f} GFLOP/image) vs "
           f"{rate:.0f} TFLOP/s for an 8192^3 bf16 cuBLAS product in this run ({last['vitrt_tflops'] / rate:.0%})")
     print(f"memory at batch {last['batch']}: PyTorch eager peak {last['eager_peak_mib']:.0f} MiB, vitrt session "
           f"{last['vitrt_device_mib']:.0f} MiB (weights + arena + workspace)")
-    if args.json:
-        json.dump({"model": args.model, "precision": args.precision, "gemm_tflops": rate, "rows": rows},
-                  open(args.json, "w"), indent=1)
-    return 0
+    return {"model": model_name, "precision": args.precision, "gemm_tflops": rate, "tune_s": tune_s, "rows": rows}
 
 
 if __name__ == "__main__":

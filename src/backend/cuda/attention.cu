@@ -113,7 +113,7 @@ void launch(const AttentionParams& p, cudaStream_t s) {
 bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128; }
 
 std::vector<int> attention_variants(const AttentionParams& p) {
-  if (attention_mma_supports(p)) return {2, 4, 8};
+  if (attention_mma_supports(p)) return {1, 2, 4, 8};
   return {0};
 }
 

@@ -18,7 +18,7 @@ struct AttentionParams {
   int batch, tokens, heads, head_dim;
   float scale;
   DT dt;
-  int variant = 0;  // tensor-core kernel: warps per block (2, 4 or 8); 0 = its default
+  int variant = 0;  // tensor-core kernel: warps per block (1, 2, 4 or 8); 0 = its default
 };
 // Dispatches to the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16 with
 // head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0, else the SIMT

@@ -4,8 +4,9 @@
 // are double-buffered with cp.async (the next tile loads while this one is used) and read into
 // fragments with ldmatrix (.trans for V). The score fragments are re-packed in place as the A operand
 // of P V. fp16/bf16 in, fp32 accumulate; head dims that are multiples of 16 up to 128; Q, K, V read in
-// place from the qkv GEMM output [B, N, 3, H, D]. Variants: 2, 4 or 8 warps per block (32, 64 or 128
-// queries sharing each K/V tile); every variant computes each row identically.
+// place from the qkv GEMM output [B, N, 3, H, D]. Variants: 1, 2, 4 or 8 warps per block (16 to 128
+// queries sharing each K/V tile; fewer warps = more blocks for small batches); every variant computes
+// each row identically.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -237,10 +238,11 @@ void launch_d(const AttentionParams& p, cudaStream_t s) {
   const int warps = p.variant ? p.variant : 4;
   const auto grid = [&](int w) { return dim3((p.tokens + 16 * w - 1) / (16 * w), p.heads, p.batch); };
   switch (warps) {
+    case 1: attention_mma_kernel<T, D, 1><<<grid(1), 32, 0, s>>>(p); break;
     case 2: attention_mma_kernel<T, D, 2><<<grid(2), 64, 0, s>>>(p); break;
     case 4: attention_mma_kernel<T, D, 4><<<grid(4), 128, 0, s>>>(p); break;
     case 8: attention_mma_kernel<T, D, 8><<<grid(8), 256, 0, s>>>(p); break;
-    default: VITRT_FAIL("attention: no mma kernel variant with ", warps, " warps (2, 4 or 8)");
+    default: VITRT_FAIL("attention: no mma kernel variant with ", warps, " warps (1, 2, 4 or 8)");
   }
 }
 

@@ -211,7 +211,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
         [&] {
           return matmul(lt, c.algo, c.workspace, a.src, a.dst, ctx.workspace, ctx.stream) == CUBLAS_STATUS_SUCCESS;
         },
-        ctx.stream);
+        ctx.stream, ctx.flush);
     if (i == 0) default_us = us;
     if (us > 0 && (best_us < 0 || us < best_us)) {
       best_us = us;

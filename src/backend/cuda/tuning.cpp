@@ -17,7 +17,7 @@ std::string tune_device_key(const cudaDeviceProp& p) {
          std::to_string(cublasLtGetVersion());
 }
 
-double time_us(const std::function<bool()>& run, cudaStream_t stream) {
+double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush) {
   if (!run() || !run()) {  // warm-up; a candidate that does not launch is skipped
     cudaGetLastError();
     return -1;
@@ -31,6 +31,10 @@ double time_us(const std::function<bool()>& run, cudaStream_t stream) {
     CUDA_CHECK(cudaEventElapsedTime(&ms, e[0], e[1]));
     return 1000.0 * ms;
   };
+  auto flush_l2 = [&] {
+    if (flush.buffer) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, stream));
+  };
+  flush_l2();
   CUDA_CHECK(cudaEventRecord(e[0], stream));
   run();
   CUDA_CHECK(cudaEventRecord(e[1], stream));
@@ -39,6 +43,7 @@ double time_us(const std::function<bool()>& run, cudaStream_t stream) {
   const int reps = std::clamp(static_cast<int>(2000.0 / std::max(probe, 1.0)), 3, 25);
   std::vector<double> t;
   for (int i = 0; i < reps; ++i) {
+    flush_l2();
     CUDA_CHECK(cudaEventRecord(e[0], stream));
     run();
     CUDA_CHECK(cudaEventRecord(e[1], stream));

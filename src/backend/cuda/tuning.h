@@ -14,7 +14,13 @@ namespace vitrt::cuda {
 std::string tune_device_key(const cudaDeviceProp& props);
 
 // Median device time in microseconds of `run` on `stream` (warm-up first); a negative value when
-// `run` returns false (candidate not runnable).
-double time_us(const std::function<bool()>& run, cudaStream_t stream);
+// `run` returns false (candidate not runnable). Before each timed run the L2 cache is flushed by
+// writing `flush` (at least twice the L2 size), so weights come from memory as they do in a forward
+// that streams every layer's weights once (small batches are bound by exactly that).
+struct L2Flush {
+  void* buffer = nullptr;
+  std::size_t bytes = 0;
+};
+double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush);
 
 }  // namespace vitrt::cuda
