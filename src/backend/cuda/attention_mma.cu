@@ -31,8 +31,7 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const std::uint32_t (&a)
 template <>
 __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
                                                          std::uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
@@ -40,21 +39,37 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const std
 template <>
 __device__ __forceinline__ void mma16816<__half>(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
                                                   std::uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Two fp32 values -> one register of two 16-bit values (first in the low half); also returns the
-// rounded values so the softmax normalizer sums exactly what P V multiplies.
+// Two fp32 values -> one register of two 16-bit values (first in the low half, one cvt instruction);
+// also returns the rounded values so the softmax normalizer sums exactly what P V multiplies.
 template <typename T>
-__device__ __forceinline__ std::uint32_t pack(float& lo, float& hi) {
-  const T l = from_f32<T>(lo), h = from_f32<T>(hi);
-  lo = to_f32(l);
-  hi = to_f32(h);
-  return static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(l)) |
-         (static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t&>(h)) << 16);
+__device__ __forceinline__ std::uint32_t pack(float& lo, float& hi);
+template <>
+__device__ __forceinline__ std::uint32_t pack<__nv_bfloat16>(float& lo, float& hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  const std::uint32_t r = reinterpret_cast<const std::uint32_t&>(v);
+  lo = __uint_as_float(r << 16);
+  hi = __uint_as_float(r & 0xffff0000u);
+  return r;
+}
+template <>
+__device__ __forceinline__ std::uint32_t pack<__half>(float& lo, float& hi) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  lo = __low2float(v);
+  hi = __high2float(v);
+  return reinterpret_cast<const std::uint32_t&>(v);
+}
+
+// 2^x on the special-function unit, flushing denormal results to zero (probabilities that small do
+// not change a 16-bit P V product).
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 __device__ __forceinline__ std::uint32_t ld32(const void* p) { return *static_cast<const std::uint32_t*>(p); }
@@ -110,12 +125,17 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
   }
   float o[D / 8][4] = {};
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-  const float scale = p.scale * 1.4426950408889634f;  // exp(x) = exp2(x * log2 e)
+  const float sl = p.scale * 1.4426950408889634f;  // exp(x * scale) = 2^(x * scale * log2 e)
 
-  // Stage `stage` <- K/V rows [tile * kBK, +kBK), zeros past the last key.
+  // Stage `stage` <- K/V rows [tile * kBK, +kBK), zeros past the last key. Each thread copies the same
+  // chunks of every tile (compile-time trip count, offsets kept in registers).
+  constexpr int kChunks = kBK * (D / 8), kThreads = W * 32, kPerThread = (kChunks + kThreads - 1) / kThreads;
   auto load = [&](int tile, int stage) {
     const int k0 = tile * kBK;
-    for (int i = threadIdx.x; i < kBK * (D / 8); i += W * 32) {
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+      const int i = threadIdx.x + j * kThreads;
+      if (kChunks % kThreads != 0 && i >= kChunks) break;
       const int r = i / (D / 8), c = (i % (D / 8)) * 8;
       const bool ok = k0 + r < N;
       const T* row = base + static_cast<std::size_t>(ok ? k0 + r : 0) * stride;
@@ -154,15 +174,18 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
           }
         }
       }
-      // Online softmax; thread holds rows r0 (elements 0, 1) and r1 (elements 2, 3) of each tile.
+      // Online softmax on raw scores (the scale is folded into the exponent: exp((s - m) * scale) =
+      // 2^(s * sl - m * sl)); thread holds rows r0 (elements 0, 1) and r1 (elements 2, 3) of each tile.
+      if (valid < kBK) {  // only the last tile has keys past the end
+#pragma unroll
+        for (int nt = 0; nt < kBK / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (nt * 8 + 2 * t + (e & 1) >= valid) s[nt][e] = -INFINITY;
+      }
       float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
       for (int nt = 0; nt < kBK / 8; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = nt * 8 + 2 * t + (e & 1);
-          s[nt][e] = key < valid ? s[nt][e] * scale : -INFINITY;
-        }
         mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
         mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
       }
@@ -171,9 +194,10 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
       }
       const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-      const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
+      const float c0 = exp2_approx((m0 - mn0) * sl), c1 = exp2_approx((m1 - mn1) * sl);  // 0 on the first tile
       m0 = mn0;
       m1 = mn1;
+      const float ms0 = mn0 * sl, ms1 = mn1 * sl;
       l0 *= c0;
       l1 *= c1;
 #pragma unroll
@@ -189,9 +213,10 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
         if (kk * 16 >= valid) break;
         float* sa = s[2 * kk];
         float* sb = s[2 * kk + 1];
+#pragma unroll
         for (int e = 0; e < 4; ++e) {
-          sa[e] = exp2f(sa[e] - (e < 2 ? m0 : m1));
-          sb[e] = exp2f(sb[e] - (e < 2 ? m0 : m1));
+          sa[e] = exp2_approx(fmaf(sa[e], sl, -(e < 2 ? ms0 : ms1)));
+          sb[e] = exp2_approx(fmaf(sb[e], sl, -(e < 2 ? ms0 : ms1)));
         }
         std::uint32_t pf[4];
         pf[0] = pack<T>(sa[0], sa[1]);
