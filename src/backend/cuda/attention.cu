@@ -127,8 +127,8 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
 void attention(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(p.batch > 0 && p.tokens > 0 && p.heads > 0 && p.heads <= 65535 && p.batch <= 65535,
               "attention: bad shape batch ", p.batch, " tokens ", p.tokens, " heads ", p.heads);
-  // VITRT_CUDA_ATTENTION=mma|wmma|simt forces a kernel (for timing variants); default: the fastest
-  // kernel that supports the shape and type.
+  // VITRT_CUDA_ATTENTION=mma|wmma|tf32|simt forces a kernel (for timing variants); default: the
+  // fastest kernel that supports the shape and type.
   static const std::string forced = [] {
     const char* e = std::getenv("VITRT_CUDA_ATTENTION");
     return std::string(e ? e : "");
@@ -139,6 +139,10 @@ void attention(const AttentionParams& p, cudaStream_t s) {
   }
   if ((forced.empty() || forced == "mma" || forced == "wmma") && attention_wmma_supports(p)) {
     attention_wmma(p, s);
+    return;
+  }
+  if ((forced.empty() || forced == "tf32") && attention_tf32_supports(p)) {
+    attention_tf32(p, s);
     return;
   }
   switch (p.dt) {

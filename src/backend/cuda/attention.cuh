@@ -19,10 +19,12 @@ struct AttentionParams {
   float scale;
   DT dt;
   int variant = 0;  // tensor-core kernel: warps per block (1, 2, 4 or 8); 0 = its default
+  bool allow_tf32 = false;  // fp32: TF32 operands allowed (tf32 sessions); else 3xTF32 (fp32 accuracy)
 };
 // Dispatches to the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16 with
-// head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0, else the SIMT
-// kernel (attention.cu, also fp32).
+// head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0; fp32 with
+// head_dim % 16 == 0 takes the TF32 / 3xTF32 tensor-core kernel (attention_tf32.cu); the rest the
+// SIMT kernel (attention.cu).
 void attention(const AttentionParams& p, cudaStream_t s);
 bool attention_supports(int head_dim);
 // Kernel variants the tuner may time for this shape ({0} when only one kernel applies), and the one
@@ -32,6 +34,8 @@ int attention_default_variant(const AttentionParams& p, int sm_count);
 bool attention_wmma_supports(const AttentionParams& p);
 void attention_wmma(const AttentionParams& p, cudaStream_t s);
 bool attention_mma_supports(const AttentionParams& p);
+bool attention_tf32_supports(const AttentionParams& p);
+void attention_tf32(const AttentionParams& p, cudaStream_t s);
 void attention_mma(const AttentionParams& p, cudaStream_t s);
 
 }  // namespace vitrt::cuda
