@@ -19,11 +19,10 @@ struct AttentionParams {
   float scale;
   DT dt;
   int variant = 0;  // tensor-core kernel: warps per block (1, 2, 4 or 8); 0 = its default
-  bool allow_tf32 = false;  // fp32: TF32 operands allowed (tf32 sessions); else 3xTF32 (fp32 accuracy)
 };
 // Dispatches to the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16 with
 // head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0; fp32 with
-// head_dim % 16 == 0 takes the TF32 / 3xTF32 tensor-core kernel (attention_tf32.cu); the rest the
+// head_dim % 16 == 0 takes the 3xTF32 tensor-core kernel (attention_tf32.cu); the rest the
 // SIMT kernel (attention.cu).
 void attention(const AttentionParams& p, cudaStream_t s);
 bool attention_supports(int head_dim);

@@ -194,7 +194,6 @@ class CudaBackend final : public Backend {
   void attention(const AttentionArgs& a) override {
     const float scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
     cuda::AttentionParams p{a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt};
-    p.allow_tf32 = precision_ == Precision::tf32;
     if (mode_ == Mode::plan) {
       VITRT_CHECK(cuda::attention_supports(a.head_dim), "CUDA attention: head dim ", a.head_dim,
                   " is not supported (1..128)");
