@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 
@@ -64,38 +65,18 @@ __device__ __forceinline__ std::uint32_t pack<__half>(float& lo, float& hi) {
   return reinterpret_cast<const std::uint32_t&>(v);
 }
 
-// 2^x on the special-function unit, flushing denormal results to zero (probabilities that small do
-// not change a 16-bit P V product).
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
 __device__ __forceinline__ std::uint32_t ld32(const void* p) { return *static_cast<const std::uint32_t*>(p); }
-
-__device__ __forceinline__ unsigned smem(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
-
-// 16 bytes global -> shared, asynchronous; zero-filled when !valid (keys past the end).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem(dst)), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int Pending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
-}
 
 // Four 8x8 16-bit matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8.
 __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem(row)));
+               : "r"(smem_addr(row)));
 }
 __device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem(row)));
+               : "r"(smem_addr(row)));
 }
 
 template <typename T, int D, int W>
@@ -124,125 +105,65 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
     qf[ks][3] = r1 < N ? ld32(base + r1 * stride + c + 8) : 0u;
   }
   float o[D / 8][4] = {};
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-  const float sl = p.scale * 1.4426950408889634f;  // exp(x * scale) = 2^(x * scale * log2 e)
-
-  // Stage `stage` <- K/V rows [tile * kBK, +kBK), zeros past the last key. Each thread copies the same
-  // chunks of every tile (compile-time trip count, offsets kept in registers).
-  constexpr int kChunks = kBK * (D / 8), kThreads = W * 32, kPerThread = (kChunks + kThreads - 1) / kThreads;
-  auto load = [&](int tile, int stage) {
-    const int k0 = tile * kBK;
+  OnlineSoftmax sm(p.scale);
+  kv_tile_loop(
+      (N + kBK - 1) / kBK,
+      [&](int tile, int stage) {
+        load_kv_tile<T, D, kBK, LD, W * 32>(base, stride, E, N, tile, k_s[stage], v_s[stage]);
+      },
+      [&](int tile, int stage) {
+        if (!warp_active) return;
+        const T* ks = k_s[stage];
+        const T* vs = v_s[stage];
+        const int valid = min(kBK, N - tile * kBK);
+        float s[kBK / 8][4];
 #pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-      const int i = threadIdx.x + j * kThreads;
-      if (kChunks % kThreads != 0 && i >= kChunks) break;
-      const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-      const bool ok = k0 + r < N;
-      const T* row = base + static_cast<std::size_t>(ok ? k0 + r : 0) * stride;
-      cp_async16(&k_s[stage][r * LD + c], row + E + c, ok);
-      cp_async16(&v_s[stage][r * LD + c], row + 2 * E + c, ok);
-    }
-    cp_async_commit();
-  };
-  const int tiles = (N + kBK - 1) / kBK;
-  load(0, 0);
-  for (int tile = 0; tile < tiles; ++tile) {
-    if (tile + 1 < tiles) {
-      load(tile + 1, (tile + 1) & 1);  // that stage was released by the barrier ending the last tile
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    const T* ks = k_s[tile & 1];
-    const T* vs = v_s[tile & 1];
-    const int valid = min(kBK, N - tile * kBK);
-    if (warp_active) {
-      float s[kBK / 8][4];
+        for (int nt = 0; nt < kBK / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        // S = Q K^T: one ldmatrix.x4 gives the B fragments of two 8-key tiles for one 16-wide slice of D.
 #pragma unroll
-      for (int nt = 0; nt < kBK / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-      // S = Q K^T: one ldmatrix.x4 gives the B fragments of two 8-key tiles for one 16-wide slice of D.
+        for (int ks16 = 0; ks16 < D / 16; ++ks16) {
 #pragma unroll
-      for (int ks16 = 0; ks16 < D / 16; ++ks16) {
-#pragma unroll
-        for (int nt = 0; nt < kBK / 8; nt += 2) {
-          if (nt * 8 < valid) {
-            std::uint32_t kb[4];
-            ldmatrix_x4(kb, ks + (nt * 8 + (lane / 16) * 8 + lane % 8) * LD + ks16 * 16 + ((lane / 8) % 2) * 8);
-            mma16816<T>(s[nt], qf[ks16], kb[0], kb[1]);
-            mma16816<T>(s[nt + 1], qf[ks16], kb[2], kb[3]);
+          for (int nt = 0; nt < kBK / 8; nt += 2) {
+            if (nt * 8 < valid) {
+              std::uint32_t kb[4];
+              ldmatrix_x4(kb, ks + (nt * 8 + (lane / 16) * 8 + lane % 8) * LD + ks16 * 16 + ((lane / 8) % 2) * 8);
+              mma16816<T>(s[nt], qf[ks16], kb[0], kb[1]);
+              mma16816<T>(s[nt + 1], qf[ks16], kb[2], kb[3]);
+            }
           }
         }
-      }
-      // Online softmax on raw scores (the scale is folded into the exponent: exp((s - m) * scale) =
-      // 2^(s * sl - m * sl)); thread holds rows r0 (elements 0, 1) and r1 (elements 2, 3) of each tile.
-      if (valid < kBK) {  // only the last tile has keys past the end
+        sm.next_tile(s, o, valid, t);
+        // P V, 16 keys at a time: the two score tiles of those keys form the A fragment.
 #pragma unroll
-        for (int nt = 0; nt < kBK / 8; ++nt)
+        for (int kk = 0; kk < kBK / 16; ++kk) {
+          if (kk * 16 >= valid) break;
+          float* sa = s[2 * kk];
+          float* sb = s[2 * kk + 1];
 #pragma unroll
-          for (int e = 0; e < 4; ++e)
-            if (nt * 8 + 2 * t + (e & 1) >= valid) s[nt][e] = -INFINITY;
-      }
-      float mx0 = -INFINITY, mx1 = -INFINITY;
+          for (int e = 0; e < 4; ++e) {
+            sa[e] = sm.prob(sa[e], e);
+            sb[e] = sm.prob(sb[e], e);
+          }
+          std::uint32_t pf[4];
+          pf[0] = pack<T>(sa[0], sa[1]);
+          pf[1] = pack<T>(sa[2], sa[3]);
+          pf[2] = pack<T>(sb[0], sb[1]);
+          pf[3] = pack<T>(sb[2], sb[3]);
+          sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
+          sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
+          // V B fragments of two 8-wide column tiles per ldmatrix.x4.trans (V is [key][d] in shared memory).
 #pragma unroll
-      for (int nt = 0; nt < kBK / 8; ++nt) {
-        mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
-        mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
-      }
-      for (int off = 1; off < 4; off <<= 1) {
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
-      }
-      const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-      const float c0 = exp2_approx((m0 - mn0) * sl), c1 = exp2_approx((m1 - mn1) * sl);  // 0 on the first tile
-      m0 = mn0;
-      m1 = mn1;
-      const float ms0 = mn0 * sl, ms1 = mn1 * sl;
-      l0 *= c0;
-      l1 *= c1;
-#pragma unroll
-      for (int nt = 0; nt < D / 8; ++nt) {
-        o[nt][0] *= c0;
-        o[nt][1] *= c0;
-        o[nt][2] *= c1;
-        o[nt][3] *= c1;
-      }
-      // P V, 16 keys at a time: the two score tiles of those keys form the A fragment.
-#pragma unroll
-      for (int kk = 0; kk < kBK / 16; ++kk) {
-        if (kk * 16 >= valid) break;
-        float* sa = s[2 * kk];
-        float* sb = s[2 * kk + 1];
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          sa[e] = exp2_approx(fmaf(sa[e], sl, -(e < 2 ? ms0 : ms1)));
-          sb[e] = exp2_approx(fmaf(sb[e], sl, -(e < 2 ? ms0 : ms1)));
+          for (int nt = 0; nt < D / 8; nt += 2) {
+            std::uint32_t vb[4];
+            ldmatrix_x4_trans(vb, vs + (kk * 16 + ((lane / 8) % 2) * 8 + lane % 8) * LD + (nt + lane / 16) * 8);
+            mma16816<T>(o[nt], pf, vb[0], vb[1]);
+            mma16816<T>(o[nt + 1], pf, vb[2], vb[3]);
+          }
         }
-        std::uint32_t pf[4];
-        pf[0] = pack<T>(sa[0], sa[1]);
-        pf[1] = pack<T>(sa[2], sa[3]);
-        pf[2] = pack<T>(sb[0], sb[1]);
-        pf[3] = pack<T>(sb[2], sb[3]);
-        l0 += sa[0] + sa[1] + sb[0] + sb[1];
-        l1 += sa[2] + sa[3] + sb[2] + sb[3];
-        // V B fragments of two 8-wide column tiles per ldmatrix.x4.trans (V is [key][d] in shared memory).
-#pragma unroll
-        for (int nt = 0; nt < D / 8; nt += 2) {
-          std::uint32_t vb[4];
-          ldmatrix_x4_trans(vb, vs + (kk * 16 + ((lane / 8) % 2) * 8 + lane % 8) * LD + (nt + lane / 16) * 8);
-          mma16816<T>(o[nt], pf, vb[0], vb[1]);
-          mma16816<T>(o[nt + 1], pf, vb[2], vb[3]);
-        }
-      }
-    }
-    __syncthreads();  // every warp is done with this stage before it is refilled
-  }
+      });
   if (!warp_active) return;
-  for (int off = 1; off < 4; off <<= 1) {
-    l0 += __shfl_xor_sync(0xffffffffu, l0, off);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, off);
-  }
-  const float i0 = 1.0f / l0, i1 = 1.0f / l1;
+  float i0, i1;
+  sm.finish(i0, i1);
   T* out = static_cast<T*>(p.out) + static_cast<std::size_t>(h) * D;
 #pragma unroll
   for (int nt = 0; nt < D / 8; ++nt) {
@@ -273,17 +194,8 @@ void launch_d(const AttentionParams& p, cudaStream_t s) {
 
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  switch (p.head_dim) {
-    case 16: launch_d<T, 16>(p, s); break;
-    case 32: launch_d<T, 32>(p, s); break;
-    case 48: launch_d<T, 48>(p, s); break;
-    case 64: launch_d<T, 64>(p, s); break;
-    case 80: launch_d<T, 80>(p, s); break;
-    case 96: launch_d<T, 96>(p, s); break;
-    case 112: launch_d<T, 112>(p, s); break;
-    case 128: launch_d<T, 128>(p, s); break;
-    default: VITRT_FAIL("attention: head dim ", p.head_dim, " is not supported by the mma kernel");
-  }
+  const bool ok = with_head_dim16(p.head_dim, [&](auto d) { launch_d<T, decltype(d)::value>(p, s); });
+  VITRT_CHECK(ok, "attention: head dim ", p.head_dim, " is not supported by the mma kernel");
   CUDA_CHECK_LAUNCH();
 }
 

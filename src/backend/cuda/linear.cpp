@@ -117,19 +117,29 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                   e->value("candidates", 0), true});
     return;
   }
+  cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+  const auto results = heuristics(lt, 1, ctx.workspace_bytes, st);
+  VITRT_CHECK(!results.empty(), "cuBLASLt has no algorithm for a ", M, "x", K, "x", N, " GEMM (", dt_name(a.src_dt),
+              " -> ", dt_name(a.dst_dt), "): ", cublas_status_name(st));
+  algo_ = results[0].algo;
+  algo_workspace_ = results[0].workspaceSize;
+  tuner.note_untuned(key);
+}
+
+std::vector<cublasLtMatmulHeuristicResult_t> LinearOp::heuristics(cublasLtHandle_t lt, int count,
+                                                                  std::size_t workspace_bytes,
+                                                                  cublasStatus_t& status) const {
   cublasLtMatmulPreference_t pref = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                    &ctx.workspace_bytes, sizeof(ctx.workspace_bytes)));
-  cublasLtMatmulHeuristicResult_t result{};
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                                    sizeof(workspace_bytes)));
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<std::size_t>(count));
   int found = 0;
-  const auto st = cublasLtMatmulAlgoGetHeuristic(lt, desc_, a_, b_, c_, c_, pref, 1, &result, &found);
+  status = cublasLtMatmulAlgoGetHeuristic(lt, desc_, a_, b_, c_, c_, pref, count, results.data(), &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  VITRT_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "cuBLASLt has no algorithm for a ", M, "x", K, "x", N,
-              " GEMM (", dt_name(a.src_dt), " -> ", dt_name(a.dst_dt), "): ", cublas_status_name(st));
-  algo_ = result.algo;
-  algo_workspace_ = result.workspaceSize;
-  tuner.note_untuned(key);
+  results.resize(status == CUBLAS_STATUS_SUCCESS ? static_cast<std::size_t>(found) : 0);
+  std::erase_if(results, [](const cublasLtMatmulHeuristicResult_t& r) { return r.state != CUBLAS_STATUS_SUCCESS; });
+  return results;
 }
 
 bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes) {
@@ -154,24 +164,14 @@ bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::si
 }
 
 void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key) {
-  cublasLtMatmulPreference_t pref = nullptr;
-  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                    &ctx.workspace_bytes, sizeof(ctx.workspace_bytes)));
-  constexpr int kHeuristics = 24;
-  cublasLtMatmulHeuristicResult_t results[kHeuristics] = {};
-  int found = 0;
-  const auto st = cublasLtMatmulAlgoGetHeuristic(lt, desc_, a_, b_, c_, c_, pref, kHeuristics, results, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  if (st != CUBLAS_STATUS_SUCCESS || found == 0) return;  // the heuristic path reports the error
-
+  cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
   struct Candidate {
     cublasLtMatmulAlgo_t algo;
     std::size_t workspace;
   };
   std::vector<Candidate> cands;
-  for (int i = 0; i < found; ++i)
-    if (results[i].state == CUBLAS_STATUS_SUCCESS) cands.push_back({results[i].algo, results[i].workspaceSize});
+  for (const auto& r : heuristics(lt, 24, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
+  if (cands.empty()) return;  // the heuristic path reports the error
   // Split-K variants of the leading candidates when the output has too few tiles to fill the GPU
   // (small batches): K is cut in parts computed in parallel and reduced.
   const std::uint64_t tiles = (a.rows + 127) / 128 * ((a.w->out + 127) / 128);

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cuda/tuning.h"
@@ -41,6 +42,9 @@ class LinearOp {
  private:
   cublasStatus_t matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws, const void* src,
                         void* dst, void* workspace, cudaStream_t s) const;
+  // Up to `count` of cuBLASLt's heuristic picks that fit the workspace (the first is its best guess).
+  std::vector<cublasLtMatmulHeuristicResult_t> heuristics(cublasLtHandle_t lt, int count, std::size_t workspace_bytes,
+                                                          cublasStatus_t& status) const;
   // Times every candidate for this shape and stores the winner in the tuner.
   void tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key);
   // The algorithm a cache entry describes, checked against this GEMM; false if it no longer applies.

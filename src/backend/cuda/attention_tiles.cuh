@@ -1,0 +1,153 @@
+// Pieces shared by the register-resident tensor-core attention kernels (attention_mma.cu for 16-bit
+// activations, attention_tf32.cu for fp32): the cp.async double-buffered K/V tile pipeline and the
+// online softmax on mma accumulator fragments (each thread holds rows g and g + 8 of a warp's 16 query
+// rows, columns 2t and 2t + 1 of every 8-wide tile).
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+
+namespace vitrt::cuda {
+
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, asynchronous; zero-filled when !valid (keys past the end).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int Pending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+}
+
+// 2^x on the special-function unit, flushing denormal results to zero (probabilities that small do
+// not change the P V product).
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Starts copying K/V rows [tile * BK, +BK) of one (batch, head) into shared tiles k_dst / v_dst (row
+// stride LD elements), zeros past the last key. `base` points at the head's Q columns of token 0 in the
+// qkv layout [N, 3, H, D]; K is E elements further, V 2E. Each thread copies the same chunks of every
+// tile (compile-time trip count, offsets kept in registers).
+template <typename T, int D, int BK, int LD, int Threads>
+__device__ __forceinline__ void load_kv_tile(const T* base, std::size_t stride, int E, int N, int tile, T* k_dst,
+                                             T* v_dst) {
+  constexpr int kPerChunk = 16 / sizeof(T), kChunks = BK * (D / kPerChunk);
+  constexpr int kPerThread = (kChunks + Threads - 1) / Threads;
+  const int k0 = tile * BK;
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int i = threadIdx.x + j * Threads;
+    if (kChunks % Threads != 0 && i >= kChunks) break;
+    const int r = i / (D / kPerChunk), c = (i % (D / kPerChunk)) * kPerChunk;
+    const bool ok = k0 + r < N;
+    const T* row = base + static_cast<std::size_t>(ok ? k0 + r : 0) * stride;
+    cp_async16(k_dst + r * LD + c, row + E + c, ok);
+    cp_async16(v_dst + r * LD + c, row + 2 * E + c, ok);
+  }
+  cp_async_commit();
+}
+
+// The double-buffered tile loop: load(tile, stage) starts tile's copy into stage; body(tile, stage)
+// runs once that stage has landed, while the next tile loads into the other stage.
+template <typename Load, typename Body>
+__device__ __forceinline__ void kv_tile_loop(int tiles, Load&& load, Body&& body) {
+  load(0, 0);
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (tile + 1 < tiles) {
+      load(tile + 1, (tile + 1) & 1);  // that stage was released by the barrier ending the last tile
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    body(tile, tile & 1);
+    __syncthreads();  // every warp is done with this stage before it is refilled
+  }
+}
+
+// Online softmax state of one thread's two query rows. Scores stay raw: the scale is folded into the
+// exponent, exp((s - m) * scale) = 2^(s * sl - m * sl) with sl = scale * log2(e).
+struct OnlineSoftmax {
+  float sl;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+  float ms0 = 0.0f, ms1 = 0.0f;  // running maxima times sl
+
+  __device__ explicit OnlineSoftmax(float scale) : sl(scale * 1.4426950408889634f) {}
+
+  // For a new tile of scores s (keys >= valid are masked): updates the running maxima and rescales
+  // the running sums and the output accumulators o.
+  template <int KT, int OT>
+  __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t) {
+    if (valid < 8 * KT) {  // only the last tile has keys past the end
+#pragma unroll
+      for (int nt = 0; nt < KT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          if (nt * 8 + 2 * t + (e & 1) >= valid) s[nt][e] = -INFINITY;
+    }
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < KT; ++nt) {
+      mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
+    }
+    for (int off = 1; off < 4; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+    }
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float c0 = exp2_approx((m0 - mn0) * sl), c1 = exp2_approx((m1 - mn1) * sl);  // 0 on the first tile
+    m0 = mn0;
+    m1 = mn1;
+    ms0 = mn0 * sl;
+    ms1 = mn1 * sl;
+    l0 *= c0;
+    l1 *= c1;
+#pragma unroll
+    for (int nt = 0; nt < OT; ++nt) {
+      o[nt][0] *= c0;
+      o[nt][1] *= c0;
+      o[nt][2] *= c1;
+      o[nt][3] *= c1;
+    }
+  }
+
+  // Probability of a score fragment element e (0, 1: row g; 2, 3: row g + 8).
+  __device__ __forceinline__ float prob(float s, int e) const { return exp2_approx(fmaf(s, sl, -(e < 2 ? ms0 : ms1))); }
+
+  // 1 / row sum for both rows, once every tile has been added to l0 / l1 (reduced over the quad).
+  __device__ __forceinline__ void finish(float& inv0, float& inv1) {
+    for (int off = 1; off < 4; off <<= 1) {
+      l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+      l1 += __shfl_xor_sync(0xffffffffu, l1, off);
+    }
+    inv0 = 1.0f / l0;
+    inv1 = 1.0f / l1;
+  }
+};
+
+// Host side: calls f(std::integral_constant<int, D>{}) for the head dims the tensor-core kernels are
+// instantiated for (multiples of 16 up to 128); false for any other.
+template <typename F>
+bool with_head_dim16(int d, F&& f) {
+  switch (d) {
+    case 16: f(std::integral_constant<int, 16>{}); return true;
+    case 32: f(std::integral_constant<int, 32>{}); return true;
+    case 48: f(std::integral_constant<int, 48>{}); return true;
+    case 64: f(std::integral_constant<int, 64>{}); return true;
+    case 80: f(std::integral_constant<int, 80>{}); return true;
+    case 96: f(std::integral_constant<int, 96>{}); return true;
+    case 112: f(std::integral_constant<int, 112>{}); return true;
+    case 128: f(std::integral_constant<int, 128>{}); return true;
+    default: return false;
+  }
+}
+
+}  // namespace vitrt::cuda
