@@ -113,26 +113,57 @@ void launch(const AttentionParams& p, cudaStream_t s) {
 bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128; }
 
 std::vector<int> attention_variants(const AttentionParams& p) {
-  if (attention_mma_supports(p)) return {1, 2, 4, 8};
-  return {0};
+  if (!attention_mma_supports(p)) return {0};
+  std::vector<int> v{1, 2, 4, 8};
+  if (attention_wgmma_supports(p)) v.insert(v.end(), {kAttentionWgmma1, kAttentionWgmma2});
+  return v;
+}
+
+std::string attention_variant_name(int variant) {
+  switch (variant) {
+    case 0: return "the only kernel";
+    case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
+    case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
+    default: return "mma, " + std::to_string(variant) + " warps per block";
+  }
 }
 
 int attention_default_variant(const AttentionParams& p, int sm_count) {
   if (!attention_mma_supports(p)) return 0;
+  if (attention_wgmma_supports(p)) {
+    // Measured on an H200 (docs/performance.md): two warpgroups (128 queries) per block once there are
+    // about 4 such blocks per SM, else one (more blocks for small batches).
+    const long blocks128 = static_cast<long>((p.tokens + 127) / 128) * p.heads * p.batch;
+    return blocks128 >= 4L * sm_count ? kAttentionWgmma2 : kAttentionWgmma1;
+  }
   // 64 queries per block, unless that leaves SMs idle (small batches): then 32.
   const long blocks64 = static_cast<long>((p.tokens + 63) / 64) * p.heads * p.batch;
   return blocks64 >= sm_count ? 4 : 2;
 }
 
-void attention(const AttentionParams& p, cudaStream_t s) {
+void attention(AttentionParams p, cudaStream_t s) {
   VITRT_CHECK(p.batch > 0 && p.tokens > 0 && p.heads > 0 && p.heads <= 65535 && p.batch <= 65535,
               "attention: bad shape batch ", p.batch, " tokens ", p.tokens, " heads ", p.heads);
-  // VITRT_CUDA_ATTENTION=mma|wmma|tf32|simt forces a kernel (for timing variants); default: the
+  // VITRT_CUDA_ATTENTION=wgmma|mma|wmma|tf32|simt forces a kernel (for timing variants); default: the
   // fastest kernel that supports the shape and type.
-  static const std::string forced = [] {
+  static const std::string forced_env = [] {
     const char* e = std::getenv("VITRT_CUDA_ATTENTION");
     return std::string(e ? e : "");
   }();
+  // wgmma forced where it does not apply: the default choice.
+  const std::string forced = forced_env == "wgmma" && !attention_wgmma_supports(p) ? "" : forced_env;
+  const bool wgmma_variant = p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma2;
+  if (forced.empty() && wgmma_variant) {
+    VITRT_CHECK(attention_wgmma_supports(p), "attention: the wgmma kernel does not take head dim ", p.head_dim, " ",
+                dt_name(p.dt), " on compute capability ", p.arch, " (it needs head dim 64, fp16/bf16, sm_90a)");
+    attention_wgmma(p, s);
+    return;
+  }
+  if (forced == "wgmma") {
+    attention_wgmma(p, s);
+    return;
+  }
+  if (wgmma_variant) p.variant = 0;  // another kernel forced: its default tiles
   if ((forced.empty() || forced == "mma") && attention_mma_supports(p)) {
     attention_mma(p, s);
     return;

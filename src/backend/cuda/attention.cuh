@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -18,13 +19,19 @@ struct AttentionParams {
   int batch, tokens, heads, head_dim;
   float scale;
   DT dt;
-  int variant = 0;  // tensor-core kernel: warps per block (1, 2, 4 or 8); 0 = its default
+  int variant = 0;  // kernel variant (see below); 0 = the default for the shape
+  int arch = 0;     // the device's compute capability, major * 10 + minor (90 = Hopper)
 };
-// Dispatches to the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16 with
-// head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0; fp32 with
+// Variants: 1, 2, 4, 8 = the mma kernel with that many warps per block (16 queries each);
+// kAttentionWgmma1 / kAttentionWgmma2 = the wgmma kernel with 1 or 2 warpgroups (64 queries each).
+constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102;
+std::string attention_variant_name(int variant);
+// Dispatches to the wgmma kernel (attention_wgmma.cu) for fp16/bf16 with head dim 64 on Hopper when the
+// variant asks for it, else the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16
+// with head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0; fp32 with
 // head_dim % 16 == 0 takes the 3xTF32 tensor-core kernel (attention_tf32.cu); the rest the
 // SIMT kernel (attention.cu).
-void attention(const AttentionParams& p, cudaStream_t s);
+void attention(AttentionParams p, cudaStream_t s);
 bool attention_supports(int head_dim);
 // Kernel variants the tuner may time for this shape ({0} when only one kernel applies), and the one
 // taken without tuning.
@@ -33,6 +40,8 @@ int attention_default_variant(const AttentionParams& p, int sm_count);
 bool attention_wmma_supports(const AttentionParams& p);
 void attention_wmma(const AttentionParams& p, cudaStream_t s);
 bool attention_mma_supports(const AttentionParams& p);
+bool attention_wgmma_supports(const AttentionParams& p);
+void attention_wgmma(const AttentionParams& p, cudaStream_t s);
 bool attention_tf32_supports(const AttentionParams& p);
 void attention_tf32(const AttentionParams& p, cudaStream_t s);
 void attention_mma(const AttentionParams& p, cudaStream_t s);

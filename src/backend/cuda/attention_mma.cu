@@ -7,9 +7,6 @@
 // place from the qkv GEMM output [B, N, 3, H, D]. Variants: 1, 2, 4 or 8 warps per block (16 to 128
 // queries sharing each K/V tile; fewer warps = more blocks for small batches); every variant computes
 // each row identically.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstdint>
 
 #include "backend/cuda/attention.cuh"
@@ -45,28 +42,6 @@ __device__ __forceinline__ void mma16816<__half>(float (&d)[4], const std::uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Two fp32 values -> one register of two 16-bit values (first in the low half, one cvt instruction);
-// also returns the rounded values so the softmax normalizer sums exactly what P V multiplies.
-template <typename T>
-__device__ __forceinline__ std::uint32_t pack(float& lo, float& hi);
-template <>
-__device__ __forceinline__ std::uint32_t pack<__nv_bfloat16>(float& lo, float& hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  const std::uint32_t r = reinterpret_cast<const std::uint32_t&>(v);
-  lo = __uint_as_float(r << 16);
-  hi = __uint_as_float(r & 0xffff0000u);
-  return r;
-}
-template <>
-__device__ __forceinline__ std::uint32_t pack<__half>(float& lo, float& hi) {
-  const __half2 v = __floats2half2_rn(lo, hi);
-  lo = __low2float(v);
-  hi = __high2float(v);
-  return reinterpret_cast<const std::uint32_t&>(v);
-}
-
-__device__ __forceinline__ std::uint32_t ld32(const void* p) { return *static_cast<const std::uint32_t*>(p); }
-
 // Four 8x8 16-bit matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8.
 __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -94,22 +69,14 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
   const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
   const bool warp_active = q0 + warp * 16 < N;
 
-  // Q as A fragments, one set of 4 registers per 16-wide slice of the head dim.
   std::uint32_t qf[D / 16][4];
-#pragma unroll
-  for (int ks = 0; ks < D / 16; ++ks) {
-    const int c = ks * 16 + 2 * t;
-    qf[ks][0] = r0 < N ? ld32(base + r0 * stride + c) : 0u;
-    qf[ks][1] = r1 < N ? ld32(base + r1 * stride + c) : 0u;
-    qf[ks][2] = r0 < N ? ld32(base + r0 * stride + c + 8) : 0u;
-    qf[ks][3] = r1 < N ? ld32(base + r1 * stride + c + 8) : 0u;
-  }
+  load_q_fragments<T, D>(base, stride, N, r0, r1, t, qf);
   float o[D / 8][4] = {};
   OnlineSoftmax sm(p.scale);
   kv_tile_loop(
       (N + kBK - 1) / kBK,
       [&](int tile, int stage) {
-        load_kv_tile<T, D, kBK, LD, W * 32>(base, stride, E, N, tile, k_s[stage], v_s[stage]);
+        load_kv_tile<T, D, kBK, PaddedRows<LD>, W * 32>(base, stride, E, N, tile, k_s[stage], v_s[stage]);
       },
       [&](int tile, int stage) {
         if (!warp_active) return;
@@ -137,20 +104,8 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
 #pragma unroll
         for (int kk = 0; kk < kBK / 16; ++kk) {
           if (kk * 16 >= valid) break;
-          float* sa = s[2 * kk];
-          float* sb = s[2 * kk + 1];
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            sa[e] = sm.prob(sa[e], e);
-            sb[e] = sm.prob(sb[e], e);
-          }
           std::uint32_t pf[4];
-          pf[0] = pack<T>(sa[0], sa[1]);
-          pf[1] = pack<T>(sa[2], sa[3]);
-          pf[2] = pack<T>(sb[0], sb[1]);
-          pf[3] = pack<T>(sb[2], sb[3]);
-          sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
-          sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
+          probs_to_a_fragment<T>(sm, s[2 * kk], s[2 * kk + 1], pf);
           // V B fragments of two 8-wide column tiles per ldmatrix.x4.trans (V is [key][d] in shared memory).
 #pragma unroll
           for (int nt = 0; nt < D / 8; nt += 2) {
@@ -164,19 +119,7 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
   if (!warp_active) return;
   float i0, i1;
   sm.finish(i0, i1);
-  T* out = static_cast<T*>(p.out) + static_cast<std::size_t>(h) * D;
-#pragma unroll
-  for (int nt = 0; nt < D / 8; ++nt) {
-    const int c = nt * 8 + 2 * t;
-    if (r0 < N) {
-      float a = o[nt][0] * i0, bb = o[nt][1] * i0;
-      *reinterpret_cast<std::uint32_t*>(out + (static_cast<std::size_t>(b) * N + r0) * E + c) = pack<T>(a, bb);
-    }
-    if (r1 < N) {
-      float a = o[nt][2] * i1, bb = o[nt][3] * i1;
-      *reinterpret_cast<std::uint32_t*>(out + (static_cast<std::size_t>(b) * N + r1) * E + c) = pack<T>(a, bb);
-    }
-  }
+  store_rows<T, D>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
 }
 
 template <typename T, int D>

@@ -81,7 +81,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
   kv_tile_loop(
       (N + kBK - 1) / kBK,
       [&](int tile, int stage) {
-        load_kv_tile<float, D, kBK, LD, kWarps * 32>(base, stride, E, N, tile, k_s[stage], v_s[stage]);
+        load_kv_tile<float, D, kBK, PaddedRows<LD>, kWarps * 32>(base, stride, E, N, tile, k_s[stage], v_s[stage]);
       },
       [&](int tile, int stage) {
         if (!warp_active) return;

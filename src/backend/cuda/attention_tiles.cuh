@@ -4,7 +4,11 @@
 // rows, columns 2t and 2t + 1 of every 8-wide tile).
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 namespace vitrt::cuda {
@@ -31,11 +35,23 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
-// Starts copying K/V rows [tile * BK, +BK) of one (batch, head) into shared tiles k_dst / v_dst (row
-// stride LD elements), zeros past the last key. `base` points at the head's Q columns of token 0 in the
-// qkv layout [N, 3, H, D]; K is E elements further, V 2E. Each thread copies the same chunks of every
-// tile (compile-time trip count, offsets kept in registers).
-template <typename T, int D, int BK, int LD, int Threads>
+// Shared-memory tile layouts for load_kv_tile, as element offsets of (row, column).
+// Rows padded to LD elements (ldmatrix / fragment reads without bank conflicts).
+template <int LD>
+struct PaddedRows {
+  static __device__ __forceinline__ int offset(int r, int c) { return r * LD + c; }
+};
+// Rows of 64 16-bit elements (128 bytes) with the 128-byte swizzle that wgmma's shared-memory
+// descriptors read: 16-byte chunk j of row r lives at chunk j ^ (r % 8). The tile starts 1024-aligned.
+struct Swizzle128 {
+  static __device__ __forceinline__ int offset(int r, int c) { return r * 64 + ((((c >> 3) ^ r) & 7) << 3); }
+};
+
+// Starts copying K/V rows [tile * BK, +BK) of one (batch, head) into shared tiles k_dst / v_dst
+// (element offsets by Layout), zeros past the last key. `base` points at the head's Q columns of
+// token 0 in the qkv layout [N, 3, H, D]; K is E elements further, V 2E. Each thread copies the same
+// chunks of every tile (compile-time trip count, offsets kept in registers).
+template <typename T, int D, int BK, typename Layout, int Threads>
 __device__ __forceinline__ void load_kv_tile(const T* base, std::size_t stride, int E, int N, int tile, T* k_dst,
                                              T* v_dst) {
   constexpr int kPerChunk = 16 / sizeof(T), kChunks = BK * (D / kPerChunk);
@@ -48,15 +64,16 @@ __device__ __forceinline__ void load_kv_tile(const T* base, std::size_t stride, 
     const int r = i / (D / kPerChunk), c = (i % (D / kPerChunk)) * kPerChunk;
     const bool ok = k0 + r < N;
     const T* row = base + static_cast<std::size_t>(ok ? k0 + r : 0) * stride;
-    cp_async16(k_dst + r * LD + c, row + E + c, ok);
-    cp_async16(v_dst + r * LD + c, row + 2 * E + c, ok);
+    cp_async16(k_dst + Layout::offset(r, c), row + E + c, ok);
+    cp_async16(v_dst + Layout::offset(r, c), row + 2 * E + c, ok);
   }
   cp_async_commit();
 }
 
 // The double-buffered tile loop: load(tile, stage) starts tile's copy into stage; body(tile, stage)
-// runs once that stage has landed, while the next tile loads into the other stage.
-template <typename Load, typename Body>
+// runs once that stage has landed, while the next tile loads into the other stage. AsyncReaders: the
+// body reads the tiles through the async proxy (wgmma), so each thread fences its copies into it.
+template <bool AsyncReaders = false, typename Load, typename Body>
 __device__ __forceinline__ void kv_tile_loop(int tiles, Load&& load, Body&& body) {
   load(0, 0);
   for (int tile = 0; tile < tiles; ++tile) {
@@ -66,6 +83,7 @@ __device__ __forceinline__ void kv_tile_loop(int tiles, Load&& load, Body&& body
     } else {
       cp_async_wait<0>();
     }
+    if constexpr (AsyncReaders) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
     body(tile, tile & 1);
     __syncthreads();  // every warp is done with this stage before it is refilled
@@ -85,6 +103,15 @@ struct OnlineSoftmax {
   // the running sums and the output accumulators o.
   template <int KT, int OT>
   __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t) {
+    float c0, c1;
+    update(s, valid, t, c0, c1);
+    rescale(o, c0, c1);
+  }
+
+  // next_tile in two steps, for kernels that rescale o later (once the tensor cores are done with it):
+  // update() takes the new tile's maxima and rescales the running sums by the factors it returns.
+  template <int KT>
+  __device__ __forceinline__ void update(float (&s)[KT][4], int valid, int t, float& c0, float& c1) {
     if (valid < 8 * KT) {  // only the last tile has keys past the end
 #pragma unroll
       for (int nt = 0; nt < KT; ++nt)
@@ -103,13 +130,17 @@ struct OnlineSoftmax {
       mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
     }
     const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    const float c0 = exp2_approx((m0 - mn0) * sl), c1 = exp2_approx((m1 - mn1) * sl);  // 0 on the first tile
+    c0 = exp2_approx((m0 - mn0) * sl);  // 0 on the first tile
+    c1 = exp2_approx((m1 - mn1) * sl);
     m0 = mn0;
     m1 = mn1;
     ms0 = mn0 * sl;
     ms1 = mn1 * sl;
     l0 *= c0;
     l1 *= c1;
+  }
+  template <int OT>
+  __device__ __forceinline__ static void rescale(float (&o)[OT][4], float c0, float c1) {
 #pragma unroll
     for (int nt = 0; nt < OT; ++nt) {
       o[nt][0] *= c0;
@@ -132,6 +163,88 @@ struct OnlineSoftmax {
     inv1 = 1.0f / l1;
   }
 };
+
+// --- 16-bit fragments (attention_mma.cu, attention_wgmma.cu): m16n8k16 / m64nNk16 register layouts, where
+// each thread holds rows g and g + 8 of a warp's 16 rows.
+
+// Two fp32 values -> one register of two 16-bit values (first in the low half, one cvt instruction);
+// also returns the rounded values so the softmax normalizer sums exactly what P V multiplies.
+template <typename T>
+__device__ __forceinline__ std::uint32_t pack(float& lo, float& hi);
+template <>
+__device__ __forceinline__ std::uint32_t pack<__nv_bfloat16>(float& lo, float& hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  const std::uint32_t r = reinterpret_cast<const std::uint32_t&>(v);
+  lo = __uint_as_float(r << 16);
+  hi = __uint_as_float(r & 0xffff0000u);
+  return r;
+}
+template <>
+__device__ __forceinline__ std::uint32_t pack<__half>(float& lo, float& hi) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  lo = __low2float(v);
+  hi = __high2float(v);
+  return reinterpret_cast<const std::uint32_t&>(v);
+}
+
+__device__ __forceinline__ std::uint32_t ld32(const void* p) { return *static_cast<const std::uint32_t*>(p); }
+
+// Q rows r0, r1 (zeros past N) as A fragments, one set of 4 registers per 16-wide slice of the head dim.
+template <typename T, int D>
+__device__ __forceinline__ void load_q_fragments(const T* base, std::size_t stride, int N, int r0, int r1, int t,
+                                                 std::uint32_t (&qf)[D / 16][4]) {
+#pragma unroll
+  for (int ks = 0; ks < D / 16; ++ks) {
+    const int c = ks * 16 + 2 * t;
+    qf[ks][0] = r0 < N ? ld32(base + r0 * stride + c) : 0u;
+    qf[ks][1] = r1 < N ? ld32(base + r1 * stride + c) : 0u;
+    qf[ks][2] = r0 < N ? ld32(base + r0 * stride + c + 8) : 0u;
+    qf[ks][3] = r1 < N ? ld32(base + r1 * stride + c + 8) : 0u;
+  }
+}
+
+// Probabilities of 16 keys (two 8-key accumulator tiles sa, sb) packed as the A fragment of P V; the
+// row sums take the rounded probabilities.
+template <typename T>
+__device__ __forceinline__ void pack_probs(OnlineSoftmax& sm, float* sa, float* sb, std::uint32_t (&pf)[4]) {
+  pf[0] = pack<T>(sa[0], sa[1]);
+  pf[1] = pack<T>(sa[2], sa[3]);
+  pf[2] = pack<T>(sb[0], sb[1]);
+  pf[3] = pack<T>(sb[2], sb[3]);
+  sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
+  sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
+}
+
+// The scores of 16 keys -> probabilities, packed as the A fragment of P V.
+template <typename T>
+__device__ __forceinline__ void probs_to_a_fragment(OnlineSoftmax& sm, float* sa, float* sb, std::uint32_t (&pf)[4]) {
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    sa[e] = sm.prob(sa[e], e);
+    sb[e] = sm.prob(sb[e], e);
+  }
+  pack_probs<T>(sm, sa, sb, pf);
+}
+
+// Output rows r0, r1 (those < N) of head h: accumulators times 1 / row sum, into [rows, E] starting at
+// token row0.
+template <typename T, int D>
+__device__ __forceinline__ void store_rows(void* out_v, const float (&o)[D / 8][4], float i0, float i1, std::size_t row0,
+                                           int h, int E, int N, int r0, int r1, int t) {
+  T* out = static_cast<T*>(out_v) + static_cast<std::size_t>(h) * D;
+#pragma unroll
+  for (int nt = 0; nt < D / 8; ++nt) {
+    const int c = nt * 8 + 2 * t;
+    if (r0 < N) {
+      float a = o[nt][0] * i0, bb = o[nt][1] * i0;
+      *reinterpret_cast<std::uint32_t*>(out + (row0 + r0) * E + c) = pack<T>(a, bb);
+    }
+    if (r1 < N) {
+      float a = o[nt][2] * i1, bb = o[nt][3] * i1;
+      *reinterpret_cast<std::uint32_t*>(out + (row0 + r1) * E + c) = pack<T>(a, bb);
+    }
+  }
+}
 
 // Host side: calls f(std::integral_constant<int, D>{}) for the head dims the tensor-core kernels are
 // instantiated for (multiples of 16 up to 128); false for any other.

@@ -194,6 +194,7 @@ class CudaBackend final : public Backend {
   void attention(const AttentionArgs& a) override {
     const float scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
     cuda::AttentionParams p{a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt};
+    p.arch = props_.major * 10 + props_.minor;
     if (mode_ == Mode::plan) {
       VITRT_CHECK(cuda::attention_supports(a.head_dim), "CUDA attention: head dim ", a.head_dim,
                   " is not supported (1..128)");
@@ -264,6 +265,7 @@ class CudaBackend final : public Backend {
     if (tuner_->tuning() && !tuner_->find(key)) {
       double best_us = -1, default_us = -1;
       int best = fallback;
+      nlohmann::json times = nlohmann::json::object();  // every candidate's time, for the record
       for (int v : variants) {
         p.variant = v;
         const double us = cuda::time_us(
@@ -273,17 +275,19 @@ class CudaBackend final : public Backend {
             },
             stream_, l2_flush());
         if (v == fallback) default_us = us;
+        times[cuda::attention_variant_name(v)] = us;
         if (us > 0 && (best_us < 0 || us < best_us)) {
           best_us = us;
           best = v;
         }
       }
-      tuner_->put(key, {{"variant", best}, {"us", best_us}, {"default_us", default_us}, {"candidates", variants.size()}});
+      tuner_->put(key, {{"variant", best}, {"us", best_us}, {"default_us", default_us}, {"candidates", variants.size()},
+                    {"times_us", times}});
     }
     if (const nlohmann::json* e = tuner_->find(key)) {
       const int v = e->value("variant", -1);
       if (std::find(variants.begin(), variants.end(), v) != variants.end()) {
-        tuner_->report({key, std::to_string(v) + " warps per block", e->value("default_us", 0.0), e->value("us", 0.0),
+        tuner_->report({key, cuda::attention_variant_name(v), e->value("default_us", 0.0), e->value("us", 0.0),
                         e->value("candidates", 0), true});
         return v;
       }

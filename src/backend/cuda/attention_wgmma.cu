@@ -1,0 +1,242 @@
+// Fused attention on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a), for fp16/bf16 with
+// head dim 64 (every ViT-Ti/S/B/L model). Each warpgroup (4 warps) owns 64 query rows; one or two
+// warpgroups share each K/V tile. Per tile of 64 keys:
+//   S = Q K^T   wgmma m64n64k16 (m64n16k16 pieces for the last, partial tile), Q from registers, K from
+//               shared memory (K-major, 128-byte swizzle);
+//   softmax     the online softmax of attention_tiles.cuh on the accumulator fragments, which have the
+//               layout of mma.sync's, so the probabilities pack straight into the A fragments of
+//   O += P V    wgmma m64n64k16, P from registers, V from shared memory read transposed (MN-major).
+// K/V tiles are double-buffered with cp.async into the swizzled layout that the wgmma shared-memory
+// descriptors describe. Without an sm_90a build the kernel body is empty and attention_wgmma_supports()
+// says no, so nothing launches it.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/attention_tiles.cuh"
+#include "backend/cuda/cuda_check.h"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define VITRT_WGMMA_DEVICE 1
+#endif
+
+namespace vitrt::cuda {
+namespace {
+
+constexpr int kD = 64, kBK = 64;                           // head dim, keys per tile
+constexpr int kTileElems = kBK * kD;                       // one K or V tile: 64 rows of 128 bytes
+constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 1024;  // two stages of K and V, plus alignment slack
+
+#ifdef VITRT_WGMMA_DEVICE  // device helpers exist only where the kernel body does
+// Shared-memory matrix descriptor for a 128-byte-swizzled operand: start address, leading byte offset
+// (unused by these layouts, 1 by convention), stride byte offset 1024 (the next 8 rows), swizzle mode 1.
+__device__ __forceinline__ std::uint64_t sw128_desc(unsigned addr) {
+  return static_cast<std::uint64_t>((addr & 0x3FFFF) >> 4) | (std::uint64_t{1} << 16) |
+         (std::uint64_t{1024 >> 4} << 32) | (std::uint64_t{1} << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int Pending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+}
+
+// Keeps the compiler from moving reads or writes of accumulator registers across wgmma issue / wait.
+template <int R>
+__device__ __forceinline__ void fence_regs(float (&a)[R][4]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(a[i][e])::"memory");
+}
+
+// Materializes descriptor registers at this point of the program (an empty asm that "defines" them).
+template <int N>
+__device__ __forceinline__ void pin(std::uint64_t (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+l"(d[i]));
+}
+template <int N>
+__device__ __forceinline__ void pin(std::uint32_t (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(d[i]));
+}
+template <typename U, int M, int N>
+__device__ __forceinline__ void pin(U (&d)[M][N]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i) pin(d[i]);
+}
+
+#define VITRT_WGMMA_D32                                                                                          \
+  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),       \
+      "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),   \
+      "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),   \
+      "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),   \
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+#define VITRT_WGMMA_D32_LIST                                                                                    \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+  "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
+// D[64 x 64] (+)= A[64 x 16] B[16 x 64]: A from registers, B from shared memory (TransB: stored
+// MN-major, as V is for P V; else K-major, as K is for Q K^T). D is overwritten when !accumulate.
+#define VITRT_WGMMA_RS_N64(TYPE)                                                                        \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                             \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " VITRT_WGMMA_D32_LIST    \
+               ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"                                        \
+               : VITRT_WGMMA_D32                                                                        \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TransB))
+// The 16 columns of accumulator tiles 2C, 2C + 1 of d: D[64 x 16] (+)= A[64 x 16] B[16 x 16].
+#define VITRT_WGMMA_RS_N16(TYPE)                                                                           \
+  asm volatile(                                                                                            \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"                                                         \
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32." TYPE "." TYPE                                           \
+      " {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, %14;\n}\n"                      \
+      : "+f"(d[2 * C][0]), "+f"(d[2 * C][1]), "+f"(d[2 * C][2]), "+f"(d[2 * C][3]), "+f"(d[2 * C + 1][0]), \
+        "+f"(d[2 * C + 1][1]), "+f"(d[2 * C + 1][2]), "+f"(d[2 * C + 1][3])                               \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TransB))
+
+template <typename T, int TransB>
+__device__ __forceinline__ void wgmma_n64(float (&d)[8][4], const std::uint32_t (&a)[4], std::uint64_t b_desc,
+                                          int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_RS_N64("f16");
+  else VITRT_WGMMA_RS_N64("bf16");
+}
+
+template <typename T, int C, int TransB, int R>
+__device__ __forceinline__ void wgmma_n16(float (&d)[R][4], const std::uint32_t (&a)[4], std::uint64_t b_desc,
+                                          int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_RS_N16("f16");
+  else VITRT_WGMMA_RS_N16("bf16");
+}
+
+// Calls f(std::integral_constant<int, P>{}) with P = the 16-key pieces covering `valid` keys (1..4), so
+// each tile shape gets straight-line code: a conditionally issued wgmma makes ptxas serialize them all.
+template <typename F>
+__device__ __forceinline__ void with_pieces(int valid, F&& f) {
+  switch ((valid + 15) / 16) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    default: f(std::integral_constant<int, 4>{}); break;
+  }
+}
+
+#endif  // VITRT_WGMMA_DEVICE
+
+template <typename T, int WG>
+__global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionParams p) {
+#ifdef VITRT_WGMMA_DEVICE
+  extern __shared__ unsigned char smem_raw[];
+  // [stage][K, V][64 x 64], 1024-aligned (the swizzle pattern repeats every 8 rows of 128 bytes).
+  T* tiles = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
+
+  const int N = p.tokens, E = p.heads * kD;
+  const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * 64 * WG;
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const std::size_t stride = 3 * static_cast<std::size_t>(E);
+  const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
+  const int r0 = q0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
+  const bool wg_active = q0 + wg * 64 < N;                   // uniform over the warpgroup
+
+  std::uint32_t qf[kD / 16][4];  // Q as the register A operand of S = Q K^T
+  load_q_fragments<T, kD>(base, stride, N, r0, r1, t, qf);
+  float o[kD / 8][4] = {};
+  OnlineSoftmax sm(p.scale);
+  kv_tile_loop<true>(
+      (N + kBK - 1) / kBK,
+      [&](int tile, int stage) {
+        T* k_dst = tiles + stage * 2 * kTileElems;
+        load_kv_tile<T, kD, kBK, Swizzle128, WG * 128>(base, stride, E, N, tile, k_dst, k_dst + kTileElems);
+      },
+      [&](int tile, int stage) {
+        if (!wg_active) return;
+        const unsigned k_addr = smem_addr(tiles + stage * 2 * kTileElems), v_addr = k_addr + kTileElems * 2;
+        const int valid = min(kBK, N - tile * kBK);
+        with_pieces(valid, [&](auto pieces) {
+          constexpr int P = decltype(pieces)::value;
+          // Descriptors first: an input register defined between two wgmmas of one stage makes ptxas
+          // serialize them. K rows are keys (the N side), 128 bytes of head dim each: the 16-wide slice ks
+          // of the head dim starts 32 bytes further into the swizzled rows; 16 keys further is 2048 bytes.
+          std::uint64_t kd[P][kD / 16], vd[P];
+#pragma unroll
+          for (int c = 0; c < P; ++c) {
+            vd[c] = sw128_desc(v_addr + c * 2048);
+#pragma unroll
+            for (int ks = 0; ks < kD / 16; ++ks) kd[c][ks] = sw128_desc(k_addr + c * 2048 + ks * 32);
+          }
+          pin(kd);
+          pin(vd);
+          // S = Q K^T for the P pieces of 16 keys.
+          float s[2 * P][4];
+          wgmma_fence();
+#pragma unroll
+          for (int ks = 0; ks < kD / 16; ++ks) {
+            if constexpr (P == 4) {
+              wgmma_n64<T, 0>(s, qf[ks], kd[0][ks], ks);
+            } else {
+              [&]<int... C>(std::integer_sequence<int, C...>) {
+                (wgmma_n16<T, C, 0>(s, qf[ks], kd[C][ks], ks), ...);
+              }(std::make_integer_sequence<int, P>{});
+            }
+          }
+          wgmma_commit();
+          wgmma_wait<0>();
+          fence_regs(s);
+          sm.next_tile(s, o, valid, t);  // masks keys >= valid
+          std::uint32_t pf[P][4];
+#pragma unroll
+          for (int kk = 0; kk < P; ++kk) probs_to_a_fragment<T>(sm, s[2 * kk], s[2 * kk + 1], pf[kk]);
+          // O += P V, 16 keys per instruction: V rows are keys (the K side of this product), stored MN-major.
+          fence_regs(o);
+          wgmma_fence();
+#pragma unroll
+          for (int kk = 0; kk < P; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
+          wgmma_commit();
+          wgmma_wait<0>();
+          fence_regs(o);
+        });
+      });
+  if (!wg_active) return;
+  float i0, i1;
+  sm.finish(i0, i1);
+  store_rows<T, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
+#else
+  (void)p;
+#endif
+}
+
+template <typename T, int WG>
+void launch_wg(const AttentionParams& p, cudaStream_t s) {
+  const dim3 grid((p.tokens + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
+  attention_wgmma_kernel<T, WG><<<grid, WG * 128, kSmemBytes, s>>>(p);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void launch(const AttentionParams& p, cudaStream_t s) {
+  if (p.variant == kAttentionWgmma1) launch_wg<T, 1>(p, s);
+  else launch_wg<T, 2>(p, s);
+}
+
+}  // namespace
+
+bool attention_wgmma_supports(const AttentionParams& p) {
+#ifdef VITRT_CUDA_SM90A
+  return p.dt != DT::f32 && p.head_dim == kD && p.arch == 90;
+#else
+  (void)p;
+  return false;
+#endif
+}
+
+void attention_wgmma(const AttentionParams& p, cudaStream_t s) {
+  VITRT_CHECK(attention_wgmma_supports(p), "attention: the wgmma kernel does not take this shape or device");
+  if (p.dt == DT::f16) launch<__half>(p, s);
+  else launch<__nv_bfloat16>(p, s);
+}
+
+}  // namespace vitrt::cuda
