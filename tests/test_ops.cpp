@@ -157,6 +157,7 @@ struct LinearCase {
   int in, out;
   Epilogue epi;
   bool accumulate;
+  bool resid16 = false;  // accumulate into a residual in the activation type (16-bit sessions)
 };
 
 TEST_P(OpTest, Linear) {
@@ -166,16 +167,17 @@ TEST_P(OpTest, Linear) {
                                                      {3 * 577, 80, 240, Epilogue::gelu_erf, false},
                                                      {3 * 197, 768, 96, Epilogue::quick_gelu, false},
                                                      {3 * 197, 96, 64, Epilogue::none, true},
+                                                     {3 * 197, 96, 64, Epilogue::none, true, true},
                                                      {1, 80, 1000, Epilogue::none, false}}) {
     SCOPED_TRACE(::testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out);
     fresh();
     const auto w = randn(static_cast<size_t>(c.in) * c.out, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
     const auto b = randn(c.out, seed++, 0.1f);
     LinearWeights lw{w.data(), b.data(), c.out, c.in};
-    const DT dst_dt = c.accumulate ? DT::f32 : adt;
+    const DT dst_dt = c.accumulate && !c.resid16 ? DT::f32 : adt;
     Buffer src(*be_, c.rows * c.in, adt), dst(*be_, c.rows * c.out, dst_dt);
     const auto x = src.rounded(randn(c.rows * c.in, seed++));
-    const auto resid = randn(c.rows * c.out, seed++);
+    const auto resid = dst.rounded(randn(c.rows * c.out, seed++));
     src.set(x);
     if (c.accumulate) dst.set(resid);
     else dst.poison();
@@ -224,20 +226,28 @@ TEST_P(OpTest, Attention) {
 TEST_P(OpTest, LayerNorm) {
   const DT adt = be_->act_dt();
   std::uint64_t seed = 200;
-  for (auto [rows, dim, in_place] : std::vector<std::tuple<int, int, bool>>{{3 * 197, 768, false}, {3 * 577, 80, false}, {7, 64, true}, {5, 1024, true}, {197, 384, false}}) {
-    SCOPED_TRACE(::testing::Message() << "rows " << rows << " dim " << dim << (in_place ? " in place" : ""));
+  // src16: the input is a residual stream in the activation type (normed into that type, or into fp32
+  // out of place, as the head does).
+  for (auto [rows, dim, in_place, src16] : std::vector<std::tuple<int, int, bool, bool>>{
+           {3 * 197, 768, false, false}, {3 * 577, 80, false, false}, {7, 64, true, false}, {5, 1024, true, false},
+           {197, 384, false, false}, {3 * 197, 768, false, true}, {5, 1024, true, true}, {3 * 577, 80, true, true}}) {
+    if (src16 && adt == DT::f32) continue;
+    SCOPED_TRACE(::testing::Message() << "rows " << rows << " dim " << dim << (in_place ? " in place" : "")
+                                      << (src16 ? " 16-bit input" : ""));
     fresh();  // backends keep weight copies keyed by host pointer, and freed vectors' addresses recur
     auto x = randn(static_cast<size_t>(rows) * dim, seed++, 2.0f);
     for (int r = 0; r < rows; ++r)
       for (int i = 0; i < dim; ++i) x[static_cast<size_t>(r) * dim + i] += 5.0f;  // a large mean
     const auto g = randn(dim, seed++, 0.5f), bias = randn(dim, seed++, 0.5f);
     NormWeights nw{g.data(), bias.data()};
-    const DT dst_dt = in_place ? DT::f32 : adt;
-    Buffer src(*be_, x.size(), DT::f32), dst(*be_, x.size(), dst_dt);
+    const DT src_dt = src16 ? adt : DT::f32;
+    const DT dst_dt = in_place ? src_dt : src16 ? DT::f32 : adt;
+    Buffer src(*be_, x.size(), src_dt), dst(*be_, x.size(), dst_dt);
+    x = src.rounded(x);
     src.set(x);
     dst.poison();
     void* out = in_place ? src.data() : dst.data();
-    LayerNormArgs a{rows, dim, src.f32(), dim, out, dim, dst_dt, &nw, 1e-6f};
+    LayerNormArgs a{rows, dim, src.data(), dim, out, dim, dst_dt, &nw, 1e-6f, src_dt};
     plan_and_run(*be_, [&] { be_->layernorm(a); });
     std::vector<double> ref(x.size());
     for (int r = 0; r < rows; ++r) {
@@ -275,30 +285,36 @@ TEST_P(OpTest, PatchifyTokensAndPooling) {
               const float have = got[(static_cast<size_t>(b) * patches + py * g + px) * K + (c * P + ky) * P + kx];
               ASSERT_EQ(want, have) << "b " << b << " patch " << py << "," << px;
             }
-  for (bool covers : {true, false}) {
-    const auto rows = test::randn(static_cast<size_t>(B) * patches * E, 301);
-    const auto pre = test::randn(static_cast<size_t>(prefix) * E, 302);
-    const auto pos = test::randn(static_cast<size_t>(covers ? N : patches) * E, 303);
-    Buffer prow(*be_, rows.size(), DT::f32), x(*be_, static_cast<size_t>(B) * N * E, DT::f32), pooled(*be_, static_cast<size_t>(B) * E, DT::f32);
-    prow.set(rows);
-    x.poison();
-    pooled.poison();
-    plan_and_run(*be_, [&] {
-      be_->tokens({B, patches, E, prow.f32(), pre.data(), prefix, pos.data(), covers, x.f32()});
-      be_->mean_tokens(x.f32(), B, N, E, prefix, patches, pooled.f32());
-    });
-    const auto xv = x.get(), pv = pooled.get();
-    for (int b = 0; b < B; ++b)
-      for (int e = 0; e < E; ++e) {
-        double mean = 0;
-        for (int t = 0; t < N; ++t) {
-          const double base = t < prefix ? pre[static_cast<size_t>(t) * E + e] : rows[(static_cast<size_t>(b) * patches + t - prefix) * E + e];
-          const double p = covers ? pos[static_cast<size_t>(t) * E + e] : t < prefix ? 0.0 : pos[static_cast<size_t>(t - prefix) * E + e];
-          EXPECT_NEAR(xv[(static_cast<size_t>(b) * N + t) * E + e], base + p, 1e-6);
-          if (t >= prefix) mean += base + p;
+  // The residual stream x in fp32 and, in 16-bit sessions, in the activation type.
+  for (const DT xdt : {DT::f32, adt}) {
+    for (bool covers : {true, false}) {
+      SCOPED_TRACE(::testing::Message() << "x " << dt_name(xdt) << (covers ? " pos covers prefix" : ""));
+      const auto rows = test::randn(static_cast<size_t>(B) * patches * E, 301);
+      const auto pre = test::randn(static_cast<size_t>(prefix) * E, 302);
+      const auto pos = test::randn(static_cast<size_t>(covers ? N : patches) * E, 303);
+      Buffer prow(*be_, rows.size(), DT::f32), x(*be_, static_cast<size_t>(B) * N * E, xdt),
+          pooled(*be_, static_cast<size_t>(B) * E, DT::f32);
+      prow.set(rows);
+      x.poison();
+      pooled.poison();
+      plan_and_run(*be_, [&] {
+        be_->tokens({B, patches, E, prow.f32(), pre.data(), prefix, pos.data(), covers, x.data(), xdt});
+        be_->mean_tokens(x.data(), xdt, B, N, E, prefix, patches, pooled.f32());
+      });
+      const auto xv = x.get(), pv = pooled.get();
+      for (int b = 0; b < B; ++b)
+        for (int e = 0; e < E; ++e) {
+          double mean = 0;
+          for (int t = 0; t < N; ++t) {
+            const double base = t < prefix ? pre[static_cast<size_t>(t) * E + e] : rows[(static_cast<size_t>(b) * patches + t - prefix) * E + e];
+            const double p = covers ? pos[static_cast<size_t>(t) * E + e] : t < prefix ? 0.0 : pos[static_cast<size_t>(t - prefix) * E + e];
+            const float want = x.rounded({static_cast<float>(base + p)})[0];  // the stream's rounding of the sum
+            EXPECT_NEAR(xv[(static_cast<size_t>(b) * N + t) * E + e], want, 1e-6);
+            if (t >= prefix) mean += xv[(static_cast<size_t>(b) * N + t) * E + e];
+          }
+          EXPECT_NEAR(pv[static_cast<size_t>(b) * E + e], mean / patches, 1e-5);
         }
-        EXPECT_NEAR(pv[static_cast<size_t>(b) * E + e], mean / patches, 1e-5);
-      }
+    }
   }
 }
 

@@ -63,7 +63,10 @@ int main(int argc, char** argv) {
     }
     return p;
   };
-  void* x = buf(rows * E, DT::f32);
+  // The residual stream as a session keeps it: the activation type, or fp32 with VITRT_OP_FP32_RESIDUAL=1.
+  const char* fp32_resid = std::getenv("VITRT_OP_FP32_RESIDUAL");
+  const DT xdt = fp32_resid && std::string(fp32_resid) == "1" ? DT::f32 : adt;
+  void* x = buf(rows * E, xdt);
   void* h = buf(rows * E, adt);
   void* qkv = buf(rows * 3 * E, adt);
   void* attn = buf(rows * E, adt);
@@ -79,16 +82,17 @@ int main(int argc, char** argv) {
     double flops, bytes;
     std::function<void()> run;
   };
-  const double as = static_cast<double>(dt_size(adt)), r = static_cast<double>(rows);
+  const double as = static_cast<double>(dt_size(adt)), xs = static_cast<double>(dt_size(xdt)), r = static_cast<double>(rows);
   std::vector<Op> ops = {
-      {"layernorm (x -> h)", 0, r * E * (4 + as), [&] { be->layernorm({rows, E, static_cast<float*>(x), E, h, E, adt, &nw, 1e-6f}); }},
+      {"layernorm (x -> h)", 0, r * E * (xs + as), [&] { be->layernorm({rows, E, x, E, h, E, adt, &nw, 1e-6f, xdt}); }},
       {"qkv linear", 2 * r * E * 3 * E, 0, [&] { be->linear({&lq, rows, h, E, adt, qkv, 3 * E, adt}); }},
       {"attention", 4.0 * B * N * N * E, 0, [&] { be->attention({B, N, H, E / H, qkv, attn, adt}); }},
-      {"proj linear + residual", 2 * r * E * E, 0, [&] { be->linear({&lp, rows, attn, E, adt, x, E, DT::f32, Epilogue::none, true}); }},
+      {"proj linear + residual", 2 * r * E * E, 0, [&] { be->linear({&lp, rows, attn, E, adt, x, E, xdt, Epilogue::none, true}); }},
       {"fc1 linear + GELU", 2 * r * E * M, 0, [&] { be->linear({&l1, rows, h, E, adt, mlp, M, adt, Epilogue::gelu_erf}); }},
-      {"fc2 linear + residual", 2 * r * M * E, 0, [&] { be->linear({&l2, rows, mlp, M, adt, x, E, DT::f32, Epilogue::none, true}); }},
+      {"fc2 linear + residual", 2 * r * M * E, 0, [&] { be->linear({&l2, rows, mlp, M, adt, x, E, xdt, Epilogue::none, true}); }},
   };
-  std::printf("one block, %s %s, batch %d, embed %d, tokens %d, heads %d, mlp %d (%s)\n\n", device.c_str(), argv[2], B, E, N, H, M,
+  std::printf("one block, %s %s (residual %s), batch %d, embed %d, tokens %d, heads %d, mlp %d (%s)\n\n", device.c_str(),
+              argv[2], dt_name(xdt), B, E, N, H, M,
               be->device_name().c_str());
   std::printf("| op | ms (median) | TFLOP/s | GB/s |\n|---|---:|---:|---:|\n");
   double total = 0, first_ms = 0;

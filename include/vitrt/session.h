@@ -50,6 +50,11 @@ struct SessionOptions {
   // Time the candidates (cuBLASLt algorithms, split-K variants, attention tile configurations) of
   // every shape the cache lacks for this GPU while planning, and add the winners to the cache file.
   bool tune = false;
+  // fp16/bf16 sessions keep the residual stream (the running sum of every block's output) in the
+  // 16-bit activation type, as PyTorch's fp16/bf16 models do; true keeps it in fp32 (about half the
+  // error against an fp32 reference, ~5% slower at large batches on an H200). fp32/tf32 sessions and
+  // models whose output is the token features always use fp32.
+  bool fp32_residual = false;
 };
 
 // One tuned shape: the heuristic's (default) time and the winner's, in microseconds.

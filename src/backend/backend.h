@@ -45,16 +45,18 @@ struct AttentionArgs {
   DT dt = DT::f32;
 };
 
-// dst[r] = (src[r] - mean) / sqrt(var + eps) * weight + bias, statistics in fp32.
+// dst[r] = (src[r] - mean) / sqrt(var + eps) * weight + bias, statistics in fp32; src in src_dt
+// (the residual stream: fp32, or the 16-bit activation type), dst in dst_dt; src may equal dst.
 struct LayerNormArgs {
   std::int64_t rows = 0, dim = 0;
-  const float* src = nullptr;
+  const void* src = nullptr;
   std::int64_t src_ld = 0;
   void* dst = nullptr;
   std::int64_t dst_ld = 0;
   DT dst_dt = DT::f32;
   const NormWeights* w = nullptr;
   float eps = 1e-6f;
+  DT src_dt = DT::f32;
 };
 
 // Unfolds non-overlapping patches of float32 NCHW images into rows [batch * grid * grid, C * p * p]
@@ -75,7 +77,8 @@ struct TokensArgs {
   int num_prefix = 0;
   const float* pos = nullptr;         // [pos_prefix + patches, dim]
   bool pos_covers_prefix = true;
-  float* x = nullptr;                 // [batch, num_prefix + patches, dim]
+  void* x = nullptr;                  // [batch, num_prefix + patches, dim], in x_dt
+  DT x_dt = DT::f32;
 };
 
 class Backend {
@@ -113,7 +116,7 @@ class Backend {
   virtual void layernorm(const LayerNormArgs& a) = 0;
   virtual void attention(const AttentionArgs& a) = 0;
   // dst[b] = mean over rows [first, first + count) of x[b]  (x: [batch, tokens, dim])
-  virtual void mean_tokens(const float* x, int batch, int tokens, int dim, int first, int count, float* dst) = 0;
+  virtual void mean_tokens(const void* x, DT x_dt, int batch, int tokens, int dim, int first, int count, float* dst) = 0;
   // dst = 0.5 * (a + b), n elements (DeiT's averaged heads).
   virtual void average(const float* a, const float* b, std::int64_t n, float* dst) = 0;
 

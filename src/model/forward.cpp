@@ -1,11 +1,13 @@
 #include "model/forward.h"
 
+#include "core/check.h"
+
 namespace vitrt {
 
 const float* vit_forward(Backend& be, const ForwardConstants& k, const Activations& a, int batch, int valid) {
   const ViTConfig& c = *k.config;
   const ModelWeights& w = *k.weights;
-  const DT adt = be.act_dt();
+  const DT adt = be.act_dt(), xdt = k.residual_dt;
   const int B = batch, E = c.embed_dim, M = c.mlp_dim, H = c.num_heads, P = c.patch_size;
   const int grid = k.img_size / P, patches = grid * grid;
   const int prefix = c.num_prefix_tokens(), N = prefix + patches;
@@ -18,34 +20,37 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   // The patch embedding and the heads are ~1.5% of the FLOPs: in tf32 sessions they stay full fp32.
   be.linear({&w.patch, std::int64_t{B} * patches, a.cols, K, adt, a.patches, E, DT::f32, Epilogue::none, false, true});
   // _pos_embed: prefix tokens + position embedding.
-  be.tokens({B, patches, E, a.patches, k.prefix, prefix, k.pos, !c.no_embed_class, a.x});
-  if (c.pre_norm) be.layernorm({rows, E, a.x, E, a.x, E, DT::f32, &w.norm_pre, eps});
+  be.tokens({B, patches, E, a.patches, k.prefix, prefix, k.pos, !c.no_embed_class, a.x, xdt});
+  if (c.pre_norm) be.layernorm({rows, E, a.x, E, a.x, E, xdt, &w.norm_pre, eps, xdt});
 
   for (const BlockWeights& blk : w.blocks) {
     // x = x + attn(norm1(x))
-    be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps});
+    be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt});
     be.linear({&blk.qkv, rows, a.h, E, adt, a.qkv, 3 * E, adt});
     be.attention({B, N, H, E / H, a.qkv, a.attn, adt});
-    be.linear({&blk.proj, rows, a.attn, E, adt, a.x, E, DT::f32, Epilogue::none, /*accumulate=*/true});
+    be.linear({&blk.proj, rows, a.attn, E, adt, a.x, E, xdt, Epilogue::none, /*accumulate=*/true});
     // x = x + mlp(norm2(x))
-    be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm2, eps});
+    be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm2, eps, xdt});
     const auto act = c.act == Activation::gelu_erf ? Epilogue::gelu_erf : Epilogue::quick_gelu;
     be.linear({&blk.fc1, rows, a.h, E, adt, a.mlp, M, adt, act});
-    be.linear({&blk.fc2, rows, a.mlp, M, adt, a.x, E, DT::f32, Epilogue::none, /*accumulate=*/true});
+    be.linear({&blk.fc2, rows, a.mlp, M, adt, a.x, E, xdt, Epilogue::none, /*accumulate=*/true});
   }
 
   // forward_head. LayerNorm is per token, so norm-then-pick equals pick-then-norm.
   const NormWeights* final_norm = !c.final_norm ? nullptr : c.fc_norm ? &w.fc_norm : &w.norm;
   if (c.global_pool == Pooling::none) {
-    if (final_norm) be.layernorm({rows, E, a.x, E, a.x, E, DT::f32, final_norm, eps});
-    if (c.num_classes == 0) return a.x;
-    be.linear({&w.head, rows, a.x, E, DT::f32, a.logits, c.num_classes, DT::f32, Epilogue::none, false, true});
+    if (final_norm) be.layernorm({rows, E, a.x, E, a.x, E, xdt, final_norm, eps, xdt});
+    if (c.num_classes == 0) {
+      VITRT_CHECK(xdt == DT::f32, "internal: token features are returned from an fp32 residual stream only");
+      return static_cast<const float*>(a.x);
+    }
+    be.linear({&w.head, rows, a.x, E, xdt, a.logits, c.num_classes, DT::f32, Epilogue::none, false, true});
     return a.logits;
   }
   const bool norm_all_tokens = final_norm && c.global_pool == Pooling::avg && !c.fc_norm;
-  if (norm_all_tokens) be.layernorm({rows, E, a.x, E, a.x, E, DT::f32, final_norm, eps});
+  if (norm_all_tokens) be.layernorm({rows, E, a.x, E, a.x, E, xdt, final_norm, eps, xdt});
   auto pool = [&](int first, int count, float* dst) {
-    be.mean_tokens(a.x, B, N, E, first, count, dst);
+    be.mean_tokens(a.x, xdt, B, N, E, first, count, dst);
     if (final_norm && !norm_all_tokens) be.layernorm({B, E, dst, E, dst, E, DT::f32, final_norm, eps});
   };
   if (c.global_pool == Pooling::avg) pool(prefix, patches, a.pooled);

@@ -12,7 +12,7 @@ struct Activations {
   float* images = nullptr;     // [B, C, S, S]
   void* cols = nullptr;        // [B * patches, C * p * p]  act dtype
   float* patches = nullptr;    // [B * patches, E]
-  float* x = nullptr;          // [B, N, E] residual stream, fp32
+  void* x = nullptr;           // [B, N, E] residual stream, in ForwardConstants::residual_dt
   void* h = nullptr;           // [B * N, E] normed, act dtype
   void* qkv = nullptr;         // [B * N, 3E]
   void* attn = nullptr;        // [B * N, E]
@@ -47,6 +47,9 @@ struct ForwardConstants {
   int img_size = 0;          // session resolution
   const float* prefix = nullptr;  // [num_prefix, E]: cls, dist, registers in timm's order
   const float* pos = nullptr;     // resampled to the session grid
+  // The residual stream's type: fp32, or the 16-bit activation type (as PyTorch's fp16/bf16 models
+  // keep it). Outputs that are the stream itself (no head, no pooling) need fp32.
+  DT residual_dt = DT::f32;
 };
 
 // Computes `batch` images (the first `valid` real, the rest padding) and returns the output buffer

@@ -118,6 +118,10 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   const std::size_t patches = static_cast<std::size_t>(grid) * grid, N = patches + c.num_prefix_tokens();
   const std::size_t E = c.embed_dim, M = c.mlp_dim, K = static_cast<std::size_t>(c.in_chans) * c.patch_size * c.patch_size;
   const std::size_t as = dt_size(backend_->act_dt());
+  // The residual stream in the activation type unless asked for fp32 or returned as the output.
+  const bool features_out = c.num_classes == 0 && c.global_pool == Pooling::none;
+  const DT residual_dt = options_.fp32_residual || features_out ? DT::f32 : backend_->act_dt();
+  const std::size_t xs = dt_size(residual_dt);
   const std::size_t classes = std::max(c.num_classes, 1);
   // Buffers and the forward steps in which they are live (model/forward.h); the arena overlaps
   // buffers that are never live at the same time.
@@ -129,7 +133,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
       {reinterpret_cast<void**>(&p.act.images), {B * c.in_chans * img_size_ * img_size_ * 4, kStepStage, kStepHead}},
       {&p.act.cols, {B * patches * K * as, kStepPatchify, kStepPatchGemm}},
       {reinterpret_cast<void**>(&p.act.patches), {B * patches * E * 4, kStepPatchGemm, kStepTokens}},
-      {reinterpret_cast<void**>(&p.act.x), {B * N * E * 4, kStepTokens, kStepHead}},
+      {&p.act.x, {B * N * E * xs, kStepTokens, kStepHead}},
       {&p.act.h, {B * N * E * as, kStepNorm1, kStepFc1}},
       {&p.act.qkv, {B * N * 3 * E * as, kStepQkv, kStepAttention}},
       {&p.act.attn, {B * N * E * as, kStepAttention, kStepProj}},
@@ -146,7 +150,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   p.arena = backend_->allocate(layout.total);
   p.arena_bytes = layout.total;
   for (std::size_t i = 0; i < slices.size(); ++i) *slices[i].ptr = static_cast<char*>(p.arena) + layout.offsets[i];
-  p.constants = {&c, &w, img_size_, p.prefix.data(), p.pos.data()};
+  p.constants = {&c, &w, img_size_, p.prefix.data(), p.pos.data(), residual_dt};
   // Largest batch first: backends size shared scratch from the first plan.
   for (auto it = p.batches.rbegin(); it != p.batches.rend(); ++it) {
     backend_->begin_plan(*it);

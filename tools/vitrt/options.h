@@ -45,11 +45,12 @@ struct Options {
   bool list = false;
   bool samples = false;
   std::string tune_cache;  // --tune-cache PATH|off
+  bool fp32_residual = false;
 };
 
 enum class Opt {
   model, weights, precision, device, threads, top_k, json, input, output_npy, images, batches, iters, warmup,
-  max_batch, img_size, samples, no_graphs, tune_cache
+  max_batch, img_size, samples, no_graphs, tune_cache, fp32_residual
 };
 void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which);
 

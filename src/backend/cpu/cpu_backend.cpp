@@ -129,8 +129,8 @@ class CpuBackend final : public Backend {
   void layernorm(const LayerNormArgs& a) override {
     if (!planning_) cpu::layernorm(a);
   }
-  void mean_tokens(const float* x, int batch, int tokens, int dim, int first, int count, float* dst) override {
-    if (!planning_) cpu::mean_tokens(x, batch, tokens, dim, first, count, dst);
+  void mean_tokens(const void* x, DT x_dt, int batch, int tokens, int dim, int first, int count, float* dst) override {
+    if (!planning_) cpu::mean_tokens(x, x_dt, batch, tokens, dim, first, count, dst);
   }
   void average(const float* a, const float* b, std::int64_t n, float* dst) override {
     if (!planning_) cpu::average(a, b, n, dst);

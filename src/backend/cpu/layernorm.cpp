@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
+
+#include "core/check.h"
 
 #include "core/half.h"
 
@@ -9,9 +12,20 @@ namespace vitrt::cpu {
 
 void layernorm(const LayerNormArgs& a) {
   const std::int64_t D = a.dim;
+  VITRT_CHECK(a.src_dt != DT::f16 && a.dst_dt != DT::f16, "CPU LayerNorm: fp16 is not a CPU activation type");
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < a.rows; ++r) {
-    const float* x = a.src + r * a.src_ld;
+    // A bf16 residual row is widened first (in place is safe: the row is read whole before writing).
+    thread_local std::vector<float> wide;
+    const float* x;
+    if (a.src_dt == DT::bf16) {
+      wide.resize(static_cast<std::size_t>(D));
+      const auto* s16 = static_cast<const std::uint16_t*>(a.src) + r * a.src_ld;
+      for (std::int64_t i = 0; i < D; ++i) wide[static_cast<std::size_t>(i)] = bf16_to_float(s16[i]);
+      x = wide.data();
+    } else {
+      x = static_cast<const float*>(a.src) + r * a.src_ld;
+    }
     // Two passes in fp32 with vector-wide partial sums (mean first, then centred squares), so a
     // large mean does not cancel the variance.
     float sum = 0.0f;

@@ -38,14 +38,20 @@ void tokens(const TokensArgs& a) {
   for (std::int64_t bt = 0; bt < static_cast<std::int64_t>(a.batch) * N; ++bt) {
     const std::int64_t b = bt / N;
     const int t = static_cast<int>(bt % N);
-    float* x = a.x + static_cast<std::size_t>(bt) * D;
+    const std::size_t row = static_cast<std::size_t>(bt) * D;
     const float* src = t < a.num_prefix ? a.prefix + static_cast<std::size_t>(t) * D
                                         : a.patch_rows + (static_cast<std::size_t>(b) * a.patches + (t - a.num_prefix)) * D;
     // Prefix tokens get no position when the embedding covers patches only (no_embed_class).
     const float* pos = a.pos_covers_prefix ? a.pos + static_cast<std::size_t>(t) * D
                        : t >= a.num_prefix ? a.pos + static_cast<std::size_t>(t - a.num_prefix) * D
                                            : nullptr;
-    for (std::size_t i = 0; i < D; ++i) x[i] = src[i] + (pos ? pos[i] : 0.0f);
+    if (a.x_dt == DT::bf16) {
+      auto* x = static_cast<std::uint16_t*>(a.x) + row;
+      for (std::size_t i = 0; i < D; ++i) x[i] = float_to_bf16(src[i] + (pos ? pos[i] : 0.0f));
+    } else {
+      float* x = static_cast<float*>(a.x) + row;
+      for (std::size_t i = 0; i < D; ++i) x[i] = src[i] + (pos ? pos[i] : 0.0f);
+    }
   }
 }
 

@@ -210,7 +210,8 @@ class CudaBackend final : public Backend {
     const auto* g = static_cast<const float*>(device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32));
     const auto* b = static_cast<const float*>(device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32));
     if (!launching()) return;
-    cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps}, stream_);
+    cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt},
+                    stream_);
   }
 
   void patchify(const PatchifyArgs& a) override {
@@ -225,8 +226,8 @@ class CudaBackend final : public Backend {
     if (launching()) cuda::tokens(d, stream_);
   }
 
-  void mean_tokens(const float* x, int batch, int tokens, int dim, int first, int count, float* dst) override {
-    if (launching()) cuda::mean_tokens(x, batch, tokens, dim, first, count, dst, stream_);
+  void mean_tokens(const void* x, DT x_dt, int batch, int tokens, int dim, int first, int count, float* dst) override {
+    if (launching()) cuda::mean_tokens(x, x_dt, batch, tokens, dim, first, count, dst, stream_);
   }
 
   void average(const float* a, const float* b, std::int64_t n, float* dst) override {

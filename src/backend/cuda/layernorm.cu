@@ -1,6 +1,7 @@
-// LayerNorm: one warp per row, fp32 two-pass statistics. Rows of a multiple of 128 floats (up to 2048)
-// are held in registers as float4s (one read of the row, 16-byte loads, 8/16-byte stores); other
-// rows take the generic kernel (the row stays in L1 between passes).
+// LayerNorm: one warp per row, fp32 two-pass statistics. Rows of a multiple of 128 elements (up to
+// 2048) are held in registers as float4s (one read of the row: 16-byte loads of fp32, 8-byte loads of
+// 16-bit input; 8/16-byte stores); other rows take the generic kernel (the row stays in L1 between
+// passes). TI is the input type (the residual stream), TO the output type.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 #include "backend/cuda/layernorm.cuh"
@@ -10,25 +11,38 @@ namespace {
 
 constexpr int kRowsPerBlock = 4;
 
-template <typename T>
+template <typename TI, typename TO>
 __global__ void layernorm_kernel(LayerNormParams p) {
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.rows) return;
-  const float* x = p.src + row * p.src_ld;
+  const TI* x = static_cast<const TI*>(p.src) + row * p.src_ld;
   float sum = 0.0f;
-  for (int i = lane; i < p.dim; i += 32) sum += x[i];
+  for (int i = lane; i < p.dim; i += 32) sum += to_f32(x[i]);
   const float mean = warp_sum(sum) / p.dim;
   float sq = 0.0f;
   for (int i = lane; i < p.dim; i += 32) {
-    const float d = x[i] - mean;
+    const float d = to_f32(x[i]) - mean;
     sq += d * d;
   }
   const float inv = rsqrtf(warp_sum(sq) / p.dim + p.eps);
   // Every lane has read its whole share of the row before any lane writes (in-place safe): the
   // warp_sum above is a full-warp exchange.
-  T* y = static_cast<T*>(p.dst) + row * p.dst_ld;
-  for (int i = lane; i < p.dim; i += 32) y[i] = from_f32<T>((x[i] - mean) * inv * p.weight[i] + p.bias[i]);
+  TO* y = static_cast<TO*>(p.dst) + row * p.dst_ld;
+  for (int i = lane; i < p.dim; i += 32) y[i] = from_f32<TO>((to_f32(x[i]) - mean) * inv * p.weight[i] + p.bias[i]);
+}
+
+// Four consecutive elements (element 4k onwards) as a float4: one 16-byte load of fp32, one 8-byte load
+// of 16-bit values.
+template <typename T>
+__device__ __forceinline__ float4 load4(const T* src, int k) {
+  const uint2 raw = reinterpret_cast<const uint2*>(src)[k];
+  const T* v = reinterpret_cast<const T*>(&raw);
+  return make_float4(to_f32(v[0]), to_f32(v[1]), to_f32(v[2]), to_f32(v[3]));
+}
+template <>
+__device__ __forceinline__ float4 load4<float>(const float* src, int k) {
+  return reinterpret_cast<const float4*>(src)[k];
 }
 
 template <typename T>
@@ -44,17 +58,17 @@ __device__ __forceinline__ void store4(T* dst, float a, float b, float c, float 
 }
 
 // V float4s per lane: dim == 128 * V.
-template <typename T, int V>
+template <typename TI, typename T, int V>
 __global__ void layernorm_vec_kernel(LayerNormParams p) {
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.rows) return;
-  const float4* x = reinterpret_cast<const float4*>(p.src + row * p.src_ld);
+  const TI* x = static_cast<const TI*>(p.src) + row * p.src_ld;
   float4 v[V];
   float sum = 0.0f;
 #pragma unroll
   for (int i = 0; i < V; ++i) {
-    v[i] = x[lane + 32 * i];
+    v[i] = load4(x, lane + 32 * i);
     sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
   }
   const float mean = warp_sum(sum) / p.dim;
@@ -77,28 +91,29 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
   }
 }
 
-template <typename T>
+template <typename TI, typename T>
 void launch(const LayerNormParams& p, unsigned blocks, cudaStream_t s) {
   const auto aligned = [](const void* q, std::size_t n) { return reinterpret_cast<std::uintptr_t>(q) % n == 0; };
   const bool vec = p.dim % 128 == 0 && p.dim <= 2048 && p.src_ld % 4 == 0 && p.dst_ld % 4 == 0 &&
-                   aligned(p.src, 16) && aligned(p.dst, 4 * sizeof(T)) && aligned(p.weight, 16) && aligned(p.bias, 16);
+                   aligned(p.src, 4 * sizeof(TI)) && aligned(p.dst, 4 * sizeof(T)) && aligned(p.weight, 16) &&
+                   aligned(p.bias, 16);
   const unsigned threads = kRowsPerBlock * 32;
   if (!vec) {
-    layernorm_kernel<T><<<blocks, threads, 0, s>>>(p);
+    layernorm_kernel<TI, T><<<blocks, threads, 0, s>>>(p);
     return;
   }
   switch (p.dim / 128) {
-    case 1: layernorm_vec_kernel<T, 1><<<blocks, threads, 0, s>>>(p); break;
-    case 2: layernorm_vec_kernel<T, 2><<<blocks, threads, 0, s>>>(p); break;
-    case 3: layernorm_vec_kernel<T, 3><<<blocks, threads, 0, s>>>(p); break;
-    case 4: layernorm_vec_kernel<T, 4><<<blocks, threads, 0, s>>>(p); break;
-    case 5: layernorm_vec_kernel<T, 5><<<blocks, threads, 0, s>>>(p); break;
-    case 6: layernorm_vec_kernel<T, 6><<<blocks, threads, 0, s>>>(p); break;
-    case 8: layernorm_vec_kernel<T, 8><<<blocks, threads, 0, s>>>(p); break;
-    case 10: layernorm_vec_kernel<T, 10><<<blocks, threads, 0, s>>>(p); break;
-    case 12: layernorm_vec_kernel<T, 12><<<blocks, threads, 0, s>>>(p); break;
-    case 16: layernorm_vec_kernel<T, 16><<<blocks, threads, 0, s>>>(p); break;
-    default: layernorm_kernel<T><<<blocks, threads, 0, s>>>(p); break;
+    case 1: layernorm_vec_kernel<TI, T, 1><<<blocks, threads, 0, s>>>(p); break;
+    case 2: layernorm_vec_kernel<TI, T, 2><<<blocks, threads, 0, s>>>(p); break;
+    case 3: layernorm_vec_kernel<TI, T, 3><<<blocks, threads, 0, s>>>(p); break;
+    case 4: layernorm_vec_kernel<TI, T, 4><<<blocks, threads, 0, s>>>(p); break;
+    case 5: layernorm_vec_kernel<TI, T, 5><<<blocks, threads, 0, s>>>(p); break;
+    case 6: layernorm_vec_kernel<TI, T, 6><<<blocks, threads, 0, s>>>(p); break;
+    case 8: layernorm_vec_kernel<TI, T, 8><<<blocks, threads, 0, s>>>(p); break;
+    case 10: layernorm_vec_kernel<TI, T, 10><<<blocks, threads, 0, s>>>(p); break;
+    case 12: layernorm_vec_kernel<TI, T, 12><<<blocks, threads, 0, s>>>(p); break;
+    case 16: layernorm_vec_kernel<TI, T, 16><<<blocks, threads, 0, s>>>(p); break;
+    default: layernorm_kernel<TI, T><<<blocks, threads, 0, s>>>(p); break;
   }
 }
 
@@ -107,10 +122,25 @@ void launch(const LayerNormParams& p, unsigned blocks, cudaStream_t s) {
 void layernorm(const LayerNormParams& p, cudaStream_t s) {
   if (p.rows == 0) return;
   const auto blocks = static_cast<unsigned>((p.rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  switch (p.dst_dt) {
-    case DT::f32: launch<float>(p, blocks, s); break;
-    case DT::f16: launch<__half>(p, blocks, s); break;
-    case DT::bf16: launch<__nv_bfloat16>(p, blocks, s); break;
+  switch (p.src_dt) {
+    case DT::f32:
+      switch (p.dst_dt) {
+        case DT::f32: launch<float, float>(p, blocks, s); break;
+        case DT::f16: launch<float, __half>(p, blocks, s); break;
+        case DT::bf16: launch<float, __nv_bfloat16>(p, blocks, s); break;
+      }
+      break;
+    // A 16-bit residual stream is normed into its own type, or into fp32 for the head.
+    case DT::f16:
+      VITRT_CHECK(p.dst_dt != DT::bf16, "LayerNorm: fp16 input, bf16 output is not supported");
+      if (p.dst_dt == DT::f32) launch<__half, float>(p, blocks, s);
+      else launch<__half, __half>(p, blocks, s);
+      break;
+    case DT::bf16:
+      VITRT_CHECK(p.dst_dt != DT::f16, "LayerNorm: bf16 input, fp16 output is not supported");
+      if (p.dst_dt == DT::f32) launch<__nv_bfloat16, float>(p, blocks, s);
+      else launch<__nv_bfloat16, __nv_bfloat16>(p, blocks, s);
+      break;
   }
   CUDA_CHECK_LAUNCH();
 }

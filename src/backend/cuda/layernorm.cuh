@@ -9,9 +9,9 @@
 
 namespace vitrt::cuda {
 
-// dst = LayerNorm(src) * w + b per row, fp32 statistics; src is fp32, dst in dst_dt; src may equal dst.
+// dst = LayerNorm(src) * w + b per row, fp32 statistics; src in src_dt, dst in dst_dt; src may equal dst.
 struct LayerNormParams {
-  const float* src;
+  const void* src;
   std::int64_t src_ld;
   void* dst;
   std::int64_t dst_ld;
@@ -21,6 +21,7 @@ struct LayerNormParams {
   std::int64_t rows;
   int dim;
   float eps;
+  DT src_dt = DT::f32;
 };
 void layernorm(const LayerNormParams& p, cudaStream_t s);
 

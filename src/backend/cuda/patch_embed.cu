@@ -22,6 +22,7 @@ __global__ void patchify_kernel(PatchifyArgs a) {
   }
 }
 
+template <typename T>
 __global__ void tokens_kernel(TokensArgs a) {
   const int N = a.num_prefix + a.patches;
   const std::int64_t n = static_cast<std::int64_t>(a.batch) * N * a.dim;
@@ -33,7 +34,7 @@ __global__ void tokens_kernel(TokensArgs a) {
     float v = t < a.num_prefix ? a.prefix[t * a.dim + e] : a.patch_rows[(b * a.patches + t - a.num_prefix) * a.dim + e];
     if (a.pos_covers_prefix) v += a.pos[static_cast<std::int64_t>(t) * a.dim + e];
     else if (t >= a.num_prefix) v += a.pos[static_cast<std::int64_t>(t - a.num_prefix) * a.dim + e];
-    a.x[i] = v;
+    static_cast<T*>(a.x)[i] = from_f32<T>(v);
   }
 }
 
@@ -53,7 +54,11 @@ void patchify(const PatchifyArgs& a, cudaStream_t s) {
 
 void tokens(const TokensArgs& a, cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches) * a.dim;
-  tokens_kernel<<<blocks_for(n), 256, 0, s>>>(a);
+  switch (a.x_dt) {
+    case DT::f32: tokens_kernel<float><<<blocks_for(n), 256, 0, s>>>(a); break;
+    case DT::f16: tokens_kernel<__half><<<blocks_for(n), 256, 0, s>>>(a); break;
+    case DT::bf16: tokens_kernel<__nv_bfloat16><<<blocks_for(n), 256, 0, s>>>(a); break;
+  }
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,18 +1,20 @@
 // Mean over a token range per image (a range of one picks a token), and averaging two heads.
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/dtype.cuh"
 #include "backend/cuda/pooling.cuh"
 
 namespace vitrt::cuda {
 namespace {
 
-__global__ void mean_tokens_kernel(const float* x, int batch, int tokens, int dim, int first, int count, float* dst) {
+template <typename T>
+__global__ void mean_tokens_kernel(const T* x, int batch, int tokens, int dim, int first, int count, float* dst) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i >= static_cast<std::int64_t>(batch) * dim) return;
   const std::int64_t b = i / dim;
   const int e = static_cast<int>(i % dim);
-  const float* base = x + (b * tokens + first) * dim + e;
+  const T* base = x + (b * tokens + first) * dim + e;
   float s = 0.0f;
-  for (int t = 0; t < count; ++t) s += base[static_cast<std::int64_t>(t) * dim];
+  for (int t = 0; t < count; ++t) s += to_f32(base[static_cast<std::int64_t>(t) * dim]);
   dst[i] = s / count;
 }
 
@@ -23,9 +25,17 @@ __global__ void average_kernel(const float* a, const float* b, std::int64_t n, f
 
 }  // namespace
 
-void mean_tokens(const float* x, int batch, int tokens, int dim, int first, int count, float* dst, cudaStream_t s) {
+void mean_tokens(const void* x, DT x_dt, int batch, int tokens, int dim, int first, int count, float* dst,
+                 cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(batch) * dim;
-  mean_tokens_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(x, batch, tokens, dim, first, count, dst);
+  const auto blocks = static_cast<unsigned>((n + 255) / 256);
+  switch (x_dt) {
+    case DT::f32: mean_tokens_kernel<<<blocks, 256, 0, s>>>(static_cast<const float*>(x), batch, tokens, dim, first, count, dst); break;
+    case DT::f16: mean_tokens_kernel<<<blocks, 256, 0, s>>>(static_cast<const __half*>(x), batch, tokens, dim, first, count, dst); break;
+    case DT::bf16:
+      mean_tokens_kernel<<<blocks, 256, 0, s>>>(static_cast<const __nv_bfloat16*>(x), batch, tokens, dim, first, count, dst);
+      break;
+  }
   CUDA_CHECK_LAUNCH();
 }
 
