@@ -64,8 +64,8 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--tune", action="store_true", help="run `vitrt tune` for these batches first")
     ap.add_argument("--tune-cache", help="tuning cache for vitrt (default: vitrt's own default)")
-    ap.add_argument("--fp32-residual", action="store_true",
-                    help="vitrt keeps the residual stream in fp32 (default: the 16-bit type, as PyTorch)")
+    ap.add_argument("--residual-16bit", action="store_true",
+                    help="vitrt keeps the residual stream in the 16-bit type, as PyTorch (default: fp32)")
     args = ap.parse_args()
     rate = gemm_rate()
     results = []
@@ -91,7 +91,7 @@ def bench_model(args, model_name, rate):
     size = model.pretrained_cfg["input_size"][-1]
     gflop = None
     rows = []
-    cache = (["--tune-cache", args.tune_cache] if args.tune_cache else []) + (["--fp32-residual"] if args.fp32_residual else [])
+    cache = (["--tune-cache", args.tune_cache] if args.tune_cache else []) + (["--residual-16bit"] if args.residual_16bit else [])
     tune_s = None
     if args.tune:
         t0 = time.perf_counter()
@@ -147,7 +147,7 @@ def bench_model(args, model_name, rate):
                   f"x{best / v:.2f}", flush=True)
 
     print(f"\n{model_name}, {args.precision}, {torch.cuda.get_device_name()}, torch {torch.__version__}, timm "
-          f"{timm.__version__}, vitrt {vj['commit']} (residual stream {'fp32' if args.fp32_residual else args.precision}); "
+          f"{timm.__version__}, vitrt {vj['commit']} (residual stream {args.precision if args.residual_16bit and args.precision in ('bf16', 'fp16') else 'fp32'}); "
           f"{args.iters} timed iterations after warm-up, medians, CUDA events\n")
     print("| batch | eager ms | eager img/s | torch.compile ms | img/s | mode | compile s | vitrt ms | vitrt img/s | vitrt / best PyTorch |")
     print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")

@@ -8,13 +8,16 @@ batch sizes 1, 3 and 64, vitrt runs through `vitrt run` on the same inputs as th
   - fp32: max |vitrt - torch| / max |torch| <= 1e-5, torch in fp32 with TF32 off;
   - tf32, fp16, bf16: relative L2 error vs torch fp32 <= 1.25x the error of the same PyTorch model run
     in that precision (tf32: TF32 matmuls on; fp16/bf16: the model and input cast), same run;
-  - vit_base_patch16_224, 512 random inputs: top-1 agreement with torch fp32 >= 99% per precision;
+  - vit_base_patch16_224, 512 random inputs: top-1 agreement with torch fp32 >= 99% per precision
+    (with --residual-16bit, PyTorch's own numerics: >= min(99%, the agreement of PyTorch in that
+    precision));
   - with --data: the real DeiT-Tiny on the real ImageNet sample, bf16: top-1 agreement with the
     reference >= 98% and accuracy within 1 point of its 79.2%.
 Prints one table (model, format, precision, batch, error, PyTorch's error, agreement) and exits 1
 if any bound fails.
 
 usage: python3 tools/verify_torch.py --vitrt build/bin/vitrt [--data DIR] [--images GLOB] [--quick]
+                                     [--residual-16bit]
 """
 import argparse
 import concurrent.futures as cf
@@ -127,9 +130,13 @@ def torch_out(model, x, precision):
     return torch_forward(torch_model(model, precision), x, precision)
 
 
+RUN_FLAGS = []  # extra `vitrt run` flags for every call (--residual-16bit)
+
+
 def vitrt_run(vitrt, weights, x_path, out_path, precision, extra=()):
     r = subprocess.run([vitrt, "run", "--weights", weights, "-i", x_path, "-o", out_path, "--device", "cuda",
-                        "--precision", precision, "--max-batch", "64", *extra], capture_output=True, text=True)
+                        "--precision", precision, "--max-batch", "64", *RUN_FLAGS, *extra], capture_output=True,
+                       text=True)
     if r.returncode != 0:
         raise RuntimeError(f"vitrt run failed ({precision}): {r.stderr.strip()}")
     return torch.from_numpy(np.load(out_path))
@@ -152,7 +159,11 @@ def main():
     ap.add_argument("--only-data", action="store_true", help="only the real-data check")
     ap.add_argument("--quick", action="store_true", help="batch 3 only, no 512-input agreement run")
     ap.add_argument("--json")
+    ap.add_argument("--residual-16bit", action="store_true",
+                    help="run vitrt with --residual-16bit (fp16/bf16 residual stream, as PyTorch)")
     args = ap.parse_args()
+    if args.residual_16bit:
+        RUN_FLAGS.append("--residual-16bit")
     rows, failures = [], []
     batches = [3] if args.quick else [1, 3, 64]
 
@@ -224,7 +235,8 @@ def main():
                 agree = float((y.argmax(-1) == ref.argmax(-1)).float().mean())
                 tagree = float((refs[p].argmax(-1) == ref.argmax(-1)).float().mean())
                 err, terr = (max_rel(y, ref), float("nan")) if p == "fp32" else (rel_l2(y, ref), rel_l2(refs[p], ref))
-                ok = agree >= 0.99 and (err <= 1e-5 if p == "fp32" else err <= 1.25 * terr)
+                agree_bound = min(0.99, tagree) if args.residual_16bit else 0.99
+                ok = agree >= agree_bound and (err <= 1e-5 if p == "fp32" else err <= 1.25 * terr)
                 rows.append(dict(model="vit_base_patch16_224 (512 inputs)", format="timm", precision=p, batch=64, error=err,
                                  torch_error=terr, agreement=agree, torch_agreement=tagree, ok=ok))
                 if not ok:
@@ -240,7 +252,8 @@ def main():
         weights = os.path.join(args.data, "deit_tiny_patch16_224", "model.safetensors")
         out = subprocess.run([args.vitrt, "classify", "--model", "deit_tiny_patch16_224", "--weights", weights,
                               "--device", "cuda", "--precision", "bf16", "--json", "-k", "1",
-                              *[os.path.join(sample, e["image"]) for e in entries]], capture_output=True, text=True, check=True)
+                              *RUN_FLAGS, *[os.path.join(sample, e["image"]) for e in entries]], capture_output=True, text=True,
+                             check=True)
         res = json.loads(out.stdout)
         n_agree = sum(r["top"][0]["index"] == e["reference_top5"][0] for r, e in zip(res, entries))
         n_correct = sum(r["top"][0]["index"] == e["label"] for r, e in zip(res, entries))

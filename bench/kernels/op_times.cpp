@@ -63,9 +63,9 @@ int main(int argc, char** argv) {
     }
     return p;
   };
-  // The residual stream as a session keeps it: the activation type, or fp32 with VITRT_OP_FP32_RESIDUAL=1.
-  const char* fp32_resid = std::getenv("VITRT_OP_FP32_RESIDUAL");
-  const DT xdt = fp32_resid && std::string(fp32_resid) == "1" ? DT::f32 : adt;
+  // The residual stream as a session keeps it: fp32, or the activation type with VITRT_OP_RESIDUAL16=1.
+  const char* resid16 = std::getenv("VITRT_OP_RESIDUAL16");
+  const DT xdt = resid16 && std::string(resid16) == "1" ? adt : DT::f32;
   void* x = buf(rows * E, xdt);
   void* h = buf(rows * E, adt);
   void* qkv = buf(rows * 3 * E, adt);

@@ -118,9 +118,9 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   const std::size_t patches = static_cast<std::size_t>(grid) * grid, N = patches + c.num_prefix_tokens();
   const std::size_t E = c.embed_dim, M = c.mlp_dim, K = static_cast<std::size_t>(c.in_chans) * c.patch_size * c.patch_size;
   const std::size_t as = dt_size(backend_->act_dt());
-  // The residual stream in the activation type unless asked for fp32 or returned as the output.
+  // The residual stream in fp32, or in the activation type when asked (unless it is the output).
   const bool features_out = c.num_classes == 0 && c.global_pool == Pooling::none;
-  const DT residual_dt = options_.fp32_residual || features_out ? DT::f32 : backend_->act_dt();
+  const DT residual_dt = options_.residual_16bit && !features_out ? backend_->act_dt() : DT::f32;
   const std::size_t xs = dt_size(residual_dt);
   const std::size_t classes = std::max(c.num_classes, 1);
   // Buffers and the forward steps in which they are live (model/forward.h); the arena overlaps

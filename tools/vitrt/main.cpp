@@ -12,20 +12,20 @@ int main(int argc, char** argv) {
 
   auto* classify = app.add_subcommand("classify", "Top-k labels for images");
   add_options(*classify, o, {Opt::model, Opt::weights, Opt::top_k, Opt::json, Opt::precision, Opt::device,
-                             Opt::threads, Opt::max_batch, Opt::no_graphs, Opt::tune_cache, Opt::fp32_residual, Opt::images});
+                             Opt::threads, Opt::max_batch, Opt::no_graphs, Opt::tune_cache, Opt::residual_16bit, Opt::images});
   auto* run = app.add_subcommand("run", "Raw tensors in and out (.npy), for verification");
   add_options(*run, o, {Opt::model, Opt::weights, Opt::input, Opt::output_npy, Opt::precision, Opt::device,
-                        Opt::threads, Opt::max_batch, Opt::no_graphs, Opt::tune_cache, Opt::fp32_residual});
+                        Opt::threads, Opt::max_batch, Opt::no_graphs, Opt::tune_cache, Opt::residual_16bit});
   run->get_option("--input")->required();
   auto* pre = app.add_subcommand("preprocess", "Write the normalized batch the model would see");
   add_options(*pre, o, {Opt::model, Opt::weights, Opt::output_npy, Opt::images});
   auto* bench = app.add_subcommand("bench", "Latency and throughput per batch size");
   add_options(*bench, o, {Opt::model, Opt::weights, Opt::batches, Opt::precision, Opt::device, Opt::threads,
                           Opt::iters, Opt::warmup, Opt::json, Opt::img_size, Opt::input, Opt::samples, Opt::no_graphs,
-                          Opt::tune_cache, Opt::fp32_residual});
+                          Opt::tune_cache, Opt::residual_16bit});
   auto* tune = app.add_subcommand("tune", "CUDA: time GEMM algorithms and attention variants per shape, cache the best");
   add_options(*tune, o, {Opt::model, Opt::weights, Opt::batches, Opt::precision, Opt::device, Opt::img_size,
-                         Opt::tune_cache, Opt::fp32_residual, Opt::json});
+                         Opt::tune_cache, Opt::residual_16bit, Opt::json});
   tune->get_option("--batch")->default_str("1,2,4,8,16,32,64,128,256");
   auto* info = app.add_subcommand("info", "Architecture, parameters, GFLOPs, preprocessing");
   info->add_option("target", o.target, "Built-in name or checkpoint file");

@@ -57,9 +57,10 @@ void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which) {
         app.add_option("--img-size", o.img_size, "Input resolution (position embeddings resampled); 0 = model's")
             ->check(CLI::NonNegativeNumber);
         break;
-      case Opt::fp32_residual:
-        app.add_flag("--fp32-residual", o.fp32_residual,
-                     "fp16/bf16: keep the residual stream in fp32 (more accurate, slower) instead of the 16-bit type");
+      case Opt::residual_16bit:
+        app.add_flag("--residual-16bit", o.residual_16bit,
+                     "fp16/bf16: residual stream in the 16-bit type as in PyTorch (faster; PyTorch's accuracy) "
+                     "instead of fp32");
         break;
       case Opt::no_graphs:
         app.add_flag("--no-graphs", o.no_graphs, "CUDA: launch kernels one by one instead of replaying a CUDA graph");
@@ -94,7 +95,7 @@ SessionOptions session_options(const Options& o, std::vector<int> batches, int i
   s.cuda_graphs = !o.no_graphs;
   s.threads = o.threads;
   s.tune_cache = o.tune_cache;
-  s.fp32_residual = o.fp32_residual;
+  s.residual_16bit = o.residual_16bit;
   return s;
 }
 

@@ -45,12 +45,12 @@ struct Options {
   bool list = false;
   bool samples = false;
   std::string tune_cache;  // --tune-cache PATH|off
-  bool fp32_residual = false;
+  bool residual_16bit = false;
 };
 
 enum class Opt {
   model, weights, precision, device, threads, top_k, json, input, output_npy, images, batches, iters, warmup,
-  max_batch, img_size, samples, no_graphs, tune_cache, fp32_residual
+  max_batch, img_size, samples, no_graphs, tune_cache, residual_16bit
 };
 void add_options(CLI::App& app, Options& o, std::initializer_list<Opt> which);
 
