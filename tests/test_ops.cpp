@@ -322,6 +322,34 @@ INSTANTIATE_TEST_SUITE_P(Backends, OpTest, ::testing::ValuesIn(backends()),
                          [](const auto& tp) { return tp.param.name; });
 
 #ifdef VITRT_HAVE_CUDA
+// Which attention kernel a shape gets without tuning, and what the tuner may choose from: host logic,
+// so it runs without a GPU too.
+TEST(CudaAttention, VariantsAndDefaults) {
+  cuda::AttentionParams p{nullptr, nullptr, 1, 197, 12, 64, 0.125f, DT::bf16};
+  p.arch = 90;
+  const bool hopper_build = cuda::attention_wgmma_supports(p);  // sm_90a compiled in
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma1 : 2);
+  p.batch = 256;
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma2 : 4);
+  auto v = cuda::attention_variants(p);
+  EXPECT_EQ(v.size(), hopper_build ? 6u : 4u);
+  // Not Hopper, other head dims, fp32: never the wgmma kernel.
+  for (auto [arch, dim, dt] : std::vector<std::tuple<int, int, DT>>{{80, 64, DT::bf16}, {89, 64, DT::f16}, {90, 80, DT::bf16},
+                                                                    {90, 128, DT::f16}}) {
+    p.arch = arch;
+    p.head_dim = dim;
+    p.dt = dt;
+    EXPECT_FALSE(cuda::attention_wgmma_supports(p)) << arch << " " << dim;
+    v = cuda::attention_variants(p);
+    EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmma2), 0);
+    EXPECT_EQ(cuda::attention_default_variant(p, 132), 4);
+  }
+  p.dt = DT::f32;
+  EXPECT_EQ(cuda::attention_variants(p), std::vector<int>{0});
+  EXPECT_EQ(cuda::attention_variant_name(4), "mma, 4 warps per block");
+  EXPECT_EQ(cuda::attention_variant_name(cuda::kAttentionWgmma2), "wgmma, 2 warpgroups per block");
+}
+
 // Every tile configuration of a tensor-core attention kernel (what `vitrt tune` chooses between)
 // computes each row the same way: the variants of one kernel must agree bit for bit, and every variant
 // with the reference. On Hopper the wgmma kernel's variants (head dim 64) are among them.
