@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "core/check.h"
-
 #include "core/half.h"
 
 namespace vitrt::cpu {

@@ -153,14 +153,8 @@ void attention(AttentionParams p, cudaStream_t s) {
   // wgmma forced where it does not apply: the default choice.
   const std::string forced = forced_env == "wgmma" && !attention_wgmma_supports(p) ? "" : forced_env;
   const bool wgmma_variant = p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma2;
-  if (forced.empty() && wgmma_variant) {
-    VITRT_CHECK(attention_wgmma_supports(p), "attention: the wgmma kernel does not take head dim ", p.head_dim, " ",
-                dt_name(p.dt), " on compute capability ", p.arch, " (it needs head dim 64, fp16/bf16, sm_90a)");
-    attention_wgmma(p, s);
-    return;
-  }
-  if (forced == "wgmma") {
-    attention_wgmma(p, s);
+  if (forced == "wgmma" || (forced.empty() && wgmma_variant)) {
+    attention_wgmma(p, s);  // checks that it takes the shape and device
     return;
   }
   if (wgmma_variant) p.variant = 0;  // another kernel forced: its default tiles

@@ -103,15 +103,6 @@ struct OnlineSoftmax {
   // the running sums and the output accumulators o.
   template <int KT, int OT>
   __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t) {
-    float c0, c1;
-    update(s, valid, t, c0, c1);
-    rescale(o, c0, c1);
-  }
-
-  // next_tile in two steps, for kernels that rescale o later (once the tensor cores are done with it):
-  // update() takes the new tile's maxima and rescales the running sums by the factors it returns.
-  template <int KT>
-  __device__ __forceinline__ void update(float (&s)[KT][4], int valid, int t, float& c0, float& c1) {
     if (valid < 8 * KT) {  // only the last tile has keys past the end
 #pragma unroll
       for (int nt = 0; nt < KT; ++nt)
@@ -130,17 +121,13 @@ struct OnlineSoftmax {
       mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
     }
     const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    c0 = exp2_approx((m0 - mn0) * sl);  // 0 on the first tile
-    c1 = exp2_approx((m1 - mn1) * sl);
+    const float c0 = exp2_approx((m0 - mn0) * sl), c1 = exp2_approx((m1 - mn1) * sl);  // 0 on the first tile
     m0 = mn0;
     m1 = mn1;
     ms0 = mn0 * sl;
     ms1 = mn1 * sl;
     l0 *= c0;
     l1 *= c1;
-  }
-  template <int OT>
-  __device__ __forceinline__ static void rescale(float (&o)[OT][4], float c0, float c1) {
 #pragma unroll
     for (int nt = 0; nt < OT; ++nt) {
       o[nt][0] *= c0;
@@ -197,20 +184,9 @@ __device__ __forceinline__ void load_q_fragments(const T* base, std::size_t stri
   }
 }
 
-// Probabilities of 16 keys (two 8-key accumulator tiles sa, sb) packed as the A fragment of P V; the
-// row sums take them unrounded (summing the rounded values cost 32 integer instructions per tile and
-// thread for a difference far below the 16-bit rounding of P V itself).
-template <typename T>
-__device__ __forceinline__ void pack_probs(OnlineSoftmax& sm, float* sa, float* sb, std::uint32_t (&pf)[4]) {
-  pf[0] = pack<T>(sa[0], sa[1]);
-  pf[1] = pack<T>(sa[2], sa[3]);
-  pf[2] = pack<T>(sb[0], sb[1]);
-  pf[3] = pack<T>(sb[2], sb[3]);
-  sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
-  sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
-}
-
-// The scores of 16 keys -> probabilities, packed as the A fragment of P V.
+// The scores of 16 keys (two 8-key accumulator tiles sa, sb) -> probabilities packed as the A fragment
+// of P V. The row sums take them unrounded (summing the rounded values cost 32 integer instructions per
+// tile and thread for a difference far below the 16-bit rounding of P V itself).
 template <typename T>
 __device__ __forceinline__ void probs_to_a_fragment(OnlineSoftmax& sm, float* sa, float* sb, std::uint32_t (&pf)[4]) {
 #pragma unroll
@@ -218,7 +194,12 @@ __device__ __forceinline__ void probs_to_a_fragment(OnlineSoftmax& sm, float* sa
     sa[e] = sm.prob(sa[e], e);
     sb[e] = sm.prob(sb[e], e);
   }
-  pack_probs<T>(sm, sa, sb, pf);
+  pf[0] = pack<T>(sa[0], sa[1]);
+  pf[1] = pack<T>(sa[2], sa[3]);
+  pf[2] = pack<T>(sb[0], sb[1]);
+  pf[3] = pack<T>(sb[2], sb[3]);
+  sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
+  sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
 }
 
 // Output rows r0, r1 (those < N) of head h: accumulators times 1 / row sum, into [rows, E] starting at

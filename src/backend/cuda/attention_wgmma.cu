@@ -61,13 +61,8 @@ __device__ __forceinline__ void pin(std::uint64_t (&d)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) asm volatile("" : "+l"(d[i]));
 }
-template <int N>
-__device__ __forceinline__ void pin(std::uint32_t (&d)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(d[i]));
-}
-template <typename U, int M, int N>
-__device__ __forceinline__ void pin(U (&d)[M][N]) {
+template <int M, int N>
+__device__ __forceinline__ void pin(std::uint64_t (&d)[M][N]) {
 #pragma unroll
   for (int i = 0; i < M; ++i) pin(d[i]);
 }
@@ -234,7 +229,8 @@ bool attention_wgmma_supports(const AttentionParams& p) {
 }
 
 void attention_wgmma(const AttentionParams& p, cudaStream_t s) {
-  VITRT_CHECK(attention_wgmma_supports(p), "attention: the wgmma kernel does not take this shape or device");
+  VITRT_CHECK(attention_wgmma_supports(p), "attention: the wgmma kernel does not take head dim ", p.head_dim, " ",
+              dt_name(p.dt), " on compute capability ", p.arch, " (it needs head dim 64, fp16/bf16, sm_90a)");
   if (p.dt == DT::f16) launch<__half>(p, s);
   else launch<__nv_bfloat16>(p, s);
 }
