@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -35,6 +36,23 @@ std::vector<float> run(Session& s, const std::vector<float>& x, int batch) {
   return y;
 }
 
+// Runs body(t) on n threads at once; a thread's exception becomes a non-empty "thread t: what" entry
+// (a test failure) instead of std::terminate for the whole test binary.
+std::vector<std::string> on_threads(int n, const std::function<void(int)>& body) {
+  std::vector<std::string> errors(static_cast<size_t>(n));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < n; ++t)
+    threads.emplace_back([&, t] {
+      try {
+        body(t);
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(t)] = "thread " + std::to_string(t) + ": " + e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  return errors;
+}
+
 TEST(Session, PaddedBatchesMatchExactOnes) {
   auto m = small_model();
   const auto x = test::randn(5 * 3 * 64 * 64, 9);
@@ -59,19 +77,11 @@ TEST(Session, SessionsOnOneModelFromSeveralThreads) {
   Session ref(m, o);
   const auto want = run(ref, x, 2);
   std::vector<std::vector<float>> got(4);
-  std::vector<std::string> errors(4);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t)
-    threads.emplace_back([&, t] {
-      try {
-        Session s(m, o);
-        for (int i = 0; i < 3; ++i) got[t] = run(s, x, 2);
-      } catch (const std::exception& e) {
-        errors[t] = e.what();  // a failure, not std::terminate for the whole test binary
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors) EXPECT_EQ(e, "");
+  for (const auto& e : on_threads(4, [&](int t) {
+         Session s(m, o);
+         for (int i = 0; i < 3; ++i) got[t] = run(s, x, 2);
+       }))
+    EXPECT_EQ(e, "");
   for (const auto& g : got) EXPECT_EQ(g, want);
 }
 
@@ -92,21 +102,14 @@ TEST(SessionCuda, ThreadsGraphsAndCpuAgreement) {
   gpu.device = Device::parse("cuda");
   gpu.batch_sizes = {1, 3, 4};
   std::vector<std::vector<float>> got(4);
-  std::vector<std::string> errors(4);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t)
-    threads.emplace_back([&, t] {
-      try {
-        SessionOptions o = gpu;
-        o.cuda_graphs = t % 2 == 0;
-        Session s(m, o);
-        for (int i = 0; i < 4; ++i) got[t] = run(s, x, 3);
-      } catch (const std::exception& e) {
-        errors[t] = "thread " + std::to_string(t) + (t % 2 == 0 ? " (graphs)" : " (eager)") + ": " + e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors) ASSERT_EQ(e, "");
+  // Even threads capture and replay CUDA graphs, odd ones launch eagerly.
+  for (const auto& e : on_threads(4, [&](int t) {
+         SessionOptions o = gpu;
+         o.cuda_graphs = t % 2 == 0;
+         Session s(m, o);
+         for (int i = 0; i < 4; ++i) got[t] = run(s, x, 3);
+       }))
+    ASSERT_EQ(e, "");
   for (const auto& g : got) EXPECT_LE(test::max_rel_error(g.data(), want.data(), want.size()), 1e-5);
   EXPECT_EQ(got[0], got[1]);  // graph replay and eager launches compute the same thing
 
