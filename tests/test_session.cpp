@@ -2,11 +2,13 @@
 // clear errors for bad requests.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -125,6 +127,55 @@ TEST(SessionCuda, ThreadsGraphsAndCpuAgreement) {
     EXPECT_LE(test::max_rel_error(y.data(), want.data(), want.size()), 1e-5);
   }
   cudaStreamDestroy(stream);
+}
+
+// A graph capture on one thread survives other threads creating sessions (allocations, uploads, first
+// launches) and destroying them (cudaFree and handle destruction wait for the whole device) while it
+// runs; device_lock.h keeps them apart. Without that lock this failed at random with cuBLAS "execution
+// failed" inside the capture.
+TEST(SessionCuda, CapturesWhileOtherThreadsCreateAndDestroySessions) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto m = small_model();
+  const auto x = test::randn(3 * 3 * 64 * 64, 14);
+  SessionOptions eager;
+  eager.device = Device::parse("cuda");
+  eager.cuda_graphs = false;
+  eager.batch_sizes = {1, 2, 3};
+  std::vector<std::vector<float>> want(4);
+  {
+    Session ref(m, eager);
+    for (int b = 1; b <= 3; ++b) want[b] = run(ref, x, b);
+  }
+  std::atomic<bool> done{false};
+  std::atomic<int> churned{0};
+  const auto errors = on_threads(3, [&](int t) {
+    if (t > 0) {  // churn: sessions made, run once and destroyed until the capturing thread is done
+      while (!done) {
+        Session s(m, eager);
+        run(s, x, 1 + t);
+        ++churned;
+      }
+      return;
+    }
+    struct Done {
+      std::atomic<bool>& d;
+      ~Done() { d = true; }
+    } finish{done};
+    SessionOptions graphs = eager;
+    graphs.cuda_graphs = true;
+    for (int i = 0; i < 10; ++i) {
+      Session s(m, graphs);
+      for (int b = 1; b <= 3; ++b)
+        for (int r = 0; r < 3; ++r)  // eager, captured, replayed
+          if (run(s, x, b) != want[b])
+            throw std::runtime_error("session " + std::to_string(i) + ", batch " + std::to_string(b) + ", run " +
+                                     std::to_string(r) + ": output differs from the eager session's");
+    }
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  EXPECT_GT(churned.load(), 0);
 }
 
 // `vitrt tune` in miniature: a tuning session times candidates (split-K variants included at these

@@ -196,9 +196,14 @@ int Session::stage_input(const float* images, int batch) {
 
 const float* Session::forward(int planned, int batch) {
   backend_->begin_run(planned);
-  const float* result = vit_forward(*backend_, plan_->constants, plan_->act, planned, batch);
-  backend_->end_run();
-  return result;
+  try {
+    const float* result = vit_forward(*backend_, plan_->constants, plan_->act, planned, batch);
+    backend_->end_run();
+    return result;
+  } catch (...) {
+    backend_->abort_run();
+    throw;
+  }
 }
 
 void Session::run(const float* images, int batch, float* out) {

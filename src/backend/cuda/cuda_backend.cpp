@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_lock.h"
 #include "backend/cuda/layernorm.cuh"
 #include "backend/cuda/linear.h"
 #include "backend/cuda/patch_embed.cuh"
@@ -31,6 +33,7 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, void* stream, bool graphs, const std::string& tune_cache, bool tune)
       : device_(device), graphs_(graphs) {
+    const cuda::DeviceExclusive hold;
     int count = 0;
     const cudaError_t e = cudaGetDeviceCount(&count);
     VITRT_CHECK(e == cudaSuccess && count > 0, "cuda:", device, " requested, but there is no usable CUDA GPU: ",
@@ -52,6 +55,9 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
+    abort_run();
+    planning_.reset();
+    const cuda::DeviceExclusive hold;
     cudaSetDevice(device_);
     for (auto& [b, p] : plans_)
       if (p.graph) cudaGraphExecDestroy(p.graph);
@@ -73,6 +79,7 @@ class CudaBackend final : public Backend {
   }
 
   void* allocate(std::size_t bytes) override {
+    const cuda::DeviceExclusive hold;
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
     if (e != cudaSuccess) {
@@ -88,6 +95,7 @@ class CudaBackend final : public Backend {
     return p;
   }
   void release(void* p) override {
+    const cuda::DeviceExclusive hold;
     owned_.erase(p);
     cudaFree(p);
   }
@@ -105,6 +113,7 @@ class CudaBackend final : public Backend {
   }
 
   void begin_plan(int batch) override {
+    if (!planning_) planning_.emplace();  // until end_plan: weight uploads, tuning
     CUDA_CHECK(cudaSetDevice(device_));
     current_ = &plans_[batch];
     *current_ = Plan{};
@@ -113,8 +122,10 @@ class CudaBackend final : public Backend {
   void end_plan() override {
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // weight uploads done
     mode_ = Mode::eager;
+    planning_.reset();
   }
   void end_planning() override {
+    const cuda::DeviceExclusive hold;
     tuner_->finish();
     if (flush_.buffer) {  // only needed while tuning
       CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -130,14 +141,19 @@ class CudaBackend final : public Backend {
     auto it = plans_.find(batch);
     VITRT_CHECK(it != plans_.end(), "internal: batch ", batch, " was not planned");
     current_ = &it->second;
+    run_batch_ = batch;
     linear_index_ = 0;
     attention_index_ = 0;
     if (current_->graph) {
       mode_ = Mode::replay;
     } else if (graphs_ && current_->runs > 0) {
-      CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      capture_.emplace();
+      const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+      if (e != cudaSuccess) capture_.reset();
+      CUDA_CHECK(e);
       mode_ = Mode::capture;
     } else {
+      if (current_->runs == 0) first_run_.emplace();  // kernels load on their first launch
       mode_ = Mode::eager;
     }
   }
@@ -145,17 +161,34 @@ class CudaBackend final : public Backend {
   void end_run() override {
     if (mode_ == Mode::capture) {
       cudaGraph_t graph = nullptr;
-      CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-      const cudaError_t e = cudaGraphInstantiate(&current_->graph, graph, 0);
-      cudaGraphDestroy(graph);
-      CUDA_CHECK(e);
+      cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+      mode_ = Mode::eager;
+      if (e == cudaSuccess) {
+        e = cudaGraphInstantiate(&current_->graph, graph, 0);
+        cudaGraphDestroy(graph);
+      }
+      capture_.reset();
+      VITRT_CHECK(e == cudaSuccess, "capturing the CUDA graph of the batch-", run_batch_, " forward failed: ",
+                  cudaGetErrorString(e));
     }
+    first_run_.reset();
     if (mode_ != Mode::replay)
       VITRT_CHECK(linear_index_ == current_->linears.size() && attention_index_ == current_->attention_variants.size(),
                   "internal: forward replay did not match its plan");
     if (current_->graph) CUDA_CHECK(cudaGraphLaunch(current_->graph, stream_));
     ++current_->runs;
     mode_ = Mode::eager;
+  }
+
+  void abort_run() noexcept override {
+    if (mode_ == Mode::capture) {  // leave the stream usable; the next run captures again
+      cudaGraph_t graph = nullptr;
+      if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+    }
+    capture_.reset();
+    first_run_.reset();
+    if (mode_ != Mode::plan) mode_ = Mode::eager;
   }
 
   std::vector<double> time_runs(const std::function<void()>& forward, int warmup, int iters) override {
@@ -327,10 +360,14 @@ class CudaBackend final : public Backend {
   std::map<std::pair<const void*, DT>, void*> weights_;
   std::map<int, Plan> plans_;
   Plan* current_ = nullptr;
+  int run_batch_ = 0;
   Mode mode_ = Mode::eager;
   std::size_t linear_index_ = 0, attention_index_ = 0;
   std::unique_ptr<TuneCache> tuner_;
   cuda::L2Flush flush_;
+  // device_lock.h: held while planning a batch size, during each plan's first eager run, and while capturing.
+  std::optional<cuda::DeviceExclusive> planning_, first_run_;
+  std::optional<cuda::CaptureShared> capture_;
 };
 
 }  // namespace
