@@ -129,10 +129,10 @@ void launch_d(const AttentionParams& p, cudaStream_t s) {
   const int warps = p.variant ? p.variant : 4;
   const auto grid = [&](int w) { return dim3((p.tokens + 16 * w - 1) / (16 * w), p.heads, p.batch); };
   switch (warps) {
-    case 1: launch_early("attention", attention_mma_kernel<T, D, 1>, grid(1), 32, 0, s, p); break;
-    case 2: launch_early("attention", attention_mma_kernel<T, D, 2>, grid(2), 64, 0, s, p); break;
-    case 4: launch_early("attention", attention_mma_kernel<T, D, 4>, grid(4), 128, 0, s, p); break;
-    case 8: launch_early("attention", attention_mma_kernel<T, D, 8>, grid(8), 256, 0, s, p); break;
+    case 1: launch_early(attention_mma_kernel<T, D, 1>, grid(1), 32, 0, s, p); break;
+    case 2: launch_early(attention_mma_kernel<T, D, 2>, grid(2), 64, 0, s, p); break;
+    case 4: launch_early(attention_mma_kernel<T, D, 4>, grid(4), 128, 0, s, p); break;
+    case 8: launch_early(attention_mma_kernel<T, D, 8>, grid(8), 256, 0, s, p); break;
     default: VITRT_FAIL("attention: no mma kernel variant with ", warps, " warps (1, 2, 4 or 8)");
   }
 }

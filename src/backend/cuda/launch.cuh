@@ -7,7 +7,7 @@
 #pragma once
 
 #include <cstdlib>
-#include <string>
+#include <cstring>
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
@@ -20,24 +20,20 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
-// VITRT_CUDA_PDL: unset or 1 = on for every kernel that supports it, 0 = off, else a comma-separated
-// list of the ops to launch early (layernorm, attention).
-inline bool early_launch_enabled(const char* op) {
-  static const std::string env = [] {
+inline bool early_launch_enabled() {
+  static const bool on = [] {
     const char* e = std::getenv("VITRT_CUDA_PDL");
-    return std::string(e ? e : "1");
+    return !(e && std::strcmp(e, "0") == 0);
   }();
-  if (env == "1") return true;
-  if (env == "0") return false;
-  return ("," + env + ",").find("," + std::string(op) + ",") != std::string::npos;
+  return on;
 }
 
 template <typename... Params, typename... Args>
-void launch_early(const char* op, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
+void launch_early(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
                   Args&&... args) {
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = early_launch_enabled(op) ? 1 : 0;
+  attr.val.programmaticStreamSerializationAllowed = early_launch_enabled() ? 1 : 0;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;

@@ -102,21 +102,21 @@ void launch(const LayerNormParams& p, unsigned blocks, cudaStream_t s) {
                    aligned(p.bias, 16);
   const unsigned threads = kRowsPerBlock * 32;
   if (!vec) {
-    launch_early("layernorm", layernorm_kernel<TI, T>, blocks, threads, 0, s, p);
+    launch_early(layernorm_kernel<TI, T>, blocks, threads, 0, s, p);
     return;
   }
   switch (p.dim / 128) {
-    case 1: launch_early("layernorm", layernorm_vec_kernel<TI, T, 1>, blocks, threads, 0, s, p); break;
-    case 2: launch_early("layernorm", layernorm_vec_kernel<TI, T, 2>, blocks, threads, 0, s, p); break;
-    case 3: launch_early("layernorm", layernorm_vec_kernel<TI, T, 3>, blocks, threads, 0, s, p); break;
-    case 4: launch_early("layernorm", layernorm_vec_kernel<TI, T, 4>, blocks, threads, 0, s, p); break;
-    case 5: launch_early("layernorm", layernorm_vec_kernel<TI, T, 5>, blocks, threads, 0, s, p); break;
-    case 6: launch_early("layernorm", layernorm_vec_kernel<TI, T, 6>, blocks, threads, 0, s, p); break;
-    case 8: launch_early("layernorm", layernorm_vec_kernel<TI, T, 8>, blocks, threads, 0, s, p); break;
-    case 10: launch_early("layernorm", layernorm_vec_kernel<TI, T, 10>, blocks, threads, 0, s, p); break;
-    case 12: launch_early("layernorm", layernorm_vec_kernel<TI, T, 12>, blocks, threads, 0, s, p); break;
-    case 16: launch_early("layernorm", layernorm_vec_kernel<TI, T, 16>, blocks, threads, 0, s, p); break;
-    default: launch_early("layernorm", layernorm_kernel<TI, T>, blocks, threads, 0, s, p); break;
+    case 1: launch_early(layernorm_vec_kernel<TI, T, 1>, blocks, threads, 0, s, p); break;
+    case 2: launch_early(layernorm_vec_kernel<TI, T, 2>, blocks, threads, 0, s, p); break;
+    case 3: launch_early(layernorm_vec_kernel<TI, T, 3>, blocks, threads, 0, s, p); break;
+    case 4: launch_early(layernorm_vec_kernel<TI, T, 4>, blocks, threads, 0, s, p); break;
+    case 5: launch_early(layernorm_vec_kernel<TI, T, 5>, blocks, threads, 0, s, p); break;
+    case 6: launch_early(layernorm_vec_kernel<TI, T, 6>, blocks, threads, 0, s, p); break;
+    case 8: launch_early(layernorm_vec_kernel<TI, T, 8>, blocks, threads, 0, s, p); break;
+    case 10: launch_early(layernorm_vec_kernel<TI, T, 10>, blocks, threads, 0, s, p); break;
+    case 12: launch_early(layernorm_vec_kernel<TI, T, 12>, blocks, threads, 0, s, p); break;
+    case 16: launch_early(layernorm_vec_kernel<TI, T, 16>, blocks, threads, 0, s, p); break;
+    default: launch_early(layernorm_kernel<TI, T>, blocks, threads, 0, s, p); break;
   }
 }
 
