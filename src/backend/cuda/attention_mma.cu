@@ -13,7 +13,6 @@
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
-#include "backend/cuda/launch.cuh"
 
 namespace vitrt::cuda {
 namespace {
@@ -62,7 +61,6 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
   __shared__ __align__(16) T k_s[2][kBK * LD];
   __shared__ __align__(16) T v_s[2][kBK * LD];
 
-  wait_for_previous_kernel();  // Q, K, V come from the qkv GEMM just before
   const int N = p.tokens, E = p.heads * D;
   const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kBQ;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -129,10 +127,10 @@ void launch_d(const AttentionParams& p, cudaStream_t s) {
   const int warps = p.variant ? p.variant : 4;
   const auto grid = [&](int w) { return dim3((p.tokens + 16 * w - 1) / (16 * w), p.heads, p.batch); };
   switch (warps) {
-    case 1: launch_early(attention_mma_kernel<T, D, 1>, grid(1), 32, 0, s, p); break;
-    case 2: launch_early(attention_mma_kernel<T, D, 2>, grid(2), 64, 0, s, p); break;
-    case 4: launch_early(attention_mma_kernel<T, D, 4>, grid(4), 128, 0, s, p); break;
-    case 8: launch_early(attention_mma_kernel<T, D, 8>, grid(8), 256, 0, s, p); break;
+    case 1: attention_mma_kernel<T, D, 1><<<grid(1), 32, 0, s>>>(p); break;
+    case 2: attention_mma_kernel<T, D, 2><<<grid(2), 64, 0, s>>>(p); break;
+    case 4: attention_mma_kernel<T, D, 4><<<grid(4), 128, 0, s>>>(p); break;
+    case 8: attention_mma_kernel<T, D, 8><<<grid(8), 256, 0, s>>>(p); break;
     default: VITRT_FAIL("attention: no mma kernel variant with ", warps, " warps (1, 2, 4 or 8)");
   }
 }

@@ -19,7 +19,6 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/launch.cuh"
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define VITRT_WGMMA_DEVICE 1
@@ -129,7 +128,6 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
   extern __shared__ unsigned char smem_raw[];
   // [stage][K, V][64 x 64], 1024-aligned (the swizzle pattern repeats every 8 rows of 128 bytes).
   T* tiles = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
-  wait_for_previous_kernel();  // Q, K, V come from the qkv GEMM just before
 
   const int N = p.tokens, E = p.heads * kD;
   const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * 64 * WG;
@@ -209,7 +207,7 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 template <typename T, int WG>
 void launch_wg(const AttentionParams& p, cudaStream_t s) {
   const dim3 grid((p.tokens + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
-  launch_early(attention_wgmma_kernel<T, WG>, grid, WG * 128, kSmemBytes, s, p);
+  attention_wgmma_kernel<T, WG><<<grid, WG * 128, kSmemBytes, s>>>(p);
   CUDA_CHECK_LAUNCH();
 }
 
