@@ -1,6 +1,7 @@
 #include "backend/cuda/linear.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/cuda_check.h"
@@ -170,7 +171,11 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
     std::size_t workspace;
   };
   std::vector<Candidate> cands;
-  for (const auto& r : heuristics(lt, 24, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
+  static const int count = [] {
+    const char* e = std::getenv("VITRT_TUNE_HEURISTICS");  // experiment: how many heuristic candidates
+    return e ? std::max(1, std::atoi(e)) : 24;
+  }();
+  for (const auto& r : heuristics(lt, count, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
   if (cands.empty()) return;  // the heuristic path reports the error
   // Split-K variants of the leading candidates when the output has too few tiles to fill the GPU
   // (small batches): K is cut in parts computed in parallel and reduced.
