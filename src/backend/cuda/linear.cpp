@@ -1,7 +1,6 @@
 #include "backend/cuda/linear.h"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/cuda_check.h"
@@ -164,58 +163,12 @@ bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::si
   return true;
 }
 
-void LinearOp::add_neighbours(cublasLtHandle_t lt, const GemmContext& ctx, std::vector<Candidate>& cands) const {
-  constexpr std::size_t kLeading = 3, kMaxAdded = 64;
-  std::vector<std::string> seen;
-  for (const Candidate& c : cands) seen.push_back(AlgoConfig::of(c.algo).json().dump());
-  const std::size_t leading = std::min(cands.size(), kLeading);
-  std::size_t added = 0;
-  const auto try_variant = [&](cublasLtMatmulAlgo_t v) {
-    if (added >= kMaxAdded) return;
-    const std::string id = AlgoConfig::of(v).json().dump();
-    if (std::find(seen.begin(), seen.end(), id) != seen.end()) return;
-    seen.push_back(id);
-    cublasLtMatmulHeuristicResult_t check{};
-    if (cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &v, &check) != CUBLAS_STATUS_SUCCESS ||
-        check.workspaceSize > ctx.workspace_bytes)
-      return;
-    cands.push_back({v, check.workspaceSize});
-    ++added;
-  };
-  // A capability that is an array of ids (tiles, stages): asked for its size first.
-  const auto cap_ids = [](const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoCapAttributes_t attr) {
-    std::size_t bytes = 0;
-    std::vector<std::uint32_t> ids;
-    if (cublasLtMatmulAlgoCapGetAttribute(&a, attr, nullptr, 0, &bytes) != CUBLAS_STATUS_SUCCESS || bytes == 0)
-      return ids;
-    ids.resize(bytes / sizeof(std::uint32_t));
-    if (cublasLtMatmulAlgoCapGetAttribute(&a, attr, ids.data(), bytes, &bytes) != CUBLAS_STATUS_SUCCESS) ids.clear();
-    return ids;
-  };
-  for (std::size_t i = 0; i < leading; ++i) {
-    const cublasLtMatmulAlgo_t base = cands[i].algo;
-    for (std::uint32_t tile : cap_ids(base, CUBLASLT_ALGO_CAP_TILE_IDS)) {
-      cublasLtMatmulAlgo_t v = base;
-      if (AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_TILE_ID, tile)) try_variant(v);
-    }
-    for (std::uint16_t cluster : {CUBLASLT_CLUSTER_SHAPE_1x1x1, CUBLASLT_CLUSTER_SHAPE_2x1x1, CUBLASLT_CLUSTER_SHAPE_1x2x1,
-                                  CUBLASLT_CLUSTER_SHAPE_2x2x1, CUBLASLT_CLUSTER_SHAPE_4x1x1, CUBLASLT_CLUSTER_SHAPE_1x4x1}) {
-      cublasLtMatmulAlgo_t v = base;
-      if (AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, cluster)) try_variant(v);
-    }
-    std::int32_t custom_max = 0;
-    std::size_t written = 0;
-    if (cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_CUSTOM_OPTION_MAX, &custom_max, sizeof(custom_max),
-                                          &written) == CUBLAS_STATUS_SUCCESS)
-      for (std::uint32_t custom = 0; custom <= static_cast<std::uint32_t>(std::min(custom_max, 15)); ++custom) {
-        cublasLtMatmulAlgo_t v = base;
-        if (AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, custom)) try_variant(v);
-      }
-  }
-}
-
 void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key) {
   cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+  struct Candidate {
+    cublasLtMatmulAlgo_t algo;
+    std::size_t workspace;
+  };
   std::vector<Candidate> cands;
   for (const auto& r : heuristics(lt, 24, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
   if (cands.empty()) return;  // the heuristic path reports the error
@@ -250,11 +203,6 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       }
     }
   }
-  static const bool wide = [] {
-    const char* e = std::getenv("VITRT_TUNE_WIDE");  // experiment
-    return e && std::atoi(e) > 0;
-  }();
-  if (wide) add_neighbours(lt, ctx, cands);
   double default_us = -1, best_us = -1;
   std::size_t best = 0;
   for (std::size_t i = 0; i < cands.size(); ++i) {

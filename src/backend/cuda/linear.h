@@ -45,13 +45,6 @@ class LinearOp {
   // Up to `count` of cuBLASLt's heuristic picks that fit the workspace (the first is its best guess).
   std::vector<cublasLtMatmulHeuristicResult_t> heuristics(cublasLtHandle_t lt, int count, std::size_t workspace_bytes,
                                                           cublasStatus_t& status) const;
-  struct Candidate {
-    cublasLtMatmulAlgo_t algo;
-    std::size_t workspace;
-  };
-  // Variants of the leading candidates with another tile, cluster shape or custom option (each checked
-  // by cuBLASLt for this GEMM), appended to `cands`.
-  void add_neighbours(cublasLtHandle_t lt, const GemmContext& ctx, std::vector<Candidate>& cands) const;
   // Times every candidate for this shape and stores the winner in the tuner.
   void tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key);
   // The algorithm a cache entry describes, checked against this GEMM; false if it no longer applies.
