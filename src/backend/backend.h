@@ -106,8 +106,9 @@ class Backend {
   virtual std::vector<TuneResult> tune_results() const { return {}; }
   virtual void begin_run(int batch) = 0;
   virtual void end_run() = 0;
-  // After an exception between begin_run and end_run: leave the backend ready for the next run.
-  virtual void abort_run() noexcept {}
+  // After an exception between begin_run and end_run: leave the backend ready for the next run, and
+  // say what the failed run was doing when that helps to read the error ("" otherwise).
+  virtual std::string abort_run() noexcept { return ""; }
   // Runs `forward` warmup + iters times and returns the time of each timed run in ms, measured the
   // backend's way (device events on its stream, or a host clock).
   virtual std::vector<double> time_runs(const std::function<void()>& forward, int warmup, int iters) = 0;

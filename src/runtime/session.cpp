@@ -200,6 +200,10 @@ const float* Session::forward(int planned, int batch) {
     const float* result = vit_forward(*backend_, plan_->constants, plan_->act, planned, batch);
     backend_->end_run();
     return result;
+  } catch (const Error& e) {
+    const std::string context = backend_->abort_run();
+    if (context.empty()) throw;
+    throw Error(std::string(e.what()) + " (" + context + ")");
   } catch (...) {
     backend_->abort_run();
     throw;

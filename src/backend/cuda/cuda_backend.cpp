@@ -180,15 +180,23 @@ class CudaBackend final : public Backend {
     mode_ = Mode::eager;
   }
 
-  void abort_run() noexcept override {
+  std::string abort_run() noexcept override {
+    std::string context;
     if (mode_ == Mode::capture) {  // leave the stream usable; the next run captures again
       cudaGraph_t graph = nullptr;
       if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
       cudaGetLastError();
+      try {
+        context = "while capturing the CUDA graph of the batch-" + std::to_string(run_batch_) +
+                  " forward; a device-wide call on another thread (cudaFree, cudaDeviceSynchronize, ...) "
+                  "invalidates a capture; the next run captures again";
+      } catch (...) {
+      }
     }
     capture_.reset();
     first_run_.reset();
     if (mode_ != Mode::plan) mode_ = Mode::eager;
+    return context;
   }
 
   std::vector<double> time_runs(const std::function<void()>& forward, int warmup, int iters) override {
