@@ -27,7 +27,7 @@ class TuneCache {
 
   // The cached value for a shape key, or null.
   const nlohmann::json* find(const std::string& key) const;
-  // Adds a freshly tuned shape (kept in memory; written by save()).
+  // Adds a freshly tuned shape (kept in memory; written by finish()).
   void put(const std::string& key, nlohmann::json value);
   // Remembers what the plan uses for a shape (reported by Session::tune_results).
   void report(TuneResult r);

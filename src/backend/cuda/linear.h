@@ -24,7 +24,7 @@ struct GemmContext {
   std::size_t workspace_bytes = 0;
   cudaStream_t stream = nullptr;
   int sm_count = 0;
-  L2Flush flush;
+  L2Flush flush;  // set only while tuning
 };
 
 class LinearOp {
