@@ -306,26 +306,26 @@ class CudaBackend final : public Backend {
     const std::vector<int> variants = cuda::attention_variants(p);
     if (variants.size() < 2) return fallback;  // nothing to choose
     if (tuner_->tuning() && !tuner_->find(key)) {
-      double best_us = -1, default_us = -1;
-      int best = fallback;
+      const cuda::CandidateTimes t = cuda::time_candidates(
+          variants.size(),
+          [&](std::size_t i) {
+            p.variant = variants[i];
+            cuda::attention(p, stream_);
+            return true;
+          },
+          stream_, l2_flush());
+      double default_us = -1;
       nlohmann::json times = nlohmann::json::object();  // every candidate's time, for the record
-      for (int v : variants) {
-        p.variant = v;
-        const double us = cuda::time_us(
-            [&] {
-              cuda::attention(p, stream_);
-              return true;
-            },
-            stream_, l2_flush());
-        if (v == fallback) default_us = us;
-        times[cuda::attention_variant_name(v)] = us;
-        if (us > 0 && (best_us < 0 || us < best_us)) {
-          best_us = us;
-          best = v;
-        }
+      for (std::size_t i = 0; i < variants.size(); ++i) {
+        if (variants[i] == fallback) default_us = t.us[i];
+        times[cuda::attention_variant_name(variants[i])] = t.us[i];
       }
-      tuner_->put(key, {{"variant", best}, {"us", best_us}, {"default_us", default_us}, {"candidates", variants.size()},
-                    {"times_us", times}});
+      const int best = t.best < 0 ? fallback : variants[static_cast<std::size_t>(t.best)];
+      tuner_->put(key, {{"variant", best},
+                        {"us", t.best < 0 ? -1.0 : t.us[static_cast<std::size_t>(t.best)]},
+                        {"default_us", default_us},
+                        {"candidates", variants.size()},
+                        {"times_us", times}});
     }
     if (const nlohmann::json* e = tuner_->find(key)) {
       const int v = e->value("variant", -1);

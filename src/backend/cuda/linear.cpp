@@ -203,25 +203,18 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       }
     }
   }
-  double default_us = -1, best_us = -1;
-  std::size_t best = 0;
-  for (std::size_t i = 0; i < cands.size(); ++i) {
-    const Candidate& c = cands[i];
-    const double us = time_us(
-        [&] {
-          return matmul(lt, c.algo, c.workspace, a.src, a.dst, ctx.workspace, ctx.stream) == CUBLAS_STATUS_SUCCESS;
-        },
-        ctx.stream, ctx.flush);
-    if (i == 0) default_us = us;
-    if (us > 0 && (best_us < 0 || us < best_us)) {
-      best_us = us;
-      best = i;
-    }
-  }
-  if (best_us < 0) return;
+  const CandidateTimes t = time_candidates(
+      cands.size(),
+      [&](std::size_t i) {
+        return matmul(lt, cands[i].algo, cands[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) ==
+               CUBLAS_STATUS_SUCCESS;
+      },
+      ctx.stream, ctx.flush);
+  if (t.best < 0) return;
+  const auto best = static_cast<std::size_t>(t.best);
   ctx.tuner->put(key, {{"algo", AlgoConfig::of(cands[best].algo).json()},
-                       {"us", best_us},
-                       {"default_us", default_us},
+                       {"us", t.us[best]},
+                       {"default_us", t.us[0]},  // cuBLASLt's first pick
                        {"candidates", cands.size()}});
 }
 

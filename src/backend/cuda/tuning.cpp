@@ -55,4 +55,15 @@ double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Fl
   return t[reps / 2];
 }
 
+CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream,
+                               const L2Flush& flush) {
+  CandidateTimes t;
+  for (std::size_t i = 0; i < n; ++i) {
+    t.us.push_back(time_us([&] { return run(i); }, stream, flush));
+    if (t.us.back() > 0 && (t.best < 0 || t.us.back() < t.us[static_cast<std::size_t>(t.best)]))
+      t.best = static_cast<int>(i);
+  }
+  return t;
+}
+
 }  // namespace vitrt::cuda

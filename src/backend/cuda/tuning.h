@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "runtime/tune_cache.h"
 
@@ -22,5 +23,14 @@ struct L2Flush {
   std::size_t bytes = 0;
 };
 double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush);
+
+// time_us of candidates 0..n-1 (`run(i)` launches candidate i): every time (negative: did not run)
+// and the index of the fastest, the first on ties (-1 when none ran).
+struct CandidateTimes {
+  std::vector<double> us;
+  int best = -1;
+};
+CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream,
+                               const L2Flush& flush);
 
 }  // namespace vitrt::cuda
