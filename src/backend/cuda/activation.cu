@@ -32,11 +32,7 @@ void launch(const ActivationParams& p, cudaStream_t s) {
 
 void activation(const ActivationParams& p, cudaStream_t s) {
   if (p.rows * p.cols == 0 || p.act == Epilogue::none) return;
-  switch (p.dt) {
-    case DT::f32: launch<float>(p, s); break;
-    case DT::f16: launch<__half>(p, s); break;
-    case DT::bf16: launch<__nv_bfloat16>(p, s); break;
-  }
+  with_storage_type(p.dt, [&](auto t) { launch<decltype(t)>(p, s); });
   CUDA_CHECK_LAUNCH();
 }
 

@@ -170,11 +170,7 @@ void attention(AttentionParams p, cudaStream_t s) {
     attention_tf32(p, s);
     return;
   }
-  switch (p.dt) {
-    case DT::f32: launch<float>(p, s); break;
-    case DT::f16: launch<__half>(p, s); break;
-    case DT::bf16: launch<__nv_bfloat16>(p, s); break;
-  }
+  with_storage_type(p.dt, [&](auto t) { launch<decltype(t)>(p, s); });
 }
 
 }  // namespace vitrt::cuda

@@ -6,6 +6,7 @@
 #include <mma.h>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 
@@ -160,17 +161,10 @@ void launch_dp(const AttentionParams& p, cudaStream_t s) {
 
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  switch ((p.head_dim + 15) / 16) {
-    case 1: launch_dp<T, 16>(p, s); break;
-    case 2: launch_dp<T, 32>(p, s); break;
-    case 3: launch_dp<T, 48>(p, s); break;
-    case 4: launch_dp<T, 64>(p, s); break;
-    case 5: launch_dp<T, 80>(p, s); break;
-    case 6: launch_dp<T, 96>(p, s); break;
-    case 7: launch_dp<T, 112>(p, s); break;
-    case 8: launch_dp<T, 128>(p, s); break;
-    default: VITRT_FAIL("attention: head dim ", p.head_dim, " is not supported on tensor cores");
-  }
+  // Head dims that are a multiple of 8 run padded to the next multiple of 16.
+  const bool ok =
+      with_head_dim16((p.head_dim + 15) / 16 * 16, [&](auto dp) { launch_dp<T, decltype(dp)::value>(p, s); });
+  VITRT_CHECK(ok, "attention: head dim ", p.head_dim, " is not supported on tensor cores");
 }
 
 }  // namespace

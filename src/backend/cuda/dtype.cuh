@@ -1,8 +1,11 @@
-// Loads and stores between fp32 registers and the activation storage types.
+// Loads and stores between fp32 registers and the activation storage types, and the dispatch from
+// a DT to its storage type.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+
+#include "backend/backend.h"
 
 namespace vitrt::cuda {
 
@@ -27,6 +30,16 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
+}
+
+// Host side: calls f(T{}) with T the device storage type of `dt` (float, __half or __nv_bfloat16).
+template <typename F>
+void with_storage_type(DT dt, F&& f) {
+  switch (dt) {
+    case DT::f32: f(float{}); break;
+    case DT::f16: f(__half{}); break;
+    case DT::bf16: f(__nv_bfloat16{}); break;
+  }
 }
 
 }  // namespace vitrt::cuda

@@ -123,13 +123,7 @@ void layernorm(const LayerNormParams& p, cudaStream_t s) {
   if (p.rows == 0) return;
   const auto blocks = static_cast<unsigned>((p.rows + kRowsPerBlock - 1) / kRowsPerBlock);
   switch (p.src_dt) {
-    case DT::f32:
-      switch (p.dst_dt) {
-        case DT::f32: launch<float, float>(p, blocks, s); break;
-        case DT::f16: launch<float, __half>(p, blocks, s); break;
-        case DT::bf16: launch<float, __nv_bfloat16>(p, blocks, s); break;
-      }
-      break;
+    case DT::f32: with_storage_type(p.dst_dt, [&](auto t) { launch<float, decltype(t)>(p, blocks, s); }); break;
     // A 16-bit residual stream is normed into its own type, or into fp32 for the head.
     case DT::f16:
       VITRT_CHECK(p.dst_dt != DT::bf16, "LayerNorm: fp16 input, bf16 output is not supported");

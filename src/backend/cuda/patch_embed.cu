@@ -44,21 +44,13 @@ unsigned blocks_for(std::int64_t n) { return static_cast<unsigned>(std::min<std:
 
 void patchify(const PatchifyArgs& a, cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(a.batch) * (a.img / a.patch) * (a.img / a.patch) * a.chans * a.patch * a.patch;
-  switch (a.dt) {
-    case DT::f32: patchify_kernel<float><<<blocks_for(n), 256, 0, s>>>(a); break;
-    case DT::f16: patchify_kernel<__half><<<blocks_for(n), 256, 0, s>>>(a); break;
-    case DT::bf16: patchify_kernel<__nv_bfloat16><<<blocks_for(n), 256, 0, s>>>(a); break;
-  }
+  with_storage_type(a.dt, [&](auto t) { patchify_kernel<decltype(t)><<<blocks_for(n), 256, 0, s>>>(a); });
   CUDA_CHECK_LAUNCH();
 }
 
 void tokens(const TokensArgs& a, cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches) * a.dim;
-  switch (a.x_dt) {
-    case DT::f32: tokens_kernel<float><<<blocks_for(n), 256, 0, s>>>(a); break;
-    case DT::f16: tokens_kernel<__half><<<blocks_for(n), 256, 0, s>>>(a); break;
-    case DT::bf16: tokens_kernel<__nv_bfloat16><<<blocks_for(n), 256, 0, s>>>(a); break;
-  }
+  with_storage_type(a.x_dt, [&](auto t) { tokens_kernel<decltype(t)><<<blocks_for(n), 256, 0, s>>>(a); });
   CUDA_CHECK_LAUNCH();
 }
 

@@ -29,13 +29,10 @@ void mean_tokens(const void* x, DT x_dt, int batch, int tokens, int dim, int fir
                  cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(batch) * dim;
   const auto blocks = static_cast<unsigned>((n + 255) / 256);
-  switch (x_dt) {
-    case DT::f32: mean_tokens_kernel<<<blocks, 256, 0, s>>>(static_cast<const float*>(x), batch, tokens, dim, first, count, dst); break;
-    case DT::f16: mean_tokens_kernel<<<blocks, 256, 0, s>>>(static_cast<const __half*>(x), batch, tokens, dim, first, count, dst); break;
-    case DT::bf16:
-      mean_tokens_kernel<<<blocks, 256, 0, s>>>(static_cast<const __nv_bfloat16*>(x), batch, tokens, dim, first, count, dst);
-      break;
-  }
+  with_storage_type(x_dt, [&](auto t) {
+    using T = decltype(t);
+    mean_tokens_kernel<<<blocks, 256, 0, s>>>(static_cast<const T*>(x), batch, tokens, dim, first, count, dst);
+  });
   CUDA_CHECK_LAUNCH();
 }
 
