@@ -205,9 +205,12 @@ TEST_P(OpTest, Attention) {
   std::uint64_t seed = 100;
   // Head dims 64/80 take the register-resident tensor-core kernel on CUDA for 16-bit types, 40 the
   // WMMA kernel, 20 the SIMT kernel (which also runs every fp32 case).
-  for (auto [tokens, head_dim, heads] : std::vector<std::tuple<int, int, int>>{
-           {197, 64, 3}, {577, 80, 2}, {197, 80, 2}, {5, 64, 1}, {197, 40, 2}, {33, 20, 3}}) {
-    SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim);
+  // queries > 0: only the first queries tokens of each image are compared (the last block of a
+  // class-token model asks for 1); every token is still a key.
+  for (auto [tokens, head_dim, heads, queries] : std::vector<std::tuple<int, int, int, int>>{
+           {197, 64, 3, 0}, {577, 80, 2, 0}, {197, 80, 2, 0}, {5, 64, 1, 0}, {197, 40, 2, 0}, {33, 20, 3, 0},
+           {197, 64, 3, 1}, {577, 80, 2, 70}, {197, 40, 2, 1}, {33, 20, 3, 17}}) {
+    SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim << " queries " << queries);
     fresh();
     const int B = 3, E = heads * head_dim;
     const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
@@ -215,10 +218,22 @@ TEST_P(OpTest, Attention) {
     const auto q = qkv.rounded(randn(n_qkv, seed++, 1.5f));
     qkv.set(q);
     out.poison();
-    AttentionArgs a{B, tokens, heads, head_dim, qkv.data(), out.data(), adt};
+    AttentionArgs a{B, tokens, heads, head_dim, qkv.data(), out.data(), adt, queries};
     plan_and_run(*be_, [&] { be_->attention(a); });
-    const auto ref = attention_reference(q, B, tokens, heads, head_dim);
-    const auto y = out.get();
+    auto ref = attention_reference(q, B, tokens, heads, head_dim);
+    auto y = out.get();
+    if (queries > 0) {  // keep each image's first `queries` rows
+      const size_t keep = static_cast<size_t>(queries) * E;
+      std::vector<double> r;
+      std::vector<float> o;
+      for (int b = 0; b < B; ++b) {
+        const size_t at = static_cast<size_t>(b) * tokens * E;
+        r.insert(r.end(), ref.begin() + at, ref.begin() + at + keep);
+        o.insert(o.end(), y.begin() + at, y.begin() + at + keep);
+      }
+      ref = std::move(r);
+      y = std::move(o);
+    }
     EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(GetParam().precision));
   }
 }
@@ -396,6 +411,18 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
         auto& f = first[v == cuda::kAttentionWgmma1 || v == cuda::kAttentionWgmma2];
         if (f.empty()) f = y;
         else EXPECT_EQ(std::memcmp(f.data(), y.data(), y.size() * sizeof(float)), 0);
+        // Only the first query token per image (a class-token model's last block): the same row.
+        out.poison();
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        p.queries = 1;
+        cuda::attention(p, nullptr);
+        p.queries = 0;
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const auto y1 = out.get();
+        for (int b = 0; b < B; ++b) {
+          const size_t at = static_cast<size_t>(b) * tokens * E;
+          EXPECT_EQ(std::memcmp(y.data() + at, y1.data() + at, static_cast<size_t>(E) * sizeof(float)), 0) << "image " << b;
+        }
       }
     }
   }

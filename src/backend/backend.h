@@ -38,11 +38,14 @@ struct LinearArgs {
 
 // Multi-head self-attention reading timm's qkv layout [batch, tokens, 3, heads, head_dim] and
 // writing [batch, tokens, heads * head_dim]. Softmax in fp32; scale = head_dim^-0.5.
+// queries > 0: only the first `queries` tokens of each image need their output (every token is still
+// a key); the output rows of the other tokens are left unspecified.
 struct AttentionArgs {
   int batch = 0, tokens = 0, heads = 0, head_dim = 0;
   const void* qkv = nullptr;
   void* out = nullptr;
   DT dt = DT::f32;
+  int queries = 0;
 };
 
 // dst[r] = (src[r] - mean) / sqrt(var + eps) * weight + bias, statistics in fp32; src in src_dt

@@ -23,17 +23,26 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   be.tokens({B, patches, E, a.patches, k.prefix, prefix, k.pos, !c.no_embed_class, a.x, xdt});
   if (c.pre_norm) be.layernorm({rows, E, a.x, E, a.x, E, xdt, &w.norm_pre, eps, xdt});
 
-  for (const BlockWeights& blk : w.blocks) {
+  // With class-token pooling only token 0 of each image reaches the head. The last block still needs
+  // every token as a key, but its attention computes query 0 only, and proj, norm2 and the MLP run on
+  // the B class-token rows alone: strided views of x and attn (row b at element b * N * E), compact h
+  // and mlp. The result is the same; the work saved is most of one block.
+  const bool cls_only = c.global_pool == Pooling::token && !c.distilled;
+  const auto act = c.act == Activation::gelu_erf ? Epilogue::gelu_erf : Epilogue::quick_gelu;
+  for (std::size_t i = 0; i < w.blocks.size(); ++i) {
+    const BlockWeights& blk = w.blocks[i];
+    const bool cls_rows = cls_only && i + 1 == w.blocks.size();
+    const std::int64_t r = cls_rows ? B : rows;              // rows after attention
+    const std::int64_t ld = cls_rows ? std::int64_t{N} * E : E;  // their stride in x and attn
     // x = x + attn(norm1(x))
     be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt});
     be.linear({&blk.qkv, rows, a.h, E, adt, a.qkv, 3 * E, adt});
-    be.attention({B, N, H, E / H, a.qkv, a.attn, adt});
-    be.linear({&blk.proj, rows, a.attn, E, adt, a.x, E, xdt, Epilogue::none, /*accumulate=*/true});
+    be.attention({B, N, H, E / H, a.qkv, a.attn, adt, cls_rows ? 1 : 0});
+    be.linear({&blk.proj, r, a.attn, ld, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});
     // x = x + mlp(norm2(x))
-    be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm2, eps, xdt});
-    const auto act = c.act == Activation::gelu_erf ? Epilogue::gelu_erf : Epilogue::quick_gelu;
-    be.linear({&blk.fc1, rows, a.h, E, adt, a.mlp, M, adt, act});
-    be.linear({&blk.fc2, rows, a.mlp, M, adt, a.x, E, xdt, Epilogue::none, /*accumulate=*/true});
+    be.layernorm({r, E, a.x, ld, a.h, E, adt, &blk.norm2, eps, xdt});
+    be.linear({&blk.fc1, r, a.h, E, adt, a.mlp, M, adt, act});
+    be.linear({&blk.fc2, r, a.mlp, M, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});
   }
 
   // forward_head. LayerNorm is per token, so norm-then-pick equals pick-then-norm.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/check.h"
 #include "core/half.h"
 
 namespace vitrt::cpu {
@@ -63,20 +64,22 @@ std::size_t AttentionOp::scratch_bytes(int batch, int tokens, int heads, DT dt) 
 
 AttentionOp::AttentionOp(const AttentionArgs& a, void* scratch, dnnl::engine& eng) : dt_(a.dt) {
   const std::int64_t B = a.batch, H = a.heads, N = a.tokens, D = a.head_dim, E = H * D;
+  VITRT_CHECK(a.queries >= 0 && a.queries <= a.tokens, "attention: ", a.queries, " query tokens of ", a.tokens);
+  const std::int64_t Q = a.queries > 0 ? a.queries : N;  // query tokens per image (the first Q)
   const auto adt = to_dnnl(a.dt);
-  rows_ = B * H * N;
+  rows_ = B * H * Q;
   cols_ = N;
   scores_ = static_cast<float*>(scratch);
-  probs_ = a.dt == DT::f32 ? static_cast<void*>(scores_) : static_cast<void*>(scores_ + B * H * N * N);
+  probs_ = a.dt == DT::f32 ? static_cast<void*>(scores_) : static_cast<void*>(scores_ + B * H * Q * N);
   auto* qkv = static_cast<char*>(const_cast<void*>(a.qkv));
   const std::size_t es = dt_size(a.dt);
   // qkv element (b, n, s, h, d) sits at ((b * N + n) * 3 + s) * E + h * D + d.
-  const dnnl::memory::desc q_md({B, H, N, D}, adt, {N * 3 * E, D, 3 * E, 1});
+  const dnnl::memory::desc q_md({B, H, Q, D}, adt, {N * 3 * E, D, 3 * E, 1});
   const dnnl::memory::desc kt_md({B, H, D, N}, adt, {N * 3 * E, D, 1, 3 * E});
   const dnnl::memory::desc v_md({B, H, N, D}, adt, {N * 3 * E, D, 3 * E, 1});
-  const dnnl::memory::desc s_md({B, H, N, N}, dnnl::memory::data_type::f32, tag::abcd);
-  const dnnl::memory::desc p_md({B, H, N, N}, adt, tag::abcd);
-  const dnnl::memory::desc o_md({B, H, N, D}, adt, {N * E, D, E, 1});
+  const dnnl::memory::desc s_md({B, H, Q, N}, dnnl::memory::data_type::f32, tag::abcd);
+  const dnnl::memory::desc p_md({B, H, Q, N}, adt, tag::abcd);
+  const dnnl::memory::desc o_md({B, H, Q, D}, adt, {N * E, D, E, 1});
   dnnl_call("attention planning", [&] {
     dnnl::primitive_attr qk_attr;
     qk_attr.set_output_scales(0, {1.0f / std::sqrt(static_cast<float>(D))});

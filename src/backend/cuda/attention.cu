@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams 
 
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  const dim3 grid((p.tokens + kBlockQueries - 1) / kBlockQueries, p.heads, p.batch);
+  const dim3 grid((query_tokens(p) + kBlockQueries - 1) / kBlockQueries, p.heads, p.batch);
   const dim3 block(kWarps * 32);
   switch ((p.head_dim + 31) / 32) {
     case 1: attention_kernel<T, 1><<<grid, block, 0, s>>>(p); break;
@@ -133,17 +133,18 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
   if (attention_wgmma_supports(p)) {
     // Measured on an H200 (docs/performance.md): two warpgroups (128 queries) per block once there are
     // about 4 such blocks per SM, else one (more blocks for small batches).
-    const long blocks128 = static_cast<long>((p.tokens + 127) / 128) * p.heads * p.batch;
+    const long blocks128 = static_cast<long>((query_tokens(p) + 127) / 128) * p.heads * p.batch;
     return blocks128 >= 4L * sm_count ? kAttentionWgmma2 : kAttentionWgmma1;
   }
   // 64 queries per block, unless that leaves SMs idle (small batches): then 32.
-  const long blocks64 = static_cast<long>((p.tokens + 63) / 64) * p.heads * p.batch;
+  const long blocks64 = static_cast<long>((query_tokens(p) + 63) / 64) * p.heads * p.batch;
   return blocks64 >= sm_count ? 4 : 2;
 }
 
 void attention(AttentionParams p, cudaStream_t s) {
   VITRT_CHECK(p.batch > 0 && p.tokens > 0 && p.heads > 0 && p.heads <= 65535 && p.batch <= 65535,
               "attention: bad shape batch ", p.batch, " tokens ", p.tokens, " heads ", p.heads);
+  VITRT_CHECK(p.queries >= 0 && p.queries <= p.tokens, "attention: ", p.queries, " query tokens of ", p.tokens);
   // VITRT_CUDA_ATTENTION=wgmma|mma|wmma|tf32|simt forces a kernel (for timing variants); default: the
   // fastest kernel that supports the shape and type.
   static const std::string forced_env = [] {

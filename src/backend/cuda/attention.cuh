@@ -21,7 +21,12 @@ struct AttentionParams {
   DT dt;
   int variant = 0;  // kernel variant (see below); 0 = the default for the shape
   int arch = 0;     // the device's compute capability, major * 10 + minor (90 = Hopper)
+  int queries = 0;  // > 0: only the first `queries` tokens of each image need output rows (AttentionArgs)
 };
+// The query tokens per image that the kernels must cover: grids span these, in whole query tiles.
+inline int query_tokens(const AttentionParams& p) {
+  return p.queries > 0 && p.queries < p.tokens ? p.queries : p.tokens;
+}
 // Variants: 1, 2, 4, 8 = the mma kernel with that many warps per block (16 queries each);
 // kAttentionWgmma1 / kAttentionWgmma2 = the wgmma kernel with 1 or 2 warpgroups (64 queries each).
 constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102;

@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
 template <typename T, int D>
 void launch_d(const AttentionParams& p, cudaStream_t s) {
   const int warps = p.variant ? p.variant : 4;
-  const auto grid = [&](int w) { return dim3((p.tokens + 16 * w - 1) / (16 * w), p.heads, p.batch); };
+  const auto grid = [&](int w) { return dim3((query_tokens(p) + 16 * w - 1) / (16 * w), p.heads, p.batch); };
   switch (warps) {
     case 1: attention_mma_kernel<T, D, 1><<<grid(1), 32, 0, s>>>(p); break;
     case 2: attention_mma_kernel<T, D, 2><<<grid(2), 64, 0, s>>>(p); break;

@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
 }
 
 void launch(const AttentionParams& p, cudaStream_t s) {
-  const dim3 grid((p.tokens + kBQ - 1) / kBQ, p.heads, p.batch);
+  const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
   const bool ok = with_head_dim16(p.head_dim, [&](auto d) {
     attention_tf32_kernel<decltype(d)::value><<<grid, kWarps * 32, 0, s>>>(p);
   });

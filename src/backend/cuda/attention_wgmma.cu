@@ -206,7 +206,7 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 
 template <typename T, int WG>
 void launch_wg(const AttentionParams& p, cudaStream_t s) {
-  const dim3 grid((p.tokens + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
+  const dim3 grid((query_tokens(p) + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
   attention_wgmma_kernel<T, WG><<<grid, WG * 128, kSmemBytes, s>>>(p);
   CUDA_CHECK_LAUNCH();
 }

@@ -154,7 +154,7 @@ void launch_dp(const AttentionParams& p, cudaStream_t s) {
     return true;
   }();
   (void)configured;
-  const dim3 grid((p.tokens + kBQ - 1) / kBQ, p.heads, p.batch);
+  const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
   attention_wmma_kernel<T, DP><<<grid, kWarps * 32, bytes, s>>>(p);
   CUDA_CHECK_LAUNCH();
 }
