@@ -116,6 +116,7 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   if (!attention_mma_supports(p)) return {0};
   std::vector<int> v{1, 2, 4, 8};
   if (attention_wgmma_supports(p)) v.insert(v.end(), {kAttentionWgmma1, kAttentionWgmma2});
+  if (attention_wgmma_supports(p) && query_tokens(p) % 64 != 0) v.insert(v.end(), {kAttentionWgmma1Tail, kAttentionWgmma2Tail});
   return v;
 }
 
@@ -124,6 +125,8 @@ std::string attention_variant_name(int variant) {
     case 0: return "the only kernel";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
     case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
+    case kAttentionWgmma1Tail: return "wgmma, 1 warpgroup per block, mma for the last partial tile";
+    case kAttentionWgmma2Tail: return "wgmma, 2 warpgroups per block, mma for the last partial tile";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }
@@ -153,7 +156,25 @@ void attention(AttentionParams p, cudaStream_t s) {
   }();
   // wgmma forced where it does not apply: the default choice.
   const std::string forced = forced_env == "wgmma" && !attention_wgmma_supports(p) ? "" : forced_env;
-  const bool wgmma_variant = p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma2;
+  const bool tail_variant = p.variant == kAttentionWgmma1Tail || p.variant == kAttentionWgmma2Tail;
+  const bool wgmma_variant = p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma2 || tail_variant;
+  if (forced.empty() && tail_variant) {
+    // Whole 64-row query tiles on the wgmma kernel, the rows after them on the mma kernel (one warp).
+    const int q = query_tokens(p), whole = q / 64 * 64;
+    if (whole > 0) {
+      AttentionParams w = p;
+      w.queries = whole;
+      attention_wgmma(w, s);
+    }
+    if (whole < q) {
+      VITRT_CHECK(attention_mma_supports(p), "attention: the mma kernel does not take head dim ", p.head_dim);
+      AttentionParams t = p;
+      t.variant = 1;
+      t.q_begin = whole;
+      attention_mma(t, s);
+    }
+    return;
+  }
   if (forced == "wgmma" || (forced.empty() && wgmma_variant)) {
     attention_wgmma(p, s);  // checks that it takes the shape and device
     return;

@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
   const float* base =
       static_cast<const float*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * D;
   const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
-  const bool warp_active = q0 + warp * 16 < N;
+  const bool warp_active = q0 + warp * 16 < query_tokens(p);
 
   // Q as A fragments (m16n8k8: a0 = (g, t), a1 = (g + 8, t), a2 = (g, t + 4), a3 = (g + 8, t + 4)).
   std::uint32_t qb[D / 8][4], qs[D / 8][4];

@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
   const std::size_t stride = 3 * static_cast<std::size_t>(E);
   const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
   const int r0 = q0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
-  const bool wg_active = q0 + wg * 64 < N;                   // uniform over the warpgroup
+  const bool wg_active = q0 + wg * 64 < query_tokens(p);    // uniform over the warpgroup
 
   std::uint32_t qf[kD / 16][4];  // Q as the register A operand of S = Q K^T
   load_q_fragments<T, kD>(base, stride, N, r0, r1, t, qf);
@@ -213,7 +213,7 @@ void launch_wg(const AttentionParams& p, cudaStream_t s) {
 
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  if (p.variant == kAttentionWgmma1) launch_wg<T, 1>(p, s);
+  if (p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma1Tail) launch_wg<T, 1>(p, s);
   else launch_wg<T, 2>(p, s);
 }
 
