@@ -347,13 +347,14 @@ TEST(CudaAttention, VariantsAndDefaults) {
   p.batch = 256;
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma2 : 4);
   auto v = cuda::attention_variants(p);
-  EXPECT_EQ(v.size(), hopper_build ? 8u : 4u);  // 197 tokens: the wgmma variants with an mma tail too
-  p.tokens = 256;
-  EXPECT_EQ(cuda::attention_variants(p).size(), hopper_build ? 6u : 4u);  // whole 64-row tiles: no tail
+  EXPECT_EQ(v.size(), hopper_build ? 6u : 4u);
+  // Query 0 only: one warp per block once there are enough (batch, head) pairs.
   p.queries = 1;
-  EXPECT_EQ(cuda::attention_variants(p).size(), hopper_build ? 8u : 4u);
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), 1);
+  p.batch = 16;
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma1 : 1);
   p.queries = 0;
-  p.tokens = 197;
+  p.batch = 256;
   // Not Hopper, other head dims, fp32: never the wgmma kernel.
   for (auto [arch, dim, dt] : std::vector<std::tuple<int, int, DT>>{{80, 64, DT::bf16}, {89, 64, DT::f16}, {90, 80, DT::bf16},
                                                                     {90, 128, DT::f16}}) {
@@ -373,9 +374,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
 
 // Every tile configuration of a tensor-core attention kernel (what `vitrt tune` chooses between)
 // computes each row the same way: the variants of one kernel must agree bit for bit, and every variant
-// with the reference. On Hopper the wgmma kernel's variants (head dim 64) are among them, and the
-// variants with an mma tail must give the wgmma kernel's rows for whole 64-row tiles and the mma
-// kernel's after them.
+// with the reference. On Hopper the wgmma kernel's variants (head dim 64) are among them.
 TEST(CudaAttention, EveryVariantGivesTheSameRows) {
   if (!test::have_gpu()) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
@@ -406,11 +405,7 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       if (arch == 90 && head_dim == 64) {
         EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionWgmma2), 1);
       }
-      std::map<int, std::vector<float>> first;  // per kernel: 0 mma, 1 wgmma, 2 wgmma with an mma tail
-      const auto kernel_of = [](int v) {
-        if (v == cuda::kAttentionWgmma1Tail || v == cuda::kAttentionWgmma2Tail) return 2;
-        return v == cuda::kAttentionWgmma1 || v == cuda::kAttentionWgmma2 ? 1 : 0;
-      };
+      std::map<bool, std::vector<float>> first;  // per kernel: wgmma or not
       for (int v : variants) {
         SCOPED_TRACE(::testing::Message() << "variant " << v);
         out.poison();
@@ -420,21 +415,10 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         const auto y = out.get();
         EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(prec));
-        auto& f = first[kernel_of(v)];
-        if (f.empty() && kernel_of(v) == 2) {  // variants run in this order: mma, wgmma, tails
-          const size_t whole = static_cast<size_t>(tokens / 64 * 64) * E;
-          for (int b = 0; b < B; ++b) {
-            const size_t at = static_cast<size_t>(b) * tokens * E, rows = static_cast<size_t>(tokens) * E;
-            EXPECT_EQ(std::memcmp(y.data() + at, first[1].data() + at, whole * sizeof(float)), 0) << "image " << b;
-            EXPECT_EQ(std::memcmp(y.data() + at + whole, first[0].data() + at + whole, (rows - whole) * sizeof(float)), 0)
-                << "image " << b;
-          }
-        }
+        auto& f = first[v == cuda::kAttentionWgmma1 || v == cuda::kAttentionWgmma2];
         if (f.empty()) f = y;
         else EXPECT_EQ(std::memcmp(f.data(), y.data(), y.size() * sizeof(float)), 0);
-        // Only the first query token per image (a class-token model's last block): the same row (with an
-        // mma tail, less than one 64-row tile is the mma kernel's alone).
-        const std::vector<float>& row0 = kernel_of(v) == 2 ? first[0] : y;
+        // Only the first query token per image (a class-token model's last block): the same row.
         out.poison();
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         p.queries = 1;
@@ -444,7 +428,7 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
         const auto y1 = out.get();
         for (int b = 0; b < B; ++b) {
           const size_t at = static_cast<size_t>(b) * tokens * E;
-          EXPECT_EQ(std::memcmp(row0.data() + at, y1.data() + at, static_cast<size_t>(E) * sizeof(float)), 0) << "image " << b;
+          EXPECT_EQ(std::memcmp(y.data() + at, y1.data() + at, static_cast<size_t>(E) * sizeof(float)), 0) << "image " << b;
         }
       }
     }

@@ -116,7 +116,6 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   if (!attention_mma_supports(p)) return {0};
   std::vector<int> v{1, 2, 4, 8};
   if (attention_wgmma_supports(p)) v.insert(v.end(), {kAttentionWgmma1, kAttentionWgmma2});
-  if (attention_wgmma_supports(p) && query_tokens(p) % 64 != 0) v.insert(v.end(), {kAttentionWgmma1Tail, kAttentionWgmma2Tail});
   return v;
 }
 
@@ -125,14 +124,19 @@ std::string attention_variant_name(int variant) {
     case 0: return "the only kernel";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
     case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
-    case kAttentionWgmma1Tail: return "wgmma, 1 warpgroup per block, mma for the last partial tile";
-    case kAttentionWgmma2Tail: return "wgmma, 2 warpgroups per block, mma for the last partial tile";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }
 
 int attention_default_variant(const AttentionParams& p, int sm_count) {
   if (!attention_mma_supports(p)) return 0;
+  if (query_tokens(p) <= 16) {
+    // One query tile (a class-token model's last block): measured on an H200 with 197 tokens, 12 heads
+    // (tuning log in docs/performance.md), the one-warp mma kernel wins from about 2 (batch, head)
+    // pairs per SM; below that, the wgmma kernel with one warpgroup.
+    const long pairs = static_cast<long>(p.heads) * p.batch;
+    return attention_wgmma_supports(p) && pairs < 2L * sm_count ? kAttentionWgmma1 : 1;
+  }
   if (attention_wgmma_supports(p)) {
     // Measured on an H200 (docs/performance.md): two warpgroups (128 queries) per block once there are
     // about 4 such blocks per SM, else one (more blocks for small batches).
@@ -156,25 +160,7 @@ void attention(AttentionParams p, cudaStream_t s) {
   }();
   // wgmma forced where it does not apply: the default choice.
   const std::string forced = forced_env == "wgmma" && !attention_wgmma_supports(p) ? "" : forced_env;
-  const bool tail_variant = p.variant == kAttentionWgmma1Tail || p.variant == kAttentionWgmma2Tail;
-  const bool wgmma_variant = p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma2 || tail_variant;
-  if (forced.empty() && tail_variant) {
-    // Whole 64-row query tiles on the wgmma kernel, the rows after them on the mma kernel (one warp).
-    const int q = query_tokens(p), whole = q / 64 * 64;
-    if (whole > 0) {
-      AttentionParams w = p;
-      w.queries = whole;
-      attention_wgmma(w, s);
-    }
-    if (whole < q) {
-      VITRT_CHECK(attention_mma_supports(p), "attention: the mma kernel does not take head dim ", p.head_dim);
-      AttentionParams t = p;
-      t.variant = 1;
-      t.q_begin = whole;
-      attention_mma(t, s);
-    }
-    return;
-  }
+  const bool wgmma_variant = p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma2;
   if (forced == "wgmma" || (forced.empty() && wgmma_variant)) {
     attention_wgmma(p, s);  // checks that it takes the shape and device
     return;

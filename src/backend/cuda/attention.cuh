@@ -22,18 +22,14 @@ struct AttentionParams {
   int variant = 0;  // kernel variant (see below); 0 = the default for the shape
   int arch = 0;     // the device's compute capability, major * 10 + minor (90 = Hopper)
   int queries = 0;  // > 0: only the first `queries` tokens of each image need output rows (AttentionArgs)
-  int q_begin = 0;  // the mma kernel's first query row (the tail after the wgmma kernel's 64-row tiles)
 };
 // The query tokens per image that the kernels must cover: grids span these, in whole query tiles.
 __host__ __device__ inline int query_tokens(const AttentionParams& p) {
   return p.queries > 0 && p.queries < p.tokens ? p.queries : p.tokens;
 }
 // Variants: 1, 2, 4, 8 = the mma kernel with that many warps per block (16 queries each);
-// kAttentionWgmma1 / kAttentionWgmma2 = the wgmma kernel with 1 or 2 warpgroups (64 queries each);
-// kAttentionWgmma1Tail / kAttentionWgmma2Tail = the same for the whole 64-row query tiles, then the mma
-// kernel (one warp per block) for the rest, so a partial last tile (5 of 64 rows at 197 tokens) costs 16
-// rows instead of 64, for a second launch.
-constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmma1Tail = 111, kAttentionWgmma2Tail = 112;
+// kAttentionWgmma1 / kAttentionWgmma2 = the wgmma kernel with 1 or 2 warpgroups (64 queries each).
+constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102;
 std::string attention_variant_name(int variant);
 // Dispatches to the wgmma kernel (attention_wgmma.cu) for fp16/bf16 with head dim 64 on Hopper when the
 // variant asks for it, else the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16

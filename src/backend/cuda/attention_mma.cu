@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
   __shared__ __align__(16) T v_s[2][kBK * LD];
 
   const int N = p.tokens, E = p.heads * D;
-  const int h = blockIdx.y, b = blockIdx.z, q0 = p.q_begin + blockIdx.x * kBQ;
+  const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kBQ;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const std::size_t stride = 3 * static_cast<std::size_t>(E);
   const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * D;
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(W * 32) attention_mma_kernel(AttentionParams p
 template <typename T, int D>
 void launch_d(const AttentionParams& p, cudaStream_t s) {
   const int warps = p.variant ? p.variant : 4;
-  const auto grid = [&](int w) { return dim3((query_tokens(p) - p.q_begin + 16 * w - 1) / (16 * w), p.heads, p.batch); };
+  const auto grid = [&](int w) { return dim3((query_tokens(p) + 16 * w - 1) / (16 * w), p.heads, p.batch); };
   switch (warps) {
     case 1: attention_mma_kernel<T, D, 1><<<grid(1), 32, 0, s>>>(p); break;
     case 2: attention_mma_kernel<T, D, 2><<<grid(2), 64, 0, s>>>(p); break;

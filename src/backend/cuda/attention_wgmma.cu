@@ -213,7 +213,7 @@ void launch_wg(const AttentionParams& p, cudaStream_t s) {
 
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  if (p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma1Tail) launch_wg<T, 1>(p, s);
+  if (p.variant == kAttentionWgmma1) launch_wg<T, 1>(p, s);
   else launch_wg<T, 2>(p, s);
 }
 
