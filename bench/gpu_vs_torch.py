@@ -5,7 +5,9 @@ same GPU, same input batch on the device, CUDA-event timing, medians after warm-
 torch.compile mode per batch: max-autotune at the smallest and largest batch, reduce-overhead in
 between (--compile-mode overrides; "none" skips compiling). The table says which mode each figure used.
 A roofline line compares vitrt's achieved TFLOP/s with an 8192^3 bf16 cuBLAS product measured in the
-same run.
+same run. It counts the model's FLOPs (every token through every block, as PyTorch computes them);
+for class-token models vitrt executes fewer, since the last block's output is needed for the class
+token only.
 
 With --tune, `vitrt tune` first times the GEMM algorithms and attention variants for these batch sizes
 (its wall time is printed) into --tune-cache, which the vitrt rows then use.
@@ -159,7 +161,7 @@ def bench_model(args, model_name, rate):
     if tune_s is not None:
         print(f"\ntuning: `vitrt tune` for batches {','.join(map(str, batches))} took {tune_s:.1f} s (wall, process start to exit)")
     last = rows[-1]
-    print(f"\nroofline: vitrt {last['vitrt_tflops']:.0f} TFLOP/s at batch {last['batch']} ({gflop:.1f} GFLOP/image) vs "
+    print(f"\nroofline: vitrt {last['vitrt_tflops']:.0f} TFLOP/s at batch {last['batch']} ({gflop:.1f} GFLOP/image, the model's count) vs "
           f"{rate:.0f} TFLOP/s for an 8192^3 bf16 cuBLAS product in this run ({last['vitrt_tflops'] / rate:.0%})")
     print(f"memory at batch {last['batch']}: PyTorch eager peak {last['eager_peak_mib']:.0f} MiB, vitrt session "
           f"{last['vitrt_device_mib']:.0f} MiB (weights + arena + workspace)")
