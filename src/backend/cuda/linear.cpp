@@ -4,7 +4,6 @@
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/small_linear.cuh"
 
 namespace vitrt::cuda {
 namespace {
@@ -82,10 +81,7 @@ const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F
 
 LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
                    const GemmContext& ctx)
-    : weight_(weight), bias_(bias), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue) {
-  small_ = a.full_fp32 && a.src_dt == DT::f32 && a.dst_dt == DT::f32 && a.epilogue == Epilogue::none &&
-           small_linear_supports(a.rows, a.w->in);
-  if (small_) return;  // nothing to plan or tune
+    : weight_(weight), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue) {
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
   // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
@@ -237,13 +233,6 @@ cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t&
 }
 
 void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
-  if (small_) {
-    small_linear({static_cast<const float*>(a.src), a.src_ld, static_cast<const float*>(weight_),
-                  static_cast<const float*>(bias_), static_cast<float*>(a.dst), a.dst_ld, static_cast<int>(a.rows),
-                  a.w->in, a.w->out, a.accumulate},
-                 s);
-    return;
-  }
   CUBLAS_CHECK(matmul(lt, algo_, algo_workspace_, a.src, a.dst, workspace, s));
   if (post_ != Epilogue::none) activation({a.dst, a.rows, a.w->out, a.dst_ld, a.dst_dt, post_}, s);
 }

@@ -3,7 +3,6 @@
 // is computed column-major as Y^T = W^T' X^T' (A = W with op T, B = X with op N).
 // The algorithm comes from the tuning cache when it holds the shape, else from cuBLASLt's heuristic;
 // a tuning session times the heuristic's candidates and split-K variants first (tuning.h).
-// Full-fp32 GEMMs of up to 16 rows (the classifier head) take our own kernel instead (small_linear.cuh).
 #pragma once
 
 #include <cublasLt.h>
@@ -58,8 +57,6 @@ class LinearOp {
   cublasLtMatmulAlgo_t algo_{};
   std::size_t algo_workspace_ = 0;
   const void* weight_ = nullptr;
-  const void* bias_ = nullptr;
-  bool small_ = false;  // small_linear instead of cuBLASLt
   float beta_ = 0.0f;
   Epilogue post_ = Epilogue::none;  // activation run after the GEMM (exact GELU / QuickGELU)
 };
