@@ -347,7 +347,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
   p.batch = 256;
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma2 : 4);
   auto v = cuda::attention_variants(p);
-  EXPECT_EQ(v.size(), hopper_build ? 6u : 4u);
+  EXPECT_EQ(v.size(), hopper_build ? 7u : 4u);  // 4 key tiles: split over 2 blocks, not 4
   // Query 0 only: one warp per block once there are enough (batch, head) pairs.
   p.queries = 1;
   EXPECT_EQ(cuda::attention_default_variant(p, 132), 1);
@@ -405,7 +405,12 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       if (arch == 90 && head_dim == 64) {
         EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionWgmma2), 1);
       }
-      std::map<bool, std::vector<float>> first;  // per kernel: wgmma or not
+      // Per kernel: mma, wgmma, and each split of the key tiles (its own summation order).
+      std::map<int, std::vector<float>> first;
+      const auto kernel_of = [](int v) {
+        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4) return v;
+        return cuda::is_wgmma_variant(v) ? 1 : 0;
+      };
       for (int v : variants) {
         SCOPED_TRACE(::testing::Message() << "variant " << v);
         out.poison();
@@ -415,7 +420,7 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         const auto y = out.get();
         EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(prec));
-        auto& f = first[v == cuda::kAttentionWgmma1 || v == cuda::kAttentionWgmma2];
+        auto& f = first[kernel_of(v)];
         if (f.empty()) f = y;
         else EXPECT_EQ(std::memcmp(f.data(), y.data(), y.size() * sizeof(float)), 0);
         // Only the first query token per image (a class-token model's last block): the same row.

@@ -116,6 +116,10 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   if (!attention_mma_supports(p)) return {0};
   std::vector<int> v{1, 2, 4, 8};
   if (attention_wgmma_supports(p)) v.insert(v.end(), {kAttentionWgmma1, kAttentionWgmma2});
+  // Splitting the key tiles: while each block still gets at least 2 of them.
+  const int key_tiles = (p.tokens + 63) / 64;
+  if (attention_wgmma_supports(p) && key_tiles >= 4) v.push_back(kAttentionWgmmaSplit2);
+  if (attention_wgmma_supports(p) && key_tiles >= 8) v.push_back(kAttentionWgmmaSplit4);
   return v;
 }
 
@@ -124,6 +128,8 @@ std::string attention_variant_name(int variant) {
     case 0: return "the only kernel";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
     case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
+    case kAttentionWgmmaSplit2: return "wgmma, key tiles split over 2 blocks";
+    case kAttentionWgmmaSplit4: return "wgmma, key tiles split over 4 blocks";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }
@@ -160,7 +166,7 @@ void attention(AttentionParams p, cudaStream_t s) {
   }();
   // wgmma forced where it does not apply: the default choice.
   const std::string forced = forced_env == "wgmma" && !attention_wgmma_supports(p) ? "" : forced_env;
-  const bool wgmma_variant = p.variant == kAttentionWgmma1 || p.variant == kAttentionWgmma2;
+  const bool wgmma_variant = is_wgmma_variant(p.variant);
   if (forced == "wgmma" || (forced.empty() && wgmma_variant)) {
     attention_wgmma(p, s);  // checks that it takes the shape and device
     return;

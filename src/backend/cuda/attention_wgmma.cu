@@ -9,6 +9,7 @@
 // K/V tiles are double-buffered with cp.async into the swizzled layout that the wgmma shared-memory
 // descriptors describe. Without an sm_90a build the kernel body is empty and attention_wgmma_supports()
 // says no, so nothing launches it.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -122,15 +123,23 @@ __device__ __forceinline__ void with_pieces(int valid, F&& f) {
 
 #endif  // VITRT_WGMMA_DEVICE
 
-template <typename T, int WG>
+// S > 1 (one warpgroup per block): the S blocks of a thread-block cluster share one query tile and
+// split its key tiles S ways; each keeps its own running max, sum and O, and the cluster's first block
+// merges the others' through distributed shared memory before it writes the rows. More blocks, each
+// with a shorter chain of tiles: for batches too small to fill the GPU.
+template <typename T, int WG, int S = 1>
 __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
+  static_assert(S == 1 || WG == 1, "split key tiles take one warpgroup per block");
   extern __shared__ unsigned char smem_raw[];
   // [stage][K, V][64 x 64], 1024-aligned (the swizzle pattern repeats every 8 rows of 128 bytes).
   T* tiles = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
 
   const int N = p.tokens, E = p.heads * kD;
-  const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * 64 * WG;
+  const int split = static_cast<int>(blockIdx.x) % S;  // this block's share of the key tiles
+  const int h = blockIdx.y, b = blockIdx.z, q0 = static_cast<int>(blockIdx.x) / S * 64 * WG;
+  const int all_tiles = (N + kBK - 1) / kBK, per_split = (all_tiles + S - 1) / S;
+  const int first_tile = split * per_split, my_tiles = max(0, min(per_split, all_tiles - first_tile));
   const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const std::size_t stride = 3 * static_cast<std::size_t>(E);
   const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
@@ -141,13 +150,14 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
   load_q_fragments<T, kD>(base, stride, N, r0, r1, t, qf);
   float o[kD / 8][4] = {};
   OnlineSoftmax sm(p.scale);
-  kv_tile_loop<true>(
-      (N + kBK - 1) / kBK,
-      [&](int tile, int stage) {
+  if (my_tiles > 0) kv_tile_loop<true>(
+      my_tiles,
+      [&](int i, int stage) {
         T* k_dst = tiles + stage * 2 * kTileElems;
-        load_kv_tile<T, kD, kBK, Swizzle128, WG * 128>(base, stride, E, N, tile, k_dst, k_dst + kTileElems);
+        load_kv_tile<T, kD, kBK, Swizzle128, WG * 128>(base, stride, E, N, first_tile + i, k_dst, k_dst + kTileElems);
       },
-      [&](int tile, int stage) {
+      [&](int i, int stage) {
+        const int tile = first_tile + i;
         if (!wg_active) return;
         const unsigned k_addr = smem_addr(tiles + stage * 2 * kTileElems), v_addr = k_addr + kTileElems * 2;
         const int valid = min(kBK, N - tile * kBK);
@@ -195,7 +205,51 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
           fence_regs(o);
         });
       });
-  if (!wg_active) return;
+  if (!wg_active) return;  // uniform over a cluster: its blocks share the query tile
+  if constexpr (S > 1) {
+    // Each thread's state (maxima, partial sums, O fragments) goes to its own slots of this block's
+    // shared memory (the K/V tiles are free: kv_tile_loop ends on a barrier); block 0 of the cluster
+    // reads the same thread's slots in the other blocks and merges them as the online softmax merges
+    // two tiles.
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    constexpr int kSlots = 4 + kD / 2;
+    float* mine = reinterpret_cast<float*>(tiles);
+    const int tid = threadIdx.x;
+    mine[0 * 128 + tid] = sm.m0;
+    mine[1 * 128 + tid] = sm.m1;
+    mine[2 * 128 + tid] = sm.l0;
+    mine[3 * 128 + tid] = sm.l1;
+#pragma unroll
+    for (int nt = 0; nt < kD / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) mine[(4 + nt * 4 + e) * 128 + tid] = o[nt][e];
+    cluster.sync();
+    if (cluster.block_rank() == 0) {
+#pragma unroll
+      for (int r = 1; r < S; ++r) {
+        const float* peer = cluster.map_shared_rank(mine, r);
+        const float pm0 = peer[0 * 128 + tid], pm1 = peer[1 * 128 + tid];
+        const float mn0 = fmaxf(sm.m0, pm0), mn1 = fmaxf(sm.m1, pm1);
+        const float a0 = exp2_approx((sm.m0 - mn0) * sm.sl), b0 = exp2_approx((pm0 - mn0) * sm.sl);
+        const float a1 = exp2_approx((sm.m1 - mn1) * sm.sl), b1 = exp2_approx((pm1 - mn1) * sm.sl);
+        sm.m0 = mn0;
+        sm.m1 = mn1;
+        sm.l0 = sm.l0 * a0 + peer[2 * 128 + tid] * b0;
+        sm.l1 = sm.l1 * a1 + peer[3 * 128 + tid] * b1;
+#pragma unroll
+        for (int nt = 0; nt < kD / 8; ++nt) {
+          o[nt][0] = o[nt][0] * a0 + peer[(4 + nt * 4 + 0) * 128 + tid] * b0;
+          o[nt][1] = o[nt][1] * a0 + peer[(4 + nt * 4 + 1) * 128 + tid] * b0;
+          o[nt][2] = o[nt][2] * a1 + peer[(4 + nt * 4 + 2) * 128 + tid] * b1;
+          o[nt][3] = o[nt][3] * a1 + peer[(4 + nt * 4 + 3) * 128 + tid] * b1;
+        }
+      }
+    }
+    static_assert(kSlots * 128 * 4 <= kSmemBytes - 1024, "exchange slots fit in the K/V tiles");
+    cluster.sync();  // the others' shared memory stays valid until block 0 has read it
+    if (cluster.block_rank() != 0) return;
+  }
   float i0, i1;
   sm.finish(i0, i1);
   store_rows<T, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
@@ -211,10 +265,32 @@ void launch_wg(const AttentionParams& p, cudaStream_t s) {
   CUDA_CHECK_LAUNCH();
 }
 
+// S blocks per query tile in clusters of S (distributed shared memory needs them co-scheduled).
+template <typename T, int S>
+void launch_split(const AttentionParams& p, cudaStream_t s) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3((query_tokens(p) + 63) / 64 * S, p.heads, p.batch);
+  cfg.blockDim = dim3(128);
+  cfg.dynamicSmemBytes = kSmemBytes;
+  cfg.stream = s;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = S;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, attention_wgmma_kernel<T, 1, S>, p));
+}
+
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  if (p.variant == kAttentionWgmma1) launch_wg<T, 1>(p, s);
-  else launch_wg<T, 2>(p, s);
+  switch (p.variant) {
+    case kAttentionWgmma1: launch_wg<T, 1>(p, s); break;
+    case kAttentionWgmmaSplit2: launch_split<T, 2>(p, s); break;
+    case kAttentionWgmmaSplit4: launch_split<T, 4>(p, s); break;
+    default: launch_wg<T, 2>(p, s); break;
+  }
 }
 
 }  // namespace
