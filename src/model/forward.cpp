@@ -59,6 +59,13 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   const bool norm_all_tokens = final_norm && c.global_pool == Pooling::avg && !c.fc_norm;
   if (norm_all_tokens) be.layernorm({rows, E, a.x, E, a.x, E, xdt, final_norm, eps, xdt});
   auto pool = [&](int first, int count, float* dst) {
+    if (count == 1 && final_norm && !norm_all_tokens) {
+      // One token per image, then a norm: the norm reads that token straight from the residual stream
+      // (rows b * N + first), which saves the copy.
+      const void* token = static_cast<const char*>(a.x) + static_cast<std::size_t>(first) * E * dt_size(xdt);
+      be.layernorm({B, E, token, std::int64_t{N} * E, dst, E, DT::f32, final_norm, eps, xdt});
+      return;
+    }
     be.mean_tokens(a.x, xdt, B, N, E, first, count, dst);
     if (final_norm && !norm_all_tokens) be.layernorm({B, E, dst, E, dst, E, DT::f32, final_norm, eps});
   };
