@@ -32,7 +32,9 @@ __host__ __device__ inline int query_tokens(const AttentionParams& p) {
 // kAttentionWgmmaSplit2 / kAttentionWgmmaSplit4 = one warpgroup per block, the key tiles of each query
 // tile split over a cluster of 2 or 4 blocks (small batches).
 constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaSplit2 = 105, kAttentionWgmmaSplit4 = 106;
-inline bool is_wgmma_variant(int v) { return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaSplit2 || v == kAttentionWgmmaSplit4; }
+inline bool is_wgmma_variant(int v) {
+  return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaSplit2 || v == kAttentionWgmmaSplit4;
+}
 std::string attention_variant_name(int variant);
 // Dispatches to the wgmma kernel (attention_wgmma.cu) for fp16/bf16 with head dim 64 on Hopper when the
 // variant asks for it, else the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16

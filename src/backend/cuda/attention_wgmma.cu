@@ -213,7 +213,8 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
     // two tiles.
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
-    constexpr int kSlots = 4 + kD / 2;
+    constexpr int kSlots = 4 + kD / 2;  // m0, m1, l0, l1 and 32 O values per thread
+    static_assert(kSlots * 128 * 4 <= kSmemBytes - 1024, "exchange slots fit in the K/V tiles");
     float* mine = reinterpret_cast<float*>(tiles);
     const int tid = threadIdx.x;
     mine[0 * 128 + tid] = sm.m0;
@@ -246,7 +247,6 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
         }
       }
     }
-    static_assert(kSlots * 128 * 4 <= kSmemBytes - 1024, "exchange slots fit in the K/V tiles");
     cluster.sync();  // the others' shared memory stays valid until block 0 has read it
     if (cluster.block_rank() != 0) return;
   }
