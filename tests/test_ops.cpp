@@ -333,6 +333,50 @@ TEST_P(OpTest, PatchifyTokensAndPooling) {
   }
 }
 
+// Token assembly with the first block's norm1 folded in (the forward does this when there is no
+// norm_pre) gives exactly what tokens followed by LayerNorm give: x and the normed rows bit for bit.
+// 768 wide takes CUDA's fused kernel, 80 wide its two-kernel fallback.
+TEST_P(OpTest, TokensWithNorm) {
+  const DT adt = be_->act_dt();
+  const int B = 3, patches = 196, prefix = 1, N = prefix + patches;
+  std::uint64_t seed = 310;
+  for (const int E : {768, 80}) {
+    for (const DT xdt : {DT::f32, adt}) {
+      for (const bool covers : {true, false}) {
+        SCOPED_TRACE(::testing::Message() << "E " << E << " x " << dt_name(xdt) << (covers ? " pos covers prefix" : ""));
+        fresh();
+        const size_t n = static_cast<size_t>(B) * N * E;
+        const auto rows = test::randn(static_cast<size_t>(B) * patches * E, seed++);
+        const auto pre = test::randn(static_cast<size_t>(prefix) * E, seed++);
+        const auto pos = test::randn(static_cast<size_t>(covers ? N : patches) * E, seed++);
+        auto gamma = test::randn(E, seed++, 0.2f);
+        for (float& v : gamma) v += 1.0f;
+        const auto beta = test::randn(E, seed++, 0.1f);
+        const NormWeights nw{gamma.data(), beta.data()};
+        Buffer prow(*be_, rows.size(), DT::f32), x1(*be_, n, xdt), h1(*be_, n, adt), x2(*be_, n, xdt), h2(*be_, n, adt);
+        prow.set(rows);
+        for (Buffer* b : {&x1, &h1, &x2, &h2}) b->poison();
+        TokensArgs plain{B, patches, E, prow.f32(), pre.data(), prefix, pos.data(), covers, x2.data(), xdt};
+        TokensArgs fused = plain;
+        fused.x = x1.data();
+        fused.norm = &nw;
+        fused.eps = 1e-6f;
+        fused.normed = h1.data();
+        fused.normed_dt = adt;
+        plan_and_run(*be_, [&] {
+          be_->tokens(fused);
+          be_->tokens(plain);
+          be_->layernorm({static_cast<std::int64_t>(B) * N, E, x2.data(), E, h2.data(), E, adt, &nw, 1e-6f, xdt});
+        });
+        const auto xa = x1.get(), xb = x2.get(), ha = h1.get(), hb = h2.get();
+        EXPECT_EQ(std::memcmp(xa.data(), xb.data(), n * sizeof(float)), 0);
+        EXPECT_EQ(std::memcmp(ha.data(), hb.data(), n * sizeof(float)), 0);
+        EXPECT_FALSE(std::isnan(ha[0]) || std::isnan(ha[n - 1]));
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, OpTest, ::testing::ValuesIn(backends()),
                          [](const auto& tp) { return tp.param.name; });
 

@@ -82,6 +82,12 @@ struct TokensArgs {
   bool pos_covers_prefix = true;
   void* x = nullptr;                  // [batch, num_prefix + patches, dim], in x_dt
   DT x_dt = DT::f32;
+  // Optional: also the LayerNorm of every token as stored in x (the first block's norm1) into
+  // `normed` [batch * (num_prefix + patches), dim] in normed_dt, saving a pass over x.
+  const NormWeights* norm = nullptr;
+  float eps = 1e-6f;
+  void* normed = nullptr;
+  DT normed_dt = DT::f32;
 };
 
 class Backend {

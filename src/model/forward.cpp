@@ -20,7 +20,16 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   // The patch embedding and the heads are ~1.5% of the FLOPs: in tf32 sessions they stay full fp32.
   be.linear({&w.patch, std::int64_t{B} * patches, a.cols, K, adt, a.patches, E, DT::f32, Epilogue::none, false, true});
   // _pos_embed: prefix tokens + position embedding.
-  be.tokens({B, patches, E, a.patches, k.prefix, prefix, k.pos, !c.no_embed_class, a.x, xdt});
+  // Without a norm_pre, the first block's norm1 comes out of the token assembly (one pass over x fewer).
+  const bool tokens_norm1 = !c.pre_norm && !w.blocks.empty();
+  TokensArgs tokens{B, patches, E, a.patches, k.prefix, prefix, k.pos, !c.no_embed_class, a.x, xdt};
+  if (tokens_norm1) {
+    tokens.norm = &w.blocks[0].norm1;
+    tokens.eps = eps;
+    tokens.normed = a.h;
+    tokens.normed_dt = adt;
+  }
+  be.tokens(tokens);
   if (c.pre_norm) be.layernorm({rows, E, a.x, E, a.x, E, xdt, &w.norm_pre, eps, xdt});
 
   // With class-token pooling only token 0 of each image reaches the head. The last block still needs
@@ -35,7 +44,7 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
     const std::int64_t r = cls_rows ? B : rows;              // rows after attention
     const std::int64_t ld = cls_rows ? std::int64_t{N} * E : E;  // their stride in x and attn
     // x = x + attn(norm1(x))
-    be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt});
+    if (i > 0 || !tokens_norm1) be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt});
     be.linear({&blk.qkv, rows, a.h, E, adt, a.qkv, 3 * E, adt});
     be.attention({B, N, H, E / H, a.qkv, a.attn, adt, cls_rows ? 1 : 0});
     be.linear({&blk.proj, r, a.attn, ld, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});

@@ -29,7 +29,7 @@ enum ForwardStep : int {
   kStepStage,      // images uploaded (kept for the whole forward: benchmark() reruns one staged input)
   kStepPatchify,   // images -> cols
   kStepPatchGemm,  // cols -> patches
-  kStepTokens,     // patches -> x
+  kStepTokens,     // patches -> x (and h: the first block's norm1)
   kStepNorm1,      // x -> h
   kStepQkv,        // h -> qkv
   kStepAttention,  // qkv -> attn

@@ -134,7 +134,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
       {&p.act.cols, {B * patches * K * as, kStepPatchify, kStepPatchGemm}},
       {reinterpret_cast<void**>(&p.act.patches), {B * patches * E * 4, kStepPatchGemm, kStepTokens}},
       {&p.act.x, {B * N * E * xs, kStepTokens, kStepHead}},
-      {&p.act.h, {B * N * E * as, kStepNorm1, kStepFc1}},
+      {&p.act.h, {B * N * E * as, kStepTokens, kStepFc1}},  // the tokens step may write norm1
       {&p.act.qkv, {B * N * 3 * E * as, kStepQkv, kStepAttention}},
       {&p.act.attn, {B * N * E * as, kStepAttention, kStepProj}},
       {&p.act.mlp, {B * N * M * as, kStepFc1, kStepFc2}},

@@ -124,7 +124,12 @@ class CpuBackend final : public Backend {
     if (!planning_) cpu::patchify(a);
   }
   void tokens(const TokensArgs& a) override {
-    if (!planning_) cpu::tokens(a);
+    if (planning_) return;
+    cpu::tokens(a);
+    if (a.norm) {
+      const std::int64_t rows = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches);
+      cpu::layernorm({rows, a.dim, a.x, a.dim, a.normed, a.dim, a.normed_dt, a.norm, a.eps, a.x_dt});
+    }
   }
   void layernorm(const LayerNormArgs& a) override {
     if (!planning_) cpu::layernorm(a);

@@ -266,6 +266,13 @@ class CudaBackend final : public Backend {
     const int pos_rows = a.pos_covers_prefix ? a.num_prefix + a.patches : a.patches;
     d.prefix = a.num_prefix ? static_cast<const float*>(device_copy(a.prefix, static_cast<std::size_t>(a.num_prefix) * a.dim, DT::f32)) : nullptr;
     d.pos = static_cast<const float*>(device_copy(a.pos, static_cast<std::size_t>(pos_rows) * a.dim, DT::f32));
+    if (a.norm) {
+      const auto n = static_cast<std::size_t>(a.dim);
+      const auto* g = static_cast<const float*>(device_copy(a.norm->weight, n, DT::f32));
+      const auto* b = static_cast<const float*>(device_copy(a.norm->bias, n, DT::f32));
+      if (launching()) cuda::tokens_norm(d, g, b, stream_);
+      return;
+    }
     if (launching()) cuda::tokens(d, stream_);
   }
 

@@ -32,6 +32,31 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Four consecutive elements (element 4k onwards) as a float4: one 16-byte load of fp32, one 8-byte load
+// of 16-bit values.
+template <typename T>
+__device__ __forceinline__ float4 load4(const T* src, int k) {
+  const uint2 raw = reinterpret_cast<const uint2*>(src)[k];
+  const T* v = reinterpret_cast<const T*>(&raw);
+  return make_float4(to_f32(v[0]), to_f32(v[1]), to_f32(v[2]), to_f32(v[3]));
+}
+template <>
+__device__ __forceinline__ float4 load4<float>(const float* src, int k) {
+  return reinterpret_cast<const float4*>(src)[k];
+}
+
+template <typename T>
+__device__ __forceinline__ void store4(T* dst, float a, float b, float c, float d);
+template <>
+__device__ __forceinline__ void store4<float>(float* dst, float a, float b, float c, float d) {
+  *reinterpret_cast<float4*>(dst) = make_float4(a, b, c, d);
+}
+template <typename T>
+__device__ __forceinline__ void store4(T* dst, float a, float b, float c, float d) {
+  T v[4] = {from_f32<T>(a), from_f32<T>(b), from_f32<T>(c), from_f32<T>(d)};
+  *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(v);
+}
+
 // Host side: calls f(T{}) with T the device storage type of `dt` (float, __half or __nv_bfloat16).
 template <typename F>
 void with_storage_type(DT dt, F&& f) {

@@ -32,31 +32,6 @@ __global__ void layernorm_kernel(LayerNormParams p) {
   for (int i = lane; i < p.dim; i += 32) y[i] = from_f32<TO>((to_f32(x[i]) - mean) * inv * p.weight[i] + p.bias[i]);
 }
 
-// Four consecutive elements (element 4k onwards) as a float4: one 16-byte load of fp32, one 8-byte load
-// of 16-bit values.
-template <typename T>
-__device__ __forceinline__ float4 load4(const T* src, int k) {
-  const uint2 raw = reinterpret_cast<const uint2*>(src)[k];
-  const T* v = reinterpret_cast<const T*>(&raw);
-  return make_float4(to_f32(v[0]), to_f32(v[1]), to_f32(v[2]), to_f32(v[3]));
-}
-template <>
-__device__ __forceinline__ float4 load4<float>(const float* src, int k) {
-  return reinterpret_cast<const float4*>(src)[k];
-}
-
-template <typename T>
-__device__ __forceinline__ void store4(T* dst, float a, float b, float c, float d);
-template <>
-__device__ __forceinline__ void store4<float>(float* dst, float a, float b, float c, float d) {
-  *reinterpret_cast<float4*>(dst) = make_float4(a, b, c, d);
-}
-template <typename T>
-__device__ __forceinline__ void store4(T* dst, float a, float b, float c, float d) {
-  T v[4] = {from_f32<T>(a), from_f32<T>(b), from_f32<T>(c), from_f32<T>(d)};
-  *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(v);
-}
-
 // V float4s per lane: dim == 128 * V.
 template <typename TI, typename T, int V>
 __global__ void layernorm_vec_kernel(LayerNormParams p) {

@@ -1,6 +1,7 @@
 // Patch unfolding (conv with stride = kernel as a GEMM) and token assembly with position embedding.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
+#include "backend/cuda/layernorm.cuh"
 #include "backend/cuda/patch_embed.cuh"
 
 namespace vitrt::cuda {
@@ -38,6 +39,79 @@ __global__ void tokens_kernel(TokensArgs a) {
   }
 }
 
+// Tokens and the first block's norm1 in one pass: one warp per token row, held in registers as V
+// float4s (dim == 128 * V). The norm reads the values as stored in x (rounded to x's type) and sums
+// them in layernorm.cu's order, so h equals what the separate LayerNorm kernel would write, bit for bit.
+constexpr int kNormRows = 4;  // rows (warps) per block
+
+template <typename TX, typename TN, int V>
+__global__ void __launch_bounds__(kNormRows * 32) tokens_norm_kernel(TokensArgs a, const float* gamma,
+                                                                     const float* beta) {
+  const int N = a.num_prefix + a.patches, D = a.dim;
+  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kNormRows + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= static_cast<std::int64_t>(a.batch) * N) return;
+  const std::int64_t b = row / N;
+  const int t = static_cast<int>(row % N);
+  const float* src = t < a.num_prefix ? a.prefix + static_cast<std::int64_t>(t) * D
+                                      : a.patch_rows + (b * a.patches + t - a.num_prefix) * D;
+  const float* pos = a.pos_covers_prefix      ? a.pos + static_cast<std::int64_t>(t) * D
+                     : t >= a.num_prefix ? a.pos + static_cast<std::int64_t>(t - a.num_prefix) * D
+                                         : nullptr;
+  TX* x = static_cast<TX*>(a.x) + row * D;
+  const auto stored = [](float f) { return to_f32(from_f32<TX>(f)); };
+  float4 v[V];
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int k = lane + 32 * i;
+    float4 s = load4(src, k);
+    if (pos) {
+      const float4 p = load4(pos, k);
+      s = make_float4(s.x + p.x, s.y + p.y, s.z + p.z, s.w + p.w);
+    }
+    store4<TX>(x + 4 * k, s.x, s.y, s.z, s.w);
+    v[i] = make_float4(stored(s.x), stored(s.y), stored(s.z), stored(s.w));
+    sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
+  }
+  const float mean = warp_sum(sum) / D;
+  float sq = 0.0f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const float c0 = v[i].x - mean, c1 = v[i].y - mean, c2 = v[i].z - mean, c3 = v[i].w - mean;
+    sq += (c0 * c0 + c1 * c1) + (c2 * c2 + c3 * c3);
+  }
+  const float inv = rsqrtf(warp_sum(sq) / D + a.eps);
+  const float4* g4 = reinterpret_cast<const float4*>(gamma);
+  const float4* b4 = reinterpret_cast<const float4*>(beta);
+  TN* y = static_cast<TN*>(a.normed) + row * D;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int k = lane + 32 * i;
+    const float4 g = g4[k], bb = b4[k];
+    store4<TN>(y + 4 * k, (v[i].x - mean) * inv * g.x + bb.x, (v[i].y - mean) * inv * g.y + bb.y,
+               (v[i].z - mean) * inv * g.z + bb.z, (v[i].w - mean) * inv * g.w + bb.w);
+  }
+}
+
+// Launches the fused kernel for the widths of the ViT family (384, 768, 1024, 1280, 1536, 2048); false
+// for any other, or for a type pair it is not built for.
+template <typename TX, typename TN>
+bool launch_tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, cudaStream_t s) {
+  const std::int64_t rows = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches);
+  const auto blocks = static_cast<unsigned>((rows + kNormRows - 1) / kNormRows);
+  const unsigned threads = kNormRows * 32;
+  switch (a.dim % 128 == 0 ? a.dim / 128 : 0) {
+    case 3: tokens_norm_kernel<TX, TN, 3><<<blocks, threads, 0, s>>>(a, gamma, beta); return true;
+    case 6: tokens_norm_kernel<TX, TN, 6><<<blocks, threads, 0, s>>>(a, gamma, beta); return true;
+    case 8: tokens_norm_kernel<TX, TN, 8><<<blocks, threads, 0, s>>>(a, gamma, beta); return true;
+    case 10: tokens_norm_kernel<TX, TN, 10><<<blocks, threads, 0, s>>>(a, gamma, beta); return true;
+    case 12: tokens_norm_kernel<TX, TN, 12><<<blocks, threads, 0, s>>>(a, gamma, beta); return true;
+    case 16: tokens_norm_kernel<TX, TN, 16><<<blocks, threads, 0, s>>>(a, gamma, beta); return true;
+    default: return false;
+  }
+}
+
 unsigned blocks_for(std::int64_t n) { return static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 65535)); }
 
 }  // namespace
@@ -52,6 +126,27 @@ void tokens(const TokensArgs& a, cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches) * a.dim;
   with_storage_type(a.x_dt, [&](auto t) { tokens_kernel<decltype(t)><<<blocks_for(n), 256, 0, s>>>(a); });
   CUDA_CHECK_LAUNCH();
+}
+
+void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, cudaStream_t s) {
+  // The fused kernel takes x in fp32 with any normed type, or a 16-bit x normed into its own type (the
+  // pairs sessions use); 16-byte loads need 16-byte aligned rows.
+  const auto aligned = [](const void* q) { return q == nullptr || reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
+  const bool vec = aligned(a.prefix) && aligned(a.patch_rows) && aligned(a.pos) && aligned(a.x) && aligned(a.normed) &&
+                   aligned(gamma) && aligned(beta);
+  bool done = false;
+  if (vec && a.x_dt == DT::f32) {
+    with_storage_type(a.normed_dt, [&](auto n) { done = launch_tokens_norm<float, decltype(n)>(a, gamma, beta, s); });
+  } else if (vec && a.x_dt == a.normed_dt) {
+    with_storage_type(a.x_dt, [&](auto t) { done = launch_tokens_norm<decltype(t), decltype(t)>(a, gamma, beta, s); });
+  }
+  if (done) {
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
+  tokens(a, s);  // the two kernels, same result
+  const std::int64_t rows = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches);
+  layernorm({a.x, a.dim, a.normed, a.dim, a.normed_dt, gamma, beta, rows, a.dim, a.eps, a.x_dt}, s);
 }
 
 }  // namespace vitrt::cuda
