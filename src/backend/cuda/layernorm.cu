@@ -5,6 +5,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 #include "backend/cuda/layernorm.cuh"
+#include "backend/cuda/layernorm_row.cuh"
 
 namespace vitrt::cuda {
 namespace {
@@ -40,30 +41,9 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
   if (row >= p.rows) return;
   const TI* x = static_cast<const TI*>(p.src) + row * p.src_ld;
   float4 v[V];
-  float sum = 0.0f;
 #pragma unroll
-  for (int i = 0; i < V; ++i) {
-    v[i] = load4(x, lane + 32 * i);
-    sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
-  }
-  const float mean = warp_sum(sum) / p.dim;
-  float sq = 0.0f;
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const float a = v[i].x - mean, b = v[i].y - mean, c = v[i].z - mean, d = v[i].w - mean;
-    sq += (a * a + b * b) + (c * c + d * d);
-  }
-  const float inv = rsqrtf(warp_sum(sq) / p.dim + p.eps);
-  const float4* w = reinterpret_cast<const float4*>(p.weight);
-  const float4* bias = reinterpret_cast<const float4*>(p.bias);
-  T* y = static_cast<T*>(p.dst) + row * p.dst_ld;
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const int k = lane + 32 * i;
-    const float4 g = w[k], b = bias[k];
-    store4<T>(y + 4 * k, (v[i].x - mean) * inv * g.x + b.x, (v[i].y - mean) * inv * g.y + b.y,
-              (v[i].z - mean) * inv * g.z + b.z, (v[i].w - mean) * inv * g.w + b.w);
-  }
+  for (int i = 0; i < V; ++i) v[i] = load4(x, lane + 32 * i);
+  normalize_row<T, V>(v, p.dim, p.eps, p.weight, p.bias, static_cast<T*>(p.dst) + row * p.dst_ld);
 }
 
 template <typename TI, typename T>

@@ -2,6 +2,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 #include "backend/cuda/layernorm.cuh"
+#include "backend/cuda/layernorm_row.cuh"
 #include "backend/cuda/patch_embed.cuh"
 
 namespace vitrt::cuda {
@@ -40,8 +41,8 @@ __global__ void tokens_kernel(TokensArgs a) {
 }
 
 // Tokens and the first block's norm1 in one pass: one warp per token row, held in registers as V
-// float4s (dim == 128 * V). The norm reads the values as stored in x (rounded to x's type) and sums
-// them in layernorm.cu's order, so h equals what the separate LayerNorm kernel would write, bit for bit.
+// float4s (dim == 128 * V). The norm takes the values as stored in x (rounded to x's type) through the
+// LayerNorm kernel's own normalize_row, so h equals what that kernel would write, bit for bit.
 constexpr int kNormRows = 4;  // rows (warps) per block
 
 template <typename TX, typename TN, int V>
@@ -61,7 +62,6 @@ __global__ void __launch_bounds__(kNormRows * 32) tokens_norm_kernel(TokensArgs 
   TX* x = static_cast<TX*>(a.x) + row * D;
   const auto stored = [](float f) { return to_f32(from_f32<TX>(f)); };
   float4 v[V];
-  float sum = 0.0f;
 #pragma unroll
   for (int i = 0; i < V; ++i) {
     const int k = lane + 32 * i;
@@ -72,26 +72,8 @@ __global__ void __launch_bounds__(kNormRows * 32) tokens_norm_kernel(TokensArgs 
     }
     store4<TX>(x + 4 * k, s.x, s.y, s.z, s.w);
     v[i] = make_float4(stored(s.x), stored(s.y), stored(s.z), stored(s.w));
-    sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
   }
-  const float mean = warp_sum(sum) / D;
-  float sq = 0.0f;
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const float c0 = v[i].x - mean, c1 = v[i].y - mean, c2 = v[i].z - mean, c3 = v[i].w - mean;
-    sq += (c0 * c0 + c1 * c1) + (c2 * c2 + c3 * c3);
-  }
-  const float inv = rsqrtf(warp_sum(sq) / D + a.eps);
-  const float4* g4 = reinterpret_cast<const float4*>(gamma);
-  const float4* b4 = reinterpret_cast<const float4*>(beta);
-  TN* y = static_cast<TN*>(a.normed) + row * D;
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const int k = lane + 32 * i;
-    const float4 g = g4[k], bb = b4[k];
-    store4<TN>(y + 4 * k, (v[i].x - mean) * inv * g.x + bb.x, (v[i].y - mean) * inv * g.y + bb.y,
-               (v[i].z - mean) * inv * g.z + bb.z, (v[i].w - mean) * inv * g.w + bb.w);
-  }
+  normalize_row<TN, V>(v, D, a.eps, gamma, beta, static_cast<TN*>(a.normed) + row * D);
 }
 
 // Launches the fused kernel for the widths of the ViT family (384, 768, 1024, 1280, 1536, 2048); false
