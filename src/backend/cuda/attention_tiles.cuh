@@ -137,6 +137,23 @@ struct OnlineSoftmax {
     }
   }
 
+  // Folds in the state of the same two rows over other keys (maxima pm0, pm1; this thread's share of
+  // their sums pl0, pl1), as next_tile folds in a tile; a0, a1 scale this state's O and b0, b1 the other's.
+  __device__ __forceinline__ void merge(float pm0, float pm1, float pl0, float pl1, float& a0, float& a1, float& b0,
+                                        float& b1) {
+    const float mn0 = fmaxf(m0, pm0), mn1 = fmaxf(m1, pm1);
+    a0 = exp2_approx((m0 - mn0) * sl);
+    b0 = exp2_approx((pm0 - mn0) * sl);
+    a1 = exp2_approx((m1 - mn1) * sl);
+    b1 = exp2_approx((pm1 - mn1) * sl);
+    m0 = mn0;
+    m1 = mn1;
+    ms0 = mn0 * sl;
+    ms1 = mn1 * sl;
+    l0 = l0 * a0 + pl0 * b0;
+    l1 = l1 * a1 + pl1 * b1;
+  }
+
   // Probability of a score fragment element e (0, 1: row g; 2, 3: row g + 8).
   __device__ __forceinline__ float prob(float s, int e) const { return exp2_approx(fmaf(s, sl, -(e < 2 ? ms0 : ms1))); }
 

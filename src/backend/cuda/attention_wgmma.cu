@@ -230,14 +230,8 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 #pragma unroll
       for (int r = 1; r < S; ++r) {
         const float* peer = cluster.map_shared_rank(mine, r);
-        const float pm0 = peer[0 * 128 + tid], pm1 = peer[1 * 128 + tid];
-        const float mn0 = fmaxf(sm.m0, pm0), mn1 = fmaxf(sm.m1, pm1);
-        const float a0 = exp2_approx((sm.m0 - mn0) * sm.sl), b0 = exp2_approx((pm0 - mn0) * sm.sl);
-        const float a1 = exp2_approx((sm.m1 - mn1) * sm.sl), b1 = exp2_approx((pm1 - mn1) * sm.sl);
-        sm.m0 = mn0;
-        sm.m1 = mn1;
-        sm.l0 = sm.l0 * a0 + peer[2 * 128 + tid] * b0;
-        sm.l1 = sm.l1 * a1 + peer[3 * 128 + tid] * b1;
+        float a0, a1, b0, b1;
+        sm.merge(peer[0 * 128 + tid], peer[1 * 128 + tid], peer[2 * 128 + tid], peer[3 * 128 + tid], a0, a1, b0, b1);
 #pragma unroll
         for (int nt = 0; nt < kD / 8; ++nt) {
           o[nt][0] = o[nt][0] * a0 + peer[(4 + nt * 4 + 0) * 128 + tid] * b0;
