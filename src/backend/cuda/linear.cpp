@@ -165,10 +165,6 @@ bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::si
 
 void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key) {
   cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
-  struct Candidate {
-    cublasLtMatmulAlgo_t algo;
-    std::size_t workspace;
-  };
   std::vector<Candidate> cands;
   for (const auto& r : heuristics(lt, 24, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
   if (cands.empty()) return;  // the heuristic path reports the error
@@ -203,6 +199,9 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       }
     }
   }
+  // Tile variants: every tile, stages and cluster shape that the heuristic's algorithms accept for
+  // this GEMM, each timed once; the fastest kWideKeep join the candidates for the full timing.
+  const std::size_t wide_configs = add_tile_variants(lt, a, ctx, cands);
   const CandidateTimes t = time_candidates(
       cands.size(),
       [&](std::size_t i) {
@@ -215,7 +214,63 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   ctx.tuner->put(key, {{"algo", AlgoConfig::of(cands[best].algo).json()},
                        {"us", t.us[best]},
                        {"default_us", t.us[0]},  // cuBLASLt's first pick
-                       {"candidates", cands.size()}});
+                       {"candidates", cands.size()},
+                       {"tile_variants", wide_configs}});
+}
+
+std::size_t LinearOp::add_tile_variants(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx,
+                                        std::vector<Candidate>& cands) const {
+  constexpr std::size_t kWideKeep = 12;
+  std::vector<Candidate> wide;
+  std::vector<std::int32_t> ids;
+  const std::size_t heuristic = cands.size();
+  std::vector<nlohmann::json> known;  // configurations already among the candidates
+  for (const Candidate& c : cands) known.push_back(AlgoConfig::of(c.algo).json());
+  for (std::size_t c = 0; c < heuristic; ++c) {
+    const AlgoConfig cfg = AlgoConfig::of(cands[c].algo);
+    if (cfg.splitk != 1 || std::find(ids.begin(), ids.end(), cfg.id) != ids.end()) continue;
+    ids.push_back(cfg.id);
+    // An algorithm's supported ids (its own when it lists none).
+    auto cap_ids = [&](cublasLtMatmulAlgoCapAttributes_t attr, std::uint32_t own) {
+      std::vector<std::uint32_t> v(1024);
+      std::size_t written = 0;
+      if (cublasLtMatmulAlgoCapGetAttribute(&cands[c].algo, attr, v.data(), v.size() * sizeof(v[0]), &written) !=
+              CUBLAS_STATUS_SUCCESS ||
+          written == 0)
+        return std::vector<std::uint32_t>{own};
+      v.resize(std::min(v.size(), written / sizeof(v[0])));
+      return v;
+    };
+    for (std::uint32_t tile : cap_ids(CUBLASLT_ALGO_CAP_TILE_IDS, cfg.tile))
+      for (std::uint32_t stages : cap_ids(CUBLASLT_ALGO_CAP_STAGES_IDS, cfg.stages))
+        for (std::uint16_t cluster = 0; cluster < CUBLASLT_CLUSTER_SHAPE_END; ++cluster) {
+          cublasLtMatmulAlgo_t v = cands[c].algo;
+          cublasLtMatmulHeuristicResult_t check{};
+          if (!AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_TILE_ID, tile) ||
+              !AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_STAGES_ID, stages) ||
+              !AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, cluster) ||
+              cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &v, &check) != CUBLAS_STATUS_SUCCESS ||
+              check.workspaceSize > ctx.workspace_bytes ||
+              std::find(known.begin(), known.end(), AlgoConfig::of(v).json()) != known.end())
+            continue;
+          wide.push_back({v, check.workspaceSize});
+        }
+  }
+  const CandidateTimes quick = time_candidates(
+      wide.size(),
+      [&](std::size_t i) {
+        return matmul(lt, wide[i].algo, wide[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) ==
+               CUBLAS_STATUS_SUCCESS;
+      },
+      ctx.stream, ctx.flush, /*max_reps=*/1);
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < wide.size(); ++i)
+    if (quick.us[i] > 0) order.push_back(i);
+  const std::size_t keep = std::min(order.size(), kWideKeep);
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
+                    [&](std::size_t x, std::size_t y) { return quick.us[x] < quick.us[y]; });
+  for (std::size_t i = 0; i < keep; ++i) cands.push_back(wide[order[i]]);
+  return wide.size();
 }
 
 LinearOp::~LinearOp() {

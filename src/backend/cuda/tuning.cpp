@@ -17,7 +17,7 @@ std::string tune_device_key(const cudaDeviceProp& p) {
          std::to_string(cublasLtGetVersion());
 }
 
-double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush) {
+double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush, int max_reps) {
   if (!run() || !run()) {  // warm-up; a candidate that does not launch is skipped
     cudaGetLastError();
     return -1;
@@ -40,7 +40,7 @@ double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Fl
   CUDA_CHECK(cudaEventRecord(e[1], stream));
   const double probe = elapsed_us();
   // About 2 ms of work per candidate, 3 to 25 timed runs, median.
-  const int reps = std::clamp(static_cast<int>(2000.0 / std::max(probe, 1.0)), 3, 25);
+  const int reps = std::min(std::clamp(static_cast<int>(2000.0 / std::max(probe, 1.0)), 3, 25), max_reps);
   std::vector<double> t;
   for (int i = 0; i < reps; ++i) {
     flush_l2();
@@ -56,10 +56,10 @@ double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Fl
 }
 
 CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream,
-                               const L2Flush& flush) {
+                               const L2Flush& flush, int max_reps) {
   CandidateTimes t;
   for (std::size_t i = 0; i < n; ++i) {
-    t.us.push_back(time_us([&] { return run(i); }, stream, flush));
+    t.us.push_back(time_us([&] { return run(i); }, stream, flush, max_reps));
     if (t.us.back() > 0 && (t.best < 0 || t.us.back() < t.us[static_cast<std::size_t>(t.best)]))
       t.best = static_cast<int>(i);
   }
