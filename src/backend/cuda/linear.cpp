@@ -201,8 +201,8 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   }
   // Tile variants, for outputs of fewer than four waves of 128 x 128 tiles (batches up to ~16 of a
   // ViT-B): every tile, stages and cluster shape that the heuristic's algorithms accept for this GEMM,
-  // each timed once; the fastest join the candidates for the full timing. Larger outputs gained nothing
-  // from them (vit_base, batch 64: +0.2%) and would take most of the tuning time.
+  // ranked by one quick pass; the fastest join the candidates for the full timing. Larger outputs
+  // gained nothing from them (vit_base, batch 64: +0.2%) and would take most of the tuning time.
   const std::size_t wide_configs =
       tiles < 4u * static_cast<std::uint64_t>(ctx.sm_count) ? add_tile_variants(lt, a, ctx, cands) : 0;
   const CandidateTimes t = time_candidates(
@@ -259,19 +259,19 @@ std::size_t LinearOp::add_tile_variants(cublasLtHandle_t lt, const LinearArgs& a
           wide.push_back({v, check.workspaceSize});
         }
   }
-  const CandidateTimes quick = time_candidates(
+  const std::vector<double> quick = quick_times(
       wide.size(),
       [&](std::size_t i) {
         return matmul(lt, wide[i].algo, wide[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) ==
                CUBLAS_STATUS_SUCCESS;
       },
-      ctx.stream, ctx.flush, /*max_reps=*/1);
+      ctx.stream);
   std::vector<std::size_t> order;
   for (std::size_t i = 0; i < wide.size(); ++i)
-    if (quick.us[i] > 0) order.push_back(i);
+    if (quick[i] > 0) order.push_back(i);
   const std::size_t keep = std::min(order.size(), kWideKeep);
   std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
-                    [&](std::size_t x, std::size_t y) { return quick.us[x] < quick.us[y]; });
+                    [&](std::size_t x, std::size_t y) { return quick[x] < quick[y]; });
   for (std::size_t i = 0; i < keep; ++i) cands.push_back(wide[order[i]]);
   return wide.size();
 }

@@ -17,7 +17,7 @@ std::string tune_device_key(const cudaDeviceProp& p) {
          std::to_string(cublasLtGetVersion());
 }
 
-double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush, int max_reps) {
+double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush) {
   if (!run() || !run()) {  // warm-up; a candidate that does not launch is skipped
     cudaGetLastError();
     return -1;
@@ -40,7 +40,7 @@ double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Fl
   CUDA_CHECK(cudaEventRecord(e[1], stream));
   const double probe = elapsed_us();
   // About 2 ms of work per candidate, 3 to 25 timed runs, median.
-  const int reps = std::min(std::clamp(static_cast<int>(2000.0 / std::max(probe, 1.0)), 3, 25), max_reps);
+  const int reps = std::clamp(static_cast<int>(2000.0 / std::max(probe, 1.0)), 3, 25);
   std::vector<double> t;
   for (int i = 0; i < reps; ++i) {
     flush_l2();
@@ -56,14 +56,46 @@ double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Fl
 }
 
 CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream,
-                               const L2Flush& flush, int max_reps) {
+                               const L2Flush& flush) {
   CandidateTimes t;
   for (std::size_t i = 0; i < n; ++i) {
-    t.us.push_back(time_us([&] { return run(i); }, stream, flush, max_reps));
+    t.us.push_back(time_us([&] { return run(i); }, stream, flush));
     if (t.us.back() > 0 && (t.best < 0 || t.us.back() < t.us[static_cast<std::size_t>(t.best)]))
       t.best = static_cast<int>(i);
   }
   return t;
+}
+
+std::vector<double> quick_times(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream) {
+  std::vector<cudaEvent_t> ev(2 * n, nullptr);
+  std::vector<char> ran(n, 0);
+  std::vector<double> us(n, -1.0);
+  try {
+    for (auto& e : ev) CUDA_CHECK(cudaEventCreate(&e));
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!run(i)) {  // warm-up; a candidate that does not launch is skipped
+        cudaGetLastError();
+        continue;
+      }
+      CUDA_CHECK(cudaEventRecord(ev[2 * i], stream));
+      ran[i] = run(i);
+      CUDA_CHECK(cudaEventRecord(ev[2 * i + 1], stream));
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    for (std::size_t i = 0; i < n; ++i) {
+      float ms = 0;
+      if (ran[i]) {
+        CUDA_CHECK(cudaEventElapsedTime(&ms, ev[2 * i], ev[2 * i + 1]));
+        us[i] = 1000.0 * ms;
+      }
+    }
+  } catch (...) {
+    for (auto e : ev)
+      if (e) cudaEventDestroy(e);
+    throw;
+  }
+  for (auto e : ev) cudaEventDestroy(e);
+  return us;
 }
 
 }  // namespace vitrt::cuda

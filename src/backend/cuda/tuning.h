@@ -17,13 +17,12 @@ std::string tune_device_key(const cudaDeviceProp& props);
 // Median device time in microseconds of `run` on `stream` (warm-up first); a negative value when
 // `run` returns false (candidate not runnable). Before each timed run the L2 cache is flushed by
 // writing `flush` (at least twice the L2 size), so weights come from memory as they do in a forward
-// that streams every layer's weights once (small batches are bound by exactly that). max_reps caps
-// the timed runs (1: a single run after the warm-up, for a quick first pass over many candidates).
+// that streams every layer's weights once (small batches are bound by exactly that).
 struct L2Flush {
   void* buffer = nullptr;
   std::size_t bytes = 0;
 };
-double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush, int max_reps = 25);
+double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Flush& flush);
 
 // time_us of candidates 0..n-1 (`run(i)` launches candidate i): every time (negative: did not run)
 // and the index of the fastest, the first on ties (-1 when none ran).
@@ -32,6 +31,11 @@ struct CandidateTimes {
   int best = -1;
 };
 CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream,
-                               const L2Flush& flush, int max_reps = 25);
+                               const L2Flush& flush);
+
+// A quick first pass over many candidates: each runs twice back to back and the second run is timed,
+// all queued at once with a single wait at the end and no L2 flush (weights stay in L2, so the times
+// rank candidates but are not comparable with time_us). Negative: the candidate did not run.
+std::vector<double> quick_times(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream);
 
 }  // namespace vitrt::cuda
