@@ -200,7 +200,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
     }
   }
   // Tile variants, for outputs of fewer than four waves of 128 x 128 tiles (batches up to ~16 of a
-  // ViT-B): every tile, stages and cluster shape that the heuristic's algorithms accept for this GEMM,
+  // ViT-B): every tile and cluster shape that the heuristic's algorithms accept for this GEMM,
   // ranked by one quick pass; the fastest join the candidates for the full timing. Larger outputs
   // gained nothing from them (vit_base, batch 64: +0.2%) and would take most of the tuning time.
   const std::size_t wide_configs =
@@ -244,20 +244,20 @@ std::size_t LinearOp::add_tile_variants(cublasLtHandle_t lt, const LinearArgs& a
       v.resize(std::min(v.size(), written / sizeof(v[0])));
       return v;
     };
+    // The algorithm's stages setting stays as the heuristic gave it: with every listed stages id too,
+    // the checks alone took ~2 s per GEMM shape.
     for (std::uint32_t tile : cap_ids(CUBLASLT_ALGO_CAP_TILE_IDS, cfg.tile))
-      for (std::uint32_t stages : cap_ids(CUBLASLT_ALGO_CAP_STAGES_IDS, cfg.stages))
-        for (std::uint16_t cluster = 0; cluster < CUBLASLT_CLUSTER_SHAPE_END; ++cluster) {
-          cublasLtMatmulAlgo_t v = cands[c].algo;
-          cublasLtMatmulHeuristicResult_t check{};
-          if (!AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_TILE_ID, tile) ||
-              !AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_STAGES_ID, stages) ||
-              !AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, cluster) ||
-              cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &v, &check) != CUBLAS_STATUS_SUCCESS ||
-              check.workspaceSize > ctx.workspace_bytes ||
-              std::find(known.begin(), known.end(), AlgoConfig::of(v).json()) != known.end())
-            continue;
-          wide.push_back({v, check.workspaceSize});
-        }
+      for (std::uint16_t cluster = 0; cluster < CUBLASLT_CLUSTER_SHAPE_END; ++cluster) {
+        cublasLtMatmulAlgo_t v = cands[c].algo;
+        cublasLtMatmulHeuristicResult_t check{};
+        if (!AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_TILE_ID, tile) ||
+            !AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, cluster) ||
+            cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &v, &check) != CUBLAS_STATUS_SUCCESS ||
+            check.workspaceSize > ctx.workspace_bytes ||
+            std::find(known.begin(), known.end(), AlgoConfig::of(v).json()) != known.end())
+          continue;
+        wide.push_back({v, check.workspaceSize});
+      }
   }
   const std::vector<double> quick = quick_times(
       wide.size(),

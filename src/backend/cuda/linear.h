@@ -51,7 +51,7 @@ class LinearOp {
                                                           cublasStatus_t& status) const;
   // Times every candidate for this shape and stores the winner in the tuner.
   void tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key);
-  // Adds the fastest tile / stages / cluster-shape variants of the candidates' algorithms (one quick
+  // Adds the fastest tile / cluster-shape variants of the candidates' algorithms (one quick
   // timing each) to `cands`; returns how many variants were timed.
   std::size_t add_tile_variants(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx,
                                 std::vector<Candidate>& cands) const;
