@@ -199,12 +199,13 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       }
     }
   }
-  // Tile variants, for outputs of fewer than four waves of 128 x 128 tiles (batches up to ~16 of a
-  // ViT-B): every tile and cluster shape that the heuristic's algorithms accept for this GEMM,
-  // ranked by one quick pass; the fastest join the candidates for the full timing. Larger outputs
-  // gained nothing from them (vit_base, batch 64: +0.2%) and would take most of the tuning time.
-  const std::size_t wide_configs =
-      tiles < 4u * static_cast<std::uint64_t>(ctx.sm_count) ? add_tile_variants(lt, a, ctx, cands) : 0;
+  // Cluster-shape variants, for outputs of fewer than four waves of 128 x 128 tiles (batches up to
+  // ~16 of a ViT-B): every thread-block cluster shape cuBLASLt accepts for each heuristic candidate,
+  // ranked by one quick pass; the fastest join the candidates for the full timing. Measured on
+  // vit_base bf16 (docs/performance.md): -1.0% at batch 8, -0.8% at 1 and 4, +1.0% at 2; tuning the
+  // 9 batches 6.5 -> 10.0 s. Every tile as well (~1,100 variants per GEMM) took it to 56-64 s.
+  const std::size_t cluster_configs =
+      tiles < 4u * static_cast<std::uint64_t>(ctx.sm_count) ? add_cluster_variants(lt, a, ctx, cands) : 0;
   const CandidateTimes t = time_candidates(
       cands.size(),
       [&](std::size_t i) {
@@ -218,13 +219,13 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
                        {"us", t.us[best]},
                        {"default_us", t.us[0]},  // cuBLASLt's first pick
                        {"candidates", cands.size()},
-                       {"tile_variants", wide_configs}});
+                       {"cluster_variants", cluster_configs}});
 }
 
-std::size_t LinearOp::add_tile_variants(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx,
-                                        std::vector<Candidate>& cands) const {
-  constexpr std::size_t kWideKeep = 12;
-  std::vector<Candidate> wide;
+std::size_t LinearOp::add_cluster_variants(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx,
+                                           std::vector<Candidate>& cands) const {
+  constexpr std::size_t kKeep = 12;
+  std::vector<Candidate> variants;
   std::vector<std::int32_t> ids;
   const std::size_t heuristic = cands.size();
   std::vector<nlohmann::json> known;  // configurations already among the candidates
@@ -256,24 +257,24 @@ std::size_t LinearOp::add_tile_variants(cublasLtHandle_t lt, const LinearArgs& a
             check.workspaceSize > ctx.workspace_bytes ||
             std::find(known.begin(), known.end(), AlgoConfig::of(v).json()) != known.end())
           continue;
-        wide.push_back({v, check.workspaceSize});
+        variants.push_back({v, check.workspaceSize});
       }
   }
   const std::vector<double> quick = quick_times(
-      wide.size(),
+      variants.size(),
       [&](std::size_t i) {
-        return matmul(lt, wide[i].algo, wide[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) ==
+        return matmul(lt, variants[i].algo, variants[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) ==
                CUBLAS_STATUS_SUCCESS;
       },
       ctx.stream);
   std::vector<std::size_t> order;
-  for (std::size_t i = 0; i < wide.size(); ++i)
+  for (std::size_t i = 0; i < variants.size(); ++i)
     if (quick[i] > 0) order.push_back(i);
-  const std::size_t keep = std::min(order.size(), kWideKeep);
+  const std::size_t keep = std::min(order.size(), kKeep);
   std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
                     [&](std::size_t x, std::size_t y) { return quick[x] < quick[y]; });
-  for (std::size_t i = 0; i < keep; ++i) cands.push_back(wide[order[i]]);
-  return wide.size();
+  for (std::size_t i = 0; i < keep; ++i) cands.push_back(variants[order[i]]);
+  return variants.size();
 }
 
 LinearOp::~LinearOp() {

@@ -51,10 +51,10 @@ class LinearOp {
                                                           cublasStatus_t& status) const;
   // Times every candidate for this shape and stores the winner in the tuner.
   void tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key);
-  // Adds the fastest tile / cluster-shape variants of the candidates' algorithms (one quick
-  // timing each) to `cands`; returns how many variants were timed.
-  std::size_t add_tile_variants(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx,
-                                std::vector<Candidate>& cands) const;
+  // Adds the fastest cluster-shape variants of the candidates (one quick timing each) to `cands`;
+  // returns how many variants were timed.
+  std::size_t add_cluster_variants(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx,
+                                   std::vector<Candidate>& cands) const;
   // The algorithm a cache entry describes, checked against this GEMM; false if it no longer applies.
   bool restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes);
 
