@@ -165,6 +165,10 @@ bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::si
 
 void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key) {
   cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+  struct Candidate {
+    cublasLtMatmulAlgo_t algo;
+    std::size_t workspace;
+  };
   std::vector<Candidate> cands;
   for (const auto& r : heuristics(lt, 24, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
   if (cands.empty()) return;  // the heuristic path reports the error
@@ -199,13 +203,6 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       }
     }
   }
-  // Cluster-shape variants, for outputs of fewer than four waves of 128 x 128 tiles (batches up to
-  // ~16 of a ViT-B): every thread-block cluster shape cuBLASLt accepts for each heuristic candidate,
-  // ranked by one quick pass; the fastest join the candidates for the full timing. Measured on
-  // vit_base bf16 (docs/performance.md): -1.0% at batch 8, -0.8% at 1 and 4, +1.0% at 2; tuning the
-  // 9 batches 6.5 -> 10.0 s. Every tile as well (~1,100 variants per GEMM) took it to 56-64 s.
-  const std::size_t cluster_configs =
-      tiles < 4u * static_cast<std::uint64_t>(ctx.sm_count) ? add_cluster_variants(lt, a, ctx, cands) : 0;
   const CandidateTimes t = time_candidates(
       cands.size(),
       [&](std::size_t i) {
@@ -218,63 +215,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   ctx.tuner->put(key, {{"algo", AlgoConfig::of(cands[best].algo).json()},
                        {"us", t.us[best]},
                        {"default_us", t.us[0]},  // cuBLASLt's first pick
-                       {"candidates", cands.size()},
-                       {"cluster_variants", cluster_configs}});
-}
-
-std::size_t LinearOp::add_cluster_variants(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx,
-                                           std::vector<Candidate>& cands) const {
-  constexpr std::size_t kKeep = 12;
-  std::vector<Candidate> variants;
-  std::vector<std::int32_t> ids;
-  const std::size_t heuristic = cands.size();
-  std::vector<nlohmann::json> known;  // configurations already among the candidates
-  for (const Candidate& c : cands) known.push_back(AlgoConfig::of(c.algo).json());
-  for (std::size_t c = 0; c < heuristic; ++c) {
-    const AlgoConfig cfg = AlgoConfig::of(cands[c].algo);
-    if (cfg.splitk != 1 || std::find(ids.begin(), ids.end(), cfg.id) != ids.end()) continue;
-    ids.push_back(cfg.id);
-    // An algorithm's supported ids (its own when it lists none).
-    auto cap_ids = [&](cublasLtMatmulAlgoCapAttributes_t attr, std::uint32_t own) {
-      std::vector<std::uint32_t> v(1024);
-      std::size_t written = 0;
-      if (cublasLtMatmulAlgoCapGetAttribute(&cands[c].algo, attr, v.data(), v.size() * sizeof(v[0]), &written) !=
-              CUBLAS_STATUS_SUCCESS ||
-          written == 0)
-        return std::vector<std::uint32_t>{own};
-      v.resize(std::min(v.size(), written / sizeof(v[0])));
-      return v;
-    };
-    // The algorithm's stages setting stays as the heuristic gave it: with every listed stages id too,
-    // the checks alone took ~2 s per GEMM shape.
-    for (std::uint32_t tile : cap_ids(CUBLASLT_ALGO_CAP_TILE_IDS, cfg.tile))
-      for (std::uint16_t cluster = 0; cluster < CUBLASLT_CLUSTER_SHAPE_END; ++cluster) {
-        cublasLtMatmulAlgo_t v = cands[c].algo;
-        cublasLtMatmulHeuristicResult_t check{};
-        if (!AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_TILE_ID, tile) ||
-            !AlgoConfig::set(v, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, cluster) ||
-            cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &v, &check) != CUBLAS_STATUS_SUCCESS ||
-            check.workspaceSize > ctx.workspace_bytes ||
-            std::find(known.begin(), known.end(), AlgoConfig::of(v).json()) != known.end())
-          continue;
-        variants.push_back({v, check.workspaceSize});
-      }
-  }
-  const std::vector<double> quick = quick_times(
-      variants.size(),
-      [&](std::size_t i) {
-        return matmul(lt, variants[i].algo, variants[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) ==
-               CUBLAS_STATUS_SUCCESS;
-      },
-      ctx.stream);
-  std::vector<std::size_t> order;
-  for (std::size_t i = 0; i < variants.size(); ++i)
-    if (quick[i] > 0) order.push_back(i);
-  const std::size_t keep = std::min(order.size(), kKeep);
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
-                    [&](std::size_t x, std::size_t y) { return quick[x] < quick[y]; });
-  for (std::size_t i = 0; i < keep; ++i) cands.push_back(variants[order[i]]);
-  return variants.size();
+                       {"candidates", cands.size()}});
 }
 
 LinearOp::~LinearOp() {

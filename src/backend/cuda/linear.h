@@ -40,10 +40,6 @@ class LinearOp {
   void execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const;
 
  private:
-  struct Candidate {
-    cublasLtMatmulAlgo_t algo;
-    std::size_t workspace;
-  };
   cublasStatus_t matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws, const void* src,
                         void* dst, void* workspace, cudaStream_t s) const;
   // Up to `count` of cuBLASLt's heuristic picks that fit the workspace (the first is its best guess).
@@ -51,10 +47,6 @@ class LinearOp {
                                                           cublasStatus_t& status) const;
   // Times every candidate for this shape and stores the winner in the tuner.
   void tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key);
-  // Adds the fastest cluster-shape variants of the candidates (one quick timing each) to `cands`;
-  // returns how many variants were timed.
-  std::size_t add_cluster_variants(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx,
-                                   std::vector<Candidate>& cands) const;
   // The algorithm a cache entry describes, checked against this GEMM; false if it no longer applies.
   bool restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes);
 

@@ -66,36 +66,4 @@ CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size
   return t;
 }
 
-std::vector<double> quick_times(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream) {
-  std::vector<cudaEvent_t> ev(2 * n, nullptr);
-  std::vector<char> ran(n, 0);
-  std::vector<double> us(n, -1.0);
-  try {
-    for (auto& e : ev) CUDA_CHECK(cudaEventCreate(&e));
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!run(i)) {  // warm-up; a candidate that does not launch is skipped
-        cudaGetLastError();
-        continue;
-      }
-      CUDA_CHECK(cudaEventRecord(ev[2 * i], stream));
-      ran[i] = run(i);
-      CUDA_CHECK(cudaEventRecord(ev[2 * i + 1], stream));
-    }
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    for (std::size_t i = 0; i < n; ++i) {
-      float ms = 0;
-      if (ran[i]) {
-        CUDA_CHECK(cudaEventElapsedTime(&ms, ev[2 * i], ev[2 * i + 1]));
-        us[i] = 1000.0 * ms;
-      }
-    }
-  } catch (...) {
-    for (auto e : ev)
-      if (e) cudaEventDestroy(e);
-    throw;
-  }
-  for (auto e : ev) cudaEventDestroy(e);
-  return us;
-}
-
 }  // namespace vitrt::cuda

@@ -33,9 +33,4 @@ struct CandidateTimes {
 CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream,
                                const L2Flush& flush);
 
-// A quick first pass over many candidates: each runs twice back to back and the second run is timed,
-// all queued at once with a single wait at the end and no L2 flush (weights stay in L2, so the times
-// rank candidates but are not comparable with time_us). Negative: the candidate did not run.
-std::vector<double> quick_times(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream);
-
 }  // namespace vitrt::cuda
