@@ -1,10 +1,10 @@
-// The fused linear + residual + LayerNorm kernel (linear_norm.cuh). One warpgroup per block computes a
-// 64 x BN tile of x + a W^T + bias with wgmma (A and W tiles K-major, 128-byte swizzled, 7-8 cp.async
-// stages); the 8 blocks of a cluster cover the n = 8 * BN columns of the same 64 rows. Each block
-// writes its slice of x, reduces its rows' mean and squared deviations over its BN columns, and reads
-// the other blocks' through distributed shared memory; the row statistics are combined exactly as
-// parallel variance (Chan et al.): mean = mean of the means, M2 = sum of M2 + BN * sum of squared
-// deviations of the means. With S = 2 the cluster holds 16 blocks: the second 8 compute the other
+// The fused linear + residual + LayerNorm kernel (linear_norm.cuh). Each block computes a 64 x BN tile
+// of x + a W^T + bias with wgmma, two warpgroups of BN / 2 columns each (A and W tiles K-major,
+// 128-byte swizzled, 7-8 cp.async stages); the 8 blocks of a cluster cover the n = 8 * BN columns of
+// the same 64 rows. Each warpgroup writes its slice of x and reduces its rows' mean and squared
+// deviations over its columns; the 16 parts of a row are read through distributed shared memory and
+// combined exactly as parallel variance (Chan et al.): mean = mean of the means, M2 = sum of M2 +
+// BN / 2 * sum of squared deviations of the means. With S = 2 the cluster holds 16 blocks: the second 8 compute the other
 // half of K and hand their accumulators to the first 8 through distributed shared memory.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
@@ -23,12 +23,12 @@
 namespace vitrt::cuda {
 namespace {
 
-constexpr int kBM = 64, kBK = 64, kCN = 8, kThreads = 128;
+constexpr int kBM = 64, kBK = 64, kCN = 8, kWG = 2, kThreads = kWG * 128;
 
 // Shared memory of a block, after 1024 bytes of alignment slack: the K-tile stages (as many as fit: at
 // small batches each block streams its weights from memory, and the bytes in flight set the pace),
 // the block's 64 x BN slice of x (rows padded by 4 floats against bank conflicts), its columns of
-// bias, gamma and beta, and its rows' statistics (mean, M2).
+// bias, gamma and beta, and the statistics (mean, M2) of its rows over each warpgroup's columns.
 template <int BN>
 struct Smem {
   static constexpr int stages = BN == 96 ? 8 : 7;
@@ -37,60 +37,48 @@ struct Smem {
   static constexpr int x = stages * stage;
   static constexpr int cols = x + kBM * x_ld * 4;  // bias, gamma, beta
   static constexpr int stats = cols + 3 * BN * 4;
-  static constexpr int bytes = 1024 + stats + kBM * 8;
+  static constexpr int bytes = 1024 + stats + kWG * kBM * 8;
 };
 
 #ifdef VITRT_WGMMA_DEVICE
-// D[64 x 96] += A[64 x 16] B[16 x 96], A and B K-major in shared memory (descriptors a, b).
-#define VITRT_WGMMA_SS_N96(TYPE)                                                                                \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %50, 0;\n"                                                     \
-               "wgmma.mma_async.sync.aligned.m64n96k16.f32." TYPE "." TYPE " "                                  \
-               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "    \
-               "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "     \
-               "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47"                                               \
-               "}, %48, %49, p, 1, 1, 0, 0;\n}\n"                                                               \
-               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),      \
-                 "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),      \
-                 "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),      \
-                 "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),      \
-                 "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),      \
-                 "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),      \
-                 "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]),    \
-                 "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]) \
+// D[64 x 48] += A[64 x 16] B[16 x 48], A and B K-major in shared memory (descriptors a, b).
+#define VITRT_WGMMA_SS_N48(TYPE)                                                                             \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %26, 0;\n"                                                  \
+               "wgmma.mma_async.sync.aligned.m64n48k16.f32." TYPE "." TYPE " "                               \
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+               "%20, %21, %22, %23"                                                                          \
+               "}, %24, %25, p, 1, 1, 0, 0;\n}\n"                                                            \
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),   \
+                 "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),   \
+                 "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),   \
+                 "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3])    \
                : "l"(a), "l"(b), "r"(1))
 
-// D[64 x 128] += A[64 x 16] B[16 x 128], A and B K-major in shared memory (descriptors a, b).
-#define VITRT_WGMMA_SS_N128(TYPE)                                                                                \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                      \
-               "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " "                                  \
-               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "     \
-               "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "      \
-               "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "      \
-               "%56, %57, %58, %59, %60, %61, %62, %63"                                                          \
-               "}, %64, %65, p, 1, 1, 0, 0;\n}\n"                                                                \
-               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),       \
-                 "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),       \
-                 "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),       \
-                 "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),       \
-                 "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),       \
-                 "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),       \
-                 "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]),     \
-                 "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), \
-                 "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), \
-                 "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), \
-                 "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])                                  \
+// D[64 x 64] += A[64 x 16] B[16 x 64], A and B K-major in shared memory (descriptors a, b).
+#define VITRT_WGMMA_SS_N64(TYPE)                                                                             \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                  \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " "                               \
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+               "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"                                  \
+               "}, %32, %33, p, 1, 1, 0, 0;\n}\n"                                                            \
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),   \
+                 "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),   \
+                 "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),   \
+                 "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),   \
+                 "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),   \
+                 "+f"(d[7][2]), "+f"(d[7][3])                                                                \
                : "l"(a), "l"(b), "r"(1))
 
-template <typename T, int BN>
-__device__ __forceinline__ void wgmma_ss(float (&d)[BN / 8][4], std::uint64_t a, std::uint64_t b) {
+template <typename T, int WN>
+__device__ __forceinline__ void wgmma_ss(float (&d)[WN / 8][4], std::uint64_t a, std::uint64_t b) {
   constexpr bool kHalf = std::is_same_v<T, __half>;
-  if constexpr (BN == 96) {
-    if constexpr (kHalf) VITRT_WGMMA_SS_N96("f16");
-    else VITRT_WGMMA_SS_N96("bf16");
+  if constexpr (WN == 48) {
+    if constexpr (kHalf) VITRT_WGMMA_SS_N48("f16");
+    else VITRT_WGMMA_SS_N48("bf16");
   } else {
-    static_assert(BN == 128, "tile widths 96 and 128");
-    if constexpr (kHalf) VITRT_WGMMA_SS_N128("f16");
-    else VITRT_WGMMA_SS_N128("bf16");
+    static_assert(WN == 64, "warpgroup tile widths 48 and 64");
+    if constexpr (kHalf) VITRT_WGMMA_SS_N64("f16");
+    else VITRT_WGMMA_SS_N64("bf16");
   }
 }
 
@@ -123,7 +111,8 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
   const int nt = rank % kCN, split = rank / kCN;  // column slice, K part
   const std::int64_t m0 = static_cast<std::int64_t>(blockIdx.y) * kBM;
   const int n0 = nt * BN, tiles = p.k / kBK / S, kt0 = split * tiles;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  constexpr int WN = BN / kWG;  // each warpgroup's columns
+  const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4, t = lane % 4;
   const T* A = static_cast<const T*>(p.a);
   const T* W = static_cast<const T*>(p.w) + static_cast<std::size_t>(n0) * p.k;
 
@@ -169,7 +158,7 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
   }
   cp_async_commit();
 
-  float d[BN / 8][4] = {};
+  float d[WN / 8][4] = {};
 #pragma unroll
   for (int i = 0; i < kStages - 2; ++i) load(i);
   for (int i = 0; i < tiles; ++i) {
@@ -177,7 +166,8 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
     load(i + kStages - 2);
-    const unsigned a_addr = smem_addr(smem + (i % kStages) * L::stage), b_addr = a_addr + kBM * kBK * 2;
+    const unsigned a_addr = smem_addr(smem + (i % kStages) * L::stage);
+    const unsigned b_addr = a_addr + kBM * kBK * 2 + wg * WN * kBK * 2;  // this warpgroup's W rows
     std::uint64_t ad[kBK / 16], bd[kBK / 16];
 #pragma unroll
     for (int ks = 0; ks < kBK / 16; ++ks) {
@@ -188,7 +178,7 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
     pin(bd);
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < kBK / 16; ++ks) wgmma_ss<T, BN>(d, ad[ks], bd[ks]);
+    for (int ks = 0; ks < kBK / 16; ++ks) wgmma_ss<T, WN>(d, ad[ks], bd[ks]);
     wgmma_commit();
     wgmma_wait<1>();
   }
@@ -198,10 +188,10 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
   __syncthreads();  // x's slice has landed; the stages are free: they hold the exchanged accumulators
 
   if constexpr (S > 1) {
-    float* slots = reinterpret_cast<float*>(smem);  // [BN / 2][kThreads]
+    float* slots = reinterpret_cast<float*>(smem);  // [WN / 2][kThreads]
     if (split > 0) {
 #pragma unroll
-      for (int j = 0; j < BN / 8; ++j)
+      for (int j = 0; j < WN / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) slots[(j * 4 + e) * kThreads + tid] = d[j][e];
     }
@@ -211,27 +201,27 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
       for (int s = 1; s < S; ++s) {
         const float* peer = cluster.map_shared_rank(slots, nt + s * kCN);
 #pragma unroll
-        for (int j = 0; j < BN / 8; ++j)
+        for (int j = 0; j < WN / 8; ++j)
 #pragma unroll
           for (int e = 0; e < 4; ++e) d[j][e] += peer[(j * 4 + e) * kThreads + tid];
       }
     }
   }
 
-  // This thread's rows (lo, hi = lo + 8) and columns n0 + 8j + 2t, + 1 of the accumulator.
-  const int row_lo = warp * 16 + g, row_hi = row_lo + 8;
+  // This thread's rows (lo, hi = lo + 8) and columns c0 + 8j + 2t, + 1 (c0 within the block's slice).
+  const int row_lo = warp * 16 + g, row_hi = row_lo + 8, c0 = wg * WN;
   const std::int64_t r_lo = m0 + row_lo, r_hi = m0 + row_hi;
   const bool ok_lo = r_lo < p.rows, ok_hi = r_hi < p.rows;
   float mean_lo = 0.0f, mean_hi = 0.0f;
   if (split == 0) {
-    float* x_lo = p.x + r_lo * p.ldx + n0 + 2 * t;
-    float* x_hi = p.x + r_hi * p.ldx + n0 + 2 * t;
+    float* x_lo = p.x + r_lo * p.ldx + n0 + c0 + 2 * t;
+    float* x_hi = p.x + r_hi * p.ldx + n0 + c0 + 2 * t;
     float s_lo = 0.0f, s_hi = 0.0f;
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-      const float2 b = *reinterpret_cast<const float2*>(cols + 8 * j + 2 * t);
-      const float2 xl = *reinterpret_cast<const float2*>(xs + row_lo * L::x_ld + 8 * j + 2 * t);
-      const float2 xh = *reinterpret_cast<const float2*>(xs + row_hi * L::x_ld + 8 * j + 2 * t);
+    for (int j = 0; j < WN / 8; ++j) {
+      const float2 b = *reinterpret_cast<const float2*>(cols + c0 + 8 * j + 2 * t);
+      const float2 xl = *reinterpret_cast<const float2*>(xs + row_lo * L::x_ld + c0 + 8 * j + 2 * t);
+      const float2 xh = *reinterpret_cast<const float2*>(xs + row_hi * L::x_ld + c0 + 8 * j + 2 * t);
       d[j][0] += b.x + xl.x;
       d[j][1] += b.y + xl.y;
       d[j][2] += b.x + xh.x;
@@ -239,11 +229,11 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
       s_lo += d[j][0] + d[j][1];
       s_hi += d[j][2] + d[j][3];
     }
-    mean_lo = quad_sum(s_lo) / BN;
-    mean_hi = quad_sum(s_hi) / BN;
+    mean_lo = quad_sum(s_lo) / WN;
+    mean_hi = quad_sum(s_hi) / WN;
     float q_lo = 0.0f, q_hi = 0.0f;
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
+    for (int j = 0; j < WN / 8; ++j) {
       const float a0 = d[j][0] - mean_lo, a1 = d[j][1] - mean_lo, b0 = d[j][2] - mean_hi, b1 = d[j][3] - mean_hi;
       q_lo += a0 * a0 + a1 * a1;
       q_hi += b0 * b0 + b1 * b1;
@@ -251,11 +241,11 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
     q_lo = quad_sum(q_lo);
     q_hi = quad_sum(q_hi);
     if (t == 0) {
-      stats[row_lo] = make_float2(mean_lo, q_lo);
-      stats[row_hi] = make_float2(mean_hi, q_hi);
+      stats[wg * kBM + row_lo] = make_float2(mean_lo, q_lo);
+      stats[wg * kBM + row_hi] = make_float2(mean_hi, q_hi);
     }
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
+    for (int j = 0; j < WN / 8; ++j) {
       if (ok_lo) *reinterpret_cast<float2*>(x_lo + 8 * j) = make_float2(d[j][0], d[j][1]);
       if (ok_hi) *reinterpret_cast<float2*>(x_hi + 8 * j) = make_float2(d[j][2], d[j][3]);
     }
@@ -263,38 +253,40 @@ __global__ void __launch_bounds__(kThreads) linear_norm_kernel(LinearNormParams 
   cluster.sync();  // every block's row statistics are in its shared memory
   float inv_lo = 0.0f, inv_hi = 0.0f;
   if (split == 0) {
-    float2 part_lo[kCN], part_hi[kCN];
+    // kCN * kWG parts of WN columns each.
+    constexpr int kParts = kCN * kWG;
+    float2 part_lo[kParts], part_hi[kParts];
     float sum_lo = 0.0f, sum_hi = 0.0f;
 #pragma unroll
-    for (int c = 0; c < kCN; ++c) {
-      const float2* peer = cluster.map_shared_rank(stats, c);
+    for (int c = 0; c < kParts; ++c) {
+      const float2* peer = cluster.map_shared_rank(stats, c / kWG) + (c % kWG) * kBM;
       part_lo[c] = peer[row_lo];
       part_hi[c] = peer[row_hi];
       sum_lo += part_lo[c].x;
       sum_hi += part_hi[c].x;
     }
-    mean_lo = sum_lo / kCN;
-    mean_hi = sum_hi / kCN;
+    mean_lo = sum_lo / kParts;
+    mean_hi = sum_hi / kParts;
     float m2_lo = 0.0f, m2_hi = 0.0f, dev_lo = 0.0f, dev_hi = 0.0f;
 #pragma unroll
-    for (int c = 0; c < kCN; ++c) {
+    for (int c = 0; c < kParts; ++c) {
       const float a = part_lo[c].x - mean_lo, b = part_hi[c].x - mean_hi;
       m2_lo += part_lo[c].y;
       m2_hi += part_hi[c].y;
       dev_lo += a * a;
       dev_hi += b * b;
     }
-    inv_lo = rsqrtf((m2_lo + BN * dev_lo) / (kCN * BN) + p.eps);
-    inv_hi = rsqrtf((m2_hi + BN * dev_hi) / (kCN * BN) + p.eps);
+    inv_lo = rsqrtf((m2_lo + WN * dev_lo) / (kParts * WN) + p.eps);
+    inv_hi = rsqrtf((m2_hi + WN * dev_hi) / (kParts * WN) + p.eps);
   }
   cluster.sync();  // no block leaves while another may still read its statistics
   if (split != 0) return;
-  T* h_lo = static_cast<T*>(p.h) + r_lo * p.ldh + n0 + 2 * t;
-  T* h_hi = static_cast<T*>(p.h) + r_hi * p.ldh + n0 + 2 * t;
+  T* h_lo = static_cast<T*>(p.h) + r_lo * p.ldh + n0 + c0 + 2 * t;
+  T* h_hi = static_cast<T*>(p.h) + r_hi * p.ldh + n0 + c0 + 2 * t;
 #pragma unroll
-  for (int j = 0; j < BN / 8; ++j) {
-    const float2 gm = *reinterpret_cast<const float2*>(cols + BN + 8 * j + 2 * t);
-    const float2 bt = *reinterpret_cast<const float2*>(cols + 2 * BN + 8 * j + 2 * t);
+  for (int j = 0; j < WN / 8; ++j) {
+    const float2 gm = *reinterpret_cast<const float2*>(cols + BN + c0 + 8 * j + 2 * t);
+    const float2 bt = *reinterpret_cast<const float2*>(cols + 2 * BN + c0 + 8 * j + 2 * t);
     if (ok_lo)
       store2(h_lo + 8 * j, (d[j][0] - mean_lo) * inv_lo * gm.x + bt.x, (d[j][1] - mean_lo) * inv_lo * gm.y + bt.y);
     if (ok_hi)
