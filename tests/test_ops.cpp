@@ -16,7 +16,6 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/attention.cuh"
-#include "backend/cuda/linear_norm.cuh"
 #endif
 #include "core/half.h"
 #include "test_util.h"
@@ -236,74 +235,6 @@ TEST_P(OpTest, Attention) {
       y = std::move(o);
     }
     EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(GetParam().precision));
-  }
-}
-
-// x[r] += a[r] W^T + b, then h[r] = LayerNorm(x[r]) in float64, for `rows` rows at row stride ld.
-struct LinearNormRef {
-  std::vector<double> x, h;
-};
-LinearNormRef linear_norm_reference(const std::vector<float>& a, const std::vector<float>& w, const std::vector<float>& b,
-                                    const std::vector<float>& x, const std::vector<float>& g,
-                                    const std::vector<float>& beta, std::int64_t rows, int in, int out,
-                                    std::int64_t lda, std::int64_t ldx) {
-  LinearNormRef ref{std::vector<double>(static_cast<size_t>(rows) * out), std::vector<double>(static_cast<size_t>(rows) * out)};
-  for (std::int64_t r = 0; r < rows; ++r) {
-    double* xr = &ref.x[static_cast<size_t>(r) * out];
-    for (int o = 0; o < out; ++o) {
-      double s = b[o] + x[static_cast<size_t>(r * ldx + o)];
-      for (int k = 0; k < in; ++k) s += static_cast<double>(a[static_cast<size_t>(r * lda + k)]) * w[static_cast<size_t>(o) * in + k];
-      xr[o] = s;
-    }
-    double m = 0, v = 0;
-    for (int o = 0; o < out; ++o) m += xr[o];
-    m /= out;
-    for (int o = 0; o < out; ++o) v += (xr[o] - m) * (xr[o] - m);
-    v /= out;
-    for (int o = 0; o < out; ++o) ref.h[static_cast<size_t>(r) * out + o] = (xr[o] - m) / std::sqrt(v + 1e-6) * g[o] + beta[o];
-  }
-  return ref;
-}
-
-// A residual linear with the next LayerNorm requested after it (fused by the CUDA backend on Hopper
-// for 16-bit sessions, GEMM then LayerNorm elsewhere): x updated in place, h normed; rows of a class-
-// token block (stride ld > out) leave the elements between them untouched.
-TEST_P(OpTest, LinearThenNorm) {
-  const DT adt = be_->act_dt();
-  std::uint64_t seed = 500;
-  for (auto [rows, in, out, ld] : std::vector<std::tuple<std::int64_t, int, int, std::int64_t>>{
-           {197, 768, 768, 768}, {3 * 197, 192, 768, 768}, {577, 128, 1024, 1024}, {3, 768, 768, 5 * 768},
-           {3 * 197, 96, 80, 96}}) {
-    SCOPED_TRACE(::testing::Message() << "rows " << rows << " in " << in << " out " << out << " ld " << ld);
-    fresh();
-    const auto w = randn(static_cast<size_t>(in) * out, seed++, 1.0f / std::sqrt(static_cast<float>(in)));
-    const auto b = randn(out, seed++, 0.1f), g = randn(out, seed++, 0.5f), beta = randn(out, seed++, 0.5f);
-    LinearWeights lw{w.data(), b.data(), out, in};
-    NormWeights nw{g.data(), beta.data()};
-    const auto n_rows = static_cast<size_t>((rows - 1) * ld + std::max<std::int64_t>(in, out));
-    Buffer src(*be_, n_rows, adt), x(*be_, n_rows, DT::f32), h(*be_, static_cast<size_t>(rows) * out, adt);
-    const auto av = src.rounded(randn(n_rows, seed++));
-    const auto xv = randn(n_rows, seed++);
-    src.set(av);
-    x.set(xv);
-    h.poison();
-    LinearArgs a{&lw, rows, src.data(), ld, adt, x.data(), ld, DT::f32, Epilogue::none, true};
-    a.norm = &nw;
-    a.normed = h.data();
-    a.normed_ld = out;
-    a.normed_dt = adt;
-    plan_and_run(*be_, [&] { be_->linear(a); });
-    const auto ref = linear_norm_reference(av, src.rounded(w), b, xv, g, beta, rows, in, out, ld, ld);
-    const auto xo = x.get(), ho = h.get();
-    std::vector<float> x_rows(static_cast<size_t>(rows) * out);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      std::copy_n(xo.begin() + r * ld, out, x_rows.begin() + r * out);
-      if (r + 1 < rows) {  // between rows: untouched
-        for (std::int64_t i = r * ld + out; i < (r + 1) * ld; ++i) ASSERT_EQ(xo[i], xv[i]) << "element " << i;
-      }
-    }
-    EXPECT_LE(test::max_rel_error(x_rows.data(), ref.x.data(), ref.x.size()), tolerance(GetParam().precision));
-    EXPECT_LE(test::max_rel_error(ho.data(), ref.h.data(), ref.h.size()), tolerance(GetParam().precision));
   }
 }
 
@@ -548,74 +479,6 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
           const size_t at = static_cast<size_t>(b) * tokens * E;
           EXPECT_EQ(std::memcmp(y.data() + at, y1.data() + at, static_cast<size_t>(E) * sizeof(float)), 0) << "image " << b;
         }
-      }
-    }
-  }
-}
-
-// Every variant of the fused linear + LayerNorm kernel (each K split) against the float64 reference, at
-// odd row counts (a last, partial tile of 64 rows), both widths and both 16-bit types. On a build or
-// device without the kernel the variant list is empty and the backend runs GEMM then LayerNorm
-// (OpTest.LinearThenNorm).
-TEST(CudaLinearNorm, EveryVariantMatchesTheReference) {
-  if (!test::have_gpu()) {
-    GTEST_SKIP() << "no CUDA GPU on this machine";
-  }
-  auto be = make_cuda_backend(0, nullptr, false, "off");
-  cudaDeviceProp props{};
-  ASSERT_EQ(cudaGetDeviceProperties(&props, 0), cudaSuccess);
-  const int arch = props.major * 10 + props.minor;
-  std::uint64_t seed = 600;
-  for (Precision prec : {Precision::fp16, Precision::bf16}) {
-    be->resolve_precision(prec);
-    const DT dt = be->act_dt();
-    for (auto [rows, in, out] : std::vector<std::tuple<std::int64_t, int, int>>{
-             {197, 768, 768}, {600, 3072, 768}, {5, 1024, 1024}, {100, 4096, 1024}, {130, 64, 768}}) {
-      SCOPED_TRACE(::testing::Message() << dt_name(dt) << " rows " << rows << " in " << in << " out " << out);
-      const auto w = randn(static_cast<size_t>(in) * out, seed++, 1.0f / std::sqrt(static_cast<float>(in)));
-      const auto b = randn(out, seed++, 0.1f), g = randn(out, seed++, 0.5f), beta = randn(out, seed++, 0.5f);
-      Buffer wb(*be, w.size(), dt), bb(*be, out, DT::f32), gb(*be, out, DT::f32), betab(*be, out, DT::f32);
-      Buffer src(*be, static_cast<size_t>(rows) * in, dt), x(*be, static_cast<size_t>(rows) * out, DT::f32),
-          h(*be, static_cast<size_t>(rows) * out, dt);
-      const auto wr = wb.rounded(w), av = src.rounded(randn(static_cast<size_t>(rows) * in, seed++));
-      const auto xv = randn(static_cast<size_t>(rows) * out, seed++, 2.0f);
-      wb.set(wr);
-      bb.set(b);
-      gb.set(g);
-      betab.set(beta);
-      src.set(av);
-      const auto ref = linear_norm_reference(av, wr, b, xv, g, beta, rows, in, out, in, out);
-      cuda::LinearNormParams p;
-      p.a = src.data();
-      p.lda = in;
-      p.w = wb.data();
-      p.bias = bb.f32();
-      p.x = x.f32();
-      p.ldx = out;
-      p.h = h.data();
-      p.ldh = out;
-      p.gamma = gb.f32();
-      p.beta = betab.f32();
-      p.rows = rows;
-      p.k = in;
-      p.n = out;
-      p.dt = dt;
-      p.arch = arch;
-      const auto variants = cuda::linear_norm_variants(p);
-      if (arch == 90 && cuda::linear_norm_supports(p)) {
-        EXPECT_EQ(variants.front(), 1);
-      }
-      for (int v : variants) {
-        SCOPED_TRACE(::testing::Message() << "variant " << v);
-        x.set(xv);
-        h.poison();
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the uploads went through the backend's stream
-        p.variant = v;
-        cuda::linear_norm(p, nullptr);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const auto xo = x.get(), ho = h.get();
-        EXPECT_LE(test::max_rel_error(xo.data(), ref.x.data(), ref.x.size()), tolerance(prec));
-        EXPECT_LE(test::max_rel_error(ho.data(), ref.h.data(), ref.h.size()), tolerance(prec));
       }
     }
   }

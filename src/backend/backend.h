@@ -34,13 +34,6 @@ struct LinearArgs {
   Epilogue epilogue = Epilogue::none;
   bool accumulate = false;  // residual: dst += result
   bool full_fp32 = false;   // keep fp32 GEMMs out of TF32 (the small patch-embedding and head GEMMs)
-  // Optional: then normed[r] = LayerNorm(dst[r]) (as LayerNormArgs with src = dst, `rows` rows of
-  // w->out elements), the next block's norm on the residual stream just written. Backends may fuse it.
-  const NormWeights* norm = nullptr;
-  float norm_eps = 1e-6f;
-  void* normed = nullptr;
-  std::int64_t normed_ld = 0;
-  DT normed_dt = DT::f32;
 };
 
 // Multi-head self-attention reading timm's qkv layout [batch, tokens, 3, heads, head_dim] and
@@ -68,11 +61,6 @@ struct LayerNormArgs {
   float eps = 1e-6f;
   DT src_dt = DT::f32;
 };
-
-// The LayerNorm a LinearArgs asks for after its GEMM (a.norm set).
-inline LayerNormArgs norm_after(const LinearArgs& a) {
-  return {a.rows, a.w->out, a.dst, a.dst_ld, a.normed, a.normed_ld, a.normed_dt, a.norm, a.norm_eps, a.dst_dt};
-}
 
 // Unfolds non-overlapping patches of float32 NCHW images into rows [batch * grid * grid, C * p * p]
 // in (c, ky, kx) order. Images [valid, batch) are zeros (batch padding).

@@ -38,31 +38,20 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   // and mlp. The result is the same; the work saved is most of one block.
   const bool cls_only = c.global_pool == Pooling::token && !c.distilled;
   const auto act = c.act == Activation::gelu_erf ? Epilogue::gelu_erf : Epilogue::quick_gelu;
-  // The LayerNorm that follows a residual GEMM (norm2 after proj, the next block's norm1 after fc2)
-  // is requested with that GEMM, which lets a backend fuse the two.
-  const auto then_norm = [&](LinearArgs l, const NormWeights* norm) {
-    l.norm = norm;
-    l.norm_eps = eps;
-    l.normed = a.h;
-    l.normed_ld = E;
-    l.normed_dt = adt;
-    return l;
-  };
   for (std::size_t i = 0; i < w.blocks.size(); ++i) {
     const BlockWeights& blk = w.blocks[i];
-    const bool last = i + 1 == w.blocks.size();
-    const bool cls_rows = cls_only && last;
+    const bool cls_rows = cls_only && i + 1 == w.blocks.size();
     const std::int64_t r = cls_rows ? B : rows;              // rows after attention
     const std::int64_t ld = cls_rows ? std::int64_t{N} * E : E;  // their stride in x and attn
-    // x = x + attn(norm1(x)); norm1 came with the previous block's fc2 (or the token assembly).
-    if (i == 0 && !tokens_norm1) be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt});
+    // x = x + attn(norm1(x))
+    if (i > 0 || !tokens_norm1) be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt});
     be.linear({&blk.qkv, rows, a.h, E, adt, a.qkv, 3 * E, adt});
     be.attention({B, N, H, E / H, a.qkv, a.attn, adt, cls_rows ? 1 : 0});
+    be.linear({&blk.proj, r, a.attn, ld, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});
     // x = x + mlp(norm2(x))
-    be.linear(then_norm({&blk.proj, r, a.attn, ld, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true}, &blk.norm2));
+    be.layernorm({r, E, a.x, ld, a.h, E, adt, &blk.norm2, eps, xdt});
     be.linear({&blk.fc1, r, a.h, E, adt, a.mlp, M, adt, act});
-    const LinearArgs fc2{&blk.fc2, r, a.mlp, M, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true};
-    be.linear(last ? fc2 : then_norm(fc2, &w.blocks[i + 1].norm1));
+    be.linear({&blk.fc2, r, a.mlp, M, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});
   }
 
   // forward_head. LayerNorm is per token, so norm-then-pick equals pick-then-norm.

@@ -102,7 +102,6 @@ class CpuBackend final : public Backend {
       return;
     }
     current_->linears.at(linear_index_++)->execute(a, strm_);
-    if (a.norm) cpu::layernorm(norm_after(a));
   }
 
   void attention(const AttentionArgs& a) override {

@@ -20,7 +20,10 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/wgmma.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define VITRT_WGMMA_DEVICE 1
+#endif
 
 namespace vitrt::cuda {
 namespace {
@@ -30,6 +33,41 @@ constexpr int kTileElems = kBK * kD;                       // one K or V tile: 6
 constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 1024;  // two stages of K and V, plus alignment slack
 
 #ifdef VITRT_WGMMA_DEVICE  // device helpers exist only where the kernel body does
+// Shared-memory matrix descriptor for a 128-byte-swizzled operand: start address, leading byte offset
+// (unused by these layouts, 1 by convention), stride byte offset 1024 (the next 8 rows), swizzle mode 1.
+__device__ __forceinline__ std::uint64_t sw128_desc(unsigned addr) {
+  return static_cast<std::uint64_t>((addr & 0x3FFFF) >> 4) | (std::uint64_t{1} << 16) |
+         (std::uint64_t{1024 >> 4} << 32) | (std::uint64_t{1} << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int Pending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+}
+
+// Keeps the compiler from moving reads or writes of accumulator registers across wgmma issue / wait.
+template <int R>
+__device__ __forceinline__ void fence_regs(float (&a)[R][4]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(a[i][e])::"memory");
+}
+
+// Materializes descriptor registers at this point of the program (an empty asm that "defines" them).
+template <int N>
+__device__ __forceinline__ void pin(std::uint64_t (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+l"(d[i]));
+}
+template <int M, int N>
+__device__ __forceinline__ void pin(std::uint64_t (&d)[M][N]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i) pin(d[i]);
+}
+
 #define VITRT_WGMMA_D32                                                                                          \
   "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),       \
       "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),   \

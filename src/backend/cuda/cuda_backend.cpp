@@ -3,12 +3,10 @@
 // (first run eager, second captured, then replayed).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
-#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -19,7 +17,6 @@
 #include "backend/cuda/device_lock.h"
 #include "backend/cuda/layernorm.cuh"
 #include "backend/cuda/linear.h"
-#include "backend/cuda/linear_norm.cuh"
 #include "backend/cuda/patch_embed.cuh"
 #include "backend/cuda/pooling.cuh"
 #include "backend/cuda/tuning.h"
@@ -230,18 +227,10 @@ class CudaBackend final : public Backend {
       const cuda::GemmContext ctx{tuner_.get(), workspace_, kWorkspaceBytes, stream_, props_.multiProcessorCount,
                                   tuner_->tuning() ? l2_flush() : cuda::L2Flush{}};
       current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx));
-      if (a.norm) layernorm(norm_after(a));  // its weights on the device
-      current_->norm_variants.push_back(a.norm ? plan_linear_norm(a, *current_->linears.back()) : 0);
       return;
     }
     if (!launching()) return;
-    const std::size_t i = linear_index_++;
-    if (const int v = current_->norm_variants.at(i); v > 0) {
-      cuda::linear_norm(linear_norm_params(a, v), stream_);
-      return;
-    }
-    current_->linears.at(i)->execute(lt_, a, workspace_, stream_);
-    if (a.norm) layernorm(norm_after(a));
+    current_->linears.at(linear_index_++)->execute(lt_, a, workspace_, stream_);
   }
 
   void attention(const AttentionArgs& a) override {
@@ -261,9 +250,11 @@ class CudaBackend final : public Backend {
   }
 
   void layernorm(const LayerNormArgs& a) override {
-    device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32);
-    device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32);
-    if (launching()) layernorm_kernel(a);
+    const auto* g = static_cast<const float*>(device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32));
+    const auto* b = static_cast<const float*>(device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32));
+    if (!launching()) return;
+    cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt},
+                    stream_);
   }
 
   void patchify(const PatchifyArgs& a) override {
@@ -299,20 +290,10 @@ class CudaBackend final : public Backend {
   bool launching() const { return mode_ == Mode::eager || mode_ == Mode::capture; }
   struct Plan {
     std::vector<std::unique_ptr<cuda::LinearOp>> linears;
-    // Per linear: 0 = the cuBLASLt GEMM (then the LayerNorm kernel when it asks for one), else the
-    // variant of the fused linear + LayerNorm kernel that replaces both.
-    std::vector<int> norm_variants;
     std::vector<int> attention_variants;
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
   };
-
-  void layernorm_kernel(const LayerNormArgs& a) {
-    const auto* g = static_cast<const float*>(device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32));
-    const auto* b = static_cast<const float*>(device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32));
-    cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt},
-                    stream_);
-  }
 
   // Scratch for flushing L2 between timed runs, allocated on first use while tuning.
   cuda::L2Flush l2_flush() {
@@ -360,96 +341,6 @@ class CudaBackend final : public Backend {
       if (std::find(variants.begin(), variants.end(), v) != variants.end()) {
         tuner_->report({key, cuda::attention_variant_name(v), e->value("default_us", 0.0), e->value("us", 0.0),
                         e->value("candidates", 0), true});
-        return v;
-      }
-    }
-    tuner_->note_untuned(key);
-    return fallback;
-  }
-
-  // The fused kernel's arguments for a linear that asks for a LayerNorm after it.
-  cuda::LinearNormParams linear_norm_params(const LinearArgs& a, int variant) {
-    const auto in = static_cast<std::size_t>(a.w->in), out = static_cast<std::size_t>(a.w->out);
-    cuda::LinearNormParams p;
-    p.a = a.src;
-    p.lda = a.src_ld;
-    p.w = device_copy(a.w->weight, out * in, a.src_dt);
-    p.bias = static_cast<const float*>(device_copy(a.w->bias, out, a.dst_dt));
-    p.x = static_cast<float*>(a.dst);
-    p.ldx = a.dst_ld;
-    p.h = a.normed;
-    p.ldh = a.normed_ld;
-    p.gamma = static_cast<const float*>(device_copy(a.norm->weight, out, DT::f32));
-    p.beta = static_cast<const float*>(device_copy(a.norm->bias, out, DT::f32));
-    p.eps = a.norm_eps;
-    p.rows = a.rows;
-    p.k = a.w->in;
-    p.n = a.w->out;
-    p.dt = a.src_dt;
-    p.arch = props_.major * 10 + props_.minor;
-    p.variant = variant;
-    return p;
-  }
-
-  // Whether a linear + LayerNorm runs as the fused kernel (which variant) or as cuBLASLt's GEMM and the
-  // LayerNorm kernel (0): from the tuning cache, timed now when tuning, else a default by the number
-  // of row tiles. For side-by-side timing, VITRT_LINEAR_NORM=off keeps every pair unfused and =on fuses
-  // every pair the kernel takes (with the default K split), whatever the tuning cache says.
-  int plan_linear_norm(const LinearArgs& a, const cuda::LinearOp& gemm) {
-    static const std::string forced = [] {
-      const char* e = std::getenv("VITRT_LINEAR_NORM");
-      return std::string(e ? e : "");
-    }();
-    // The residual-stream form only: fp32 x += 16-bit GEMM, normed into the GEMM input type.
-    if (forced == "off" || !a.accumulate || a.dst_dt != DT::f32 || a.src_dt == DT::f32 || a.epilogue != Epilogue::none ||
-        a.normed_dt != a.src_dt)
-      return 0;
-    cuda::LinearNormParams p = linear_norm_params(a, 1);
-    const std::vector<int> variants = cuda::linear_norm_variants(p);
-    if (variants.empty()) return 0;
-    const std::int64_t row_tiles = (a.rows + 63) / 64, sms = props_.multiProcessorCount;
-    const auto has = [&](int v) { return std::find(variants.begin(), variants.end(), v) != variants.end(); };
-    const int split = 16 * row_tiles <= sms && has(2) ? 2 : 1;
-    if (forced == "on") return split;
-    const int fallback = 8 * row_tiles <= 2 * sms ? split : 0;
-    const auto name = [](int v) { return v == 0 ? std::string("cuBLASLt + LayerNorm") : "fused, K split " + std::to_string(v); };
-    const std::string key = "linear_norm rows=" + std::to_string(a.rows) + " in=" + std::to_string(a.w->in) +
-                            " out=" + std::to_string(a.w->out) + " " + dt_name(a.src_dt) +
-                            " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld);
-    std::vector<int> candidates{0};
-    candidates.insert(candidates.end(), variants.begin(), variants.end());
-    if (tuner_->tuning() && !tuner_->find(key)) {
-      const cuda::CandidateTimes t = cuda::time_candidates(
-          candidates.size(),
-          [&](std::size_t i) {
-            if (candidates[i] == 0) {
-              gemm.execute(lt_, a, workspace_, stream_);
-              const LayerNormArgs n = norm_after(a);
-              layernorm_kernel(n);
-            } else {
-              p.variant = candidates[i];
-              cuda::linear_norm(p, stream_);
-            }
-            return true;
-          },
-          stream_, l2_flush());
-      double default_us = -1;
-      nlohmann::json times = nlohmann::json::object();
-      for (std::size_t i = 0; i < candidates.size(); ++i) {
-        if (candidates[i] == fallback) default_us = t.us[i];
-        times[name(candidates[i])] = t.us[i];
-      }
-      const int best = t.best < 0 ? fallback : candidates[static_cast<std::size_t>(t.best)];
-      tuner_->put(key, {{"variant", best},
-                        {"us", t.best < 0 ? -1.0 : t.us[static_cast<std::size_t>(t.best)]},
-                        {"default_us", default_us},
-                        {"candidates", candidates.size()},
-                        {"times_us", times}});
-    }
-    if (const nlohmann::json* e = tuner_->find(key)) {
-      const int v = e->value("variant", -1);
-      if (std::find(candidates.begin(), candidates.end(), v) != candidates.end()) {
-        tuner_->report({key, name(v), e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
         return v;
       }
     }
