@@ -115,11 +115,12 @@ bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128;
 std::vector<int> attention_variants(const AttentionParams& p) {
   if (!attention_mma_supports(p)) return {0};
   std::vector<int> v{1, 2, 4, 8};
-  if (attention_wgmma_supports(p)) v.insert(v.end(), {kAttentionWgmma1, kAttentionWgmma2});
+  if (!attention_wgmma_supports(p)) return v;
+  v.insert(v.end(), {kAttentionWgmma1, kAttentionWgmma2});
   // Splitting the key tiles: while each block still gets at least 2 of them.
   const int key_tiles = (p.tokens + 63) / 64;
-  if (attention_wgmma_supports(p) && key_tiles >= 4) v.push_back(kAttentionWgmmaSplit2);
-  if (attention_wgmma_supports(p) && key_tiles >= 8) v.push_back(kAttentionWgmmaSplit4);
+  if (key_tiles >= 4) v.push_back(kAttentionWgmmaSplit2);
+  if (key_tiles >= 8) v.push_back(kAttentionWgmmaSplit4);
   return v;
 }
 
