@@ -387,11 +387,23 @@ TEST(CudaAttention, VariantsAndDefaults) {
   cuda::AttentionParams p{nullptr, nullptr, 1, 197, 12, 64, 0.125f, DT::bf16};
   p.arch = 90;
   const bool hopper_build = cuda::attention_wgmma_supports(p);  // sm_90a compiled in
-  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma1 : 2);
-  p.batch = 256;
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaRow : 2);
+  p.batch = 16;
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaRow2 : 4);
+  p.tokens = 577;  // more keys than the all-at-once kernel takes
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma2 : 4);
+  p.tokens = 197;
+  p.batch = 256;
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaRowHead : 4);
   auto v = cuda::attention_variants(p);
-  EXPECT_EQ(v.size(), hopper_build ? 7u : 4u);  // 4 key tiles: split over 2 blocks, not 4
+  EXPECT_EQ(v.size(), hopper_build ? 10u : 4u);  // 4 key tiles: split over 2 blocks, not 4; all keys at once
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow), hopper_build ? 1 : 0);
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRowHead), hopper_build ? 1 : 0);
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow2), hopper_build ? 1 : 0);
+  p.tokens = 257;
+  v = cuda::attention_variants(p);
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow), 0);
+  p.tokens = 197;
   // Query 0 only: one warp per block once there are enough (batch, head) pairs.
   p.queries = 1;
   EXPECT_EQ(cuda::attention_default_variant(p, 132), 1);
@@ -453,6 +465,9 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       std::map<int, std::vector<float>> first;
       const auto kernel_of = [](int v) {
         if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4) return v;
+        if (v == cuda::kAttentionWgmmaRow || v == cuda::kAttentionWgmmaRow2 || v == cuda::kAttentionWgmmaRowHead) {
+          return cuda::kAttentionWgmmaRow;
+        }
         return cuda::is_wgmma_variant(v) ? 1 : 0;
       };
       for (int v : variants) {

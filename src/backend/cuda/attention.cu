@@ -117,6 +117,13 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   std::vector<int> v{1, 2, 4, 8};
   if (!attention_wgmma_supports(p)) return v;
   v.insert(v.end(), {kAttentionWgmma1, kAttentionWgmma2});
+  if (p.tokens <= kAttentionRowMaxTokens) {
+    v.push_back(kAttentionWgmmaRow);
+    // Only where they make other blocks than kAttentionWgmmaRow and each other.
+    const int query_tiles = (query_tokens(p) + 63) / 64;
+    if (query_tiles > 2) v.push_back(kAttentionWgmmaRow2);
+    if (query_tiles > 1) v.push_back(kAttentionWgmmaRowHead);
+  }
   // Splitting the key tiles: while each block still gets at least 2 of them.
   const int key_tiles = (p.tokens + 63) / 64;
   if (key_tiles >= 4) v.push_back(kAttentionWgmmaSplit2);
@@ -129,6 +136,9 @@ std::string attention_variant_name(int variant) {
     case 0: return "the only kernel";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
     case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
+    case kAttentionWgmmaRow: return "wgmma, every key at once";
+    case kAttentionWgmmaRow2: return "wgmma, every key at once, 2 query tiles per block";
+    case kAttentionWgmmaRowHead: return "wgmma, every key at once, every query tile of a head per block";
     case kAttentionWgmmaSplit2: return "wgmma, key tiles split over 2 blocks";
     case kAttentionWgmmaSplit4: return "wgmma, key tiles split over 4 blocks";
     default: return "mma, " + std::to_string(variant) + " warps per block";
@@ -143,6 +153,13 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
     // pairs per SM; below that, the wgmma kernel with one warpgroup.
     const long pairs = static_cast<long>(p.heads) * p.batch;
     return attention_wgmma_supports(p) && pairs < 2L * sm_count ? kAttentionWgmma1 : 1;
+  }
+  if (attention_wgmma_supports(p) && p.tokens <= kAttentionRowMaxTokens) {
+    // Every key at once. Measured on an H200 with 197 tokens, 12 heads (tuning log in
+    // docs/performance.md): one query tile per block while there are fewer (batch, head) pairs than
+    // SMs, two up to about 8 pairs per SM, then every tile of a head per block (one K/V load per head).
+    const long pairs = static_cast<long>(p.heads) * p.batch;
+    return pairs < sm_count ? kAttentionWgmmaRow : pairs < 8L * sm_count ? kAttentionWgmmaRow2 : kAttentionWgmmaRowHead;
   }
   if (attention_wgmma_supports(p)) {
     // Measured on an H200 (docs/performance.md): two warpgroups (128 queries) per block once there are

@@ -30,10 +30,15 @@ __host__ __device__ inline int query_tokens(const AttentionParams& p) {
 // Variants: 1, 2, 4, 8 = the mma kernel with that many warps per block (16 queries each);
 // kAttentionWgmma1 / kAttentionWgmma2 = the wgmma kernel with 1 or 2 warpgroups (64 queries each);
 // kAttentionWgmmaSplit2 / kAttentionWgmmaSplit4 = one warpgroup per block, the key tiles of each query
-// tile split over a cluster of 2 or 4 blocks (small batches).
-constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaSplit2 = 105, kAttentionWgmmaSplit4 = 106;
+// tile split over a cluster of 2 or 4 blocks (small batches); kAttentionWgmmaRow / kAttentionWgmmaRow2 /
+// kAttentionWgmmaRowHead = the wgmma kernel that takes every key at once (one softmax pass) for up to
+// kAttentionRowMaxTokens tokens, with one / two / every query tile of a (batch, head) per block.
+constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaRow = 103, kAttentionWgmmaRowHead = 104,
+              kAttentionWgmmaSplit2 = 105, kAttentionWgmmaSplit4 = 106, kAttentionWgmmaRow2 = 107;
+constexpr int kAttentionRowMaxTokens = 256;
 inline bool is_wgmma_variant(int v) {
-  return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaSplit2 || v == kAttentionWgmmaSplit4;
+  return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaRow || v == kAttentionWgmmaRow2 ||
+         v == kAttentionWgmmaRowHead || v == kAttentionWgmmaSplit2 || v == kAttentionWgmmaSplit4;
 }
 std::string attention_variant_name(int variant);
 // Dispatches to the wgmma kernel (attention_wgmma.cu) for fp16/bf16 with head dim 64 on Hopper when the

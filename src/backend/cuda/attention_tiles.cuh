@@ -99,10 +99,10 @@ struct OnlineSoftmax {
 
   __device__ explicit OnlineSoftmax(float scale) : sl(scale * 1.4426950408889634f) {}
 
-  // For a new tile of scores s (keys >= valid are masked): updates the running maxima and rescales
-  // the running sums and the output accumulators o.
-  template <int KT, int OT>
-  __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t) {
+  // Masks the keys >= valid of a tile of scores s and returns its maxima over this thread's quad for
+  // both rows.
+  template <int KT>
+  static __device__ __forceinline__ void tile_max(float (&s)[KT][4], int valid, int t, float& mx0, float& mx1) {
     if (valid < 8 * KT) {  // only the last tile has keys past the end
 #pragma unroll
       for (int nt = 0; nt < KT; ++nt)
@@ -110,16 +110,28 @@ struct OnlineSoftmax {
         for (int e = 0; e < 4; ++e)
           if (nt * 8 + 2 * t + (e & 1) >= valid) s[nt][e] = -INFINITY;
     }
-    float mx0 = -INFINITY, mx1 = -INFINITY;
+    // Four independent partial maxima per row: a chain of KT dependent max instructions would leave the
+    // warp waiting on each (the maximum is exact, so the order does not change the result).
+    float a0[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}, a1[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
 #pragma unroll
     for (int nt = 0; nt < KT; ++nt) {
-      mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
+      a0[nt % 4] = fmaxf(a0[nt % 4], fmaxf(s[nt][0], s[nt][1]));
+      a1[nt % 4] = fmaxf(a1[nt % 4], fmaxf(s[nt][2], s[nt][3]));
     }
+    mx0 = fmaxf(fmaxf(a0[0], a0[1]), fmaxf(a0[2], a0[3]));
+    mx1 = fmaxf(fmaxf(a1[0], a1[1]), fmaxf(a1[2], a1[3]));
     for (int off = 1; off < 4; off <<= 1) {
       mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
       mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
     }
+  }
+
+  // For a new tile of scores s (keys >= valid are masked): updates the running maxima and rescales
+  // the running sums and the output accumulators o.
+  template <int KT, int OT>
+  __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t) {
+    float mx0, mx1;
+    tile_max(s, valid, t, mx0, mx1);
     const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
     const float c0 = exp2_approx((m0 - mn0) * sl), c1 = exp2_approx((m1 - mn1) * sl);  // 0 on the first tile
     m0 = mn0;
@@ -135,6 +147,20 @@ struct OnlineSoftmax {
       o[nt][2] *= c1;
       o[nt][3] *= c1;
     }
+  }
+
+  // The scores of every key at once (one pass, nothing to rescale): sets the maxima from s. Only the
+  // last 16 keys (two 8-key tiles) may lie past the end (valid > 8 * KT - 16): only those are masked.
+  template <int KT>
+  __device__ __forceinline__ void only_tile(float (&s)[KT][4], int valid, int t) {
+#pragma unroll
+    for (int nt = KT >= 2 ? KT - 2 : 0; nt < KT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        if (nt * 8 + 2 * t + (e & 1) >= valid) s[nt][e] = -INFINITY;
+    tile_max(s, 8 * KT, t, m0, m1);
+    ms0 = m0 * sl;
+    ms1 = m1 * sl;
   }
 
   // Folds in the state of the same two rows over other keys (maxima pm0, pm1; this thread's share of

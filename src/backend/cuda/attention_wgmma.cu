@@ -7,7 +7,8 @@
 //               layout of mma.sync's, so the probabilities pack straight into the A fragments of
 //   O += P V    wgmma m64n64k16, P from registers, V from shared memory read transposed (MN-major).
 // K/V tiles are double-buffered with cp.async into the swizzled layout that the wgmma shared-memory
-// descriptors describe. Without an sm_90a build the kernel body is empty and attention_wgmma_supports()
+// descriptors describe. A second kernel (attention_wgmma_row_kernel) takes sequences of up to 256 keys
+// whole, with a one-pass softmax. Without an sm_90a build the kernel body is empty and attention_wgmma_supports()
 // says no, so nothing launches it.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
@@ -95,6 +96,22 @@ __device__ __forceinline__ void pin(std::uint64_t (&d)[M][N]) {
         "+f"(d[2 * C + 1][1]), "+f"(d[2 * C + 1][2]), "+f"(d[2 * C + 1][3])                               \
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TransB))
 
+// The same two shapes with A from shared memory too (K-major, as a Q tile is for Q K^T).
+#define VITRT_WGMMA_SS_N64(TYPE)                                                                     \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                          \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " VITRT_WGMMA_D32_LIST \
+               ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                    \
+               : VITRT_WGMMA_D32                                                                     \
+               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
+#define VITRT_WGMMA_SS_N16(TYPE)                                                                           \
+  asm volatile(                                                                                            \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"                                                         \
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32." TYPE "." TYPE                                           \
+      " {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"                                     \
+      : "+f"(d[2 * C][0]), "+f"(d[2 * C][1]), "+f"(d[2 * C][2]), "+f"(d[2 * C][3]), "+f"(d[2 * C + 1][0]), \
+        "+f"(d[2 * C + 1][1]), "+f"(d[2 * C + 1][2]), "+f"(d[2 * C + 1][3])                               \
+      : "l"(a_desc), "l"(b_desc), "r"(accumulate))
+
 template <typename T, int TransB>
 __device__ __forceinline__ void wgmma_n64(float (&d)[8][4], const std::uint32_t (&a)[4], std::uint64_t b_desc,
                                           int accumulate) {
@@ -107,6 +124,18 @@ __device__ __forceinline__ void wgmma_n16(float (&d)[R][4], const std::uint32_t 
                                           int accumulate) {
   if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_RS_N16("f16");
   else VITRT_WGMMA_RS_N16("bf16");
+}
+
+template <typename T>
+__device__ __forceinline__ void wgmma_ss_n64(float (&d)[8][4], std::uint64_t a_desc, std::uint64_t b_desc, int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N64("f16");
+  else VITRT_WGMMA_SS_N64("bf16");
+}
+
+template <typename T, int C, int R>
+__device__ __forceinline__ void wgmma_ss_n16(float (&d)[R][4], std::uint64_t a_desc, std::uint64_t b_desc, int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N16("f16");
+  else VITRT_WGMMA_SS_N16("bf16");
 }
 
 // Calls f(std::integral_constant<int, P>{}) with P = the 16-key pieces covering `valid` keys (1..4), so
@@ -252,6 +281,142 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 #endif
 }
 
+// Every key of the sequence at once (N <= 256, Q = ceil(N / 16) pieces of 16 keys), one warpgroup per
+// block. K and V land in shared memory whole (two copy groups, so S = Q K^T starts once K is in) and
+// stay there while the block takes `tiles` query tiles of 64 rows in turn (1, or every tile of the
+// (batch, head): one K/V load per head instead of one per tile). Per query tile, S for all keys is one
+// batch of wgmmas into 8 Q registers per thread and the softmax is one pass: one maximum, one
+// exponential per score, nothing to rescale. O += P V is issued per 64 keys as their probabilities are
+// ready, so the tensor cores run while the next ones are computed. Q tiles come through shared memory
+// too (the A operand of S = Q K^T), each copied while the tile before it is computed. Warps whose 16
+// rows are all past the end (in the last query tile) skip the softmax and feed P = 0.
+template <typename T, int Q>
+__global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
+#ifdef VITRT_WGMMA_DEVICE
+  constexpr int F = Q / 4, R = Q % 4, KT = 2 * Q;  // full 64-key tiles, pieces after them, 8-key tiles
+  constexpr int G = F + (R > 0 ? 1 : 0);            // groups of P V products
+  extern __shared__ unsigned char smem_raw[];
+  T* k_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
+  T* v_s = k_s + Q * 16 * kD;  // Q * 2048 bytes further: still 1024-aligned
+  T* q_s = v_s + Q * 16 * kD;  // two 64-row Q tiles
+
+  const int N = p.tokens, E = p.heads * kD;
+  const int h = blockIdx.y, b = blockIdx.z, first = static_cast<int>(blockIdx.x) * tiles;
+  const int last = min(first + tiles, (query_tokens(p) + 63) / 64);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const std::size_t stride = 3 * static_cast<std::size_t>(E);
+  const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
+
+  // Rows [r0, r0 + rows) of one of Q, K, V (column col of the qkv row) into a swizzled tile, zeros past
+  // the last token; one copy group.
+  const auto copy_rows = [&](int r0, int col, T* dst, auto rows) {
+#pragma unroll
+    for (int j = 0; j < decltype(rows)::value / 16; ++j) {
+      const int i = threadIdx.x + j * 128, r = i / 8, c = (i % 8) * 8;
+      const bool ok = r0 + r < N;
+      cp_async16(dst + Swizzle128::offset(r, c), base + static_cast<std::size_t>(ok ? r0 + r : 0) * stride + col + c, ok);
+    }
+    cp_async_commit();
+  };
+  // K, the first Q tile, then V: S = Q K^T waits for the first two groups only.
+  copy_rows(0, E, k_s, std::integral_constant<int, Q * 16>{});
+  copy_rows(first * 64, 0, q_s + (first & 1) * 64 * kD, std::integral_constant<int, 64>{});
+  copy_rows(0, 2 * E, v_s, std::integral_constant<int, Q * 16>{});
+  bool v_landed = false;
+  for (int qt = first; qt < last; ++qt) {
+    const int q0 = qt * 64, r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+    const bool rows_live = q0 + warp * 16 < N;  // uniform over the warp
+    // The descriptors are made inside the loop (from an address the compiler cannot hoist): kept live
+    // across it they would cost 58 registers.
+    unsigned k_addr, v_addr, q_addr;
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(k_addr) : "r"(smem_addr(k_s)));
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(v_addr) : "r"(smem_addr(v_s)));
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(q_addr) : "r"(smem_addr(q_s + (qt & 1) * 64 * kD)));
+    std::uint64_t kd[F + R][kD / 16];  // per full tile, then per remaining piece; per 16 of the head dim
+#pragma unroll
+    for (int i = 0; i < F + R; ++i)
+#pragma unroll
+      for (int ks = 0; ks < kD / 16; ++ks)
+        kd[i][ks] = sw128_desc(k_addr + (i < F ? i * 8192 : F * 8192 + (i - F) * 2048) + ks * 32);
+    std::uint64_t qd[kD / 16];
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) qd[ks] = sw128_desc(q_addr + ks * 32);
+    // This tile's Q (and on the first tile K) has landed in every thread's share; the other Q buffer
+    // was last read by the previous tile's S, which every thread has waited for.
+    if (qt == first) cp_async_wait<1>();
+    else cp_async_wait<0>();
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    if (qt + 1 < last) copy_rows((qt + 1) * 64, 0, q_s + ((qt + 1) & 1) * 64 * kD, std::integral_constant<int, 64>{});
+    pin(kd);
+    pin(qd);
+
+    // S = Q K^T over all Q pieces.
+    float s[KT][4];
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) {
+#pragma unroll
+      for (int f = 0; f < F; ++f) wgmma_ss_n64<T>(reinterpret_cast<float(&)[8][4]>(s[8 * f]), qd[ks], kd[f][ks], ks);
+      [&]<int... C>(std::integer_sequence<int, C...>) {
+        (wgmma_ss_n16<T, 4 * F + C>(s, qd[ks], kd[F + C][ks], ks), ...);
+      }(std::make_integer_sequence<int, R>{});
+    }
+    wgmma_commit();
+    if (!v_landed) {  // V, while S runs (the next Q tile's copy may still be on its way)
+      if (qt + 1 < last) cp_async_wait<1>();
+      else cp_async_wait<0>();
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      __syncthreads();
+      v_landed = true;
+    }
+    std::uint64_t vd[Q];
+#pragma unroll
+    for (int c = 0; c < Q; ++c) vd[c] = sw128_desc(v_addr + c * 2048);
+    pin(vd);
+    wgmma_wait<0>();
+    fence_regs(s);
+
+    OnlineSoftmax sm(p.scale);
+    if (rows_live) sm.only_tile(s, N, t);
+    float o[kD / 8][4] = {};
+    // O += P V, one group of up to 4 pieces (64 keys) at a time.
+    [&]<int... Gi>(std::integer_sequence<int, Gi...>) {
+      (
+          [&] {
+            constexpr int P = Gi < F ? 4 : R, k0 = 4 * Gi;
+            std::uint32_t pf[P][4];
+#pragma unroll
+            for (int kk = 0; kk < P; ++kk) {
+              if (rows_live) {
+                probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
+              } else {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) pf[kk][e] = 0u;
+              }
+            }
+            fence_regs(o);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < P; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[k0 + kk], 1);
+            wgmma_commit();
+          }(),
+          ...);
+    }(std::make_integer_sequence<int, G>{});
+    wgmma_wait<0>();
+    fence_regs(o);
+    if (rows_live) {
+      float i0, i1;
+      sm.finish(i0, i1);
+      store_rows<T, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
+    }
+  }
+#else
+  (void)p;
+  (void)tiles;
+#endif
+}
+
 template <typename T, int WG>
 void launch_wg(const AttentionParams& p, cudaStream_t s) {
   const dim3 grid((query_tokens(p) + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
@@ -277,12 +442,38 @@ void launch_split(const AttentionParams& p, cudaStream_t s) {
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, attention_wgmma_kernel<T, 1, S>, p));
 }
 
+template <typename T, int Q>
+void launch_row_q(const AttentionParams& p, cudaStream_t s) {
+  constexpr int bytes = (Q * 16 * 2 + 2 * 64) * kD * 2 + 1024;  // K, V, two Q tiles, alignment slack
+  static const bool configured = [] {
+    CUDA_CHECK(cudaFuncSetAttribute(attention_wgmma_row_kernel<T, Q>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    return true;
+  }();
+  (void)configured;
+  const int query_tiles = (query_tokens(p) + 63) / 64;
+  const int tiles = p.variant == kAttentionWgmmaRowHead ? query_tiles : p.variant == kAttentionWgmmaRow2 ? 2 : 1;
+  const dim3 grid((query_tiles + tiles - 1) / tiles, p.heads, p.batch);
+  attention_wgmma_row_kernel<T, Q><<<grid, 128, bytes, s>>>(p, tiles);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T, int... Qm1>
+void launch_row(const AttentionParams& p, cudaStream_t s, std::integer_sequence<int, Qm1...>) {
+  const int q = (p.tokens + 15) / 16;
+  VITRT_CHECK(q >= 1 && q <= kAttentionRowMaxTokens / 16, "attention: the all-keys wgmma kernel takes at most ", kAttentionRowMaxTokens,
+              " tokens, not ", p.tokens);
+  (void)((q == Qm1 + 1 && (launch_row_q<T, Qm1 + 1>(p, s), true)) || ...);
+}
+
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
   switch (p.variant) {
     case kAttentionWgmma1: launch_wg<T, 1>(p, s); break;
     case kAttentionWgmmaSplit2: launch_split<T, 2>(p, s); break;
     case kAttentionWgmmaSplit4: launch_split<T, 4>(p, s); break;
+    case kAttentionWgmmaRow:
+    case kAttentionWgmmaRow2:
+    case kAttentionWgmmaRowHead: launch_row<T>(p, s, std::make_integer_sequence<int, kAttentionRowMaxTokens / 16>{}); break;
     default: launch_wg<T, 2>(p, s); break;
   }
 }
