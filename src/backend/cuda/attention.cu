@@ -155,8 +155,8 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
     return attention_wgmma_supports(p) && pairs < 2L * sm_count ? kAttentionWgmma1 : 1;
   }
   if (attention_wgmma_supports(p) && p.tokens <= kAttentionRowMaxTokens) {
-    // Every key at once. Measured on an H200 with 197 tokens, 12 heads (tuning log in
-    // docs/performance.md): one query tile per block while there are fewer (batch, head) pairs than
+    // Every key at once. Measured on an H200 with 197 tokens, 12 heads (tuner times in
+    // docs/benchmarks.md, session 8): one query tile per block while there are fewer (batch, head) pairs than
     // SMs, two up to about 8 pairs per SM, then every tile of a head per block (one K/V load per head).
     const long pairs = static_cast<long>(p.heads) * p.batch;
     return pairs < sm_count ? kAttentionWgmmaRow : pairs < 8L * sm_count ? kAttentionWgmmaRow2 : kAttentionWgmmaRowHead;

@@ -283,7 +283,7 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 
 // Every key of the sequence at once (N <= 256, Q = ceil(N / 16) pieces of 16 keys), one warpgroup per
 // block. K and V land in shared memory whole (two copy groups, so S = Q K^T starts once K is in) and
-// stay there while the block takes `tiles` query tiles of 64 rows in turn (1, or every tile of the
+// stay there while the block takes `tiles` query tiles of 64 rows in turn (1, 2, or every tile of the
 // (batch, head): one K/V load per head instead of one per tile). Per query tile, S for all keys is one
 // batch of wgmmas into 8 Q registers per thread and the softmax is one pass: one maximum, one
 // exponential per score, nothing to rescale. O += P V is issued per 64 keys as their probabilities are
