@@ -39,7 +39,7 @@ constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 1024;  // two stages of K an
 // rows), swizzle mode 1. at(bytes) is the descriptor of the operand `bytes` further (a multiple of 16):
 // one 32-bit add to the start address field (bits 0-13, the address / 16), which cannot carry into the
 // fields above it since shared addresses stay below 256 KB. Building every descriptor from scratch took
-// about a fifth of the all-keys kernel's instructions.
+// about a fifth of the instructions of the all-keys kernel's tile loop.
 class Sw128Desc {
  public:
   __device__ explicit Sw128Desc(unsigned addr) : lo_(((addr & 0x3FFFF) >> 4) | (1u << 16)) {}
@@ -347,15 +347,15 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
     asm volatile("mov.u32 %0, %1;\n" : "=r"(k_addr) : "r"(smem_addr(k_s)));
     asm volatile("mov.u32 %0, %1;\n" : "=r"(v_addr) : "r"(smem_addr(v_s)));
     asm volatile("mov.u32 %0, %1;\n" : "=r"(q_addr) : "r"(smem_addr(q_s + (qt & 1) * 64 * kD)));
+    const Sw128Desc k_at(k_addr), v_at(v_addr), q_at(q_addr);
     std::uint64_t kd[F + R][kD / 16];  // per full tile, then per remaining piece; per 16 of the head dim
 #pragma unroll
     for (int i = 0; i < F + R; ++i)
 #pragma unroll
-      for (int ks = 0; ks < kD / 16; ++ks)
-        kd[i][ks] = Sw128Desc(k_addr).at((i < F ? i * 8192 : F * 8192 + (i - F) * 2048) + ks * 32);
+      for (int ks = 0; ks < kD / 16; ++ks) kd[i][ks] = k_at.at((i < F ? i * 8192 : F * 8192 + (i - F) * 2048) + ks * 32);
     std::uint64_t qd[kD / 16];
 #pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) qd[ks] = Sw128Desc(q_addr).at(ks * 32);
+    for (int ks = 0; ks < kD / 16; ++ks) qd[ks] = q_at.at(ks * 32);
     // This tile's Q (and on the first tile K) has landed in every thread's share; the other Q buffer
     // was last read by the previous tile's S, which every thread has waited for.
     if (qt == first) cp_async_wait<1>();
@@ -387,7 +387,7 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
     }
     std::uint64_t vd[Q];
 #pragma unroll
-    for (int c = 0; c < Q; ++c) vd[c] = Sw128Desc(v_addr).at(c * 2048);
+    for (int c = 0; c < Q; ++c) vd[c] = v_at.at(c * 2048);
     pin(vd);
     wgmma_wait<0>();
     fence_regs(s);
