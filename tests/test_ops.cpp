@@ -166,6 +166,7 @@ TEST_P(OpTest, Linear) {
   for (const LinearCase& c : std::vector<LinearCase>{{3 * 197, 64, 80, Epilogue::none, false},
                                                      {3 * 577, 80, 240, Epilogue::gelu_erf, false},
                                                      {3 * 197, 768, 96, Epilogue::quick_gelu, false},
+                                                     {3 * 197, 64, 75, Epilogue::quick_gelu, false},
                                                      {3 * 197, 96, 64, Epilogue::none, true},
                                                      {3 * 197, 96, 64, Epilogue::none, true, true},
                                                      {1, 80, 1000, Epilogue::none, false}}) {

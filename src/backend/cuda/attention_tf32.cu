@@ -5,6 +5,10 @@
 // cores. It serves fp32 and tf32 sessions alike: plain TF32 operands were measured to push a tf32
 // session's error to 1.35x PyTorch's on one verification row (PyTorch keeps attention in fp32 under
 // TF32), beyond the 1.25x bound.
+// K and V are split once per tile, in shared memory, by the threads that copied them (big in place,
+// small beside it); the warps then read both parts as fragments. (Splitting at every fragment read,
+// as before, made each of the 4 warps split the whole tile again, with cvt.rna.tf32.f32 expanded to 5
+// instructions: two thirds of the kernel's instructions.)
 // The P V product uses P straight from the score fragments: within each 8-key tile, the A operand's
 // column t holds key 2t and column t + 4 key 2t + 1, and the V rows are read in that same order.
 // Head dims that are multiples of 16 up to 128.
@@ -22,19 +26,52 @@ constexpr int kWarps = 4, kBQ = 16 * kWarps;
 
 template <int D>
 constexpr int key_tile() {
-  return D <= 64 ? 32 : 16;  // two stages of fp32 K and V within 48 KiB of static shared memory
+  return D <= 64 ? 32 : 16;
+}
+template <int D>
+constexpr int row_stride() {
+  return D + 4;  // floats: conflict-free fragment reads
+}
+// Shared memory: K and V in two stages (big parts, in place), and the small parts of the tile in use.
+template <int D>
+constexpr int smem_bytes() {
+  return 6 * key_tile<D>() * row_stride<D>() * static_cast<int>(sizeof(float));
 }
 
-__device__ __forceinline__ std::uint32_t to_tf32(float x) {
-  std::uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-  return r;
-}
-
-// x = big + small, both TF32.
+// x = big + small, both TF32. big is x rounded to nearest, ties away from zero (cvt.rna.tf32.f32, done
+// on the bit pattern: ptxas expands the cvt to 5 instructions); x - big is exact in fp32, and small is
+// it truncated to TF32 (it has at most 12 significant bits, so that drops at most one). Not-a-number
+// inputs stay not-a-number in small even where big wraps to zero; infinities give big = inf and a
+// not-a-number small, as the cvt did.
 __device__ __forceinline__ void split(float x, std::uint32_t& big, std::uint32_t& small) {
-  big = to_tf32(x);
-  small = to_tf32(x - __uint_as_float(big));
+  big = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+  small = __float_as_uint(x - __uint_as_float(big)) & 0xffffe000u;
+}
+
+// Splits, in place, the K/V chunks this thread copied into a tile (load_kv_tile's assignment): the
+// big parts replace the values, the small parts go to the same offsets of k_lo / v_lo.
+template <int D, int BK, int LD, int Threads>
+__device__ __forceinline__ void split_own_chunks(float* k, float* v, float* k_lo, float* v_lo) {
+  constexpr int kChunks = BK * (D / 4), kPerThread = (kChunks + Threads - 1) / Threads;
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int i = threadIdx.x + j * Threads;
+    if (kChunks % Threads != 0 && i >= kChunks) break;
+    const int off = PaddedRows<LD>::offset(i / (D / 4), (i % (D / 4)) * 4);
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+      float* hi = m == 0 ? k : v;
+      float* lo = m == 0 ? k_lo : v_lo;
+      const float4 x = *reinterpret_cast<const float4*>(hi + off);
+      std::uint32_t b[4], l[4];
+      split(x.x, b[0], l[0]);
+      split(x.y, b[1], l[1]);
+      split(x.z, b[2], l[2]);
+      split(x.w, b[3], l[3]);
+      *reinterpret_cast<uint4*>(hi + off) = make_uint4(b[0], b[1], b[2], b[3]);
+      *reinterpret_cast<uint4*>(lo + off) = make_uint4(l[0], l[1], l[2], l[3]);
+    }
+  }
 }
 
 __device__ __forceinline__ void mma1688(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
@@ -53,9 +90,12 @@ __device__ __forceinline__ void mma3(float (&d)[4], const std::uint32_t (&ab)[4]
 
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionParams p) {
-  constexpr int kBK = key_tile<D>(), LD = D + 4;  // row stride (floats): conflict-free fragment reads
-  __shared__ __align__(16) float k_s[2][kBK * LD];
-  __shared__ __align__(16) float v_s[2][kBK * LD];
+  constexpr int kBK = key_tile<D>(), LD = row_stride<D>(), kTile = kBK * LD;
+  extern __shared__ __align__(16) float smem[];
+  float* const k_s = smem;                // [2][kTile]: big parts (raw values until split)
+  float* const v_s = smem + 2 * kTile;    // [2][kTile]
+  float* const k_lo = smem + 4 * kTile;   // [kTile]: small parts of the tile in use
+  float* const v_lo = smem + 5 * kTile;
 
   const int N = p.tokens, E = p.heads * D;
   const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kBQ;
@@ -81,26 +121,30 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
   kv_tile_loop(
       (N + kBK - 1) / kBK,
       [&](int tile, int stage) {
-        load_kv_tile<float, D, kBK, PaddedRows<LD>, kWarps * 32>(base, stride, E, N, tile, k_s[stage], v_s[stage]);
+        load_kv_tile<float, D, kBK, PaddedRows<LD>, kWarps * 32>(base, stride, E, N, tile, k_s + stage * kTile,
+                                                                 v_s + stage * kTile);
+      },
+      [&](int, int stage) {
+        split_own_chunks<D, kBK, LD, kWarps * 32>(k_s + stage * kTile, v_s + stage * kTile, k_lo, v_lo);
       },
       [&](int tile, int stage) {
         if (!warp_active) return;
-        const float* ks = k_s[stage];
-        const float* vs = v_s[stage];
+        const std::uint32_t* kb = reinterpret_cast<const std::uint32_t*>(k_s + stage * kTile);
+        const std::uint32_t* vb = reinterpret_cast<const std::uint32_t*>(v_s + stage * kTile);
+        const std::uint32_t* ks = reinterpret_cast<const std::uint32_t*>(k_lo);
+        const std::uint32_t* vs = reinterpret_cast<const std::uint32_t*>(v_lo);
         const int valid = min(kBK, N - tile * kBK);
         float s[kBK / 8][4];
 #pragma unroll
-        for (int nt = 0; nt < kBK / 8; ++nt) {
-          s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-          if (nt * 8 < valid) {
+        for (int nt = 0; nt < kBK / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        // k8 outer: the kBK / 8 accumulators take turns, so consecutive MMAs are independent.
 #pragma unroll
-            for (int k8 = 0; k8 < D / 8; ++k8) {
-              const float* krow = ks + (nt * 8 + g) * LD + k8 * 8 + t;  // B: (k = t, n = g), (k = t + 4, n = g)
-              std::uint32_t b0b, b0s, b1b, b1s;
-              split(krow[0], b0b, b0s);
-              split(krow[4], b1b, b1s);
-              mma3(s[nt], qb[k8], qs[k8], b0b, b1b, b0s, b1s);
-            }
+        for (int k8 = 0; k8 < D / 8; ++k8) {
+#pragma unroll
+          for (int nt = 0; nt < kBK / 8; ++nt) {
+            if (nt * 8 >= valid) break;
+            const int at = (nt * 8 + g) * LD + k8 * 8 + t;  // B: (k = t, n = g), (k = t + 4, n = g)
+            mma3(s[nt], qb[k8], qs[k8], kb[at], kb[at + 4], ks[at], ks[at + 4]);
           }
         }
         sm.next_tile(s, o, valid, t);
@@ -118,14 +162,10 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
           split(sp[2], pb[1], ps[1]);
           split(sp[1], pb[2], ps[2]);
           split(sp[3], pb[3], ps[3]);
-          const float* v0 = vs + (nt * 8 + 2 * t) * LD + g;
+          const int at = (nt * 8 + 2 * t) * LD + g;
 #pragma unroll
-          for (int dt = 0; dt < D / 8; ++dt) {
-            std::uint32_t b0b, b0s, b1b, b1s;
-            split(v0[dt * 8], b0b, b0s);
-            split(v0[LD + dt * 8], b1b, b1s);
-            mma3(o[dt], pb, ps, b0b, b1b, b0s, b1s);
-          }
+          for (int dt = 0; dt < D / 8; ++dt)
+            mma3(o[dt], pb, ps, vb[at + dt * 8], vb[at + LD + dt * 8], vs[at + dt * 8], vs[at + LD + dt * 8]);
         }
       });
   if (!warp_active) return;
@@ -144,11 +184,20 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
   }
 }
 
-void launch(const AttentionParams& p, cudaStream_t s) {
+template <int D>
+void launch_d(const AttentionParams& p, cudaStream_t s) {
+  constexpr int bytes = smem_bytes<D>();
+  static const bool configured = [] {
+    CUDA_CHECK(cudaFuncSetAttribute(attention_tf32_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    return true;
+  }();
+  (void)configured;
   const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
-  const bool ok = with_head_dim16(p.head_dim, [&](auto d) {
-    attention_tf32_kernel<decltype(d)::value><<<grid, kWarps * 32, 0, s>>>(p);
-  });
+  attention_tf32_kernel<D><<<grid, kWarps * 32, bytes, s>>>(p);
+}
+
+void launch(const AttentionParams& p, cudaStream_t s) {
+  const bool ok = with_head_dim16(p.head_dim, [&](auto d) { launch_d<decltype(d)::value>(p, s); });
   VITRT_CHECK(ok, "attention: head dim ", p.head_dim, " is not supported by the 3xTF32 kernel");
   CUDA_CHECK_LAUNCH();
 }

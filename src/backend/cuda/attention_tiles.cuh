@@ -73,8 +73,10 @@ __device__ __forceinline__ void load_kv_tile(const T* base, std::size_t stride, 
 // The double-buffered tile loop: load(tile, stage) starts tile's copy into stage; body(tile, stage)
 // runs once that stage has landed, while the next tile loads into the other stage. AsyncReaders: the
 // body reads the tiles through the async proxy (wgmma), so each thread fences its copies into it.
-template <bool AsyncReaders = false, typename Load, typename Body>
-__device__ __forceinline__ void kv_tile_loop(int tiles, Load&& load, Body&& body) {
+// landed(tile, stage), if given, runs on each thread once its own copies of the tile have arrived and
+// before the barrier that makes the tile visible to the block: it may rewrite what this thread copied.
+template <bool AsyncReaders = false, typename Load, typename Landed, typename Body>
+__device__ __forceinline__ void kv_tile_loop(int tiles, Load&& load, Landed&& landed, Body&& body) {
   load(0, 0);
   for (int tile = 0; tile < tiles; ++tile) {
     if (tile + 1 < tiles) {
@@ -83,11 +85,16 @@ __device__ __forceinline__ void kv_tile_loop(int tiles, Load&& load, Body&& body
     } else {
       cp_async_wait<0>();
     }
+    landed(tile, tile & 1);
     if constexpr (AsyncReaders) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
     body(tile, tile & 1);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
+}
+template <bool AsyncReaders = false, typename Load, typename Body>
+__device__ __forceinline__ void kv_tile_loop(int tiles, Load&& load, Body&& body) {
+  kv_tile_loop<AsyncReaders>(tiles, load, [](int, int) {}, body);
 }
 
 // Online softmax state of one thread's two query rows. Scores stay raw: the scale is folded into the
