@@ -1,14 +1,17 @@
 // Fused attention for fp32 activations on tensor cores: mma.sync.m16n8k8 with TF32 operands, the same
 // register-resident online-softmax design as attention_mma.cu (each warp owns 16 query rows; K/V tiles
-// double-buffered in shared memory with cp.async). 3xTF32: every operand is split as big + small TF32
-// parts and big*big + big*small + small*big are accumulated, which keeps fp32-level accuracy on tensor
-// cores. It serves fp32 and tf32 sessions alike: plain TF32 operands were measured to push a tf32
-// session's error to 1.35x PyTorch's on one verification row (PyTorch keeps attention in fp32 under
-// TF32), beyond the 1.25x bound.
+// double-buffered in shared memory with cp.async).
+// 3xTF32: an operand is split as big + small TF32 parts and big*big + big*small + small*big are
+// accumulated, which keeps fp32-level accuracy on tensor cores. S = Q K^T is always 3xTF32: plain TF32
+// operands there were measured to push a tf32 session's error to 1.35x PyTorch's on one verification
+// row (PyTorch keeps attention in fp32 under TF32), beyond the 1.25x bound; an error in a score is
+// multiplied by the score's size in the softmax. P V is 3xTF32 in fp32 sessions and a plain TF32
+// product in tf32 sessions (AttentionParams::pv_tf32), as a TF32 GEMM: with that, the worst tf32
+// verification row is at 1.02x PyTorch's error, and attention is 24% faster at batch 256.
 // K and V are split once per tile, in shared memory, by the threads that copied them (big in place,
-// small beside it); the warps then read both parts as fragments. (Splitting at every fragment read,
-// as before, made each of the 4 warps split the whole tile again, with cvt.rna.tf32.f32 expanded to 5
-// instructions: two thirds of the kernel's instructions.)
+// small beside it); the warps then read both parts as fragments. (Each of the 4 warps used to split
+// the whole tile again at its fragment reads, with cvt.rna.tf32.f32, which ptxas expands to 5
+// instructions: 457M instructions at batch 256 then, 328M after.)
 // The P V product uses P straight from the score fragments: within each 8-key tile, the A operand's
 // column t holds key 2t and column t + 4 key 2t + 1, and the V rows are read in that same order.
 // Head dims that are multiples of 16 up to 128.
@@ -32,25 +35,30 @@ template <int D>
 constexpr int row_stride() {
   return D + 4;  // floats: conflict-free fragment reads
 }
-// Shared memory: K and V in two stages (big parts, in place), and the small parts of the tile in use.
-template <int D>
+// Shared memory: K and V in two stages (big parts, in place), and the small parts of the tile in use
+// (K's only when P V runs on single TF32 operands).
+template <int D, bool kPv3>
 constexpr int smem_bytes() {
-  return 6 * key_tile<D>() * row_stride<D>() * static_cast<int>(sizeof(float));
+  return (kPv3 ? 6 : 5) * key_tile<D>() * row_stride<D>() * static_cast<int>(sizeof(float));
 }
 
-// x = big + small, both TF32. big is x rounded to nearest, ties away from zero (cvt.rna.tf32.f32, done
-// on the bit pattern: ptxas expands the cvt to 5 instructions); x - big is exact in fp32, and small is
-// it truncated to TF32 (it has at most 12 significant bits, so that drops at most one). Not-a-number
-// inputs stay not-a-number in small even where big wraps to zero; infinities give big = inf and a
-// not-a-number small, as the cvt did.
+// x rounded to TF32, to nearest with ties away from zero (cvt.rna.tf32.f32, done on the bit pattern:
+// ptxas expands the cvt to 5 instructions).
+__device__ __forceinline__ std::uint32_t tf32_rna(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
+
+// x = big + small, both TF32. big = tf32_rna(x); x - big is exact in fp32, and small is it truncated to
+// TF32 (it has at most 12 significant bits, so that drops at most one). Not-a-number inputs stay
+// not-a-number in small even where big wraps to zero; infinities give big = inf and a not-a-number
+// small, as the cvt did.
 __device__ __forceinline__ void split(float x, std::uint32_t& big, std::uint32_t& small) {
-  big = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+  big = tf32_rna(x);
   small = __float_as_uint(x - __uint_as_float(big)) & 0xffffe000u;
 }
 
-// Splits, in place, the K/V chunks this thread copied into a tile (load_kv_tile's assignment): the
-// big parts replace the values, the small parts go to the same offsets of k_lo / v_lo.
-template <int D, int BK, int LD, int Threads>
+// Splits, in place, the K/V chunks this thread copied into a tile (load_kv_tile's assignment): the big
+// parts replace the values, the small parts go to the same offsets of k_lo / v_lo. Without kPv3, V is
+// only rounded to TF32 (and v_lo unused).
+template <int D, int BK, int LD, int Threads, bool kPv3>
 __device__ __forceinline__ void split_own_chunks(float* k, float* v, float* k_lo, float* v_lo) {
   constexpr int kChunks = BK * (D / 4), kPerThread = (kChunks + Threads - 1) / Threads;
 #pragma unroll
@@ -61,15 +69,18 @@ __device__ __forceinline__ void split_own_chunks(float* k, float* v, float* k_lo
 #pragma unroll
     for (int m = 0; m < 2; ++m) {
       float* hi = m == 0 ? k : v;
-      float* lo = m == 0 ? k_lo : v_lo;
       const float4 x = *reinterpret_cast<const float4*>(hi + off);
+      if (m == 1 && !kPv3) {
+        *reinterpret_cast<uint4*>(hi + off) = make_uint4(tf32_rna(x.x), tf32_rna(x.y), tf32_rna(x.z), tf32_rna(x.w));
+        continue;
+      }
       std::uint32_t b[4], l[4];
       split(x.x, b[0], l[0]);
       split(x.y, b[1], l[1]);
       split(x.z, b[2], l[2]);
       split(x.w, b[3], l[3]);
       *reinterpret_cast<uint4*>(hi + off) = make_uint4(b[0], b[1], b[2], b[3]);
-      *reinterpret_cast<uint4*>(lo + off) = make_uint4(l[0], l[1], l[2], l[3]);
+      *reinterpret_cast<uint4*>((m == 0 ? k_lo : v_lo) + off) = make_uint4(l[0], l[1], l[2], l[3]);
     }
   }
 }
@@ -80,22 +91,20 @@ __device__ __forceinline__ void mma1688(float (&d)[4], const std::uint32_t (&a)[
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// d += a * b with a, b given as big/small TF32 parts: small products first, big * big last.
-__device__ __forceinline__ void mma3(float (&d)[4], const std::uint32_t (&ab)[4], const std::uint32_t (&as)[4],
-                                     std::uint32_t b0b, std::uint32_t b1b, std::uint32_t b0s, std::uint32_t b1s) {
-  mma1688(d, as, b0b, b1b);
-  mma1688(d, ab, b0s, b1s);
-  mma1688(d, ab, b0b, b1b);
-}
-
-template <int D>
-__global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionParams p) {
+// kPv3: P V in 3xTF32 too (fp32 sessions). Otherwise (tf32 sessions) P V takes single TF32 operands,
+// rounded to nearest, as a TF32 GEMM would; S = Q K^T stays 3xTF32, since an error in a score is
+// multiplied by the score's size in the softmax.
+// Each product d += a * b is three MMAs, small parts first and big * big last; they are issued in
+// three passes over all accumulators, so that consecutive MMAs are independent (one accumulator's
+// three in a row waited on each other: 12% slower at batch 64).
+template <int D, bool kPv3>
+__global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_kernel(AttentionParams p) {
   constexpr int kBK = key_tile<D>(), LD = row_stride<D>(), kTile = kBK * LD;
   extern __shared__ __align__(16) float smem[];
-  float* const k_s = smem;                // [2][kTile]: big parts (raw values until split)
-  float* const v_s = smem + 2 * kTile;    // [2][kTile]
-  float* const k_lo = smem + 4 * kTile;   // [kTile]: small parts of the tile in use
-  float* const v_lo = smem + 5 * kTile;
+  float* const k_s = smem;               // [2][kTile]: big parts (raw values until split)
+  float* const v_s = smem + 2 * kTile;   // [2][kTile]
+  float* const k_lo = smem + 4 * kTile;  // [kTile]: small parts of the tile in use
+  float* const v_lo = smem + 5 * kTile;  // (kPv3 only)
 
   const int N = p.tokens, E = p.heads * D;
   const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kBQ;
@@ -125,7 +134,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
                                                                  v_s + stage * kTile);
       },
       [&](int, int stage) {
-        split_own_chunks<D, kBK, LD, kWarps * 32>(k_s + stage * kTile, v_s + stage * kTile, k_lo, v_lo);
+        split_own_chunks<D, kBK, LD, kWarps * 32, kPv3>(k_s + stage * kTile, v_s + stage * kTile, k_lo, v_lo);
       },
       [&](int tile, int stage) {
         if (!warp_active) return;
@@ -137,15 +146,26 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
         float s[kBK / 8][4];
 #pragma unroll
         for (int nt = 0; nt < kBK / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-        // k8 outer: the kBK / 8 accumulators take turns, so consecutive MMAs are independent.
 #pragma unroll
         for (int k8 = 0; k8 < D / 8; ++k8) {
+          std::uint32_t bb[kBK / 8][2], bs[kBK / 8][2];  // B: (k = t, n = g), (k = t + 4, n = g)
 #pragma unroll
           for (int nt = 0; nt < kBK / 8; ++nt) {
-            if (nt * 8 >= valid) break;
-            const int at = (nt * 8 + g) * LD + k8 * 8 + t;  // B: (k = t, n = g), (k = t + 4, n = g)
-            mma3(s[nt], qb[k8], qs[k8], kb[at], kb[at + 4], ks[at], ks[at + 4]);
+            const int at = (nt * 8 + g) * LD + k8 * 8 + t;
+            bb[nt][0] = kb[at];
+            bb[nt][1] = kb[at + 4];
+            bs[nt][0] = ks[at];
+            bs[nt][1] = ks[at + 4];
           }
+#pragma unroll
+          for (int nt = 0; nt < kBK / 8; ++nt)
+            if (nt * 8 < valid) mma1688(s[nt], qs[k8], bb[nt][0], bb[nt][1]);
+#pragma unroll
+          for (int nt = 0; nt < kBK / 8; ++nt)
+            if (nt * 8 < valid) mma1688(s[nt], qb[k8], bs[nt][0], bs[nt][1]);
+#pragma unroll
+          for (int nt = 0; nt < kBK / 8; ++nt)
+            if (nt * 8 < valid) mma1688(s[nt], qb[k8], bb[nt][0], bb[nt][1]);
         }
         sm.next_tile(s, o, valid, t);
 #pragma unroll
@@ -157,15 +177,24 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
           sm.l0 += sp[0] + sp[1];
           sm.l1 += sp[2] + sp[3];
           // A = P with column t <- key 2t and column t + 4 <- key 2t + 1.
-          std::uint32_t pb[4], ps[4];
-          split(sp[0], pb[0], ps[0]);
-          split(sp[2], pb[1], ps[1]);
-          split(sp[1], pb[2], ps[2]);
-          split(sp[3], pb[3], ps[3]);
           const int at = (nt * 8 + 2 * t) * LD + g;
+          if constexpr (kPv3) {
+            std::uint32_t pb[4], ps[4];
+            split(sp[0], pb[0], ps[0]);
+            split(sp[2], pb[1], ps[1]);
+            split(sp[1], pb[2], ps[2]);
+            split(sp[3], pb[3], ps[3]);
 #pragma unroll
-          for (int dt = 0; dt < D / 8; ++dt)
-            mma3(o[dt], pb, ps, vb[at + dt * 8], vb[at + LD + dt * 8], vs[at + dt * 8], vs[at + LD + dt * 8]);
+            for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], ps, vb[at + dt * 8], vb[at + LD + dt * 8]);
+#pragma unroll
+            for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], pb, vs[at + dt * 8], vs[at + LD + dt * 8]);
+#pragma unroll
+            for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], pb, vb[at + dt * 8], vb[at + LD + dt * 8]);
+          } else {
+            const std::uint32_t pb[4] = {tf32_rna(sp[0]), tf32_rna(sp[2]), tf32_rna(sp[1]), tf32_rna(sp[3])};
+#pragma unroll
+            for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], pb, vb[at + dt * 8], vb[at + LD + dt * 8]);
+          }
         }
       });
   if (!warp_active) return;
@@ -184,20 +213,23 @@ __global__ void __launch_bounds__(kWarps * 32) attention_tf32_kernel(AttentionPa
   }
 }
 
-template <int D>
+template <int D, bool kPv3>
 void launch_d(const AttentionParams& p, cudaStream_t s) {
-  constexpr int bytes = smem_bytes<D>();
+  constexpr int bytes = smem_bytes<D, kPv3>();
   static const bool configured = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_tf32_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_tf32_kernel<D, kPv3>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     return true;
   }();
   (void)configured;
   const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
-  attention_tf32_kernel<D><<<grid, kWarps * 32, bytes, s>>>(p);
+  attention_tf32_kernel<D, kPv3><<<grid, kWarps * 32, bytes, s>>>(p);
 }
 
 void launch(const AttentionParams& p, cudaStream_t s) {
-  const bool ok = with_head_dim16(p.head_dim, [&](auto d) { launch_d<decltype(d)::value>(p, s); });
+  const bool ok = with_head_dim16(p.head_dim, [&](auto d) {
+    if (p.pv_tf32) launch_d<decltype(d)::value, false>(p, s);
+    else launch_d<decltype(d)::value, true>(p, s);
+  });
   VITRT_CHECK(ok, "attention: head dim ", p.head_dim, " is not supported by the 3xTF32 kernel");
   CUDA_CHECK_LAUNCH();
 }

@@ -238,6 +238,7 @@ class CudaBackend final : public Backend {
     cuda::AttentionParams p{a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt};
     p.arch = props_.major * 10 + props_.minor;
     p.queries = a.queries;
+    p.pv_tf32 = precision_ == Precision::tf32;
     if (mode_ == Mode::plan) {
       VITRT_CHECK(cuda::attention_supports(a.head_dim), "CUDA attention: head dim ", a.head_dim,
                   " is not supported (1..128)");
