@@ -22,7 +22,7 @@ struct AttentionParams {
   int variant = 0;  // kernel variant (see below); 0 = the default for the shape
   int arch = 0;     // the device's compute capability, major * 10 + minor (90 = Hopper)
   int queries = 0;  // > 0: only the first `queries` tokens of each image need output rows (AttentionArgs)
-  bool pv_tf32 = false;  // fp32 activations: P V on single TF32 operands (tf32 sessions), else 3xTF32
+  bool pv_tf32 = false;  // fp32 activations: P V in 2xTF32 (tf32 sessions) instead of 3xTF32
 };
 // The query tokens per image that the kernels must cover: grids span these, in whole query tiles.
 __host__ __device__ inline int query_tokens(const AttentionParams& p) {

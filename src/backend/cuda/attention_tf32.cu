@@ -3,11 +3,12 @@
 // double-buffered in shared memory with cp.async).
 // 3xTF32: an operand is split as big + small TF32 parts and big*big + big*small + small*big are
 // accumulated, which keeps fp32-level accuracy on tensor cores. S = Q K^T is always 3xTF32: plain TF32
-// operands there were measured to push a tf32 session's error to 1.35x PyTorch's on one verification
-// row (PyTorch keeps attention in fp32 under TF32), beyond the 1.25x bound; an error in a score is
-// multiplied by the score's size in the softmax. P V is 3xTF32 in fp32 sessions and a plain TF32
-// product in tf32 sessions (AttentionParams::pv_tf32), as a TF32 GEMM: with that, the worst tf32
-// verification row is at 1.02x PyTorch's error, and attention is 24% faster at batch 256.
+// operands everywhere were measured to push a tf32 session's error to 1.35x PyTorch's on one
+// verification row (PyTorch keeps attention in fp32 under TF32), beyond the 1.25x bound; an error in a
+// score is multiplied by the score's size in the softmax. P V is 3xTF32 in fp32 sessions; in tf32
+// sessions (AttentionParams::pv_tf32) it is 2xTF32, P split and V rounded to TF32 (big*big +
+// small*big). Measured on the worst tf32 verification row: 1.20x PyTorch's error with P V on plain
+// TF32 operands, 1.12x with 2xTF32, 1.03x with 3xTF32; attention at batch 256 0.72 / 0.75 / 0.92 ms.
 // K and V are split once per tile, in shared memory, by the threads that copied them (big in place,
 // small beside it); the warps then read both parts as fragments. (Each of the 4 warps used to split
 // the whole tile again at its fragment reads, with cvt.rna.tf32.f32, which ptxas expands to 5
@@ -36,10 +37,10 @@ constexpr int row_stride() {
   return D + 4;  // floats: conflict-free fragment reads
 }
 // Shared memory: K and V in two stages (big parts, in place), and the small parts of the tile in use
-// (K's only when P V runs on single TF32 operands).
-template <int D, bool kPv3>
+// (V's only for a 3xTF32 P V, kPv = 3).
+template <int D, int kPv>
 constexpr int smem_bytes() {
-  return (kPv3 ? 6 : 5) * key_tile<D>() * row_stride<D>() * static_cast<int>(sizeof(float));
+  return (kPv == 3 ? 6 : 5) * key_tile<D>() * row_stride<D>() * static_cast<int>(sizeof(float));
 }
 
 // x rounded to TF32, to nearest with ties away from zero (cvt.rna.tf32.f32, done on the bit pattern:
@@ -56,9 +57,9 @@ __device__ __forceinline__ void split(float x, std::uint32_t& big, std::uint32_t
 }
 
 // Splits, in place, the K/V chunks this thread copied into a tile (load_kv_tile's assignment): the big
-// parts replace the values, the small parts go to the same offsets of k_lo / v_lo. Without kPv3, V is
+// parts replace the values, the small parts go to the same offsets of k_lo / v_lo. With kPv = 2, V is
 // only rounded to TF32 (and v_lo unused).
-template <int D, int BK, int LD, int Threads, bool kPv3>
+template <int D, int BK, int LD, int Threads, int kPv>
 __device__ __forceinline__ void split_own_chunks(float* k, float* v, float* k_lo, float* v_lo) {
   constexpr int kChunks = BK * (D / 4), kPerThread = (kChunks + Threads - 1) / Threads;
 #pragma unroll
@@ -70,7 +71,7 @@ __device__ __forceinline__ void split_own_chunks(float* k, float* v, float* k_lo
     for (int m = 0; m < 2; ++m) {
       float* hi = m == 0 ? k : v;
       const float4 x = *reinterpret_cast<const float4*>(hi + off);
-      if (m == 1 && !kPv3) {
+      if (m == 1 && kPv != 3) {
         *reinterpret_cast<uint4*>(hi + off) = make_uint4(tf32_rna(x.x), tf32_rna(x.y), tf32_rna(x.z), tf32_rna(x.w));
         continue;
       }
@@ -91,20 +92,18 @@ __device__ __forceinline__ void mma1688(float (&d)[4], const std::uint32_t (&a)[
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// kPv3: P V in 3xTF32 too (fp32 sessions). Otherwise (tf32 sessions) P V takes single TF32 operands,
-// rounded to nearest, as a TF32 GEMM would; S = Q K^T stays 3xTF32, since an error in a score is
-// multiplied by the score's size in the softmax.
-// Each product d += a * b is three MMAs, small parts first and big * big last; they are issued in
-// three passes over all accumulators, so that consecutive MMAs are independent (one accumulator's
-// three in a row waited on each other: 12% slower at batch 64).
-template <int D, bool kPv3>
+// kPv: the number of TF32 products in P V, 3 (fp32 sessions) or 2 (tf32 sessions; see the top).
+// Each product d += a * b is two or three MMAs, small parts first and big * big last; they are issued
+// in passes over all accumulators, so that consecutive MMAs are independent (one accumulator's three
+// in a row waited on each other: 12% slower at batch 64).
+template <int D, int kPv>
 __global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_kernel(AttentionParams p) {
   constexpr int kBK = key_tile<D>(), LD = row_stride<D>(), kTile = kBK * LD;
   extern __shared__ __align__(16) float smem[];
   float* const k_s = smem;               // [2][kTile]: big parts (raw values until split)
   float* const v_s = smem + 2 * kTile;   // [2][kTile]
   float* const k_lo = smem + 4 * kTile;  // [kTile]: small parts of the tile in use
-  float* const v_lo = smem + 5 * kTile;  // (kPv3 only)
+  float* const v_lo = smem + 5 * kTile;  // (kPv = 3 only)
 
   const int N = p.tokens, E = p.heads * D;
   const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kBQ;
@@ -134,7 +133,7 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_k
                                                                  v_s + stage * kTile);
       },
       [&](int, int stage) {
-        split_own_chunks<D, kBK, LD, kWarps * 32, kPv3>(k_s + stage * kTile, v_s + stage * kTile, k_lo, v_lo);
+        split_own_chunks<D, kBK, LD, kWarps * 32, kPv>(k_s + stage * kTile, v_s + stage * kTile, k_lo, v_lo);
       },
       [&](int tile, int stage) {
         if (!warp_active) return;
@@ -178,23 +177,19 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_k
           sm.l1 += sp[2] + sp[3];
           // A = P with column t <- key 2t and column t + 4 <- key 2t + 1.
           const int at = (nt * 8 + 2 * t) * LD + g;
-          if constexpr (kPv3) {
-            std::uint32_t pb[4], ps[4];
-            split(sp[0], pb[0], ps[0]);
-            split(sp[2], pb[1], ps[1]);
-            split(sp[1], pb[2], ps[2]);
-            split(sp[3], pb[3], ps[3]);
+          std::uint32_t pb[4], ps[4];
+          split(sp[0], pb[0], ps[0]);
+          split(sp[2], pb[1], ps[1]);
+          split(sp[1], pb[2], ps[2]);
+          split(sp[3], pb[3], ps[3]);
 #pragma unroll
-            for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], ps, vb[at + dt * 8], vb[at + LD + dt * 8]);
+          for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], ps, vb[at + dt * 8], vb[at + LD + dt * 8]);
+          if constexpr (kPv == 3) {
 #pragma unroll
             for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], pb, vs[at + dt * 8], vs[at + LD + dt * 8]);
-#pragma unroll
-            for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], pb, vb[at + dt * 8], vb[at + LD + dt * 8]);
-          } else {
-            const std::uint32_t pb[4] = {tf32_rna(sp[0]), tf32_rna(sp[2]), tf32_rna(sp[1]), tf32_rna(sp[3])};
-#pragma unroll
-            for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], pb, vb[at + dt * 8], vb[at + LD + dt * 8]);
           }
+#pragma unroll
+          for (int dt = 0; dt < D / 8; ++dt) mma1688(o[dt], pb, vb[at + dt * 8], vb[at + LD + dt * 8]);
         }
       });
   if (!warp_active) return;
@@ -213,22 +208,22 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_k
   }
 }
 
-template <int D, bool kPv3>
+template <int D, int kPv>
 void launch_d(const AttentionParams& p, cudaStream_t s) {
-  constexpr int bytes = smem_bytes<D, kPv3>();
+  constexpr int bytes = smem_bytes<D, kPv>();
   static const bool configured = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_tf32_kernel<D, kPv3>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_tf32_kernel<D, kPv>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     return true;
   }();
   (void)configured;
   const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
-  attention_tf32_kernel<D, kPv3><<<grid, kWarps * 32, bytes, s>>>(p);
+  attention_tf32_kernel<D, kPv><<<grid, kWarps * 32, bytes, s>>>(p);
 }
 
 void launch(const AttentionParams& p, cudaStream_t s) {
   const bool ok = with_head_dim16(p.head_dim, [&](auto d) {
-    if (p.pv_tf32) launch_d<decltype(d)::value, false>(p, s);
-    else launch_d<decltype(d)::value, true>(p, s);
+    if (p.pv_tf32) launch_d<decltype(d)::value, 2>(p, s);
+    else launch_d<decltype(d)::value, 3>(p, s);
   });
   VITRT_CHECK(ok, "attention: head dim ", p.head_dim, " is not supported by the 3xTF32 kernel");
   CUDA_CHECK_LAUNCH();
