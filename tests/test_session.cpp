@@ -129,6 +129,38 @@ TEST(SessionCuda, ThreadsGraphsAndCpuAgreement) {
   cudaStreamDestroy(stream);
 }
 
+// Sessions of one process on every GPU of the machine, one device after the other. Kernels that need
+// more than 48 KiB of dynamic shared memory must be allowed it on each device (the attribute lives in
+// the device's context): 197 tokens take such kernels in fp32 (3xTF32 attention) and bf16 (wgmma
+// attention over every key).
+TEST(SessionCuda, SessionsOnEveryDevice) {
+  int count = 0;
+  if (!test::have_gpu() || cudaGetDeviceCount(&count) != cudaSuccess || count < 2) {
+    GTEST_SKIP() << "fewer than 2 CUDA GPUs on this machine";
+  }
+  ViTConfig c = *find_builtin("vit_tiny_patch16_224");
+  c.depth = 2;  // the last block attends for the class token only; the first over all 197 tokens
+  c.num_classes = 11;
+  auto m = Model::synthetic(c, 7);
+  const auto x = test::randn(2 * 3 * 224 * 224, 13);
+  for (const Precision p : {Precision::fp32, Precision::tf32, Precision::bf16}) {
+    std::vector<float> first;
+    for (int d = 0; d < count; ++d) {
+      SCOPED_TRACE(::testing::Message() << "cuda:" << d << " " << to_string(p));
+      SessionOptions o;
+      o.batch_sizes = {2};
+      o.device = Device{Device::Kind::cuda, d};
+      o.precision = p;
+      o.tune_cache = "off";
+      Session s(m, o);
+      std::vector<float> y;
+      for (int i = 0; i < 2; ++i) y = run(s, x, 2);  // eager, then a captured graph
+      if (d == 0) first = y;
+      else EXPECT_LE(test::max_rel_error(y.data(), first.data(), first.size()), 1e-5);
+    }
+  }
+}
+
 // A graph capture on one thread survives other threads creating sessions (allocations, uploads, first
 // launches) and destroying them (cudaFree and handle destruction wait for the whole device) while it
 // runs; device_lock.h keeps them apart. Without that lock this failed at random with cuBLAS "execution
@@ -355,8 +387,8 @@ TEST(Session, ClearErrors) {
   bad.img_size = 70;
   EXPECT_NE(msg([&] { Session t(m, bad); }).find("not a multiple of the patch size 16"), std::string::npos);
   bad = o;
-  bad.device = Device::parse("cuda:1");
-  EXPECT_NE(msg([&] { Session t(m, bad); }).find("cuda:1"), std::string::npos);
+  bad.device = Device::parse("cuda:99");  // beyond any machine's GPUs
+  EXPECT_NE(msg([&] { Session t(m, bad); }).find("cuda:99"), std::string::npos);
   EXPECT_NE(msg([] { Device::parse("tpu"); }).find("unknown device 'tpu'"), std::string::npos);
   EXPECT_NE(msg([] { parse_precision("int4"); }).find("unknown precision 'int4'"), std::string::npos);
 }

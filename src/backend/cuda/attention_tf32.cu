@@ -21,6 +21,7 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/dtype.cuh"
 
 namespace vitrt::cuda {
@@ -211,11 +212,7 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_k
 template <int D, int kPv>
 void launch_d(const AttentionParams& p, cudaStream_t s) {
   constexpr int bytes = smem_bytes<D, kPv>();
-  static const bool configured = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_tf32_kernel<D, kPv>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    return true;
-  }();
-  (void)configured;
+  allow_dynamic_smem(attention_tf32_kernel<D, kPv>, bytes);
   const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
   attention_tf32_kernel<D, kPv><<<grid, kWarps * 32, bytes, s>>>(p);
 }

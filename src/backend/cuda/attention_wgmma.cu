@@ -21,6 +21,7 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_attrs.h"
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define VITRT_WGMMA_DEVICE 1
@@ -460,11 +461,7 @@ void launch_split(const AttentionParams& p, cudaStream_t s) {
 template <typename T, int Q>
 void launch_row_q(const AttentionParams& p, cudaStream_t s) {
   constexpr int bytes = (Q * 16 * 2 + 2 * 64) * kD * 2 + 1024;  // K, V, two Q tiles, alignment slack
-  static const bool configured = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_wgmma_row_kernel<T, Q>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    return true;
-  }();
-  (void)configured;
+  allow_dynamic_smem(attention_wgmma_row_kernel<T, Q>, bytes);
   const int query_tiles = (query_tokens(p) + 63) / 64;
   const int tiles = p.variant == kAttentionWgmmaRowHead ? query_tiles : p.variant == kAttentionWgmmaRow2 ? 2 : 1;
   const dim3 grid((query_tiles + tiles - 1) / tiles, p.heads, p.batch);

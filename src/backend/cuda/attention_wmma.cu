@@ -8,6 +8,7 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/dtype.cuh"
 
 namespace vitrt::cuda {
@@ -149,11 +150,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_wmma_kernel(AttentionPa
 template <typename T, int DP>
 void launch_dp(const AttentionParams& p, cudaStream_t s) {
   constexpr int bytes = Layout<DP>::bytes;
-  static const bool configured = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_wmma_kernel<T, DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    return true;
-  }();
-  (void)configured;
+  allow_dynamic_smem(attention_wmma_kernel<T, DP>, bytes);
   const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
   attention_wmma_kernel<T, DP><<<grid, kWarps * 32, bytes, s>>>(p);
   CUDA_CHECK_LAUNCH();

@@ -1,0 +1,17 @@
+// Per-device kernel attributes. Dynamic shared memory above 48 KiB has to be allowed for each kernel,
+// and the attribute lives in the current device's context: a kernel set up once per process would
+// fail to launch on the second GPU a process uses.
+#pragma once
+
+namespace vitrt::cuda {
+
+// Allows `kernel` up to `bytes` of dynamic shared memory on the current device, once per (kernel,
+// device) pair (later calls with no more bytes return at once). Thread-safe.
+void allow_dynamic_smem(const void* kernel, int bytes);
+
+template <typename... Args>
+void allow_dynamic_smem(void (*kernel)(Args...), int bytes) {
+  allow_dynamic_smem(reinterpret_cast<const void*>(kernel), bytes);
+}
+
+}  // namespace vitrt::cuda
