@@ -22,10 +22,7 @@
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
-
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define VITRT_WGMMA_DEVICE 1
-#endif
+#include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
 namespace {
@@ -35,60 +32,6 @@ constexpr int kTileElems = kBK * kD;                       // one K or V tile: 6
 constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 1024;  // two stages of K and V, plus alignment slack
 
 #ifdef VITRT_WGMMA_DEVICE  // device helpers exist only where the kernel body does
-// Shared-memory matrix descriptors for 128-byte-swizzled operands starting at `addr`: start address,
-// leading byte offset (unused by these layouts, 1 by convention), stride byte offset 1024 (the next 8
-// rows), swizzle mode 1. at(bytes) is the descriptor of the operand `bytes` further (a multiple of 16):
-// one 32-bit add to the start address field (bits 0-13, the address / 16), which cannot carry into the
-// fields above it since shared addresses stay below 256 KB. Building every descriptor from scratch took
-// about a fifth of the instructions of the all-keys kernel's tile loop.
-class Sw128Desc {
- public:
-  __device__ explicit Sw128Desc(unsigned addr) : lo_(((addr & 0x3FFFF) >> 4) | (1u << 16)) {}
-  __device__ std::uint64_t at(unsigned bytes) const {
-    return static_cast<std::uint64_t>(lo_ + (bytes >> 4)) | (std::uint64_t{1024 >> 4} << 32) | (std::uint64_t{1} << 62);
-  }
-
- private:
-  unsigned lo_;  // start address / 16 and the leading byte offset field
-};
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int Pending>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
-}
-
-// Keeps the compiler from moving reads or writes of accumulator registers across wgmma issue / wait.
-template <int R>
-__device__ __forceinline__ void fence_regs(float (&a)[R][4]) {
-#pragma unroll
-  for (int i = 0; i < R; ++i)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(a[i][e])::"memory");
-}
-
-// Materializes descriptor registers at this point of the program (an empty asm that "defines" them).
-template <int N>
-__device__ __forceinline__ void pin(std::uint64_t (&d)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+l"(d[i]));
-}
-template <int M, int N>
-__device__ __forceinline__ void pin(std::uint64_t (&d)[M][N]) {
-#pragma unroll
-  for (int i = 0; i < M; ++i) pin(d[i]);
-}
-
-#define VITRT_WGMMA_D32                                                                                          \
-  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),       \
-      "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),   \
-      "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),   \
-      "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),   \
-      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-#define VITRT_WGMMA_D32_LIST                                                                                    \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
-  "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
 // Accumulator tiles 2C and 2C + 1 of d (16 columns) as the outputs of an m64n16k16 wgmma.
 #define VITRT_WGMMA_D8                                                                                     \
   "+f"(d[2 * C][0]), "+f"(d[2 * C][1]), "+f"(d[2 * C][2]), "+f"(d[2 * C][3]), "+f"(d[2 * C + 1][0]),      \
