@@ -113,6 +113,7 @@ void launch(const AttentionParams& p, cudaStream_t s) {
 bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128; }
 
 std::vector<int> attention_variants(const AttentionParams& p) {
+  if (attention_tf32_wgmma_supports(p)) return {0, kAttentionTf32Wgmma};
   if (!attention_mma_supports(p)) return {0};
   std::vector<int> v{1, 2, 4, 8};
   if (!attention_wgmma_supports(p)) return v;
@@ -133,7 +134,8 @@ std::vector<int> attention_variants(const AttentionParams& p) {
 
 std::string attention_variant_name(int variant) {
   switch (variant) {
-    case 0: return "the only kernel";
+    case 0: return "the general kernel for the type and head dim";
+    case kAttentionTf32Wgmma: return "3xTF32 on wgmma";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
     case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
     case kAttentionWgmmaRow: return "wgmma, every key at once";
@@ -146,6 +148,7 @@ std::string attention_variant_name(int variant) {
 }
 
 int attention_default_variant(const AttentionParams& p, int sm_count) {
+  if (attention_tf32_wgmma_supports(p)) return kAttentionTf32Wgmma;
   if (!attention_mma_supports(p)) return 0;
   if (query_tokens(p) <= 16) {
     // One query tile (a class-token model's last block): measured on an H200 with 197 tokens, 12 heads

@@ -37,6 +37,8 @@ __host__ __device__ inline int query_tokens(const AttentionParams& p) {
 constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaRow = 103, kAttentionWgmmaRowHead = 104,
               kAttentionWgmmaSplit2 = 105, kAttentionWgmmaSplit4 = 106, kAttentionWgmmaRow2 = 107;
 constexpr int kAttentionRowMaxTokens = 256;
+// fp32 activations: kAttentionTf32Wgmma = the 3xTF32 kernel on wgmma (head dim 64, sm_90a); 0 = on mma.sync.
+constexpr int kAttentionTf32Wgmma = 201;
 inline bool is_wgmma_variant(int v) {
   return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaRow || v == kAttentionWgmmaRow2 ||
          v == kAttentionWgmmaRowHead || v == kAttentionWgmmaSplit2 || v == kAttentionWgmmaSplit4;
@@ -45,8 +47,8 @@ std::string attention_variant_name(int variant);
 // Dispatches to the wgmma kernel (attention_wgmma.cu) for fp16/bf16 with head dim 64 on Hopper when the
 // variant asks for it, else the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16
 // with head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0; fp32 with
-// head_dim % 16 == 0 takes the 3xTF32 tensor-core kernel (attention_tf32.cu); the rest the
-// SIMT kernel (attention.cu).
+// head_dim % 16 == 0 takes the 3xTF32 tensor-core kernel (attention_tf32.cu; on wgmma for head dim 64
+// on Hopper, variant kAttentionTf32Wgmma); the rest the SIMT kernel (attention.cu).
 void attention(AttentionParams p, cudaStream_t s);
 bool attention_supports(int head_dim);
 // Kernel variants the tuner may time for this shape ({0} when only one kernel applies), and the one
@@ -59,6 +61,7 @@ bool attention_mma_supports(const AttentionParams& p);
 bool attention_wgmma_supports(const AttentionParams& p);
 void attention_wgmma(const AttentionParams& p, cudaStream_t s);
 bool attention_tf32_supports(const AttentionParams& p);
+bool attention_tf32_wgmma_supports(const AttentionParams& p);
 void attention_tf32(const AttentionParams& p, cudaStream_t s);
 void attention_mma(const AttentionParams& p, cudaStream_t s);
 
