@@ -23,7 +23,6 @@
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
-#include "backend/cuda/tf32.cuh"
 #include "backend/cuda/wgmma.cuh"
 #include "backend/cuda/dtype.cuh"
 
@@ -45,6 +44,19 @@ constexpr int row_stride() {
 template <int D, int kPv>
 constexpr int smem_bytes() {
   return (kPv == 3 ? 6 : 5) * key_tile<D>() * row_stride<D>() * static_cast<int>(sizeof(float));
+}
+
+// x rounded to TF32, to nearest with ties away from zero (cvt.rna.tf32.f32, done on the bit pattern:
+// ptxas expands the cvt to 5 instructions).
+__device__ __forceinline__ std::uint32_t tf32_rna(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
+
+// x = big + small, both TF32. big = tf32_rna(x); x - big is exact in fp32, and small is it truncated to
+// TF32 (it has at most 12 significant bits, so that drops at most one). Not-a-number inputs stay
+// not-a-number in small even where big wraps to zero; infinities give big = inf and a not-a-number
+// small, as the cvt did.
+__device__ __forceinline__ void split(float x, std::uint32_t& big, std::uint32_t& small) {
+  big = tf32_rna(x);
+  small = __float_as_uint(x - __uint_as_float(big)) & 0xffffe000u;
 }
 
 // Splits, in place, the K/V chunks this thread copied into a tile (load_kv_tile's assignment): the big

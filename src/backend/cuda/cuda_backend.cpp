@@ -19,7 +19,6 @@
 #include "backend/cuda/linear.h"
 #include "backend/cuda/patch_embed.cuh"
 #include "backend/cuda/pooling.cuh"
-#include "backend/cuda/tf32.cuh"
 #include "backend/cuda/tuning.h"
 #include "core/half.h"
 
@@ -27,8 +26,6 @@ namespace vitrt {
 namespace {
 
 constexpr std::size_t kWorkspaceBytes = 32u << 20;
-// Full-fp32 GEMMs of tf32 sessions with at least this many rows run as 3xTF32 (LinearOp's Split3).
-constexpr std::int64_t kSplit3Rows = 1024;
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 19)) >> 20) + " MiB"; }
 
@@ -229,17 +226,6 @@ class CudaBackend final : public Backend {
       // The L2 flush scratch (twice the L2 size) exists only while tuning: untuned sessions never time.
       const cuda::GemmContext ctx{tuner_.get(), workspace_, kWorkspaceBytes, stream_, props_.multiProcessorCount,
                                   tuner_->tuning() ? l2_flush() : cuda::L2Flush{}};
-      // tf32 sessions: full-fp32 GEMMs with enough rows (the patch embedding from batch 8) as three TF32
-      // GEMMs on split operands, fp32-level accuracy in about half the time of the fp32 GEMM.
-      if (precision_ == Precision::tf32 && a.full_fp32 && a.src_dt == DT::f32 && a.dst_dt == DT::f32 &&
-          !a.accumulate && a.epilogue == Epilogue::none && a.rows >= kSplit3Rows) {
-        const auto [w_big, w_small] = split_weight(a.w->weight, w, static_cast<std::size_t>(a.w->out) * a.w->in);
-        const auto n = static_cast<std::size_t>(a.rows) * static_cast<std::size_t>(a.src_ld);
-        auto* scratch = static_cast<float*>(allocate(2 * n * sizeof(float)));
-        const cuda::Split3 s3{w_small, scratch, scratch + n};
-        current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w_big, b, precision_, ctx, &s3));
-        return;
-      }
       current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx));
       return;
     }
@@ -363,17 +349,6 @@ class CudaBackend final : public Backend {
     return fallback;
   }
 
-  // The big and small TF32 parts of fp32 weights (device copy `w` of `host`), made once per weight.
-  std::pair<const void*, const void*> split_weight(const float* host, const void* w, std::size_t n) {
-    auto it = split_weights_.find(host);
-    if (it != split_weights_.end()) return it->second;
-    auto* big = static_cast<float*>(allocate(n * sizeof(float)));
-    auto* small = static_cast<float*>(allocate(n * sizeof(float)));
-    cuda::tf32_split(static_cast<const float*>(w), big, small, static_cast<std::int64_t>(n), stream_);
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-    return split_weights_.emplace(host, std::pair<const void*, const void*>{big, small}).first->second;
-  }
-
   // Device copy of host fp32 data in `dt`, made once per (pointer, dtype) while planning.
   const void* device_copy(const float* host, std::size_t n, DT dt) {
     const auto key = std::pair{static_cast<const void*>(host), dt};
@@ -402,7 +377,6 @@ class CudaBackend final : public Backend {
   Precision precision_ = Precision::fp32;
   std::unordered_map<void*, std::size_t> owned_;
   std::map<std::pair<const void*, DT>, void*> weights_;
-  std::map<const float*, std::pair<const void*, const void*>> split_weights_;
   std::map<int, Plan> plans_;
   Plan* current_ = nullptr;
   int run_batch_ = 0;

@@ -4,7 +4,6 @@
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/tf32.cuh"
 
 namespace vitrt::cuda {
 namespace {
@@ -81,19 +80,13 @@ const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F
 }  // namespace
 
 LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
-                   const GemmContext& ctx, const Split3* split3)
+                   const GemmContext& ctx)
     : weight_(weight), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue) {
-  if (split3) {
-    VITRT_CHECK(precision == Precision::tf32 && a.full_fp32 && a.src_dt == DT::f32 && a.dst_dt == DT::f32 &&
-                    !a.accumulate && a.epilogue == Epilogue::none,
-                "internal: 3xTF32 GEMMs are for the full-fp32 GEMMs of tf32 sessions");
-    split3_ = *split3;
-  }
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
   // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
   // inputs accumulate in fp32.
-  const bool tf32 = a.src_dt == DT::f32 && precision == Precision::tf32 && (!a.full_fp32 || split3_);
+  const bool tf32 = a.src_dt == DT::f32 && precision == Precision::tf32 && !a.full_fp32;
   compute_ = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, compute_, CUDA_R_32F));
   const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
@@ -116,18 +109,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   const std::string key = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
                           " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
                           (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
-                          " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
-                          (split3_ ? " 3xtf32" : "");
-  if (split3_) {  // the accumulating GEMMs: cuBLASLt's first pick
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_acc_, compute_, CUDA_R_32F));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_acc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_acc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
-    cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
-    const auto r = heuristics(lt, desc_acc_, 1, ctx.workspace_bytes, st);
-    VITRT_CHECK(!r.empty(), "cuBLASLt has no algorithm for a ", M, "x", K, "x", N, " TF32 GEMM: ", cublas_status_name(st));
-    algo_acc_ = r[0].algo;
-    algo_acc_workspace_ = r[0].workspaceSize;
-  }
+                          " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld);
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
   if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
@@ -136,7 +118,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
     return;
   }
   cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
-  const auto results = heuristics(lt, desc_, 1, ctx.workspace_bytes, st);
+  const auto results = heuristics(lt, 1, ctx.workspace_bytes, st);
   VITRT_CHECK(!results.empty(), "cuBLASLt has no algorithm for a ", M, "x", K, "x", N, " GEMM (", dt_name(a.src_dt),
               " -> ", dt_name(a.dst_dt), "): ", cublas_status_name(st));
   algo_ = results[0].algo;
@@ -144,8 +126,8 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   tuner.note_untuned(key);
 }
 
-std::vector<cublasLtMatmulHeuristicResult_t> LinearOp::heuristics(cublasLtHandle_t lt, cublasLtMatmulDesc_t desc,
-                                                                  int count, std::size_t workspace_bytes,
+std::vector<cublasLtMatmulHeuristicResult_t> LinearOp::heuristics(cublasLtHandle_t lt, int count,
+                                                                  std::size_t workspace_bytes,
                                                                   cublasStatus_t& status) const {
   cublasLtMatmulPreference_t pref = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -153,7 +135,7 @@ std::vector<cublasLtMatmulHeuristicResult_t> LinearOp::heuristics(cublasLtHandle
                                                     sizeof(workspace_bytes)));
   std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<std::size_t>(count));
   int found = 0;
-  status = cublasLtMatmulAlgoGetHeuristic(lt, desc, a_, b_, c_, c_, pref, count, results.data(), &found);
+  status = cublasLtMatmulAlgoGetHeuristic(lt, desc_, a_, b_, c_, c_, pref, count, results.data(), &found);
   cublasLtMatmulPreferenceDestroy(pref);
   results.resize(status == CUBLAS_STATUS_SUCCESS ? static_cast<std::size_t>(found) : 0);
   std::erase_if(results, [](const cublasLtMatmulHeuristicResult_t& r) { return r.state != CUBLAS_STATUS_SUCCESS; });
@@ -188,7 +170,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
     std::size_t workspace;
   };
   std::vector<Candidate> cands;
-  for (const auto& r : heuristics(lt, desc_, 24, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
+  for (const auto& r : heuristics(lt, 24, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
   if (cands.empty()) return;  // the heuristic path reports the error
   // Split-K variants of the leading candidates when the output has too few tiles to fill the GPU
   // (small batches): K is cut in parts computed in parallel and reduced.
@@ -224,7 +206,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   const CandidateTimes t = time_candidates(
       cands.size(),
       [&](std::size_t i) {
-        return matmul(lt, cands[i].algo, cands[i].workspace, gemm_src(a), a.dst, ctx.workspace, ctx.stream) ==
+        return matmul(lt, cands[i].algo, cands[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) ==
                CUBLAS_STATUS_SUCCESS;
       },
       ctx.stream, ctx.flush);
@@ -237,7 +219,6 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
 }
 
 LinearOp::~LinearOp() {
-  if (desc_acc_) cublasLtMatmulDescDestroy(desc_acc_);
   if (c_) cublasLtMatrixLayoutDestroy(c_);
   if (b_) cublasLtMatrixLayoutDestroy(b_);
   if (a_) cublasLtMatrixLayoutDestroy(a_);
@@ -252,17 +233,6 @@ cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t&
 }
 
 void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
-  if (split3_) {
-    tf32_split(static_cast<const float*>(a.src), split3_->a_big, split3_->a_small, a.rows * a.src_ld, s);
-    CUBLAS_CHECK(matmul(lt, algo_, algo_workspace_, split3_->a_big, a.dst, workspace, s));
-    const float one = 1.0f;
-    // Small products last: D += A_big W_small, D += A_small W_big.
-    for (const auto& [w, x] : {std::pair{split3_->w_small, static_cast<const void*>(split3_->a_big)},
-                               std::pair{weight_, static_cast<const void*>(split3_->a_small)}})
-      CUBLAS_CHECK(cublasLtMatmul(lt, desc_acc_, &one, w, a_, x, b_, &one, a.dst, c_, a.dst, c_, &algo_acc_, workspace,
-                                  algo_acc_workspace_, s));
-    return;
-  }
   CUBLAS_CHECK(matmul(lt, algo_, algo_workspace_, a.src, a.dst, workspace, s));
   if (post_ != Epilogue::none) activation({a.dst, a.rows, a.w->out, a.dst_ld, a.dst_dt, post_}, s);
 }
