@@ -22,9 +22,9 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/dtype.cuh"
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/wgmma.cuh"
-#include "backend/cuda/dtype.cuh"
 
 namespace vitrt::cuda {
 namespace {
