@@ -204,13 +204,15 @@ TEST_P(OpTest, Linear) {
 TEST_P(OpTest, Attention) {
   const DT adt = be_->act_dt();
   std::uint64_t seed = 100;
-  // Head dims 64/80 take the register-resident tensor-core kernel on CUDA for 16-bit types, 40 the
-  // WMMA kernel, 20 the SIMT kernel (which also runs every fp32 case).
+  // On CUDA: head dim 64 takes the wgmma kernels on Hopper (16-bit: every key at once up to 256 tokens,
+  // online softmax beyond, as for 577; fp32: the 3xTF32 wgmma kernel), 80 the register-resident mma.sync
+  // kernels (16-bit and 3xTF32), 40 the WMMA kernel (16-bit), 40 and 20 in fp32 and 20 in 16-bit the
+  // SIMT kernel.
   // queries > 0: only the first queries tokens of each image are compared (the last block of a
   // class-token model asks for 1); every token is still a key.
   for (auto [tokens, head_dim, heads, queries] : std::vector<std::tuple<int, int, int, int>>{
            {197, 64, 3, 0}, {577, 80, 2, 0}, {197, 80, 2, 0}, {5, 64, 1, 0}, {197, 40, 2, 0}, {33, 20, 3, 0},
-           {197, 64, 3, 1}, {577, 80, 2, 70}, {197, 40, 2, 1}, {33, 20, 3, 17}}) {
+           {197, 64, 3, 1}, {577, 80, 2, 70}, {197, 40, 2, 1}, {33, 20, 3, 17}, {577, 64, 2, 0}, {577, 64, 2, 1}}) {
     SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim << " queries " << queries);
     fresh();
     const int B = 3, E = heads * head_dim;
@@ -484,6 +486,64 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
         if (f.empty()) f = y;
         else EXPECT_EQ(std::memcmp(f.data(), y.data(), y.size() * sizeof(float)), 0);
         // Only the first query token per image (a class-token model's last block): the same row.
+        out.poison();
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        p.queries = 1;
+        cuda::attention(p, nullptr);
+        p.queries = 0;
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const auto y1 = out.get();
+        for (int b = 0; b < B; ++b) {
+          const size_t at = static_cast<size_t>(b) * tokens * E;
+          EXPECT_EQ(std::memcmp(y.data() + at, y1.data() + at, static_cast<size_t>(E) * sizeof(float)), 0) << "image " << b;
+        }
+      }
+    }
+  }
+}
+
+// fp32 activations: the 3xTF32 kernels (mma.sync, and wgmma for head dim 64 on Hopper), with P V in
+// 3xTF32 (fp32 sessions) and 2xTF32 (tf32 sessions), against the float64 reference at the fp32
+// tolerance for both (attention stays at fp32 accuracy in tf32 sessions but for V's rounding); the
+// class-token query alone gives the same row as the full run.
+TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  be->resolve_precision(Precision::fp32);
+  cudaDeviceProp props{};
+  ASSERT_EQ(cudaGetDeviceProperties(&props, 0), cudaSuccess);
+  const int arch = props.major * 10 + props.minor;
+  std::uint64_t seed = 400;
+  for (auto [tokens, head_dim, heads, B] : std::vector<std::tuple<int, int, int, int>>{
+           {197, 64, 3, 2}, {577, 64, 2, 1}, {5, 64, 1, 3}, {65, 64, 3, 1}, {197, 80, 2, 1}}) {
+    const int E = heads * head_dim;
+    const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
+    Buffer qkv(*be, n_qkv, DT::f32), out(*be, n_out, DT::f32);
+    const auto q = randn(n_qkv, seed++, 1.5f);
+    qkv.set(q);
+    const auto ref = attention_reference(q, B, tokens, heads, head_dim);
+    cuda::AttentionParams p{qkv.data(), out.data(), B, tokens, heads, head_dim,
+                            1.0f / std::sqrt(static_cast<float>(head_dim)), DT::f32};
+    p.arch = arch;
+    const auto variants = cuda::attention_variants(p);
+    if (arch == 90 && head_dim == 64) {
+      EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionTf32Wgmma), 1);
+    }
+    for (const bool pv_tf32 : {false, true}) {
+      for (int v : variants) {
+        SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim << " variant " << v
+                                          << (pv_tf32 ? " P V 2xTF32" : " P V 3xTF32"));
+        p.variant = v;
+        p.pv_tf32 = pv_tf32;
+        out.poison();
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        cuda::attention(p, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const auto y = out.get();
+        // 2xTF32 P V rounds V to TF32 (2^-11 relative per value), averaged over the keys.
+        EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), pv_tf32 ? 1e-3 : tolerance(Precision::fp32));
         out.poison();
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         p.queries = 1;
