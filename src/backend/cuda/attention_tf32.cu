@@ -89,6 +89,21 @@ __device__ __forceinline__ void split_own_chunks(float* k, float* v, float* k_lo
   }
 }
 
+// Q rows r0, r1 (zeros past N) as split A fragments, big and small parts, of m16n8k8 / m64nNk8 TF32
+// (per k-step of 8: a0 = (g, t), a1 = (g + 8, t), a2 = (g, t + 4), a3 = (g + 8, t + 4)).
+template <int D>
+__device__ __forceinline__ void load_q_split(const float* base, std::size_t stride, int N, int r0, int r1, int t,
+                                             std::uint32_t (&qb)[D / 8][4], std::uint32_t (&qs)[D / 8][4]) {
+#pragma unroll
+  for (int k8 = 0; k8 < D / 8; ++k8) {
+    const int c = k8 * 8 + t;
+    split(r0 < N ? base[r0 * stride + c] : 0.0f, qb[k8][0], qs[k8][0]);
+    split(r1 < N ? base[r1 * stride + c] : 0.0f, qb[k8][1], qs[k8][1]);
+    split(r0 < N ? base[r0 * stride + c + 4] : 0.0f, qb[k8][2], qs[k8][2]);
+    split(r1 < N ? base[r1 * stride + c + 4] : 0.0f, qb[k8][3], qs[k8][3]);
+  }
+}
+
 __device__ __forceinline__ void mma1688(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
   asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
@@ -117,16 +132,9 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_k
   const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
   const bool warp_active = q0 + warp * 16 < query_tokens(p);
 
-  // Q as A fragments (m16n8k8: a0 = (g, t), a1 = (g + 8, t), a2 = (g, t + 4), a3 = (g + 8, t + 4)).
+  // Q as split A fragments.
   std::uint32_t qb[D / 8][4], qs[D / 8][4];
-#pragma unroll
-  for (int k8 = 0; k8 < D / 8; ++k8) {
-    const int c = k8 * 8 + t;
-    split(r0 < N ? base[r0 * stride + c] : 0.0f, qb[k8][0], qs[k8][0]);
-    split(r1 < N ? base[r1 * stride + c] : 0.0f, qb[k8][1], qs[k8][1]);
-    split(r0 < N ? base[r0 * stride + c + 4] : 0.0f, qb[k8][2], qs[k8][2]);
-    split(r1 < N ? base[r1 * stride + c + 4] : 0.0f, qb[k8][3], qs[k8][3]);
-  }
+  load_q_split<D>(base, stride, N, r0, r1, t, qb, qs);
   float o[D / 8][4] = {};
   OnlineSoftmax sm(p.scale);
   kv_tile_loop(
@@ -198,17 +206,7 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_k
   if (!warp_active) return;
   float i0, i1;
   sm.finish(i0, i1);
-  float* out = static_cast<float*>(p.out) + static_cast<std::size_t>(h) * D;
-#pragma unroll
-  for (int nt = 0; nt < D / 8; ++nt) {
-    const int c = nt * 8 + 2 * t;
-    if (r0 < N)
-      *reinterpret_cast<float2*>(out + (static_cast<std::size_t>(b) * N + r0) * E + c) =
-          make_float2(o[nt][0] * i0, o[nt][1] * i0);
-    if (r1 < N)
-      *reinterpret_cast<float2*>(out + (static_cast<std::size_t>(b) * N + r1) * E + c) =
-          make_float2(o[nt][2] * i1, o[nt][3] * i1);
-  }
+  store_rows<float, D>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
 }
 
 template <int D, int kPv>
@@ -289,16 +287,9 @@ __global__ void __launch_bounds__(128, 3) attention_tf32_wgmma_kernel(AttentionP
       static_cast<const float*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kWD;
   const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
 
-  // Q as A fragments (m64nNk8 TF32: a0 = (g, t), a1 = (g + 8, t), a2 = (g, t + 4), a3 = (g + 8, t + 4)).
+  // Q as split A fragments (the same layout for m64nNk8 TF32).
   std::uint32_t qb[kWD / 8][4], qs[kWD / 8][4];
-#pragma unroll
-  for (int k8 = 0; k8 < kWD / 8; ++k8) {
-    const int c = k8 * 8 + t;
-    split(r0 < N ? base[r0 * stride + c] : 0.0f, qb[k8][0], qs[k8][0]);
-    split(r1 < N ? base[r1 * stride + c] : 0.0f, qb[k8][1], qs[k8][1]);
-    split(r0 < N ? base[r0 * stride + c + 4] : 0.0f, qb[k8][2], qs[k8][2]);
-    split(r1 < N ? base[r1 * stride + c + 4] : 0.0f, qb[k8][3], qs[k8][3]);
-  }
+  load_q_split<kWD>(base, stride, N, r0, r1, t, qb, qs);
   float o[kWD / 8][4] = {};
   OnlineSoftmax sm(p.scale);
   kv_tile_loop<true>(
@@ -413,17 +404,7 @@ __global__ void __launch_bounds__(128, 3) attention_tf32_wgmma_kernel(AttentionP
       });
   float i0, i1;
   sm.finish(i0, i1);
-  float* out = static_cast<float*>(p.out) + static_cast<std::size_t>(h) * kWD;
-#pragma unroll
-  for (int nt = 0; nt < kWD / 8; ++nt) {
-    const int c = nt * 8 + 2 * t;
-    if (r0 < N)
-      *reinterpret_cast<float2*>(out + (static_cast<std::size_t>(b) * N + r0) * E + c) =
-          make_float2(o[nt][0] * i0, o[nt][1] * i0);
-    if (r1 < N)
-      *reinterpret_cast<float2*>(out + (static_cast<std::size_t>(b) * N + r1) * E + c) =
-          make_float2(o[nt][2] * i1, o[nt][3] * i1);
-  }
+  store_rows<float, kWD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
 #else
   (void)p;
 #endif

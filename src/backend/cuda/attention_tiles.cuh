@@ -253,20 +253,20 @@ __device__ __forceinline__ void probs_to_a_fragment(OnlineSoftmax& sm, float* sa
 }
 
 // Output rows r0, r1 (those < N) of head h: accumulators times 1 / row sum, into [rows, E] starting at
-// token row0.
+// token row0. T = float (the 3xTF32 kernels) stores each pair as a float2, 16-bit types packed.
 template <typename T, int D>
 __device__ __forceinline__ void store_rows(void* out_v, const float (&o)[D / 8][4], float i0, float i1, std::size_t row0,
                                            int h, int E, int N, int r0, int r1, int t) {
   T* out = static_cast<T*>(out_v) + static_cast<std::size_t>(h) * D;
+  const auto put = [&](std::size_t at, float a, float b) {
+    if constexpr (std::is_same_v<T, float>) *reinterpret_cast<float2*>(out + at) = make_float2(a, b);
+    else *reinterpret_cast<std::uint32_t*>(out + at) = pack<T>(a, b);
+  };
 #pragma unroll
   for (int nt = 0; nt < D / 8; ++nt) {
     const int c = nt * 8 + 2 * t;
-    if (r0 < N) {
-      *reinterpret_cast<std::uint32_t*>(out + (row0 + r0) * E + c) = pack<T>(o[nt][0] * i0, o[nt][1] * i0);
-    }
-    if (r1 < N) {
-      *reinterpret_cast<std::uint32_t*>(out + (row0 + r1) * E + c) = pack<T>(o[nt][2] * i1, o[nt][3] * i1);
-    }
+    if (r0 < N) put((row0 + r0) * E + c, o[nt][0] * i0, o[nt][1] * i0);
+    if (r1 < N) put((row0 + r1) * E + c, o[nt][2] * i1, o[nt][3] * i1);
   }
 }
 
