@@ -22,7 +22,9 @@ struct AttentionParams {
   int variant = 0;  // kernel variant (see below); 0 = the default for the shape
   int arch = 0;     // the device's compute capability, major * 10 + minor (90 = Hopper)
   int queries = 0;  // > 0: only the first `queries` tokens of each image need output rows (AttentionArgs)
-  bool pv_tf32 = false;  // fp32 activations: P V in 2xTF32 (tf32 sessions) instead of 3xTF32
+  // fp32 activations in a tf32 session: the 3xTF32 kernels take P V in 2xTF32 instead of 3xTF32, and the
+  // 3xBF16 kernel applies (fp32 sessions keep 3xTF32 throughout).
+  bool pv_tf32 = false;
 };
 // The query tokens per image that the kernels must cover: grids span these, in whole query tiles.
 __host__ __device__ inline int query_tokens(const AttentionParams& p) {
@@ -38,7 +40,9 @@ constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaRow
               kAttentionWgmmaSplit2 = 105, kAttentionWgmmaSplit4 = 106, kAttentionWgmmaRow2 = 107;
 constexpr int kAttentionRowMaxTokens = 256;
 // fp32 activations: kAttentionTf32Wgmma = the 3xTF32 kernel on wgmma (head dim 64, sm_90a); 0 = on mma.sync.
-constexpr int kAttentionTf32Wgmma = 201;
+// tf32 sessions only: kAttentionTf32Bf16x3 / kAttentionTf32Bf16x3x2 = the 3xBF16 kernel (attention_bf16x3.cu)
+// with 1 or 2 warpgroups per block.
+constexpr int kAttentionTf32Wgmma = 201, kAttentionTf32Bf16x3 = 202, kAttentionTf32Bf16x3x2 = 203;
 inline bool is_wgmma_variant(int v) {
   return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaRow || v == kAttentionWgmmaRow2 ||
          v == kAttentionWgmmaRowHead || v == kAttentionWgmmaSplit2 || v == kAttentionWgmmaSplit4;
@@ -48,7 +52,8 @@ std::string attention_variant_name(int variant);
 // variant asks for it, else the register-resident tensor-core kernel (attention_mma.cu) for fp16/bf16
 // with head_dim % 16 == 0, else the WMMA kernel (attention_wmma.cu) for head_dim % 8 == 0; fp32 with
 // head_dim % 16 == 0 takes the 3xTF32 tensor-core kernel (attention_tf32.cu; on wgmma for head dim 64
-// on Hopper, variant kAttentionTf32Wgmma); the rest the SIMT kernel (attention.cu).
+// on Hopper, variant kAttentionTf32Wgmma; in tf32 sessions there also the 3xBF16 kernel,
+// attention_bf16x3.cu); the rest the SIMT kernel (attention.cu).
 void attention(AttentionParams p, cudaStream_t s);
 bool attention_supports(int head_dim);
 // Kernel variants the tuner may time for this shape ({0} when only one kernel applies), and the one
@@ -63,6 +68,8 @@ void attention_wgmma(const AttentionParams& p, cudaStream_t s);
 bool attention_tf32_supports(const AttentionParams& p);
 bool attention_tf32_wgmma_supports(const AttentionParams& p);
 void attention_tf32(const AttentionParams& p, cudaStream_t s);
+bool attention_bf16x3_supports(const AttentionParams& p);
+void attention_bf16x3(const AttentionParams& p, cudaStream_t s);
 void attention_mma(const AttentionParams& p, cudaStream_t s);
 
 }  // namespace vitrt::cuda

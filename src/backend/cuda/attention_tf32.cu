@@ -419,6 +419,10 @@ void launch_wgmma(const AttentionParams& p, cudaStream_t s) {
 }
 
 void launch(const AttentionParams& p, cudaStream_t s) {
+  if (p.variant == kAttentionTf32Bf16x3 || p.variant == kAttentionTf32Bf16x3x2) {
+    attention_bf16x3(p, s);  // checks that it takes the shape, session and device
+    return;
+  }
   if (p.variant == kAttentionTf32Wgmma) {
     VITRT_CHECK(attention_tf32_wgmma_supports(p), "attention: the 3xTF32 wgmma kernel does not take head dim ",
                 p.head_dim, " on compute capability ", p.arch, " (it needs head dim 64, fp32, sm_90a)");

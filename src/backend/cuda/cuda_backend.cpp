@@ -310,7 +310,7 @@ class CudaBackend final : public Backend {
   int plan_attention(cuda::AttentionParams p) {
     const std::string key = "attention batch=" + std::to_string(p.batch) + " tokens=" + std::to_string(p.tokens) +
                             " heads=" + std::to_string(p.heads) + " dim=" + std::to_string(p.head_dim) + " " +
-                            dt_name(p.dt) +
+                            dt_name(p.dt) + (p.pv_tf32 ? " tf32" : "") +
                             (cuda::query_tokens(p) < p.tokens ? " queries=" + std::to_string(p.queries) : "");
     const int fallback = cuda::attention_default_variant(p, props_.multiProcessorCount);
     const std::vector<int> variants = cuda::attention_variants(p);

@@ -1,14 +1,31 @@
 // Device helpers for Hopper's warpgroup tensor-core instructions (wgmma, sm_90a), shared by the
-// attention kernels: shared-memory descriptors, fence / commit / wait, register fences, and the
-// operand list of a 64 x 64 fp32 accumulator. VITRT_WGMMA_DEVICE is defined where they exist (device
+// attention kernels: shared-memory descriptors, fence / commit / wait, register fences, the operand
+// list of a 64 x 64 fp32 accumulator, and the 16-bit (fp16 / bf16) m64nNk16 instructions with A from
+// registers or shared memory. VITRT_WGMMA_DEVICE is defined where they exist (device
 // code compiled for sm_90a); elsewhere the kernels that use them have empty bodies.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define VITRT_WGMMA_DEVICE 1
 #endif
+
+// The 32 registers of a 64 x 64 fp32 accumulator d[8][4] as in/out operands, and their list.
+#define VITRT_WGMMA_D32                                                                                          \
+  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),       \
+      "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),   \
+      "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),   \
+      "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),   \
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+#define VITRT_WGMMA_D32_LIST                                                                                    \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+  "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
 
 namespace vitrt::cuda {
 
@@ -58,17 +75,82 @@ __device__ __forceinline__ void pin(std::uint64_t (&d)[M][N]) {
   for (int i = 0; i < M; ++i) pin(d[i]);
 }
 
+// --- 16-bit operands (fp16 / bf16), k16.
+
+// Accumulator tiles 2C and 2C + 1 of d (16 columns) as the outputs of an m64n16k16 wgmma.
+#define VITRT_WGMMA_D8                                                                                     \
+  "+f"(d[2 * C][0]), "+f"(d[2 * C][1]), "+f"(d[2 * C][2]), "+f"(d[2 * C][3]), "+f"(d[2 * C + 1][0]),      \
+      "+f"(d[2 * C + 1][1]), "+f"(d[2 * C + 1][2]), "+f"(d[2 * C + 1][3])
+// D[64 x 64] (+)= A[64 x 16] B[16 x 64]: A from registers, B from shared memory (TransB: stored
+// MN-major, as V is for P V; else K-major, as K is for Q K^T). D is overwritten when !accumulate.
+#define VITRT_WGMMA_RS_N64(TYPE)                                                                        \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                             \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " VITRT_WGMMA_D32_LIST    \
+               ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"                                        \
+               : VITRT_WGMMA_D32                                                                        \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TransB))
+// The 16 columns of accumulator tiles 2C, 2C + 1 of d: D[64 x 16] (+)= A[64 x 16] B[16 x 16].
+#define VITRT_WGMMA_RS_N16(TYPE)                                                                           \
+  asm volatile(                                                                                            \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"                                                         \
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32." TYPE "." TYPE                                           \
+      " {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, %14;\n}\n"                      \
+      : VITRT_WGMMA_D8                                                                                    \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TransB))
+
+// The same two shapes with A from shared memory too (K-major, as a Q tile is for Q K^T).
+#define VITRT_WGMMA_SS_N64(TYPE)                                                                     \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                          \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " VITRT_WGMMA_D32_LIST \
+               ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                    \
+               : VITRT_WGMMA_D32                                                                     \
+               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
+#define VITRT_WGMMA_SS_N16(TYPE)                                                                           \
+  asm volatile(                                                                                            \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"                                                         \
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32." TYPE "." TYPE                                           \
+      " {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"                                     \
+      : VITRT_WGMMA_D8                                                                                    \
+      : "l"(a_desc), "l"(b_desc), "r"(accumulate))
+
+template <typename T, int TransB>
+__device__ __forceinline__ void wgmma_n64(float (&d)[8][4], const std::uint32_t (&a)[4], std::uint64_t b_desc,
+                                          int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_RS_N64("f16");
+  else VITRT_WGMMA_RS_N64("bf16");
+}
+
+template <typename T, int C, int TransB, int R>
+__device__ __forceinline__ void wgmma_n16(float (&d)[R][4], const std::uint32_t (&a)[4], std::uint64_t b_desc,
+                                          int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_RS_N16("f16");
+  else VITRT_WGMMA_RS_N16("bf16");
+}
+
+template <typename T>
+__device__ __forceinline__ void wgmma_ss_n64(float (&d)[8][4], std::uint64_t a_desc, std::uint64_t b_desc, int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N64("f16");
+  else VITRT_WGMMA_SS_N64("bf16");
+}
+
+template <typename T, int C, int R>
+__device__ __forceinline__ void wgmma_ss_n16(float (&d)[R][4], std::uint64_t a_desc, std::uint64_t b_desc, int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N16("f16");
+  else VITRT_WGMMA_SS_N16("bf16");
+}
+
+// Calls f(std::integral_constant<int, P>{}) with P = the 16-key pieces covering `valid` keys (1..4), so
+// each tile shape gets straight-line code: a conditionally issued wgmma makes ptxas serialize them all.
+template <typename F>
+__device__ __forceinline__ void with_pieces(int valid, F&& f) {
+  switch ((valid + 15) / 16) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    default: f(std::integral_constant<int, 4>{}); break;
+  }
+}
+
 #endif  // VITRT_WGMMA_DEVICE
 
 }  // namespace vitrt::cuda
-
-// The 32 registers of a 64 x 64 fp32 accumulator d[8][4] as in/out operands, and their list.
-#define VITRT_WGMMA_D32                                                                                          \
-  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),       \
-      "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),   \
-      "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),   \
-      "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),   \
-      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-#define VITRT_WGMMA_D32_LIST                                                                                    \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
-  "%23, %24, %25, %26, %27, %28, %29, %30, %31}"

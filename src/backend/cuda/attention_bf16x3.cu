@@ -1,0 +1,278 @@
+// Fused attention for fp32 activations in tf32 sessions, on Hopper (sm_90a, head dim 64), as three
+// bf16 products per matrix product ("3xBF16"). Every fp32 operand x is split into hi = bf16(x) and
+// lo = bf16(x - hi) (x - hi is exact in fp32), so hi + lo is x to about 2^-17; a * b is then
+// hi*lo + lo*hi + hi*hi on bf16 wgmma with fp32 accumulation (lo*lo, about 2^-16 of the product, is
+// dropped). The result is near 2^-16 relative per product: far below one TF32 rounding (2^-11), which
+// is what a tf32 session's GEMMs cost, and above the 3xTF32 kernels' (fp32 sessions keep those).
+// Against the 3xTF32 wgmma kernel (attention_tf32.cu) for the same work:
+//   - three bf16 products take the tensor time of 1.5 TF32 ones (S was 3, P V 2);
+//   - 16-bit B operands may be MN-major, so V is used as it lands (no transposition);
+//   - tiles of 64 keys with two barriers each, instead of 32 keys with three.
+// Per block: one or two warpgroups (64 query rows each) share the K/V tiles. Per tile of 64 keys:
+//   copy    cp.async of the fp32 rows into the tile's bf16 parts (below), double-buffered;
+//   landed  each thread splits the values it copied, in place;
+//   S       = Q K^T: 3 x 4 wgmma m64n64k16 (m64n16k16 pieces for a last, partial tile), Q's parts
+//           from registers, K's from shared memory (K-major, 128-byte swizzle);
+//   softmax the online softmax of attention_tiles.cuh on the accumulators; P split as Q was;
+//   O      += P V: 3 x 4 wgmma m64n64k16, V's parts read MN-major.
+// Shared memory per stage: K hi, K lo, V hi, V lo, each 64 key rows of 64 bf16 (128 bytes), swizzled.
+// The fp32 values of row r, head-dim columns 8c .. 8c + 7 (32 bytes, copied by two neighbouring lanes)
+// land in swizzle chunk (r, c) of the hi part (columns 8c .. 8c + 3) and of the lo part (8c + 4 ..
+// 8c + 7); after a __syncwarp both lanes write their values' hi parts into the hi chunk and lo parts
+// into the lo chunk, so no data crosses a warp and the copy takes no staging buffer.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/attention_tiles.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_attrs.h"
+#include "backend/cuda/wgmma.cuh"
+
+namespace vitrt::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kD = 64, kBK = 64;        // head dim, keys per tile
+constexpr int kPart = kBK * kD * 2;     // one bf16 part of a K or V tile: 64 rows of 128 bytes
+constexpr int kStage = 4 * kPart;       // K hi, K lo, V hi, V lo
+constexpr int kSmemBytes = 2 * kStage + 1024;  // two stages, plus alignment slack
+
+#ifdef VITRT_WGMMA_DEVICE
+// (a, b) -> hi = bf16x2(a, b) rounded to nearest, lo = bf16x2 of the remainders (a first, in the low half).
+__device__ __forceinline__ void split2(float a, float b, std::uint32_t& hi, std::uint32_t& lo) {
+  hi = pack<bf16>(a, b);
+  lo = pack<bf16>(a - __uint_as_float(hi << 16), b - __uint_as_float(hi & 0xffff0000u));
+}
+
+// The 16-byte chunks of one tile that thread `tid` copies: chunk i = tid + j * Threads of each of K and
+// V is row i / 16, quarter i % 16 of its 256 bytes (lanes 2m and 2m + 1 take one 32-byte column group).
+template <int Threads>
+struct TileChunks {
+  static constexpr int kChunks = kBK * (kD / 4), kPerThread = kChunks / Threads;
+  static_assert(kChunks % Threads == 0);
+  // Byte offset in a part of chunk i's destination, and whether it goes to the lo part.
+  static __device__ __forceinline__ unsigned offset(int i) {
+    const int r = i / 16, c = (i % 16) / 2;
+    return static_cast<unsigned>(r * 128 + (((c ^ r) & 7) << 4));
+  }
+  static __device__ __forceinline__ bool to_lo(int i) { return (i & 1) != 0; }
+};
+
+// Starts copying K/V rows [tile * kBK, +kBK) (zeros past the last key) into `stage`.
+template <int Threads>
+__device__ __forceinline__ void load_tile(const float* base, std::size_t stride, int E, int N, int tile,
+                                          unsigned char* stage) {
+  using C = TileChunks<Threads>;
+  const int k0 = tile * kBK;
+#pragma unroll
+  for (int j = 0; j < C::kPerThread; ++j) {
+    const int i = threadIdx.x + j * Threads, r = i / 16;
+    const bool ok = k0 + r < N;
+    const float* src = base + static_cast<std::size_t>(ok ? k0 + r : 0) * stride + (i % 16) * 4;
+    unsigned char* dst = stage + C::offset(i) + (C::to_lo(i) ? kPart : 0);
+    cp_async16(dst, src + E, ok);                  // K
+    cp_async16(dst + 2 * kPart, src + 2 * E, ok);  // V
+  }
+  cp_async_commit();
+}
+
+// Splits this thread's chunks of a landed tile in place (see the top). Four chunks per __syncwarp:
+// both lanes of a pair read their values before either writes.
+template <int Threads>
+__device__ __forceinline__ void split_tile(unsigned char* stage) {
+  using C = TileChunks<Threads>;
+  constexpr int kBatch = 4;
+  static_assert((2 * C::kPerThread) % kBatch == 0);
+#pragma unroll
+  for (int j0 = 0; j0 < 2 * C::kPerThread; j0 += kBatch) {
+    std::uint32_t hi[kBatch][2], lo[kBatch][2];
+#pragma unroll
+    for (int jj = 0; jj < kBatch; ++jj) {
+      const int j = j0 + jj, i = threadIdx.x + (j / 2) * Threads;  // even j: K, odd: V
+      const float4 x = *reinterpret_cast<const float4*>(stage + C::offset(i) + (C::to_lo(i) ? kPart : 0) +
+                                                         (j % 2) * 2 * kPart);
+      split2(x.x, x.y, hi[jj][0], lo[jj][0]);
+      split2(x.z, x.w, hi[jj][1], lo[jj][1]);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int jj = 0; jj < kBatch; ++jj) {
+      const int j = j0 + jj, i = threadIdx.x + (j / 2) * Threads;
+      unsigned char* at = stage + C::offset(i) + (C::to_lo(i) ? 8 : 0) + (j % 2) * 2 * kPart;
+      *reinterpret_cast<uint2*>(at) = make_uint2(hi[jj][0], hi[jj][1]);
+      *reinterpret_cast<uint2*>(at + kPart) = make_uint2(lo[jj][0], lo[jj][1]);
+    }
+  }
+}
+
+// Q rows r0, r1 (zeros past N) as the hi and lo A fragments of m64nNk16 (per 16 head-dim columns:
+// (g, 2t..2t+1), (g + 8, 2t..), (g, 2t + 8..), (g + 8, 2t + 8..)).
+__device__ __forceinline__ void load_q_parts(const float* base, std::size_t stride, int N, int r0, int r1, int t,
+                                             std::uint32_t (&qh)[kD / 16][4], std::uint32_t (&ql)[kD / 16][4]) {
+  const auto get = [&](int r, int c) {
+    return r < N ? *reinterpret_cast<const float2*>(base + r * stride + c) : make_float2(0.0f, 0.0f);
+  };
+#pragma unroll
+  for (int ks = 0; ks < kD / 16; ++ks) {
+    const int c = ks * 16 + 2 * t;
+    const float2 v[4] = {get(r0, c), get(r1, c), get(r0, c + 8), get(r1, c + 8)};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) split2(v[e].x, v[e].y, qh[ks][e], ql[ks][e]);
+  }
+}
+
+// Descriptors of B per wgmma_pieces call: one m64n64k16 for a full tile, else one per 16 columns.
+template <int P>
+constexpr int kDescs = P == 4 ? 1 : P;
+
+// d (+)= A B for the P pieces of 16 columns of B (one m64n64k16 when P = 4).
+template <int P, int TransB>
+__device__ __forceinline__ void wgmma_pieces(float (&d)[2 * P][4], const std::uint32_t (&a)[4],
+                                             const std::uint64_t (&b)[kDescs<P>], int accumulate) {
+  if constexpr (P == 4) {
+    wgmma_n64<bf16, TransB>(reinterpret_cast<float(&)[8][4]>(d), a, b[0], accumulate);
+  } else {
+    [&]<int... C>(std::integer_sequence<int, C...>) {
+      (wgmma_n16<bf16, C, TransB>(d, a, b[C], accumulate), ...);
+    }(std::make_integer_sequence<int, P>{});
+  }
+}
+#endif  // VITRT_WGMMA_DEVICE
+
+template <int WG>
+__global__ void __launch_bounds__(WG * 128, WG == 1 ? 3 : 2) attention_bf16x3_kernel(AttentionParams p) {
+#ifdef VITRT_WGMMA_DEVICE
+  constexpr int kThreads = WG * 128;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* const tiles = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);  // [stage][kStage]
+
+  const int N = p.tokens, E = p.heads * kD;
+  const int h = blockIdx.y, b = blockIdx.z, q0 = static_cast<int>(blockIdx.x) * 64 * WG;
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const std::size_t stride = 3 * static_cast<std::size_t>(E);
+  const float* base =
+      static_cast<const float*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
+  const int r0 = q0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;
+  const bool wg_active = q0 + wg * 64 < query_tokens(p);  // uniform over the warpgroup
+
+  std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
+  load_q_parts(base, stride, N, r0, r1, t, qh, ql);
+  float o[kD / 8][4] = {};
+  OnlineSoftmax sm(p.scale);
+  kv_tile_loop<true>(
+      (N + kBK - 1) / kBK,
+      [&](int tile, int stage) { load_tile<kThreads>(base, stride, E, N, tile, tiles + stage * kStage); },
+      [&](int, int stage) { split_tile<kThreads>(tiles + stage * kStage); },
+      [&](int tile, int stage) {
+        if (!wg_active) return;
+        const unsigned k_addr = smem_addr(tiles + stage * kStage), v_addr = k_addr + 2 * kPart;
+        const int valid = min(kBK, N - tile * kBK);
+        with_pieces(valid, [&](auto pieces) {
+          constexpr int P = decltype(pieces)::value;
+          // Descriptors first (an input register defined between two wgmmas makes ptxas serialize
+          // them). K: 16 keys further is 2048 bytes, 16 head-dim columns 32 bytes.
+          const Sw128Desc kh(k_addr), kl(k_addr + kPart);
+          std::uint64_t dkh[kD / 16][kDescs<P>], dkl[kD / 16][kDescs<P>];
+#pragma unroll
+          for (int ks = 0; ks < kD / 16; ++ks)
+#pragma unroll
+            for (int c = 0; c < kDescs<P>; ++c) {
+              dkh[ks][c] = kh.at(c * 2048 + ks * 32);
+              dkl[ks][c] = kl.at(c * 2048 + ks * 32);
+            }
+          pin(dkh);
+          pin(dkl);
+          // S = Q K^T = Qh Kl + Ql Kh + Qh Kh (the small products first).
+          float s[2 * P][4];
+          wgmma_fence();
+#pragma unroll
+          for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, qh[ks], dkl[ks], ks);
+#pragma unroll
+          for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, ql[ks], dkh[ks], 1);
+#pragma unroll
+          for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, qh[ks], dkh[ks], 1);
+          wgmma_commit();
+          const Sw128Desc vh(v_addr), vl(v_addr + kPart);
+          std::uint64_t dvh[P], dvl[P];
+#pragma unroll
+          for (int c = 0; c < P; ++c) {
+            dvh[c] = vh.at(c * 2048);
+            dvl[c] = vl.at(c * 2048);
+          }
+          pin(dvh);
+          pin(dvl);
+          wgmma_wait<0>();
+          fence_regs(s);
+          sm.next_tile(s, o, valid, t);  // masks keys >= valid
+          // P as hi / lo A fragments, 16 keys each (rows g, g + 8; keys 2t, 2t + 1 and 8 + 2t, 9 + 2t).
+          std::uint32_t ph[P][4], pl[P][4];
+#pragma unroll
+          for (int kk = 0; kk < P; ++kk) {
+            float* sa = s[2 * kk];
+            float* sb = s[2 * kk + 1];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              sa[e] = sm.prob(sa[e], e);
+              sb[e] = sm.prob(sb[e], e);
+            }
+            sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
+            sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
+            split2(sa[0], sa[1], ph[kk][0], pl[kk][0]);
+            split2(sa[2], sa[3], ph[kk][1], pl[kk][1]);
+            split2(sb[0], sb[1], ph[kk][2], pl[kk][2]);
+            split2(sb[2], sb[3], ph[kk][3], pl[kk][3]);
+          }
+          // O += P V = Ph Vl + Pl Vh + Ph Vh, 16 keys per instruction (V rows are keys, read MN-major).
+          fence_regs(o);
+          wgmma_fence();
+#pragma unroll
+          for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, ph[kk], dvl[kk], 1);
+#pragma unroll
+          for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, pl[kk], dvh[kk], 1);
+#pragma unroll
+          for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, ph[kk], dvh[kk], 1);
+          wgmma_commit();
+          wgmma_wait<0>();
+          fence_regs(o);
+        });
+      });
+  if (!wg_active) return;
+  float i0, i1;
+  sm.finish(i0, i1);
+  store_rows<float, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
+#else
+  (void)p;
+#endif
+}
+
+template <int WG>
+void launch_wg(const AttentionParams& p, cudaStream_t s) {
+  allow_dynamic_smem(attention_bf16x3_kernel<WG>, kSmemBytes);
+  const dim3 grid((query_tokens(p) + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
+  attention_bf16x3_kernel<WG><<<grid, WG * 128, kSmemBytes, s>>>(p);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+bool attention_bf16x3_supports(const AttentionParams& p) {
+#ifdef VITRT_CUDA_SM90A
+  return p.dt == DT::f32 && p.pv_tf32 && p.head_dim == kD && p.arch == 90;
+#else
+  (void)p;
+  return false;
+#endif
+}
+
+void attention_bf16x3(const AttentionParams& p, cudaStream_t s) {
+  VITRT_CHECK(attention_bf16x3_supports(p), "attention: the 3xBF16 kernel does not take head dim ", p.head_dim, " ",
+              dt_name(p.dt), p.pv_tf32 ? "" : " outside tf32 sessions", " on compute capability ", p.arch,
+              " (it needs head dim 64, fp32 activations in a tf32 session, sm_90a)");
+  if (p.variant == kAttentionTf32Bf16x3x2) launch_wg<2>(p, s);
+  else launch_wg<1>(p, s);
+}
+
+}  // namespace vitrt::cuda
