@@ -435,7 +435,10 @@ TEST(CudaAttention, VariantsAndDefaults) {
   EXPECT_EQ(cuda::attention_variants(p), fp32_variants);
   p.pv_tf32 = true;
   std::vector<int> tf32_variants = fp32_variants;
-  if (hopper_build) tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3x2});
+  if (hopper_build) {
+    tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3x2,
+                                               cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4});
+  }
   EXPECT_EQ(cuda::attention_variants(p), tf32_variants);
   EXPECT_EQ(cuda::attention_variant_name(4), "mma, 4 warps per block");
   EXPECT_EQ(cuda::attention_variant_name(cuda::kAttentionWgmma2), "wgmma, 2 warpgroups per block");
@@ -552,8 +555,11 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
       for (int v : {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3x2}) {
         EXPECT_EQ(std::count(variants.begin(), variants.end(), v), hopper64 && pv_tf32 ? 1 : 0);
       }
+      for (int v : {cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4}) {
+        EXPECT_EQ(std::count(variants.begin(), variants.end(), v), hopper64 && pv_tf32 && tokens <= 256 ? 1 : 0);
+      }
       for (int v : variants) {
-        const bool bf16x3 = v == cuda::kAttentionTf32Bf16x3 || v == cuda::kAttentionTf32Bf16x3x2;
+        const bool bf16x3 = cuda::is_bf16x3_variant(v);
         SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim << " variant " << v
                                           << (bf16x3 ? " 3xBF16" : pv_tf32 ? " P V 2xTF32" : " P V 3xTF32"));
         p.variant = v;

@@ -113,7 +113,11 @@ void launch(const AttentionParams& p, cudaStream_t s) {
 bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128; }
 
 std::vector<int> attention_variants(const AttentionParams& p) {
-  if (attention_bf16x3_supports(p)) return {0, kAttentionTf32Wgmma, kAttentionTf32Bf16x3, kAttentionTf32Bf16x3x2};
+  if (attention_bf16x3_supports(p)) {
+    std::vector<int> v{0, kAttentionTf32Wgmma, kAttentionTf32Bf16x3, kAttentionTf32Bf16x3x2};
+    if (p.tokens <= kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionTf32Bf16x3Head2, kAttentionTf32Bf16x3Head4});
+    return v;
+  }
   if (attention_tf32_wgmma_supports(p)) return {0, kAttentionTf32Wgmma};
   if (!attention_mma_supports(p)) return {0};
   std::vector<int> v{1, 2, 4, 8};
@@ -139,6 +143,8 @@ std::string attention_variant_name(int variant) {
     case kAttentionTf32Wgmma: return "3xTF32 on wgmma";
     case kAttentionTf32Bf16x3: return "3xBF16 on wgmma, 1 warpgroup per block";
     case kAttentionTf32Bf16x3x2: return "3xBF16 on wgmma, 2 warpgroups per block";
+    case kAttentionTf32Bf16x3Head2: return "3xBF16 on wgmma, K/V resident, 2 warpgroups per head";
+    case kAttentionTf32Bf16x3Head4: return "3xBF16 on wgmma, K/V resident, 4 warpgroups per head";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
     case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
     case kAttentionWgmmaRow: return "wgmma, every key at once";

@@ -47,53 +47,42 @@ __device__ __forceinline__ void split2(float a, float b, std::uint32_t& hi, std:
   lo = pack<bf16>(a - __uint_as_float(hi << 16), b - __uint_as_float(hi & 0xffff0000u));
 }
 
-// The 16-byte chunks of one tile that thread `tid` copies: chunk i = tid + j * Threads of each of K and
-// V is row i / 16, quarter i % 16 of its 256 bytes (lanes 2m and 2m + 1 take one 32-byte column group).
-template <int Threads>
-struct TileChunks {
-  static constexpr int kChunks = kBK * (kD / 4), kPerThread = kChunks / Threads;
-  static_assert(kChunks % Threads == 0);
-  // Byte offset in a part of chunk i's destination, and whether it goes to the lo part.
-  static __device__ __forceinline__ unsigned offset(int i) {
-    const int r = i / 16, c = (i % 16) / 2;
-    return static_cast<unsigned>(r * 128 + (((c ^ r) & 7) << 4));
-  }
-  static __device__ __forceinline__ bool to_lo(int i) { return (i & 1) != 0; }
-};
+// The fp32 chunks (16 bytes) of K and V rows: chunk i is row i / 16, quarter i % 16 of its 256 bytes
+// (lanes 2m and 2m + 1 take one 32-byte column group). Its destination in a part (byte offset), and
+// whether that is the lo part.
+__device__ __forceinline__ unsigned chunk_offset(int i) {
+  const int r = i / 16, c = (i % 16) / 2;
+  return static_cast<unsigned>(r * 128 + (((c ^ r) & 7) << 4));
+}
+__device__ __forceinline__ bool chunk_to_lo(int i) { return (i & 1) != 0; }
 
-// Starts copying K/V rows [tile * kBK, +kBK) (zeros past the last key) into `stage`.
-template <int Threads>
-__device__ __forceinline__ void load_tile(const float* base, std::size_t stride, int E, int N, int tile,
-                                          unsigned char* stage) {
-  using C = TileChunks<Threads>;
-  const int k0 = tile * kBK;
-#pragma unroll
-  for (int j = 0; j < C::kPerThread; ++j) {
-    const int i = threadIdx.x + j * Threads, r = i / 16;
-    const bool ok = k0 + r < N;
-    const float* src = base + static_cast<std::size_t>(ok ? k0 + r : 0) * stride + (i % 16) * 4;
-    unsigned char* dst = stage + C::offset(i) + (C::to_lo(i) ? kPart : 0);
-    cp_async16(dst, src + E, ok);                  // K
-    cp_async16(dst + 2 * kPart, src + 2 * E, ok);  // V
-  }
-  cp_async_commit();
+// Starts copying chunk i of K and V rows [k0, ...) (zeros past the last key) into parts of `part` bytes
+// (K hi, K lo, V hi, V lo from `dst`).
+__device__ __forceinline__ void copy_chunk(const float* base, std::size_t stride, int E, int N, int k0, int i,
+                                           unsigned char* dst, unsigned part) {
+  const int r = i / 16;
+  const bool ok = k0 + r < N;
+  const float* src = base + static_cast<std::size_t>(ok ? k0 + r : 0) * stride + (i % 16) * 4;
+  unsigned char* at = dst + chunk_offset(i) + (chunk_to_lo(i) ? part : 0);
+  cp_async16(at, src + E, ok);                 // K
+  cp_async16(at + 2 * part, src + 2 * E, ok);  // V
 }
 
-// Splits this thread's chunks of a landed tile in place (see the top). Four chunks per __syncwarp:
-// both lanes of a pair read their values before either writes.
-template <int Threads>
-__device__ __forceinline__ void split_tile(unsigned char* stage) {
-  using C = TileChunks<Threads>;
+// Splits, in place, this thread's landed chunks i = threadIdx.x + j * Threads < chunks (see the top), of
+// K (operand 0) and V (1). Four chunks per __syncwarp: both lanes of a pair read their values before
+// either writes. The trip count must be the same over each warp.
+template <int Threads, int Count>
+__device__ __forceinline__ void split_chunks(unsigned char* dst, unsigned part, int chunks) {
   constexpr int kBatch = 4;
-  static_assert((2 * C::kPerThread) % kBatch == 0);
 #pragma unroll
-  for (int j0 = 0; j0 < 2 * C::kPerThread; j0 += kBatch) {
+  for (int j0 = 0; j0 < 2 * Count; j0 += kBatch) {
     std::uint32_t hi[kBatch][2], lo[kBatch][2];
 #pragma unroll
     for (int jj = 0; jj < kBatch; ++jj) {
       const int j = j0 + jj, i = threadIdx.x + (j / 2) * Threads;  // even j: K, odd: V
-      const float4 x = *reinterpret_cast<const float4*>(stage + C::offset(i) + (C::to_lo(i) ? kPart : 0) +
-                                                         (j % 2) * 2 * kPart);
+      if (j >= 2 * Count || i >= chunks) break;
+      const float4 x =
+          *reinterpret_cast<const float4*>(dst + chunk_offset(i) + (chunk_to_lo(i) ? part : 0) + (j % 2) * 2 * part);
       split2(x.x, x.y, hi[jj][0], lo[jj][0]);
       split2(x.z, x.w, hi[jj][1], lo[jj][1]);
     }
@@ -101,9 +90,10 @@ __device__ __forceinline__ void split_tile(unsigned char* stage) {
 #pragma unroll
     for (int jj = 0; jj < kBatch; ++jj) {
       const int j = j0 + jj, i = threadIdx.x + (j / 2) * Threads;
-      unsigned char* at = stage + C::offset(i) + (C::to_lo(i) ? 8 : 0) + (j % 2) * 2 * kPart;
+      if (j >= 2 * Count || i >= chunks) break;
+      unsigned char* at = dst + chunk_offset(i) + (chunk_to_lo(i) ? 8 : 0) + (j % 2) * 2 * part;
       *reinterpret_cast<uint2*>(at) = make_uint2(hi[jj][0], hi[jj][1]);
-      *reinterpret_cast<uint2*>(at + kPart) = make_uint2(lo[jj][0], lo[jj][1]);
+      *reinterpret_cast<uint2*>(at + part) = make_uint2(lo[jj][0], lo[jj][1]);
     }
   }
 }
@@ -140,12 +130,87 @@ __device__ __forceinline__ void wgmma_pieces(float (&d)[2 * P][4], const std::ui
     }(std::make_integer_sequence<int, P>{});
   }
 }
+
+// One tile of `valid` (1..64) keys whose parts (K hi, K lo, V hi, V lo, `part` bytes apart) start at
+// shared address k_addr: S = Q K^T, the online softmax, O += P V for this warpgroup's 64 query rows.
+__device__ __forceinline__ void attend_tile(unsigned k_addr, unsigned part, int valid, int t,
+                                            const std::uint32_t (&qh)[kD / 16][4], const std::uint32_t (&ql)[kD / 16][4],
+                                            float (&o)[kD / 8][4], OnlineSoftmax& sm) {
+  with_pieces(valid, [&](auto pieces) {
+    constexpr int P = decltype(pieces)::value;
+    // Descriptors first (an input register defined between two wgmmas makes ptxas serialize
+    // them). K: 16 keys further is 2048 bytes, 16 head-dim columns 32 bytes.
+    const Sw128Desc kh(k_addr), kl(k_addr + part);
+    std::uint64_t dkh[kD / 16][kDescs<P>], dkl[kD / 16][kDescs<P>];
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks)
+#pragma unroll
+      for (int c = 0; c < kDescs<P>; ++c) {
+        dkh[ks][c] = kh.at(c * 2048 + ks * 32);
+        dkl[ks][c] = kl.at(c * 2048 + ks * 32);
+      }
+    pin(dkh);
+    pin(dkl);
+    // S = Q K^T = Qh Kl + Ql Kh + Qh Kh (the small products first).
+    float s[2 * P][4];
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, qh[ks], dkl[ks], ks);
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, ql[ks], dkh[ks], 1);
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, qh[ks], dkh[ks], 1);
+    wgmma_commit();
+    const Sw128Desc vh(k_addr + 2 * part), vl(k_addr + 3 * part);
+    std::uint64_t dvh[P], dvl[P];
+#pragma unroll
+    for (int c = 0; c < P; ++c) {
+      dvh[c] = vh.at(c * 2048);
+      dvl[c] = vl.at(c * 2048);
+    }
+    pin(dvh);
+    pin(dvl);
+    wgmma_wait<0>();
+    fence_regs(s);
+    sm.next_tile(s, o, valid, t);  // masks keys >= valid
+    // P as hi / lo A fragments, 16 keys each (rows g, g + 8; keys 2t, 2t + 1 and 8 + 2t, 9 + 2t).
+    std::uint32_t ph[P][4], pl[P][4];
+#pragma unroll
+    for (int kk = 0; kk < P; ++kk) {
+      float* sa = s[2 * kk];
+      float* sb = s[2 * kk + 1];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        sa[e] = sm.prob(sa[e], e);
+        sb[e] = sm.prob(sb[e], e);
+      }
+      sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
+      sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
+      split2(sa[0], sa[1], ph[kk][0], pl[kk][0]);
+      split2(sa[2], sa[3], ph[kk][1], pl[kk][1]);
+      split2(sb[0], sb[1], ph[kk][2], pl[kk][2]);
+      split2(sb[2], sb[3], ph[kk][3], pl[kk][3]);
+    }
+    // O += P V = Ph Vl + Pl Vh + Ph Vh, 16 keys per instruction (V rows are keys, read MN-major).
+    fence_regs(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, ph[kk], dvl[kk], 1);
+#pragma unroll
+    for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, pl[kk], dvh[kk], 1);
+#pragma unroll
+    for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, ph[kk], dvh[kk], 1);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_regs(o);
+  });
+}
 #endif  // VITRT_WGMMA_DEVICE
 
 template <int WG>
 __global__ void __launch_bounds__(WG * 128, WG == 1 ? 3 : 2) attention_bf16x3_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
-  constexpr int kThreads = WG * 128;
+  constexpr int kThreads = WG * 128, kChunks = kBK * (kD / 4);  // fp32 chunks per K or V tile
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const tiles = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);  // [stage][kStage]
 
@@ -164,80 +229,19 @@ __global__ void __launch_bounds__(WG * 128, WG == 1 ? 3 : 2) attention_bf16x3_ke
   OnlineSoftmax sm(p.scale);
   kv_tile_loop<true>(
       (N + kBK - 1) / kBK,
-      [&](int tile, int stage) { load_tile<kThreads>(base, stride, E, N, tile, tiles + stage * kStage); },
-      [&](int, int stage) { split_tile<kThreads>(tiles + stage * kStage); },
+      [&](int tile, int stage) {
+#pragma unroll
+        for (int j = 0; j < kChunks / kThreads; ++j) {
+          copy_chunk(base, stride, E, N, tile * kBK, threadIdx.x + j * kThreads, tiles + stage * kStage, kPart);
+        }
+        cp_async_commit();
+      },
+      [&](int, int stage) { split_chunks<kThreads, kChunks / kThreads>(tiles + stage * kStage, kPart, kChunks); },
       [&](int tile, int stage) {
         if (!wg_active) return;
-        const unsigned k_addr = smem_addr(tiles + stage * kStage), v_addr = k_addr + 2 * kPart;
+        const unsigned k_addr = smem_addr(tiles + stage * kStage);
         const int valid = min(kBK, N - tile * kBK);
-        with_pieces(valid, [&](auto pieces) {
-          constexpr int P = decltype(pieces)::value;
-          // Descriptors first (an input register defined between two wgmmas makes ptxas serialize
-          // them). K: 16 keys further is 2048 bytes, 16 head-dim columns 32 bytes.
-          const Sw128Desc kh(k_addr), kl(k_addr + kPart);
-          std::uint64_t dkh[kD / 16][kDescs<P>], dkl[kD / 16][kDescs<P>];
-#pragma unroll
-          for (int ks = 0; ks < kD / 16; ++ks)
-#pragma unroll
-            for (int c = 0; c < kDescs<P>; ++c) {
-              dkh[ks][c] = kh.at(c * 2048 + ks * 32);
-              dkl[ks][c] = kl.at(c * 2048 + ks * 32);
-            }
-          pin(dkh);
-          pin(dkl);
-          // S = Q K^T = Qh Kl + Ql Kh + Qh Kh (the small products first).
-          float s[2 * P][4];
-          wgmma_fence();
-#pragma unroll
-          for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, qh[ks], dkl[ks], ks);
-#pragma unroll
-          for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, ql[ks], dkh[ks], 1);
-#pragma unroll
-          for (int ks = 0; ks < kD / 16; ++ks) wgmma_pieces<P, 0>(s, qh[ks], dkh[ks], 1);
-          wgmma_commit();
-          const Sw128Desc vh(v_addr), vl(v_addr + kPart);
-          std::uint64_t dvh[P], dvl[P];
-#pragma unroll
-          for (int c = 0; c < P; ++c) {
-            dvh[c] = vh.at(c * 2048);
-            dvl[c] = vl.at(c * 2048);
-          }
-          pin(dvh);
-          pin(dvl);
-          wgmma_wait<0>();
-          fence_regs(s);
-          sm.next_tile(s, o, valid, t);  // masks keys >= valid
-          // P as hi / lo A fragments, 16 keys each (rows g, g + 8; keys 2t, 2t + 1 and 8 + 2t, 9 + 2t).
-          std::uint32_t ph[P][4], pl[P][4];
-#pragma unroll
-          for (int kk = 0; kk < P; ++kk) {
-            float* sa = s[2 * kk];
-            float* sb = s[2 * kk + 1];
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              sa[e] = sm.prob(sa[e], e);
-              sb[e] = sm.prob(sb[e], e);
-            }
-            sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
-            sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
-            split2(sa[0], sa[1], ph[kk][0], pl[kk][0]);
-            split2(sa[2], sa[3], ph[kk][1], pl[kk][1]);
-            split2(sb[0], sb[1], ph[kk][2], pl[kk][2]);
-            split2(sb[2], sb[3], ph[kk][3], pl[kk][3]);
-          }
-          // O += P V = Ph Vl + Pl Vh + Ph Vh, 16 keys per instruction (V rows are keys, read MN-major).
-          fence_regs(o);
-          wgmma_fence();
-#pragma unroll
-          for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, ph[kk], dvl[kk], 1);
-#pragma unroll
-          for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, pl[kk], dvh[kk], 1);
-#pragma unroll
-          for (int kk = 0; kk < P; ++kk) wgmma_n64<bf16, 1>(o, ph[kk], dvh[kk], 1);
-          wgmma_commit();
-          wgmma_wait<0>();
-          fence_regs(o);
-        });
+        attend_tile(k_addr, kPart, valid, t, qh, ql, o, sm);
       });
   if (!wg_active) return;
   float i0, i1;
@@ -246,6 +250,68 @@ __global__ void __launch_bounds__(WG * 128, WG == 1 ? 3 : 2) attention_bf16x3_ke
 #else
   (void)p;
 #endif
+}
+
+// The whole K/V sequence resident (up to kResidentMaxKeys keys): one block per (batch, head) copies and
+// splits K and V once, then its WG warpgroups take the head's query tiles in turn (wg, wg + WG, ...).
+// No block barrier follows the copy, so the warpgroups drift apart and one's softmax can overlap
+// another's wgmma. Parts of ceil(N / 16) * 16 key rows; a tile of 64 keys starts 8192 bytes further.
+constexpr int kResidentMaxKeys = 256;
+constexpr unsigned resident_part_bytes(int tokens) { return static_cast<unsigned>((tokens + 15) / 16 * 16 * 128); }
+constexpr int resident_smem_bytes(int tokens) { return static_cast<int>(4 * resident_part_bytes(tokens)) + 1024; }
+
+template <int WG>
+__global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_resident_kernel(AttentionParams p) {
+#ifdef VITRT_WGMMA_DEVICE
+  constexpr int kThreads = WG * 128;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* const parts = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
+
+  const int N = p.tokens, E = p.heads * kD;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const std::size_t stride = 3 * static_cast<std::size_t>(E);
+  const float* base =
+      static_cast<const float*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
+  const unsigned part = resident_part_bytes(N);
+  const int chunks = (N + 15) / 16 * 16 * (kD / 4);  // fp32 chunks of K (and of V)
+  for (int i = threadIdx.x; i < chunks; i += kThreads) copy_chunk(base, stride, E, N, 0, i, parts, part);
+  cp_async_commit();
+
+  const int query_tiles = (query_tokens(p) + 63) / 64, key_tiles = (N + 63) / 64;
+  std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
+  int qt = wg;
+  if (qt < query_tiles) load_q_parts(base, stride, N, qt * 64 + warp * 16 + g, qt * 64 + warp * 16 + g + 8, t, qh, ql);
+  cp_async_wait<0>();
+  split_chunks<kThreads, kResidentMaxKeys * (kD / 4) / kThreads>(parts, part, chunks);
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  __syncthreads();
+  const unsigned k_addr = smem_addr(parts);
+  for (; qt < query_tiles; qt += WG) {
+    const int r0 = qt * 64 + warp * 16 + g, r1 = r0 + 8;
+    float o[kD / 8][4] = {};
+    OnlineSoftmax sm(p.scale);
+    for (int kt = 0; kt < key_tiles; ++kt) {
+      attend_tile(k_addr + static_cast<unsigned>(kt) * 8192u, part, min(64, N - kt * 64), t, qh, ql, o, sm);
+    }
+    if (qt + WG < query_tiles) load_q_parts(base, stride, N, r0 + 64 * WG, r1 + 64 * WG, t, qh, ql);
+    float i0, i1;
+    sm.finish(i0, i1);
+    store_rows<float, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
+  }
+#else
+  (void)p;
+#endif
+}
+
+template <int WG>
+void launch_resident(const AttentionParams& p, cudaStream_t s) {
+  VITRT_CHECK(p.tokens <= kResidentMaxKeys, "attention: the resident 3xBF16 kernel takes at most ", kResidentMaxKeys,
+              " tokens, not ", p.tokens);
+  const int bytes = resident_smem_bytes(p.tokens);
+  allow_dynamic_smem(attention_bf16x3_resident_kernel<WG>, resident_smem_bytes(kResidentMaxKeys));
+  attention_bf16x3_resident_kernel<WG><<<dim3(1, p.heads, p.batch), WG * 128, bytes, s>>>(p);
+  CUDA_CHECK_LAUNCH();
 }
 
 template <int WG>
@@ -271,8 +337,12 @@ void attention_bf16x3(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(attention_bf16x3_supports(p), "attention: the 3xBF16 kernel does not take head dim ", p.head_dim, " ",
               dt_name(p.dt), p.pv_tf32 ? "" : " outside tf32 sessions", " on compute capability ", p.arch,
               " (it needs head dim 64, fp32 activations in a tf32 session, sm_90a)");
-  if (p.variant == kAttentionTf32Bf16x3x2) launch_wg<2>(p, s);
-  else launch_wg<1>(p, s);
+  switch (p.variant) {
+    case kAttentionTf32Bf16x3x2: launch_wg<2>(p, s); break;
+    case kAttentionTf32Bf16x3Head2: launch_resident<2>(p, s); break;
+    case kAttentionTf32Bf16x3Head4: launch_resident<4>(p, s); break;
+    default: launch_wg<1>(p, s); break;
+  }
 }
 
 }  // namespace vitrt::cuda

@@ -419,7 +419,7 @@ void launch_wgmma(const AttentionParams& p, cudaStream_t s) {
 }
 
 void launch(const AttentionParams& p, cudaStream_t s) {
-  if (p.variant == kAttentionTf32Bf16x3 || p.variant == kAttentionTf32Bf16x3x2) {
+  if (is_bf16x3_variant(p.variant)) {
     attention_bf16x3(p, s);  // checks that it takes the shape, session and device
     return;
   }
