@@ -133,9 +133,11 @@ __device__ __forceinline__ void wgmma_pieces(float (&d)[2 * P][4], const std::ui
 
 // One tile of `valid` (1..64) keys whose parts (K hi, K lo, V hi, V lo, `part` bytes apart) start at
 // shared address k_addr: S = Q K^T, the online softmax, O += P V for this warpgroup's 64 query rows.
+// after_s() runs once S has been computed, before the softmax: Q's registers are free from there.
+template <typename AfterS>
 __device__ __forceinline__ void attend_tile(unsigned k_addr, unsigned part, int valid, int t,
                                             const std::uint32_t (&qh)[kD / 16][4], const std::uint32_t (&ql)[kD / 16][4],
-                                            float (&o)[kD / 8][4], OnlineSoftmax& sm) {
+                                            float (&o)[kD / 8][4], OnlineSoftmax& sm, AfterS&& after_s) {
   with_pieces(valid, [&](auto pieces) {
     constexpr int P = decltype(pieces)::value;
     // Descriptors first (an input register defined between two wgmmas makes ptxas serialize
@@ -172,9 +174,10 @@ __device__ __forceinline__ void attend_tile(unsigned k_addr, unsigned part, int 
     pin(dvl);
     wgmma_wait<0>();
     fence_regs(s);
-    sm.next_tile(s, o, valid, t);  // masks keys >= valid
+    after_s();
     // P as hi / lo A fragments, 16 keys each (rows g, g + 8; keys 2t, 2t + 1 and 8 + 2t, 9 + 2t).
     std::uint32_t ph[P][4], pl[P][4];
+    sm.next_tile(s, o, valid, t);  // masks keys >= valid
 #pragma unroll
     for (int kk = 0; kk < P; ++kk) {
       float* sa = s[2 * kk];
@@ -241,7 +244,7 @@ __global__ void __launch_bounds__(WG * 128, WG == 1 ? 3 : 2) attention_bf16x3_ke
         if (!wg_active) return;
         const unsigned k_addr = smem_addr(tiles + stage * kStage);
         const int valid = min(kBK, N - tile * kBK);
-        attend_tile(k_addr, kPart, valid, t, qh, ql, o, sm);
+        attend_tile(k_addr, kPart, valid, t, qh, ql, o, sm, [] {});
       });
   if (!wg_active) return;
   float i0, i1;
@@ -292,9 +295,13 @@ __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_re
     float o[kD / 8][4] = {};
     OnlineSoftmax sm(p.scale);
     for (int kt = 0; kt < key_tiles; ++kt) {
-      attend_tile(k_addr + static_cast<unsigned>(kt) * 8192u, part, min(64, N - kt * 64), t, qh, ql, o, sm);
+      // Once the last S is in, the next query tile's Q loads while this one's softmax and P V run.
+      attend_tile(k_addr + static_cast<unsigned>(kt) * 8192u, part, min(64, N - kt * 64), t, qh, ql, o, sm, [&] {
+                    if (kt + 1 == key_tiles && qt + WG < query_tiles) {
+                      load_q_parts(base, stride, N, r0 + 64 * WG, r1 + 64 * WG, t, qh, ql);
+                    }
+                  });
     }
-    if (qt + WG < query_tiles) load_q_parts(base, stride, N, r0 + 64 * WG, r1 + 64 * WG, t, qh, ql);
     float i0, i1;
     sm.finish(i0, i1);
     store_rows<float, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
