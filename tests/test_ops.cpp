@@ -436,8 +436,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
   p.pv_tf32 = true;
   std::vector<int> tf32_variants = fp32_variants;
   if (hopper_build) {
-    tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3x2,
-                                               cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4});
+    tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4});
   }
   EXPECT_EQ(cuda::attention_variants(p), tf32_variants);
   EXPECT_EQ(cuda::attention_variant_name(4), "mma, 4 warps per block");
@@ -552,9 +551,7 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
       const auto variants = cuda::attention_variants(p);
       const bool hopper64 = arch == 90 && head_dim == 64 && cuda::attention_tf32_wgmma_supports(p);
       EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionTf32Wgmma), hopper64 ? 1 : 0);
-      for (int v : {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3x2}) {
-        EXPECT_EQ(std::count(variants.begin(), variants.end(), v), hopper64 && pv_tf32 ? 1 : 0);
-      }
+      EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionTf32Bf16x3), hopper64 && pv_tf32 ? 1 : 0);
       for (int v : {cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4}) {
         EXPECT_EQ(std::count(variants.begin(), variants.end(), v), hopper64 && pv_tf32 && tokens <= 256 ? 1 : 0);
       }

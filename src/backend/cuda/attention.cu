@@ -114,7 +114,7 @@ bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128;
 
 std::vector<int> attention_variants(const AttentionParams& p) {
   if (attention_bf16x3_supports(p)) {
-    std::vector<int> v{0, kAttentionTf32Wgmma, kAttentionTf32Bf16x3, kAttentionTf32Bf16x3x2};
+    std::vector<int> v{0, kAttentionTf32Wgmma, kAttentionTf32Bf16x3};
     if (p.tokens <= kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionTf32Bf16x3Head2, kAttentionTf32Bf16x3Head4});
     return v;
   }
@@ -141,8 +141,7 @@ std::string attention_variant_name(int variant) {
   switch (variant) {
     case 0: return "the general kernel for the type and head dim";
     case kAttentionTf32Wgmma: return "3xTF32 on wgmma";
-    case kAttentionTf32Bf16x3: return "3xBF16 on wgmma, 1 warpgroup per block";
-    case kAttentionTf32Bf16x3x2: return "3xBF16 on wgmma, 2 warpgroups per block";
+    case kAttentionTf32Bf16x3: return "3xBF16 on wgmma, 2 warpgroups per block";
     case kAttentionTf32Bf16x3Head2: return "3xBF16 on wgmma, K/V resident, 2 warpgroups per head";
     case kAttentionTf32Bf16x3Head4: return "3xBF16 on wgmma, K/V resident, 4 warpgroups per head";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";

@@ -8,7 +8,7 @@
 //   - three bf16 products take the tensor time of 1.5 TF32 ones (S was 3, P V 2);
 //   - 16-bit B operands may be MN-major, so V is used as it lands (no transposition);
 //   - tiles of 64 keys with two barriers each, instead of 32 keys with three.
-// Per block: one or two warpgroups (64 query rows each) share the K/V tiles. Per tile of 64 keys:
+// Per block: two warpgroups (64 query rows each) share the K/V tiles. Per tile of 64 keys:
 //   copy    cp.async of the fp32 rows into the tile's bf16 parts (below), double-buffered;
 //   landed  each thread splits the values it copied, in place;
 //   S       = Q K^T: 3 x 4 wgmma m64n64k16 (m64n16k16 pieces for a last, partial tile), Q's parts
@@ -68,19 +68,19 @@ __device__ __forceinline__ void copy_chunk(const float* base, std::size_t stride
   cp_async16(at + 2 * part, src + 2 * E, ok);  // V
 }
 
-// Splits, in place, this thread's landed chunks i = threadIdx.x + j * Threads < chunks (see the top), of
-// K (operand 0) and V (1). Four chunks per __syncwarp: both lanes of a pair read their values before
-// either writes. The trip count must be the same over each warp.
+// Splits, in place, this thread's landed chunks i = first + threadIdx.x + j * Threads < end (see the
+// top), of K (operand 0) and V (1). Four chunks per __syncwarp: both lanes of a pair read their values
+// before either writes. The trip count must be the same over each warp.
 template <int Threads, int Count>
-__device__ __forceinline__ void split_chunks(unsigned char* dst, unsigned part, int chunks) {
+__device__ __forceinline__ void split_chunks(unsigned char* dst, unsigned part, int first, int end) {
   constexpr int kBatch = 4;
 #pragma unroll
   for (int j0 = 0; j0 < 2 * Count; j0 += kBatch) {
     std::uint32_t hi[kBatch][2], lo[kBatch][2];
 #pragma unroll
     for (int jj = 0; jj < kBatch; ++jj) {
-      const int j = j0 + jj, i = threadIdx.x + (j / 2) * Threads;  // even j: K, odd: V
-      if (j >= 2 * Count || i >= chunks) break;
+      const int j = j0 + jj, i = first + threadIdx.x + (j / 2) * Threads;  // even j: K, odd: V
+      if (j >= 2 * Count || i >= end) break;
       const float4 x =
           *reinterpret_cast<const float4*>(dst + chunk_offset(i) + (chunk_to_lo(i) ? part : 0) + (j % 2) * 2 * part);
       split2(x.x, x.y, hi[jj][0], lo[jj][0]);
@@ -89,8 +89,8 @@ __device__ __forceinline__ void split_chunks(unsigned char* dst, unsigned part, 
     __syncwarp();
 #pragma unroll
     for (int jj = 0; jj < kBatch; ++jj) {
-      const int j = j0 + jj, i = threadIdx.x + (j / 2) * Threads;
-      if (j >= 2 * Count || i >= chunks) break;
+      const int j = j0 + jj, i = first + threadIdx.x + (j / 2) * Threads;
+      if (j >= 2 * Count || i >= end) break;
       unsigned char* at = dst + chunk_offset(i) + (chunk_to_lo(i) ? 8 : 0) + (j % 2) * 2 * part;
       *reinterpret_cast<uint2*>(at) = make_uint2(hi[jj][0], hi[jj][1]);
       *reinterpret_cast<uint2*>(at + part) = make_uint2(lo[jj][0], lo[jj][1]);
@@ -133,11 +133,9 @@ __device__ __forceinline__ void wgmma_pieces(float (&d)[2 * P][4], const std::ui
 
 // One tile of `valid` (1..64) keys whose parts (K hi, K lo, V hi, V lo, `part` bytes apart) start at
 // shared address k_addr: S = Q K^T, the online softmax, O += P V for this warpgroup's 64 query rows.
-// after_s() runs once S has been computed, before the softmax: Q's registers are free from there.
-template <typename AfterS>
 __device__ __forceinline__ void attend_tile(unsigned k_addr, unsigned part, int valid, int t,
                                             const std::uint32_t (&qh)[kD / 16][4], const std::uint32_t (&ql)[kD / 16][4],
-                                            float (&o)[kD / 8][4], OnlineSoftmax& sm, AfterS&& after_s) {
+                                            float (&o)[kD / 8][4], OnlineSoftmax& sm) {
   with_pieces(valid, [&](auto pieces) {
     constexpr int P = decltype(pieces)::value;
     // Descriptors first (an input register defined between two wgmmas makes ptxas serialize
@@ -174,7 +172,6 @@ __device__ __forceinline__ void attend_tile(unsigned k_addr, unsigned part, int 
     pin(dvl);
     wgmma_wait<0>();
     fence_regs(s);
-    after_s();
     // P as hi / lo A fragments, 16 keys each (rows g, g + 8; keys 2t, 2t + 1 and 8 + 2t, 9 + 2t).
     std::uint32_t ph[P][4], pl[P][4];
     sm.next_tile(s, o, valid, t);  // masks keys >= valid
@@ -211,7 +208,7 @@ __device__ __forceinline__ void attend_tile(unsigned k_addr, unsigned part, int 
 #endif  // VITRT_WGMMA_DEVICE
 
 template <int WG>
-__global__ void __launch_bounds__(WG * 128, WG == 1 ? 3 : 2) attention_bf16x3_kernel(AttentionParams p) {
+__global__ void __launch_bounds__(WG * 128, 2) attention_bf16x3_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
   constexpr int kThreads = WG * 128, kChunks = kBK * (kD / 4);  // fp32 chunks per K or V tile
   extern __shared__ unsigned char smem_raw[];
@@ -239,12 +236,12 @@ __global__ void __launch_bounds__(WG * 128, WG == 1 ? 3 : 2) attention_bf16x3_ke
         }
         cp_async_commit();
       },
-      [&](int, int stage) { split_chunks<kThreads, kChunks / kThreads>(tiles + stage * kStage, kPart, kChunks); },
+      [&](int, int stage) { split_chunks<kThreads, kChunks / kThreads>(tiles + stage * kStage, kPart, 0, kChunks); },
       [&](int tile, int stage) {
         if (!wg_active) return;
         const unsigned k_addr = smem_addr(tiles + stage * kStage);
         const int valid = min(kBK, N - tile * kBK);
-        attend_tile(k_addr, kPart, valid, t, qh, ql, o, sm, [] {});
+        attend_tile(k_addr, kPart, valid, t, qh, ql, o, sm);
       });
   if (!wg_active) return;
   float i0, i1;
@@ -278,30 +275,39 @@ __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_re
       static_cast<const float*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
   const unsigned part = resident_part_bytes(N);
   const int chunks = (N + 15) / 16 * 16 * (kD / 4);  // fp32 chunks of K (and of V)
-  for (int i = threadIdx.x; i < chunks; i += kThreads) copy_chunk(base, stride, E, N, 0, i, parts, part);
-  cp_async_commit();
-
   const int query_tiles = (query_tokens(p) + 63) / 64, key_tiles = (N + 63) / 64;
-  std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
-  int qt = wg;
-  if (qt < query_tiles) load_q_parts(base, stride, N, qt * 64 + warp * 16 + g, qt * 64 + warp * 16 + g + 8, t, qh, ql);
-  cp_async_wait<0>();
-  split_chunks<kThreads, kResidentMaxKeys * (kD / 4) / kThreads>(parts, part, chunks);
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-  __syncthreads();
+  constexpr int kTileChunks = kBK * (kD / 4);
+  // Key tile j's rows are copy group j, so the first query tiles start on tile 0 while the rest land.
+  for (int j = 0; j < key_tiles; ++j) {
+    const int end = min((j + 1) * kTileChunks, chunks);
+    for (int i = j * kTileChunks + threadIdx.x; i < end; i += kThreads) copy_chunk(base, stride, E, N, 0, i, parts, part);
+    cp_async_commit();
+  }
   const unsigned k_addr = smem_addr(parts);
-  for (; qt < query_tiles; qt += WG) {
+  // Query tiles wg, wg + WG, ...; on the first pass every thread (with a query tile or not) splits its
+  // share of each key tile as it lands, and the block waits for all of it before the tile is used.
+  for (int qt = wg, pass = 0; pass == 0 || qt < query_tiles; qt += WG, ++pass) {
+    const bool active = qt < query_tiles;
     const int r0 = qt * 64 + warp * 16 + g, r1 = r0 + 8;
+    std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
+    if (active) load_q_parts(base, stride, N, r0, r1, t, qh, ql);
     float o[kD / 8][4] = {};
     OnlineSoftmax sm(p.scale);
     for (int kt = 0; kt < key_tiles; ++kt) {
-      // Once the last S is in, the next query tile's Q loads while this one's softmax and P V run.
-      attend_tile(k_addr + static_cast<unsigned>(kt) * 8192u, part, min(64, N - kt * 64), t, qh, ql, o, sm, [&] {
-                    if (kt + 1 == key_tiles && qt + WG < query_tiles) {
-                      load_q_parts(base, stride, N, r0 + 64 * WG, r1 + 64 * WG, t, qh, ql);
-                    }
-                  });
+      if (pass == 0) {
+        switch (key_tiles - 1 - kt) {  // copy groups still allowed in flight
+          case 0: cp_async_wait<0>(); break;
+          case 1: cp_async_wait<1>(); break;
+          case 2: cp_async_wait<2>(); break;
+          default: cp_async_wait<3>(); break;
+        }
+        split_chunks<kThreads, kTileChunks / kThreads>(parts, part, kt * kTileChunks, min((kt + 1) * kTileChunks, chunks));
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();
+      }
+      if (active) attend_tile(k_addr + static_cast<unsigned>(kt) * 8192u, part, min(kBK, N - kt * kBK), t, qh, ql, o, sm);
     }
+    if (!active) continue;
     float i0, i1;
     sm.finish(i0, i1);
     store_rows<float, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
@@ -345,10 +351,9 @@ void attention_bf16x3(const AttentionParams& p, cudaStream_t s) {
               dt_name(p.dt), p.pv_tf32 ? "" : " outside tf32 sessions", " on compute capability ", p.arch,
               " (it needs head dim 64, fp32 activations in a tf32 session, sm_90a)");
   switch (p.variant) {
-    case kAttentionTf32Bf16x3x2: launch_wg<2>(p, s); break;
     case kAttentionTf32Bf16x3Head2: launch_resident<2>(p, s); break;
     case kAttentionTf32Bf16x3Head4: launch_resident<4>(p, s); break;
-    default: launch_wg<1>(p, s); break;
+    default: launch_wg<2>(p, s); break;
   }
 }
 
