@@ -70,11 +70,12 @@ __device__ __forceinline__ void copy_chunk(const float* base, std::size_t stride
 
 // Splits, in place, this thread's landed chunks i = first + threadIdx.x + j * Threads < end (see the
 // top), of K (operand 0) and V (1). Four chunks per __syncwarp: both lanes of a pair read their values
-// before either writes. The trip count must be the same over each warp.
-template <int Threads, int Count>
+// before either writes. The trip count must be the same over each warp. Rolled: the batches as a loop
+// (fewer registers live where the caller holds many).
+template <int Threads, int Count, bool Rolled = false>
 __device__ __forceinline__ void split_chunks(unsigned char* dst, unsigned part, int first, int end) {
   constexpr int kBatch = 4;
-#pragma unroll
+#pragma unroll(Rolled ? 1 : 2 * Count)
   for (int j0 = 0; j0 < 2 * Count; j0 += kBatch) {
     std::uint32_t hi[kBatch][2], lo[kBatch][2];
 #pragma unroll
@@ -205,6 +206,14 @@ __device__ __forceinline__ void attend_tile(unsigned k_addr, unsigned part, int 
     fence_regs(o);
   });
 }
+// Every key of a resident K/V sequence (N keys, parts `part` bytes apart from k_addr), tile by tile.
+__device__ __forceinline__ void attend_keys(unsigned k_addr, unsigned part, int N, int t,
+                                            const std::uint32_t (&qh)[kD / 16][4], const std::uint32_t (&ql)[kD / 16][4],
+                                            float (&o)[kD / 8][4], OnlineSoftmax& sm) {
+  for (int kt = 0; kt * kBK < N; ++kt) {
+    attend_tile(k_addr + static_cast<unsigned>(kt) * (kBK * 128), part, min(kBK, N - kt * kBK), t, qh, ql, o, sm);
+  }
+}
 #endif  // VITRT_WGMMA_DEVICE
 
 template <int WG>
@@ -236,7 +245,7 @@ __global__ void __launch_bounds__(WG * 128, 2) attention_bf16x3_kernel(Attention
         }
         cp_async_commit();
       },
-      [&](int, int stage) { split_chunks<kThreads, kChunks / kThreads>(tiles + stage * kStage, kPart, 0, kChunks); },
+      [&](int, int stage) { split_chunks<kThreads, kChunks / kThreads, true>(tiles + stage * kStage, kPart, 0, kChunks); },
       [&](int tile, int stage) {
         if (!wg_active) return;
         const unsigned k_addr = smem_addr(tiles + stage * kStage);
@@ -275,39 +284,24 @@ __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_re
       static_cast<const float*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
   const unsigned part = resident_part_bytes(N);
   const int chunks = (N + 15) / 16 * 16 * (kD / 4);  // fp32 chunks of K (and of V)
-  const int query_tiles = (query_tokens(p) + 63) / 64, key_tiles = (N + 63) / 64;
-  constexpr int kTileChunks = kBK * (kD / 4);
-  // Key tile j's rows are copy group j, so the first query tiles start on tile 0 while the rest land.
-  for (int j = 0; j < key_tiles; ++j) {
-    const int end = min((j + 1) * kTileChunks, chunks);
-    for (int i = j * kTileChunks + threadIdx.x; i < end; i += kThreads) copy_chunk(base, stride, E, N, 0, i, parts, part);
-    cp_async_commit();
-  }
+  for (int i = threadIdx.x; i < chunks; i += kThreads) copy_chunk(base, stride, E, N, 0, i, parts, part);
+  cp_async_commit();
+
+  const int query_tiles = (query_tokens(p) + 63) / 64;
+  std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
+  int qt = wg;
+  if (qt < query_tiles) load_q_parts(base, stride, N, qt * 64 + warp * 16 + g, qt * 64 + warp * 16 + g + 8, t, qh, ql);
+  cp_async_wait<0>();
+  split_chunks<kThreads, kResidentMaxKeys * (kD / 4) / kThreads>(parts, part, 0, chunks);
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  __syncthreads();
   const unsigned k_addr = smem_addr(parts);
-  // Query tiles wg, wg + WG, ...; on the first pass every thread (with a query tile or not) splits its
-  // share of each key tile as it lands, and the block waits for all of it before the tile is used.
-  for (int qt = wg, pass = 0; pass == 0 || qt < query_tiles; qt += WG, ++pass) {
-    const bool active = qt < query_tiles;
+  for (; qt < query_tiles; qt += WG) {
     const int r0 = qt * 64 + warp * 16 + g, r1 = r0 + 8;
-    std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
-    if (active) load_q_parts(base, stride, N, r0, r1, t, qh, ql);
     float o[kD / 8][4] = {};
     OnlineSoftmax sm(p.scale);
-    for (int kt = 0; kt < key_tiles; ++kt) {
-      if (pass == 0) {
-        switch (key_tiles - 1 - kt) {  // copy groups still allowed in flight
-          case 0: cp_async_wait<0>(); break;
-          case 1: cp_async_wait<1>(); break;
-          case 2: cp_async_wait<2>(); break;
-          default: cp_async_wait<3>(); break;
-        }
-        split_chunks<kThreads, kTileChunks / kThreads>(parts, part, kt * kTileChunks, min((kt + 1) * kTileChunks, chunks));
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        __syncthreads();
-      }
-      if (active) attend_tile(k_addr + static_cast<unsigned>(kt) * 8192u, part, min(kBK, N - kt * kBK), t, qh, ql, o, sm);
-    }
-    if (!active) continue;
+    attend_keys(k_addr, part, N, t, qh, ql, o, sm);
+    if (qt + WG < query_tiles) load_q_parts(base, stride, N, r0 + 64 * WG, r1 + 64 * WG, t, qh, ql);
     float i0, i1;
     sm.finish(i0, i1);
     store_rows<float, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
@@ -315,6 +309,80 @@ __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_re
 #else
   (void)p;
 #endif
+}
+
+// The resident kernel made persistent: one block of WG warpgroups per SM takes (batch, head) items in
+// turn (blockIdx.x, + gridDim.x, ...), with two K/V buffers: the next item's K/V is copied while this
+// one's query tiles are computed, so the copy no longer waits at the start of each head. One barrier per
+// item. Up to kAttentionStreamMaxTokens keys (two buffers of ceil(N / 16) * 16 rows in 227 KB).
+constexpr int kStreamMaxKeys = kAttentionStreamMaxTokens;
+static_assert(kStreamMaxKeys % 16 == 0);
+constexpr int stream_smem_bytes(int tokens) { return static_cast<int>(8 * resident_part_bytes(tokens)) + 1024; }
+
+template <int WG>
+__global__ void __launch_bounds__(WG * 128, 1) attention_bf16x3_stream_kernel(AttentionParams p) {
+#ifdef VITRT_WGMMA_DEVICE
+  constexpr int kThreads = WG * 128;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* const buffers = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);  // [2][4 parts]
+
+  const int N = p.tokens, E = p.heads * kD, items = p.heads * p.batch;
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const std::size_t stride = 3 * static_cast<std::size_t>(E);
+  const unsigned part = resident_part_bytes(N);
+  const int chunks = (N + 15) / 16 * 16 * (kD / 4);  // fp32 chunks of K (and of V)
+  const int query_tiles = (query_tokens(p) + 63) / 64;
+  const auto base_of = [&](int item) {
+    return static_cast<const float*>(p.qkv) + static_cast<std::size_t>(item / p.heads) * N * stride +
+           static_cast<std::size_t>(item % p.heads) * kD;
+  };
+  const auto copy = [&](int item, unsigned char* dst) {
+    const float* base = base_of(item);
+    for (int i = threadIdx.x; i < chunks; i += kThreads) copy_chunk(base, stride, E, N, 0, i, dst, part);
+    cp_async_commit();
+  };
+  int item = blockIdx.x;
+  if (item < items) copy(item, buffers);
+#pragma unroll 1
+  for (int n = 0; item < items; item += gridDim.x, ++n) {
+    unsigned char* const kv = buffers + (n & 1) * 4 * part;
+    cp_async_wait<0>();
+    split_chunks<kThreads, (kStreamMaxKeys * (kD / 4) + kThreads - 1) / kThreads, true>(kv, part, 0, chunks);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();  // this item's K/V is in; every warp is done with the other buffer
+    if (item + static_cast<int>(gridDim.x) < items) copy(item + gridDim.x, buffers + ((n + 1) & 1) * 4 * part);
+    const float* base = base_of(item);
+    const int b = item / p.heads, h = item % p.heads;
+#pragma unroll 1
+    for (int qt = wg; qt < query_tiles; qt += WG) {
+      const int r0 = qt * 64 + warp * 16 + g, r1 = r0 + 8;
+      std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
+      load_q_parts(base, stride, N, r0, r1, t, qh, ql);
+      float o[kD / 8][4] = {};
+      OnlineSoftmax sm(p.scale);
+      attend_keys(smem_addr(kv), part, N, t, qh, ql, o, sm);
+      float i0, i1;
+      sm.finish(i0, i1);
+      store_rows<float, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
+    }
+  }
+#else
+  (void)p;
+#endif
+}
+
+template <int WG>
+void launch_stream(const AttentionParams& p, cudaStream_t s) {
+  VITRT_CHECK(p.tokens <= kStreamMaxKeys, "attention: the streaming 3xBF16 kernel takes at most ", kStreamMaxKeys,
+              " tokens, not ", p.tokens);
+  int device = 0, sms = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  allow_dynamic_smem(attention_bf16x3_stream_kernel<WG>, stream_smem_bytes(kStreamMaxKeys));
+  const int items = p.heads * p.batch;
+  const int per_block = (items + sms - 1) / sms;  // the same number of items for every block
+  attention_bf16x3_stream_kernel<WG><<<(items + per_block - 1) / per_block, WG * 128, stream_smem_bytes(p.tokens), s>>>(p);
+  CUDA_CHECK_LAUNCH();
 }
 
 template <int WG>
@@ -353,6 +421,7 @@ void attention_bf16x3(const AttentionParams& p, cudaStream_t s) {
   switch (p.variant) {
     case kAttentionTf32Bf16x3Head2: launch_resident<2>(p, s); break;
     case kAttentionTf32Bf16x3Head4: launch_resident<4>(p, s); break;
+    case kAttentionTf32Bf16x3Stream: launch_stream<4>(p, s); break;
     default: launch_wg<2>(p, s); break;
   }
 }
