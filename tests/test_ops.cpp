@@ -436,10 +436,25 @@ TEST(CudaAttention, VariantsAndDefaults) {
   p.pv_tf32 = true;
   std::vector<int> tf32_variants = fp32_variants;
   if (hopper_build) {
-    tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4,
-                                               cuda::kAttentionTf32Bf16x3Stream});
+    tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4});
   }
   EXPECT_EQ(cuda::attention_variants(p), tf32_variants);
+  if (hopper_build) {
+    p.batch = 1;
+    EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Wgmma);
+    p.batch = 8;
+    EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Bf16x3Head4);
+    p.batch = 64;
+    EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Bf16x3Head2);
+    p.queries = 1;  // one query tile: the 3xTF32 kernel
+    EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Wgmma);
+    p.queries = 0;
+    p.tokens = 577;  // beyond the resident kernels
+    EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Wgmma);
+    p.pv_tf32 = false;  // fp32 sessions: never 3xBF16
+    p.tokens = 197;
+    EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Wgmma);
+  }
   EXPECT_EQ(cuda::attention_variant_name(4), "mma, 4 warps per block");
   EXPECT_EQ(cuda::attention_variant_name(cuda::kAttentionWgmma2), "wgmma, 2 warpgroups per block");
 }
@@ -556,8 +571,6 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
       for (int v : {cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4}) {
         EXPECT_EQ(std::count(variants.begin(), variants.end(), v), hopper64 && pv_tf32 && tokens <= 256 ? 1 : 0);
       }
-      EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionTf32Bf16x3Stream),
-                hopper64 && pv_tf32 && tokens <= 224 ? 1 : 0);
       for (int v : variants) {
         const bool bf16x3 = cuda::is_bf16x3_variant(v);
         SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim << " variant " << v

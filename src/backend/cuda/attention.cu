@@ -116,7 +116,6 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   if (attention_bf16x3_supports(p)) {
     std::vector<int> v{0, kAttentionTf32Wgmma, kAttentionTf32Bf16x3};
     if (p.tokens <= kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionTf32Bf16x3Head2, kAttentionTf32Bf16x3Head4});
-    if (p.tokens <= kAttentionStreamMaxTokens) v.push_back(kAttentionTf32Bf16x3Stream);
     return v;
   }
   if (attention_tf32_wgmma_supports(p)) return {0, kAttentionTf32Wgmma};
@@ -145,7 +144,6 @@ std::string attention_variant_name(int variant) {
     case kAttentionTf32Bf16x3: return "3xBF16 on wgmma, 2 warpgroups per block";
     case kAttentionTf32Bf16x3Head2: return "3xBF16 on wgmma, K/V resident, 2 warpgroups per head";
     case kAttentionTf32Bf16x3Head4: return "3xBF16 on wgmma, K/V resident, 4 warpgroups per head";
-    case kAttentionTf32Bf16x3Stream: return "3xBF16 on wgmma, K/V resident, a block per SM taking heads in turn";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
     case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
     case kAttentionWgmmaRow: return "wgmma, every key at once";
@@ -158,6 +156,16 @@ std::string attention_variant_name(int variant) {
 }
 
 int attention_default_variant(const AttentionParams& p, int sm_count) {
+  if (attention_bf16x3_supports(p) && query_tokens(p) > 64 && p.tokens <= kAttentionRowMaxTokens) {
+    // tf32 sessions, several query tiles: measured on an H200 with 197 tokens, 12 heads (tuner times in
+    // docs/benchmarks.md, session 11): the 3xTF32 kernel for a few (batch, head) pairs (batch 1), the
+    // resident 3xBF16 kernel with 4 warpgroups per head up to about 2 pairs per SM (batch 8), with 2
+    // warpgroups beyond (batches 64, 256).
+    const long pairs = static_cast<long>(p.heads) * p.batch;
+    return pairs < sm_count / 4 ? kAttentionTf32Wgmma
+           : pairs < 2L * sm_count ? kAttentionTf32Bf16x3Head4
+                                   : kAttentionTf32Bf16x3Head2;
+  }
   if (attention_tf32_wgmma_supports(p)) return kAttentionTf32Wgmma;
   if (!attention_mma_supports(p)) return 0;
   if (query_tokens(p) <= 16) {

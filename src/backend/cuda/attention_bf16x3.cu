@@ -3,23 +3,31 @@
 // lo = bf16(x - hi) (x - hi is exact in fp32), so hi + lo is x to about 2^-17; a * b is then
 // hi*lo + lo*hi + hi*hi on bf16 wgmma with fp32 accumulation (lo*lo, about 2^-16 of the product, is
 // dropped). The result is near 2^-16 relative per product: far below one TF32 rounding (2^-11), which
-// is what a tf32 session's GEMMs cost, and above the 3xTF32 kernels' (fp32 sessions keep those).
+// is what a tf32 session's GEMMs cost, and above the 3xTF32 kernels' (fp32 sessions keep those). On
+// random data its error is 0.7-1.4e-5 of the largest output (the 2xTF32 P V of the 3xTF32 kernel in tf32
+// sessions: up to 1e-3).
 // Against the 3xTF32 wgmma kernel (attention_tf32.cu) for the same work:
 //   - three bf16 products take the tensor time of 1.5 TF32 ones (S was 3, P V 2);
 //   - 16-bit B operands may be MN-major, so V is used as it lands (no transposition);
-//   - tiles of 64 keys with two barriers each, instead of 32 keys with three.
-// Per block: two warpgroups (64 query rows each) share the K/V tiles. Per tile of 64 keys:
-//   copy    cp.async of the fp32 rows into the tile's bf16 parts (below), double-buffered;
-//   landed  each thread splits the values it copied, in place;
+//   - tiles of 64 keys instead of 32.
+// Per 64 query rows (a warpgroup) and tile of 64 keys (attend_tile):
 //   S       = Q K^T: 3 x 4 wgmma m64n64k16 (m64n16k16 pieces for a last, partial tile), Q's parts
 //           from registers, K's from shared memory (K-major, 128-byte swizzle);
 //   softmax the online softmax of attention_tiles.cuh on the accumulators; P split as Q was;
 //   O      += P V: 3 x 4 wgmma m64n64k16, V's parts read MN-major.
-// Shared memory per stage: K hi, K lo, V hi, V lo, each 64 key rows of 64 bf16 (128 bytes), swizzled.
+// Shared memory per tile: K hi, K lo, V hi, V lo, each 64 key rows of 64 bf16 (128 bytes), swizzled.
 // The fp32 values of row r, head-dim columns 8c .. 8c + 7 (32 bytes, copied by two neighbouring lanes)
 // land in swizzle chunk (r, c) of the hi part (columns 8c .. 8c + 3) and of the lo part (8c + 4 ..
 // 8c + 7); after a __syncwarp both lanes write their values' hi parts into the hi chunk and lo parts
 // into the lo chunk, so no data crosses a warp and the copy takes no staging buffer.
+// Two kernels (tuner variants, docs/performance.md "Session 11"):
+//   resident  (kAttentionTf32Bf16x3Head2 / Head4, up to 256 tokens): one block per (batch, head)
+//             copies and splits the whole K/V sequence once, then its 2 or 4 warpgroups take the query
+//             tiles with no block barrier; at 197 tokens 31% faster than the 3xTF32 kernel at batch
+//             256, 25% at batch 64;
+//   tiled     (kAttentionTf32Bf16x3, any length): 2 warpgroups per block share K/V tiles
+//             double-buffered with cp.async, one tile split per step (kv_tile_loop); faster than the
+//             3xTF32 kernel at 577 tokens, batch 64.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -216,6 +224,7 @@ __device__ __forceinline__ void attend_keys(unsigned k_addr, unsigned part, int 
 }
 #endif  // VITRT_WGMMA_DEVICE
 
+// The tiled kernel: WG warpgroups per block (64 query rows each) share the K/V tiles, double-buffered.
 template <int WG>
 __global__ void __launch_bounds__(WG * 128, 2) attention_bf16x3_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
@@ -311,80 +320,6 @@ __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_re
 #endif
 }
 
-// The resident kernel made persistent: one block of WG warpgroups per SM takes (batch, head) items in
-// turn (blockIdx.x, + gridDim.x, ...), with two K/V buffers: the next item's K/V is copied while this
-// one's query tiles are computed, so the copy no longer waits at the start of each head. One barrier per
-// item. Up to kAttentionStreamMaxTokens keys (two buffers of ceil(N / 16) * 16 rows in 227 KB).
-constexpr int kStreamMaxKeys = kAttentionStreamMaxTokens;
-static_assert(kStreamMaxKeys % 16 == 0);
-constexpr int stream_smem_bytes(int tokens) { return static_cast<int>(8 * resident_part_bytes(tokens)) + 1024; }
-
-template <int WG>
-__global__ void __launch_bounds__(WG * 128, 1) attention_bf16x3_stream_kernel(AttentionParams p) {
-#ifdef VITRT_WGMMA_DEVICE
-  constexpr int kThreads = WG * 128;
-  extern __shared__ unsigned char smem_raw[];
-  unsigned char* const buffers = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);  // [2][4 parts]
-
-  const int N = p.tokens, E = p.heads * kD, items = p.heads * p.batch;
-  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const std::size_t stride = 3 * static_cast<std::size_t>(E);
-  const unsigned part = resident_part_bytes(N);
-  const int chunks = (N + 15) / 16 * 16 * (kD / 4);  // fp32 chunks of K (and of V)
-  const int query_tiles = (query_tokens(p) + 63) / 64;
-  const auto base_of = [&](int item) {
-    return static_cast<const float*>(p.qkv) + static_cast<std::size_t>(item / p.heads) * N * stride +
-           static_cast<std::size_t>(item % p.heads) * kD;
-  };
-  const auto copy = [&](int item, unsigned char* dst) {
-    const float* base = base_of(item);
-    for (int i = threadIdx.x; i < chunks; i += kThreads) copy_chunk(base, stride, E, N, 0, i, dst, part);
-    cp_async_commit();
-  };
-  int item = blockIdx.x;
-  if (item < items) copy(item, buffers);
-#pragma unroll 1
-  for (int n = 0; item < items; item += gridDim.x, ++n) {
-    unsigned char* const kv = buffers + (n & 1) * 4 * part;
-    cp_async_wait<0>();
-    split_chunks<kThreads, (kStreamMaxKeys * (kD / 4) + kThreads - 1) / kThreads, true>(kv, part, 0, chunks);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();  // this item's K/V is in; every warp is done with the other buffer
-    if (item + static_cast<int>(gridDim.x) < items) copy(item + gridDim.x, buffers + ((n + 1) & 1) * 4 * part);
-    const float* base = base_of(item);
-    const int b = item / p.heads, h = item % p.heads;
-#pragma unroll 1
-    for (int qt = wg; qt < query_tiles; qt += WG) {
-      const int r0 = qt * 64 + warp * 16 + g, r1 = r0 + 8;
-      std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
-      load_q_parts(base, stride, N, r0, r1, t, qh, ql);
-      float o[kD / 8][4] = {};
-      OnlineSoftmax sm(p.scale);
-      attend_keys(smem_addr(kv), part, N, t, qh, ql, o, sm);
-      float i0, i1;
-      sm.finish(i0, i1);
-      store_rows<float, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
-    }
-  }
-#else
-  (void)p;
-#endif
-}
-
-template <int WG>
-void launch_stream(const AttentionParams& p, cudaStream_t s) {
-  VITRT_CHECK(p.tokens <= kStreamMaxKeys, "attention: the streaming 3xBF16 kernel takes at most ", kStreamMaxKeys,
-              " tokens, not ", p.tokens);
-  int device = 0, sms = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  allow_dynamic_smem(attention_bf16x3_stream_kernel<WG>, stream_smem_bytes(kStreamMaxKeys));
-  const int items = p.heads * p.batch;
-  const int per_block = (items + sms - 1) / sms;  // the same number of items for every block
-  attention_bf16x3_stream_kernel<WG><<<(items + per_block - 1) / per_block, WG * 128, stream_smem_bytes(p.tokens), s>>>(p);
-  CUDA_CHECK_LAUNCH();
-}
-
 template <int WG>
 void launch_resident(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(p.tokens <= kResidentMaxKeys, "attention: the resident 3xBF16 kernel takes at most ", kResidentMaxKeys,
@@ -421,7 +356,6 @@ void attention_bf16x3(const AttentionParams& p, cudaStream_t s) {
   switch (p.variant) {
     case kAttentionTf32Bf16x3Head2: launch_resident<2>(p, s); break;
     case kAttentionTf32Bf16x3Head4: launch_resident<4>(p, s); break;
-    case kAttentionTf32Bf16x3Stream: launch_stream<4>(p, s); break;
     default: launch_wg<2>(p, s); break;
   }
 }
