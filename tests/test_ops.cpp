@@ -440,10 +440,12 @@ TEST(CudaAttention, VariantsAndDefaults) {
   }
   EXPECT_EQ(cuda::attention_variants(p), tf32_variants);
   if (hopper_build) {
-    p.batch = 1;
+    p.batch = 4;
     EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Wgmma);
     p.batch = 8;
     EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Bf16x3Head4);
+    p.batch = 16;
+    EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Bf16x3Head2);
     p.batch = 64;
     EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Bf16x3Head2);
     p.queries = 1;  // one query tile: the 3xTF32 kernel

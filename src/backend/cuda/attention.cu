@@ -158,13 +158,13 @@ std::string attention_variant_name(int variant) {
 int attention_default_variant(const AttentionParams& p, int sm_count) {
   if (attention_bf16x3_supports(p) && query_tokens(p) > 64 && p.tokens <= kAttentionRowMaxTokens) {
     // tf32 sessions, several query tiles: measured on an H200 with 197 tokens, 12 heads (tuner times in
-    // docs/benchmarks.md, session 11): the 3xTF32 kernel for a few (batch, head) pairs (batch 1), the
-    // resident 3xBF16 kernel with 4 warpgroups per head up to about 2 pairs per SM (batch 8), with 2
-    // warpgroups beyond (batches 64, 256).
+    // docs/benchmarks.md, session 11): the 3xTF32 kernel below half a (batch, head) pair per SM (batches
+    // 1-4), the resident 3xBF16 kernel with 4 warpgroups per head below one pair per SM (batch 8), with 2
+    // warpgroups from there (batches 16-256).
     const long pairs = static_cast<long>(p.heads) * p.batch;
-    return pairs < sm_count / 4 ? kAttentionTf32Wgmma
-           : pairs < 2L * sm_count ? kAttentionTf32Bf16x3Head4
-                                   : kAttentionTf32Bf16x3Head2;
+    return 2 * pairs < sm_count ? kAttentionTf32Wgmma
+           : pairs < sm_count   ? kAttentionTf32Bf16x3Head4
+                                : kAttentionTf32Bf16x3Head2;
   }
   if (attention_tf32_wgmma_supports(p)) return kAttentionTf32Wgmma;
   if (!attention_mma_supports(p)) return 0;
