@@ -115,7 +115,7 @@ bool attention_supports(int head_dim) { return head_dim >= 1 && head_dim <= 128;
 std::vector<int> attention_variants(const AttentionParams& p) {
   if (attention_bf16x3_supports(p)) {
     std::vector<int> v{0, kAttentionTf32Wgmma, kAttentionTf32Bf16x3};
-    if (p.tokens <= kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionTf32Bf16x3Head2, kAttentionTf32Bf16x3Head4, 206, 207});
+    if (p.tokens <= kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionTf32Bf16x3Head2, kAttentionTf32Bf16x3Head4});
     return v;
   }
   if (attention_tf32_wgmma_supports(p)) return {0, kAttentionTf32Wgmma};
@@ -151,8 +151,6 @@ std::string attention_variant_name(int variant) {
     case kAttentionWgmmaRowHead: return "wgmma, every key at once, every query tile of a head per block";
     case kAttentionWgmmaSplit2: return "wgmma, key tiles split over 2 blocks";
     case kAttentionWgmmaSplit4: return "wgmma, key tiles split over 4 blocks";
-    case 206: return "experiment: resident 2 WG, two copy groups";
-    case 207: return "experiment: resident 4 WG, two copy groups";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }

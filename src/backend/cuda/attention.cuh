@@ -45,7 +45,7 @@ constexpr int kAttentionRowMaxTokens = 256;
 // K/V resident, one block of 2 or 4 warpgroups per (batch, head), up to kAttentionRowMaxTokens tokens.
 constexpr int kAttentionTf32Wgmma = 201, kAttentionTf32Bf16x3 = 203, kAttentionTf32Bf16x3Head2 = 204,
               kAttentionTf32Bf16x3Head4 = 205;
-inline bool is_bf16x3_variant(int v) { return v == kAttentionTf32Bf16x3 || v == kAttentionTf32Bf16x3Head2 || v == kAttentionTf32Bf16x3Head4 || v == 206 || v == 207;
+inline bool is_bf16x3_variant(int v) { return v == kAttentionTf32Bf16x3 || v == kAttentionTf32Bf16x3Head2 || v == kAttentionTf32Bf16x3Head4;
 }
 inline bool is_wgmma_variant(int v) {
   return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaRow || v == kAttentionWgmmaRow2 ||

@@ -278,12 +278,10 @@ constexpr int kResidentMaxKeys = 256;
 constexpr unsigned resident_part_bytes(int tokens) { return static_cast<unsigned>((tokens + 15) / 16 * 16 * 128); }
 constexpr int resident_smem_bytes(int tokens) { return static_cast<int>(4 * resident_part_bytes(tokens)) + 1024; }
 
-// Halves (experiment): K/V rows of keys 0-127 and the rest are two copy groups; the first query pass
-// waits for the first half only, and for the second before its third key tile (one more barrier).
-template <int WG, bool Halves = false>
+template <int WG>
 __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_resident_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
-  constexpr int kThreads = WG * 128, kHalfChunks = 2 * kBK * (kD / 4);  // chunks of keys 0-127
+  constexpr int kThreads = WG * 128;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const parts = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
 
@@ -295,45 +293,23 @@ __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_re
       static_cast<const float*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
   const unsigned part = resident_part_bytes(N);
   const int chunks = (N + 15) / 16 * 16 * (kD / 4);  // fp32 chunks of K (and of V)
-  const int first_end = Halves ? min(chunks, kHalfChunks) : chunks;
-  for (int i = threadIdx.x; i < first_end; i += kThreads) copy_chunk(base, stride, E, N, 0, i, parts, part);
+  for (int i = threadIdx.x; i < chunks; i += kThreads) copy_chunk(base, stride, E, N, 0, i, parts, part);
   cp_async_commit();
-  if constexpr (Halves) {
-    for (int i = first_end + threadIdx.x; i < chunks; i += kThreads) copy_chunk(base, stride, E, N, 0, i, parts, part);
-    cp_async_commit();
-  }
 
   const int query_tiles = (query_tokens(p) + 63) / 64;
   std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
   int qt = wg;
   if (qt < query_tiles) load_q_parts(base, stride, N, qt * 64 + warp * 16 + g, qt * 64 + warp * 16 + g + 8, t, qh, ql);
-  if constexpr (Halves) {
-    cp_async_wait<1>();
-    split_chunks<kThreads, kHalfChunks / kThreads>(parts, part, 0, first_end);
-  } else {
-    cp_async_wait<0>();
-    split_chunks<kThreads, kResidentMaxKeys * (kD / 4) / kThreads>(parts, part, 0, chunks);
-  }
+  cp_async_wait<0>();
+  split_chunks<kThreads, kResidentMaxKeys * (kD / 4) / kThreads>(parts, part, 0, chunks);
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   __syncthreads();
   const unsigned k_addr = smem_addr(parts);
-  // With Halves, every thread takes part in landing the second half during the first pass, with a
-  // query tile or not.
-  for (int pass = 0; (Halves && pass == 0) || qt < query_tiles; qt += WG, ++pass) {
-    const bool active = qt < query_tiles;
+  for (; qt < query_tiles; qt += WG) {
     const int r0 = qt * 64 + warp * 16 + g, r1 = r0 + 8;
     float o[kD / 8][4] = {};
     OnlineSoftmax sm(p.scale);
-    for (int kt = 0; kt * kBK < N; ++kt) {
-      if (Halves && pass == 0 && kt == 2) {
-        cp_async_wait<0>();
-        split_chunks<kThreads, kHalfChunks / kThreads, true>(parts, part, first_end, chunks);
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        __syncthreads();
-      }
-      if (active) attend_tile(k_addr + static_cast<unsigned>(kt) * (kBK * 128), part, min(kBK, N - kt * kBK), t, qh, ql, o, sm);
-    }
-    if (!active) continue;
+    attend_keys(k_addr, part, N, t, qh, ql, o, sm);
     if (qt + WG < query_tiles) load_q_parts(base, stride, N, r0 + 64 * WG, r1 + 64 * WG, t, qh, ql);
     float i0, i1;
     sm.finish(i0, i1);
@@ -344,13 +320,13 @@ __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_re
 #endif
 }
 
-template <int WG, bool Halves = false>
+template <int WG>
 void launch_resident(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(p.tokens <= kResidentMaxKeys, "attention: the resident 3xBF16 kernel takes at most ", kResidentMaxKeys,
               " tokens, not ", p.tokens);
   const int bytes = resident_smem_bytes(p.tokens);
-  allow_dynamic_smem(attention_bf16x3_resident_kernel<WG, Halves>, resident_smem_bytes(kResidentMaxKeys));
-  attention_bf16x3_resident_kernel<WG, Halves><<<dim3(1, p.heads, p.batch), WG * 128, bytes, s>>>(p);
+  allow_dynamic_smem(attention_bf16x3_resident_kernel<WG>, resident_smem_bytes(kResidentMaxKeys));
+  attention_bf16x3_resident_kernel<WG><<<dim3(1, p.heads, p.batch), WG * 128, bytes, s>>>(p);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -380,8 +356,6 @@ void attention_bf16x3(const AttentionParams& p, cudaStream_t s) {
   switch (p.variant) {
     case kAttentionTf32Bf16x3Head2: launch_resident<2>(p, s); break;
     case kAttentionTf32Bf16x3Head4: launch_resident<4>(p, s); break;
-    case 206: launch_resident<2, true>(p, s); break;  // experiment: two copy groups
-    case 207: launch_resident<4, true>(p, s); break;
     default: launch_wg<2>(p, s); break;
   }
 }
