@@ -433,7 +433,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
   p.head_dim = 64;
   const std::vector<int> fp32_variants = hopper_build ? std::vector<int>{0, cuda::kAttentionTf32Wgmma} : std::vector<int>{0};
   EXPECT_EQ(cuda::attention_variants(p), fp32_variants);
-  p.pv_tf32 = true;
+  p.tf32_session = true;
   std::vector<int> tf32_variants = fp32_variants;
   if (hopper_build) {
     tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4});
@@ -453,7 +453,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
     p.queries = 0;
     p.tokens = 577;  // beyond the resident kernels
     EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Wgmma);
-    p.pv_tf32 = false;  // fp32 sessions: never 3xBF16
+    p.tf32_session = false;  // fp32 sessions: never 3xBF16
     p.tokens = 197;
     EXPECT_EQ(cuda::attention_default_variant(p, 132), cuda::kAttentionTf32Wgmma);
   }
@@ -564,19 +564,19 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
     cuda::AttentionParams p{qkv.data(), out.data(), B, tokens, heads, head_dim,
                             1.0f / std::sqrt(static_cast<float>(head_dim)), DT::f32};
     p.arch = arch;
-    for (const bool pv_tf32 : {false, true}) {
-      p.pv_tf32 = pv_tf32;
+    for (const bool tf32_session : {false, true}) {
+      p.tf32_session = tf32_session;
       const auto variants = cuda::attention_variants(p);
       const bool hopper64 = arch == 90 && head_dim == 64 && cuda::attention_tf32_wgmma_supports(p);
       EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionTf32Wgmma), hopper64 ? 1 : 0);
-      EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionTf32Bf16x3), hopper64 && pv_tf32 ? 1 : 0);
+      EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionTf32Bf16x3), hopper64 && tf32_session ? 1 : 0);
       for (int v : {cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4}) {
-        EXPECT_EQ(std::count(variants.begin(), variants.end(), v), hopper64 && pv_tf32 && tokens <= 256 ? 1 : 0);
+        EXPECT_EQ(std::count(variants.begin(), variants.end(), v), hopper64 && tf32_session && tokens <= 256 ? 1 : 0);
       }
       for (int v : variants) {
         const bool bf16x3 = cuda::is_bf16x3_variant(v);
         SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim << " variant " << v
-                                          << (bf16x3 ? " 3xBF16" : pv_tf32 ? " P V 2xTF32" : " P V 3xTF32"));
+                                          << (bf16x3 ? " 3xBF16" : tf32_session ? " P V 2xTF32" : " P V 3xTF32"));
         p.variant = v;
         out.poison();
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -587,7 +587,7 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
         if (bf16x3) {
           std::printf("[ info ] 3xBF16 variant %d, %d tokens: max error %.3g of the largest output\n", v, tokens, err);
         }
-        EXPECT_LE(err, bf16x3 ? 1e-4 : pv_tf32 ? 1e-3 : tolerance(Precision::fp32));
+        EXPECT_LE(err, bf16x3 ? 1e-4 : tf32_session ? 1e-3 : tolerance(Precision::fp32));
         expect_query0_rows(p, out, y);
       }
     }

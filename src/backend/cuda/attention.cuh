@@ -22,9 +22,9 @@ struct AttentionParams {
   int variant = 0;  // kernel variant (see below); 0 = the default for the shape
   int arch = 0;     // the device's compute capability, major * 10 + minor (90 = Hopper)
   int queries = 0;  // > 0: only the first `queries` tokens of each image need output rows (AttentionArgs)
-  // fp32 activations in a tf32 session: the 3xTF32 kernels take P V in 2xTF32 instead of 3xTF32, and the
-  // 3xBF16 kernel applies (fp32 sessions keep 3xTF32 throughout).
-  bool pv_tf32 = false;
+  // fp32 activations in a tf32 session (not an fp32 one): the 3xTF32 kernels take P V in 2xTF32 instead
+  // of 3xTF32, and the 3xBF16 kernel applies (fp32 sessions keep 3xTF32 throughout).
+  bool tf32_session = false;
 };
 // The query tokens per image that the kernels must cover: grids span these, in whole query tiles.
 __host__ __device__ inline int query_tokens(const AttentionParams& p) {
@@ -45,7 +45,8 @@ constexpr int kAttentionRowMaxTokens = 256;
 // K/V resident, one block of 2 or 4 warpgroups per (batch, head), up to kAttentionRowMaxTokens tokens.
 constexpr int kAttentionTf32Wgmma = 201, kAttentionTf32Bf16x3 = 203, kAttentionTf32Bf16x3Head2 = 204,
               kAttentionTf32Bf16x3Head4 = 205;
-inline bool is_bf16x3_variant(int v) { return v == kAttentionTf32Bf16x3 || v == kAttentionTf32Bf16x3Head2 || v == kAttentionTf32Bf16x3Head4;
+inline bool is_bf16x3_variant(int v) {
+  return v == kAttentionTf32Bf16x3 || v == kAttentionTf32Bf16x3Head2 || v == kAttentionTf32Bf16x3Head4;
 }
 inline bool is_wgmma_variant(int v) {
   return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaRow || v == kAttentionWgmmaRow2 ||

@@ -342,7 +342,7 @@ void launch_wg(const AttentionParams& p, cudaStream_t s) {
 
 bool attention_bf16x3_supports(const AttentionParams& p) {
 #ifdef VITRT_CUDA_SM90A
-  return p.dt == DT::f32 && p.pv_tf32 && p.head_dim == kD && p.arch == 90;
+  return p.dt == DT::f32 && p.tf32_session && p.head_dim == kD && p.arch == 90;
 #else
   (void)p;
   return false;
@@ -351,7 +351,7 @@ bool attention_bf16x3_supports(const AttentionParams& p) {
 
 void attention_bf16x3(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(attention_bf16x3_supports(p), "attention: the 3xBF16 kernel does not take head dim ", p.head_dim, " ",
-              dt_name(p.dt), p.pv_tf32 ? "" : " outside tf32 sessions", " on compute capability ", p.arch,
+              dt_name(p.dt), p.tf32_session ? "" : " outside tf32 sessions", " on compute capability ", p.arch,
               " (it needs head dim 64, fp32 activations in a tf32 session, sm_90a)");
   switch (p.variant) {
     case kAttentionTf32Bf16x3Head2: launch_resident<2>(p, s); break;

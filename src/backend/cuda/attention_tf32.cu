@@ -6,7 +6,7 @@
 // operands everywhere were measured to push a tf32 session's error to 1.35x PyTorch's on one
 // verification row (PyTorch keeps attention in fp32 under TF32), beyond the 1.25x bound; an error in a
 // score is multiplied by the score's size in the softmax. P V is 3xTF32 in fp32 sessions; in tf32
-// sessions (AttentionParams::pv_tf32) it is 2xTF32, P split and V rounded to TF32 (big*big +
+// sessions (AttentionParams::tf32_session) it is 2xTF32, P split and V rounded to TF32 (big*big +
 // small*big). Measured on the worst tf32 verification row: 1.20x PyTorch's error with P V on plain
 // TF32 operands, 1.12x with 2xTF32, 1.03x with 3xTF32; attention at batch 256 0.72 / 0.75 / 0.92 ms.
 // K and V are split once per tile, in shared memory, by the threads that copied them (big in place,
@@ -426,13 +426,13 @@ void launch(const AttentionParams& p, cudaStream_t s) {
   if (p.variant == kAttentionTf32Wgmma) {
     VITRT_CHECK(attention_tf32_wgmma_supports(p), "attention: the 3xTF32 wgmma kernel does not take head dim ",
                 p.head_dim, " on compute capability ", p.arch, " (it needs head dim 64, fp32, sm_90a)");
-    if (p.pv_tf32) launch_wgmma<2>(p, s);
+    if (p.tf32_session) launch_wgmma<2>(p, s);
     else launch_wgmma<3>(p, s);
     CUDA_CHECK_LAUNCH();
     return;
   }
   const bool ok = with_head_dim16(p.head_dim, [&](auto d) {
-    if (p.pv_tf32) launch_d<decltype(d)::value, 2>(p, s);
+    if (p.tf32_session) launch_d<decltype(d)::value, 2>(p, s);
     else launch_d<decltype(d)::value, 3>(p, s);
   });
   VITRT_CHECK(ok, "attention: head dim ", p.head_dim, " is not supported by the 3xTF32 kernel");

@@ -238,7 +238,7 @@ class CudaBackend final : public Backend {
     cuda::AttentionParams p{a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt};
     p.arch = props_.major * 10 + props_.minor;
     p.queries = a.queries;
-    p.pv_tf32 = precision_ == Precision::tf32;
+    p.tf32_session = precision_ == Precision::tf32;
     if (mode_ == Mode::plan) {
       VITRT_CHECK(cuda::attention_supports(a.head_dim), "CUDA attention: head dim ", a.head_dim,
                   " is not supported (1..128)");
@@ -310,7 +310,7 @@ class CudaBackend final : public Backend {
   int plan_attention(cuda::AttentionParams p) {
     const std::string key = "attention batch=" + std::to_string(p.batch) + " tokens=" + std::to_string(p.tokens) +
                             " heads=" + std::to_string(p.heads) + " dim=" + std::to_string(p.head_dim) + " " +
-                            dt_name(p.dt) + (p.pv_tf32 ? " tf32" : "") +
+                            dt_name(p.dt) + (p.tf32_session ? " tf32" : "") +
                             (cuda::query_tokens(p) < p.tokens ? " queries=" + std::to_string(p.queries) : "");
     const int fallback = cuda::attention_default_variant(p, props_.multiProcessorCount);
     const std::vector<int> variants = cuda::attention_variants(p);
