@@ -133,20 +133,28 @@ struct OnlineSoftmax {
     }
   }
 
-  // For a new tile of scores s (keys >= valid are masked): updates the running maxima and rescales
-  // the running sums and the output accumulators o.
-  template <int KT, int OT>
-  __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t) {
+  // For a new tile of scores s (keys >= valid are masked): updates the running maxima, rescales the
+  // running sums, and returns the factors c0, c1 by which the output accumulators must be rescaled.
+  template <int KT>
+  __device__ __forceinline__ void next_tile_factors(float (&s)[KT][4], int valid, int t, float& c0, float& c1) {
     float mx0, mx1;
     tile_max(s, valid, t, mx0, mx1);
     const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    const float c0 = exp2_approx((m0 - mn0) * sl), c1 = exp2_approx((m1 - mn1) * sl);  // 0 on the first tile
+    c0 = exp2_approx((m0 - mn0) * sl);  // 0 on the first tile
+    c1 = exp2_approx((m1 - mn1) * sl);
     m0 = mn0;
     m1 = mn1;
     ms0 = mn0 * sl;
     ms1 = mn1 * sl;
     l0 *= c0;
     l1 *= c1;
+  }
+
+  // The same, rescaling the output accumulators o at once.
+  template <int KT, int OT>
+  __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t) {
+    float c0, c1;
+    next_tile_factors(s, valid, t, c0, c1);
 #pragma unroll
     for (int nt = 0; nt < OT; ++nt) {
       o[nt][0] *= c0;
