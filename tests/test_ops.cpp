@@ -436,8 +436,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
   p.tf32_session = true;
   std::vector<int> tf32_variants = fp32_variants;
   if (hopper_build) {
-    tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4,
-                                               cuda::kAttentionTf32Bf16x3Stream});
+    tf32_variants.insert(tf32_variants.end(), {cuda::kAttentionTf32Bf16x3, cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4});
   }
   EXPECT_EQ(cuda::attention_variants(p), tf32_variants);
   if (hopper_build) {
@@ -574,8 +573,6 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
       for (int v : {cuda::kAttentionTf32Bf16x3Head2, cuda::kAttentionTf32Bf16x3Head4}) {
         EXPECT_EQ(std::count(variants.begin(), variants.end(), v), hopper64 && tf32_session && tokens <= 256 ? 1 : 0);
       }
-      EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionTf32Bf16x3Stream),
-                hopper64 && tf32_session && tokens <= 224 ? 1 : 0);
       for (int v : variants) {
         const bool bf16x3 = cuda::is_bf16x3_variant(v);
         SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim << " variant " << v

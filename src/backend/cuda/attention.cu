@@ -116,7 +116,6 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   if (attention_bf16x3_supports(p)) {
     std::vector<int> v{0, kAttentionTf32Wgmma, kAttentionTf32Bf16x3};
     if (p.tokens <= kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionTf32Bf16x3Head2, kAttentionTf32Bf16x3Head4});
-    if (p.tokens <= kAttentionStreamMaxTokens) v.push_back(kAttentionTf32Bf16x3Stream);
     return v;
   }
   if (attention_tf32_wgmma_supports(p)) return {0, kAttentionTf32Wgmma};
@@ -145,7 +144,6 @@ std::string attention_variant_name(int variant) {
     case kAttentionTf32Bf16x3: return "3xBF16 on wgmma, 2 warpgroups per block";
     case kAttentionTf32Bf16x3Head2: return "3xBF16 on wgmma, K/V resident, 2 warpgroups per head";
     case kAttentionTf32Bf16x3Head4: return "3xBF16 on wgmma, K/V resident, 4 warpgroups per head";
-    case kAttentionTf32Bf16x3Stream: return "3xBF16 on wgmma, a pipelined block per SM streaming heads";
     case kAttentionWgmma1: return "wgmma, 1 warpgroup per block";
     case kAttentionWgmma2: return "wgmma, 2 warpgroups per block";
     case kAttentionWgmmaRow: return "wgmma, every key at once";

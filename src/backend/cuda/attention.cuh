@@ -42,15 +42,11 @@ constexpr int kAttentionRowMaxTokens = 256;
 // fp32 activations: kAttentionTf32Wgmma = the 3xTF32 kernel on wgmma (head dim 64, sm_90a); 0 = on mma.sync.
 // tf32 sessions only: kAttentionTf32Bf16x3 = the 3xBF16 kernel (attention_bf16x3.cu), 2 warpgroups per
 // block, K/V tiles double-buffered; kAttentionTf32Bf16x3Head2 / kAttentionTf32Bf16x3Head4 = the same with
-// K/V resident, one block of 2 or 4 warpgroups per (batch, head), up to kAttentionRowMaxTokens tokens;
-// kAttentionTf32Bf16x3Stream = one block of 2 software-pipelined warpgroups per SM taking heads in turn,
-// the next head's K/V copied meanwhile, up to kAttentionStreamMaxTokens tokens.
+// K/V resident, one block of 2 or 4 warpgroups per (batch, head), up to kAttentionRowMaxTokens tokens.
 constexpr int kAttentionTf32Wgmma = 201, kAttentionTf32Bf16x3 = 203, kAttentionTf32Bf16x3Head2 = 204,
-              kAttentionTf32Bf16x3Head4 = 205, kAttentionTf32Bf16x3Stream = 206;
-constexpr int kAttentionStreamMaxTokens = 224;
+              kAttentionTf32Bf16x3Head4 = 205;
 inline bool is_bf16x3_variant(int v) {
-  return v == kAttentionTf32Bf16x3 || v == kAttentionTf32Bf16x3Head2 || v == kAttentionTf32Bf16x3Head4 ||
-         v == kAttentionTf32Bf16x3Stream;
+  return v == kAttentionTf32Bf16x3 || v == kAttentionTf32Bf16x3Head2 || v == kAttentionTf32Bf16x3Head4;
 }
 inline bool is_wgmma_variant(int v) {
   return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaRow || v == kAttentionWgmmaRow2 ||

@@ -249,75 +249,6 @@ __device__ __forceinline__ void attend_tile(unsigned k_addr, unsigned part, int 
   });
 }
 
-// Every key of a resident K/V sequence, software-pipelined inside the warpgroup (FlashAttention-3's
-// order): S of tile j + 1 and P V of tile j are issued together, the softmax of tile j + 1 runs while
-// P V of tile j is still in flight, and O is rescaled once that P V is done. P of tile j (hi / lo) and
-// the scores of tile j + 1 are live at once, so this takes more registers than attend_tile.
-__device__ __forceinline__ void attend_keys_pipelined(unsigned k_addr, unsigned part, int N, int t,
-                                                      const std::uint32_t (&qh)[kD / 16][4],
-                                                      const std::uint32_t (&ql)[kD / 16][4], float (&o)[kD / 8][4],
-                                                      OnlineSoftmax& sm) {
-  const int tiles = (N + kBK - 1) / kBK;
-  std::uint32_t ph[4][4], pl[4][4];  // P of the tile whose P V is next
-  with_pieces(min(kBK, N), [&](auto pieces) {  // tile 0: O is still zero
-    constexpr int P = decltype(pieces)::value;
-    const KDescs<P> k(k_addr, part);
-    float s[2 * P][4];
-    wgmma_fence();
-    issue_s(s, k, qh, ql);
-    wgmma_commit();
-    wgmma_wait<0>();
-    fence_regs(s);
-    float c0, c1;
-    sm.next_tile_factors(s, min(kBK, N), t, c0, c1);
-    probs_to_parts<P>(sm, s, ph, pl);
-  });
-  for (int j = 0; j + 1 < tiles; ++j) {
-    const unsigned at = k_addr + static_cast<unsigned>(j) * (kBK * 128);
-    const int valid = min(kBK, N - (j + 1) * kBK);
-    with_pieces(valid, [&](auto pieces) {
-      constexpr int P = decltype(pieces)::value;  // of tile j + 1; tile j is whole
-      const KDescs<P> k(at + kBK * 128, part);
-      const VDescs<4> v(at, part);
-      float s[2 * P][4];
-      fence_regs(o);
-      wgmma_fence();
-      issue_s(s, k, qh, ql);
-      wgmma_commit();
-      issue_pv<4>(o, ph, pl, v);
-      wgmma_commit();
-      wgmma_wait<1>();  // S of tile j + 1 (P V of tile j may still run)
-      fence_regs(s);
-      float c0, c1;
-      sm.next_tile_factors(s, valid, t, c0, c1);  // masks keys >= valid
-      wgmma_wait<0>();  // P V of tile j: O and P's registers are free
-      fence_regs(o);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk)  // P's registers stay P's until here (read by the P V in flight)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(ph[kk][e]), "+r"(pl[kk][e]));
-#pragma unroll
-      for (int nt = 0; nt < kD / 8; ++nt) {
-        o[nt][0] *= c0;
-        o[nt][1] *= c0;
-        o[nt][2] *= c1;
-        o[nt][3] *= c1;
-      }
-      probs_to_parts<P>(sm, s, ph, pl);
-    });
-  }
-  with_pieces(N - (tiles - 1) * kBK, [&](auto pieces) {  // P V of the last tile
-    constexpr int P = decltype(pieces)::value;
-    const VDescs<P> v(k_addr + static_cast<unsigned>(tiles - 1) * (kBK * 128), part);
-    fence_regs(o);
-    wgmma_fence();
-    issue_pv<P>(o, ph, pl, v);
-    wgmma_commit();
-    wgmma_wait<0>();
-    fence_regs(o);
-  });
-}
-
 // Every key of a resident K/V sequence (N keys, parts `part` bytes apart from k_addr), tile by tile.
 __device__ __forceinline__ void attend_keys(unsigned k_addr, unsigned part, int N, int t,
                                             const std::uint32_t (&qh)[kD / 16][4], const std::uint32_t (&ql)[kD / 16][4],
@@ -424,92 +355,6 @@ __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_re
 #endif
 }
 
-// Streaming: one block of 2 warpgroups per SM takes (batch, head) items in turn (blockIdx.x, +
-// gridDim.x, ...). The next item's fp32 K/V is copied into a staging buffer while this item is computed
-// from its split parts; at the item boundary each thread splits the chunks it staged into the parts.
-// One block per SM leaves each thread up to 255 registers, which attend_keys_pipelined needs. Up to
-// kStreamMaxKeys keys (staging and parts of ceil(N / 16) * 16 rows in 227 KB).
-constexpr int kStreamMaxKeys = kAttentionStreamMaxTokens;
-static_assert(kStreamMaxKeys % 16 == 0);
-constexpr int stream_smem_bytes(int tokens) { return static_cast<int>(8 * resident_part_bytes(tokens)) + 1024; }
-
-__global__ void __launch_bounds__(256, 1) attention_bf16x3_stream_kernel(AttentionParams p) {
-#ifdef VITRT_WGMMA_DEVICE
-  constexpr int kThreads = 256, kMaxPerThread = (kStreamMaxKeys * (kD / 4) + kThreads - 1) / kThreads;
-  extern __shared__ unsigned char smem_raw[];
-  const unsigned part = resident_part_bytes(p.tokens);
-  unsigned char* const parts = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
-  unsigned char* const staging = parts + 4 * part;  // the same layout, fp32 as copied
-
-  const int N = p.tokens, E = p.heads * kD, items = p.heads * p.batch;
-  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const std::size_t stride = 3 * static_cast<std::size_t>(E);
-  const int chunks = (N + 15) / 16 * 16 * (kD / 4);  // fp32 chunks of K (and of V)
-  const int query_tiles = (query_tokens(p) + 63) / 64;
-  const auto base_of = [&](int item) {
-    return static_cast<const float*>(p.qkv) + static_cast<std::size_t>(item / p.heads) * N * stride +
-           static_cast<std::size_t>(item % p.heads) * kD;
-  };
-  const auto copy = [&](int item) {
-    const float* base = base_of(item);
-    for (int i = threadIdx.x; i < chunks; i += kThreads) copy_chunk(base, stride, E, N, 0, i, staging, part);
-    cp_async_commit();
-  };
-  int item = blockIdx.x;
-  if (item < items) copy(item);
-#pragma unroll 1
-  for (; item < items; item += gridDim.x) {
-    cp_async_wait<0>();  // this thread's chunks of the item are staged
-    __syncthreads();     // every warpgroup is done with the previous item's parts
-#pragma unroll 1
-    for (int j = 0; j < 2 * kMaxPerThread; ++j) {  // even j: K, odd: V
-      const int i = threadIdx.x + (j / 2) * kThreads;
-      if (i >= chunks) break;
-      const unsigned off = chunk_offset(i) + (chunk_to_lo(i) ? part : 0) + (j % 2) * 2 * part;
-      const float4 x = *reinterpret_cast<const float4*>(staging + off);
-      std::uint32_t hi[2], lo[2];
-      split2(x.x, x.y, hi[0], lo[0]);
-      split2(x.z, x.w, hi[1], lo[1]);
-      unsigned char* at = parts + chunk_offset(i) + (chunk_to_lo(i) ? 8 : 0) + (j % 2) * 2 * part;
-      *reinterpret_cast<uint2*>(at) = make_uint2(hi[0], hi[1]);
-      *reinterpret_cast<uint2*>(at + part) = make_uint2(lo[0], lo[1]);
-    }
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();  // the parts are in; the staging buffer is free
-    if (item + static_cast<int>(gridDim.x) < items) copy(item + gridDim.x);
-    const float* base = base_of(item);
-    const int b = item / p.heads, h = item % p.heads;
-#pragma unroll 1
-    for (int qt = wg; qt < query_tiles; qt += 2) {
-      const int r0 = qt * 64 + warp * 16 + g, r1 = r0 + 8;
-      std::uint32_t qh[kD / 16][4], ql[kD / 16][4];
-      load_q_parts(base, stride, N, r0, r1, t, qh, ql);
-      float o[kD / 8][4] = {};
-      OnlineSoftmax sm(p.scale);
-      attend_keys_pipelined(smem_addr(parts), part, N, t, qh, ql, o, sm);
-      float i0, i1;
-      sm.finish(i0, i1);
-      store_rows<float, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
-    }
-  }
-#else
-  (void)p;
-#endif
-}
-
-void launch_stream(const AttentionParams& p, cudaStream_t s) {
-  VITRT_CHECK(p.tokens <= kStreamMaxKeys, "attention: the streaming 3xBF16 kernel takes at most ", kStreamMaxKeys,
-              " tokens, not ", p.tokens);
-  int device = 0, sms = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  allow_dynamic_smem(attention_bf16x3_stream_kernel, stream_smem_bytes(kStreamMaxKeys));
-  const int items = p.heads * p.batch;
-  const int per_block = (items + sms - 1) / sms;  // the same number of items for every block
-  attention_bf16x3_stream_kernel<<<(items + per_block - 1) / per_block, 256, stream_smem_bytes(p.tokens), s>>>(p);
-  CUDA_CHECK_LAUNCH();
-}
-
 template <int WG>
 void launch_resident(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(p.tokens <= kResidentMaxKeys, "attention: the resident 3xBF16 kernel takes at most ", kResidentMaxKeys,
@@ -546,7 +391,6 @@ void attention_bf16x3(const AttentionParams& p, cudaStream_t s) {
   switch (p.variant) {
     case kAttentionTf32Bf16x3Head2: launch_resident<2>(p, s); break;
     case kAttentionTf32Bf16x3Head4: launch_resident<4>(p, s); break;
-    case kAttentionTf32Bf16x3Stream: launch_stream(p, s); break;
     default: launch_wg<2>(p, s); break;
   }
 }
