@@ -309,7 +309,8 @@ __global__ void __launch_bounds__(WG * 128, 2) attention_bf16x3_kernel(Attention
 // splits K and V once, then its WG warpgroups take the head's query tiles in turn (wg, wg + WG, ...).
 // No block barrier follows the copy, so the warpgroups drift apart and one's softmax can overlap
 // another's wgmma. Parts of ceil(N / 16) * 16 key rows; a tile of 64 keys starts 8192 bytes further.
-constexpr int kResidentMaxKeys = 256;
+constexpr int kResidentMaxKeys = kAttentionRowMaxTokens;  // the bound attention_variants offers 204 / 205 under
+static_assert(kResidentMaxKeys % 16 == 0);
 constexpr unsigned resident_part_bytes(int tokens) { return static_cast<unsigned>((tokens + 15) / 16 * 16 * 128); }
 constexpr int resident_smem_bytes(int tokens) { return static_cast<int>(4 * resident_part_bytes(tokens)) + 1024; }
 
