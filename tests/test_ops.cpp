@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/gemm_tf32.cuh"
 #endif
 #include "core/half.h"
 #include "test_util.h"
@@ -597,6 +598,118 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
   p.arch = arch;
   p.variant = cuda::kAttentionTf32Bf16x3;
   EXPECT_THROW(cuda::attention(p, nullptr), vitrt::Error);
+}
+
+// Our TF32 GEMM with the activation in its epilogue (tf32 sessions, Hopper), every variant, against
+// float64 references: K = 768 as vit_base's fc1 with 3 x 197 rows, and odd row counts,
+// padded row strides and QuickGELU. Outputs are poisoned before each run; the padding columns and the
+// row past the end must stay untouched. The error is also reported against the same product on TF32
+// operands (truncated and rounded), which tells which of the two the tensor cores computed.
+TEST(CudaGemm, Tf32FusedActivation) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  cudaDeviceProp props{};
+  ASSERT_EQ(cudaGetDeviceProperties(&props, 0), cudaSuccess);
+  const int arch = props.major * 10 + props.minor;
+  struct Case {
+    std::int64_t rows;
+    int in, out, lda_pad, ldd_pad;
+    Epilogue act;
+  };
+  auto tf32 = [](float x, bool round) {
+    std::uint32_t u;
+    std::memcpy(&u, &x, 4);
+    u = ((round ? u + 0x1000u : u) & 0xffffe000u);
+    float y;
+    std::memcpy(&y, &u, 4);
+    return y;
+  };
+  std::uint64_t seed = 900;
+  bool ran = false;
+  for (const Case& c : std::vector<Case>{{3 * 197, 768, 768, 0, 0, Epilogue::gelu_erf},
+                                         {3 * 577, 96, 384, 4, 2, Epilogue::quick_gelu},
+                                         {1, 64, 256, 0, 0, Epilogue::gelu_erf},
+                                         {197, 32, 128, 36, 6, Epilogue::gelu_erf}}) {
+    const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
+    const auto x = randn(static_cast<size_t>(c.rows * lda), seed++);
+    const auto w = randn(static_cast<size_t>(c.out) * c.in, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
+    const auto b = randn(c.out, seed++, 0.1f);
+    Buffer xa(*be, x.size(), DT::f32), wa(*be, w.size(), DT::f32), ba(*be, b.size(), DT::f32),
+        da(*be, static_cast<size_t>((c.rows + 1) * ldd), DT::f32);
+    xa.set(x);
+    wa.set(w);
+    ba.set(b);
+    cuda::GemmTf32Params p;
+    p.a = xa.f32();
+    p.lda = lda;
+    p.w = wa.f32();
+    p.bias = ba.f32();
+    p.d = da.f32();
+    p.ldd = ldd;
+    p.rows = c.rows;
+    p.in = c.in;
+    p.out = c.out;
+    p.act = c.act;
+    const auto variants = cuda::gemm_tf32_variants(p, arch);
+    if (variants.empty()) continue;
+    ran = true;
+    EXPECT_EQ(variants.size(), c.out % 256 == 0 ? 3u : 2u);
+    // References: exact, and on truncated / rounded TF32 operands.
+    std::vector<double> ref[3];
+    for (int m = 0; m < 3; ++m) {
+      ref[m].resize(static_cast<size_t>(c.rows) * c.out);
+      for (std::int64_t r = 0; r < c.rows; ++r)
+        for (int o = 0; o < c.out; ++o) {
+          double s = b[o];
+          for (int k = 0; k < c.in; ++k) {
+            float xv = x[r * lda + k], wv = w[static_cast<size_t>(o) * c.in + k];
+            if (m > 0) {
+              xv = tf32(xv, m == 2);
+              wv = tf32(wv, m == 2);
+            }
+            s += static_cast<double>(xv) * wv;
+          }
+          s = c.act == Epilogue::gelu_erf ? 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0))) : s / (1.0 + std::exp(-1.702 * s));
+          ref[m][r * c.out + o] = s;
+        }
+    }
+    for (int v : variants) {
+      SCOPED_TRACE(::testing::Message() << cuda::gemm_tf32_variant_name(v) << ", rows " << c.rows << " in " << c.in
+                                        << " out " << c.out);
+      p.variant = v;
+      da.poison();
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      cuda::gemm_tf32(p, arch, nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const auto all = da.get();
+      std::vector<float> y(static_cast<size_t>(c.rows) * c.out);
+      std::size_t touched = 0;
+      for (std::int64_t r = 0; r <= c.rows; ++r)
+        for (std::int64_t col = 0; col < ldd; ++col) {
+          const float e = all[r * ldd + col];
+          if (r < c.rows && col < c.out) y[r * c.out + col] = e;
+          else touched += !std::isnan(e);
+        }
+      EXPECT_EQ(touched, 0u) << "elements written outside the output";
+      const double err = test::max_rel_error(y.data(), ref[0].data(), ref[0].size()),
+                   err_trunc = test::max_rel_error(y.data(), ref[1].data(), ref[1].size()),
+                   err_round = test::max_rel_error(y.data(), ref[2].data(), ref[2].size());
+      std::printf("[ info ] %s, %lld x %d x %d: max error %.3g; against TF32 operands truncated %.3g, rounded %.3g\n",
+                  cuda::gemm_tf32_variant_name(v).c_str(), static_cast<long long>(c.rows), c.in, c.out, err, err_trunc,
+                  err_round);
+      EXPECT_LE(err, tolerance(Precision::tf32));
+    }
+  }
+  if (!ran) GTEST_SKIP() << "the TF32 GEMM needs an sm_90a build on a Hopper GPU";
+  // A variant that does not take the shape refuses to run.
+  cuda::GemmTf32Params bad;
+  bad.rows = 4;
+  bad.in = 33;
+  bad.out = 128;
+  bad.variant = cuda::kGemmTf32N128;
+  EXPECT_THROW(cuda::gemm_tf32(bad, arch, nullptr), vitrt::Error);
 }
 #endif
 

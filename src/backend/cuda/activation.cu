@@ -7,16 +7,12 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "backend/cuda/activation_fn.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 
 namespace vitrt::cuda {
 namespace {
-
-template <bool kQuick>
-__device__ __forceinline__ float act(float v) {
-  return kQuick ? v / (1.0f + __expf(-1.702f * v)) : 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-}
 
 template <typename T, bool kQuick, bool kVec4>
 __global__ void activation_kernel(ActivationParams p) {
@@ -27,9 +23,9 @@ __global__ void activation_kernel(ActivationParams p) {
     for (std::int64_t c = threadIdx.x; c < units; c += blockDim.x) {
       if constexpr (kVec4) {
         const float4 v = load4(row, static_cast<int>(c));
-        store4(row + 4 * c, act<kQuick>(v.x), act<kQuick>(v.y), act<kQuick>(v.z), act<kQuick>(v.w));
+        store4(row + 4 * c, activate<kQuick>(v.x), activate<kQuick>(v.y), activate<kQuick>(v.z), activate<kQuick>(v.w));
       } else {
-        row[c] = from_f32<T>(act<kQuick>(to_f32(row[c])));
+        row[c] = from_f32<T>(activate<kQuick>(to_f32(row[c])));
       }
     }
   }

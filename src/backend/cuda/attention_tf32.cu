@@ -258,12 +258,6 @@ __device__ __forceinline__ void wgmma_tf32_n64(float (&d)[8][4], const std::uint
                : VITRT_WGMMA_D32
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate));
 }
-
-// Byte offset of element (row r, column c) in a 128-byte-swizzled tile whose rows hold 32 floats
-// (chunk j of 4 floats of row r lives at chunk j ^ (r % 8)).
-__device__ __forceinline__ unsigned sw128_f32(int r, int c) {
-  return static_cast<unsigned>(r * 128 + ((((c >> 2) ^ r) & 7) << 4) + (c & 3) * 4);
-}
 #endif  // VITRT_WGMMA_DEVICE
 
 // Three blocks per SM: ptxas then fits the kernel in 168 registers without spilling (194 otherwise,

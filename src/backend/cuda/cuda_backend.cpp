@@ -224,7 +224,12 @@ class CudaBackend final : public Backend {
       const void* w = device_copy(a.w->weight, static_cast<std::size_t>(a.w->out) * a.w->in, a.src_dt);
       const void* b = device_copy(a.w->bias, static_cast<std::size_t>(a.w->out), a.dst_dt);
       // The L2 flush scratch (twice the L2 size) exists only while tuning: untuned sessions never time.
-      const cuda::GemmContext ctx{tuner_.get(), workspace_, kWorkspaceBytes, stream_, props_.multiProcessorCount,
+      const cuda::GemmContext ctx{tuner_.get(),
+                                  workspace_,
+                                  kWorkspaceBytes,
+                                  stream_,
+                                  props_.multiProcessorCount,
+                                  props_.major * 10 + props_.minor,
                                   tuner_->tuning() ? l2_flush() : cuda::L2Flush{}};
       current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx));
       return;

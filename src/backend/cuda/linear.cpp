@@ -81,7 +81,7 @@ const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F
 
 LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
                    const GemmContext& ctx)
-    : weight_(weight), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue) {
+    : weight_(weight), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue), bias_(bias), arch_(ctx.arch) {
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
   // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
@@ -106,15 +106,23 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b_, in_t_, K, M, static_cast<std::int64_t>(a.src_ld)));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c_, out_t_, N, M, static_cast<std::int64_t>(a.dst_ld)));
 
+  // Our fused kernel applies to TF32 GEMMs whose activation would otherwise be a separate pass; their
+  // keys name that activation (the cuBLASLt candidates are timed with the pass included).
+  own_eligible_ = tf32 && post_ != Epilogue::none && !a.accumulate && a.dst_dt == DT::f32;
   const std::string key = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
                           " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
                           (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
-                          " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld);
+                          " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
+                          (own_eligible_ ? (post_ == Epilogue::gelu_erf ? " +gelu" : " +quick_gelu") : "");
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
   if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
-    tuner.report({key, AlgoConfig::of(algo_).describe(), e->value("default_us", 0.0), e->value("us", 0.0),
-                  e->value("candidates", 0), true});
+    if (own_eligible_) {
+      const int v = e->value("own", 0);
+      if (v > 0 && gemm_tf32_takes(own_params(a, v), arch_, v)) own_variant_ = v;
+    }
+    tuner.report({key, own_variant_ ? gemm_tf32_variant_name(own_variant_) : AlgoConfig::of(algo_).describe(),
+                  e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
     return;
   }
   cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
@@ -203,19 +211,55 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       }
     }
   }
+  // Our fused kernel's variants follow cuBLASLt's candidates; those run with the activation pass.
+  const std::vector<int> own = own_eligible_ ? gemm_tf32_variants(own_params(a, 0), arch_) : std::vector<int>{};
   const CandidateTimes t = time_candidates(
-      cands.size(),
+      cands.size() + own.size(),
       [&](std::size_t i) {
-        return matmul(lt, cands[i].algo, cands[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) ==
-               CUBLAS_STATUS_SUCCESS;
+        if (i >= cands.size()) {
+          GemmTf32Params p = own_params(a, own[i - cands.size()]);
+          gemm_tf32(p, arch_, ctx.stream);
+          return true;
+        }
+        if (matmul(lt, cands[i].algo, cands[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) !=
+            CUBLAS_STATUS_SUCCESS)
+          return false;
+        if (post_ != Epilogue::none) activation({a.dst, a.rows, a.w->out, a.dst_ld, a.dst_dt, post_}, ctx.stream);
+        return true;
       },
       ctx.stream, ctx.flush);
   if (t.best < 0) return;
+  // The fastest cuBLASLt candidate is kept in the entry even when our kernel wins (the fallback where
+  // that kernel is not built in).
+  std::size_t best_lt = 0;
+  for (std::size_t i = 0; i < cands.size(); ++i)
+    if (t.us[i] >= 0 && (t.us[best_lt] < 0 || t.us[i] < t.us[best_lt])) best_lt = i;
   const auto best = static_cast<std::size_t>(t.best);
-  ctx.tuner->put(key, {{"algo", AlgoConfig::of(cands[best].algo).json()},
-                       {"us", t.us[best]},
-                       {"default_us", t.us[0]},  // cuBLASLt's first pick
-                       {"candidates", cands.size()}});
+  nlohmann::json entry = {{"algo", AlgoConfig::of(cands[best_lt].algo).json()},
+                          {"us", t.us[best]},
+                          {"default_us", t.us[0]},  // cuBLASLt's first pick
+                          {"candidates", cands.size() + own.size()}};
+  if (best >= cands.size()) {
+    entry["own"] = own[best - cands.size()];
+    entry["cublaslt_us"] = t.us[best_lt];
+  }
+  ctx.tuner->put(key, std::move(entry));
+}
+
+GemmTf32Params LinearOp::own_params(const LinearArgs& a, int variant) const {
+  GemmTf32Params p;
+  p.a = static_cast<const float*>(a.src);
+  p.lda = a.src_ld;
+  p.w = static_cast<const float*>(weight_);
+  p.bias = static_cast<const float*>(bias_);
+  p.d = static_cast<float*>(a.dst);
+  p.ldd = a.dst_ld;
+  p.rows = a.rows;
+  p.in = a.w->in;
+  p.out = a.w->out;
+  p.act = post_;
+  p.variant = variant;
+  return p;
 }
 
 LinearOp::~LinearOp() {
@@ -233,6 +277,10 @@ cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t&
 }
 
 void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
+  if (own_variant_ > 0) {
+    gemm_tf32(own_params(a, own_variant_), arch_, s);  // checks that the variant takes these buffers
+    return;
+  }
   CUBLAS_CHECK(matmul(lt, algo_, algo_workspace_, a.src, a.dst, workspace, s));
   if (post_ != Epilogue::none) activation({a.dst, a.rows, a.w->out, a.dst_ld, a.dst_dt, post_}, s);
 }

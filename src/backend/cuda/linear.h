@@ -3,6 +3,9 @@
 // is computed column-major as Y^T = W^T' X^T' (A = W with op T, B = X with op N).
 // The algorithm comes from the tuning cache when it holds the shape, else from cuBLASLt's heuristic;
 // a tuning session times the heuristic's candidates and split-K variants first (tuning.h).
+// TF32 GEMMs with an fp32 output and an activation (exact GELU, QuickGELU) may instead run our own
+// kernel with the activation in its epilogue (gemm_tf32.cuh): the tuner times its variants against
+// cuBLASLt followed by the activation pass, and the cache entry says which won ("own").
 #pragma once
 
 #include <cublasLt.h>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/tuning.h"
 
 namespace vitrt::cuda {
@@ -24,6 +28,7 @@ struct GemmContext {
   std::size_t workspace_bytes = 0;
   cudaStream_t stream = nullptr;
   int sm_count = 0;
+  int arch = 0;   // compute capability, major * 10 + minor
   L2Flush flush;  // set only while tuning
 };
 
@@ -49,6 +54,8 @@ class LinearOp {
   void tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key);
   // The algorithm a cache entry describes, checked against this GEMM; false if it no longer applies.
   bool restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes);
+  // The own-kernel launch for this call's buffers (variant own_variant_).
+  GemmTf32Params own_params(const LinearArgs& a, int variant) const;
 
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
@@ -59,6 +66,10 @@ class LinearOp {
   const void* weight_ = nullptr;
   float beta_ = 0.0f;
   Epilogue post_ = Epilogue::none;  // activation run after the GEMM (exact GELU / QuickGELU)
+  const void* bias_ = nullptr;
+  int arch_ = 0;
+  bool own_eligible_ = false;  // a TF32 GEMM with an activation pass: our fused kernel may take it
+  int own_variant_ = 0;        // > 0: our kernel runs instead of cuBLASLt + the pass
 };
 
 }  // namespace vitrt::cuda

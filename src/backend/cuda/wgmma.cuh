@@ -47,6 +47,12 @@ class Sw128Desc {
   unsigned lo_;  // start address / 16 and the leading byte offset field
 };
 
+// Byte offset of element (row r, column c) in a 128-byte-swizzled tile whose rows hold 32 floats
+// (chunk j of 4 floats of row r lives at chunk j ^ (r % 8)).
+__device__ __forceinline__ unsigned sw128_f32(int r, int c) {
+  return static_cast<unsigned>(r * 128 + ((((c >> 2) ^ r) & 7) << 4) + (c & 3) * 4);
+}
+
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int Pending>
