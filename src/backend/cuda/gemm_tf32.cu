@@ -1,20 +1,25 @@
 // Our own TF32 GEMM with the bias and activation in the epilogue (gemm_tf32.cuh), on wgmma.
-// A block computes a 128 x BN tile with two warpgroups of 64 rows each. K goes in tiles of 32 fp32
-// columns (128 bytes per row), copied with cp.async into S shared-memory stages in the 128-byte-swizzled
-// K-major layout the wgmma descriptors read (A's rows, and W's rows as B's columns: W [N, K] is K-major
-// as it is stored). Each k-tile is 4 wgmma m64nBNk8 per warpgroup with both operands from shared memory.
-// Pipeline: at step kt every thread waits for its copies of tile kt, then a barrier; then the copy of
-// tile kt + S - 2 starts into the stage that tile kt - 2 used (every warpgroup waited for its wgmma of
-// kt - 2 before the barrier: wgmma_wait<1> after issuing kt - 1), then tile kt's wgmmas are issued and
-// the warpgroup waits for kt - 1's. So S - 2 tiles are in flight while one is multiplied.
+// A block computes a 128 x BN tile with two consumer warpgroups of 64 rows each and one producer warp.
+// K goes in tiles of 32 fp32 columns (128 bytes per row). The producer's one thread copies each k-tile
+// of A and of W (whose [N, K] rows are B's columns, K-major as stored) with the tensor memory
+// accelerator (TMA) into one of S shared-memory stages, 128-byte swizzled as the wgmma descriptors
+// read them; rows of A past the end arrive as zeros. Stages are handed over with mbarriers: "full"
+// when a stage's bytes have landed, "empty" when both warpgroups' wgmmas on it have completed. Each
+// k-tile is 4 wgmma m64nBNk8 per warpgroup, both operands from shared memory; a warpgroup keeps one
+// k-tile's wgmmas in flight while it issues the next.
 // Epilogue from the accumulators (row g / g + 8, columns 2t, 2t + 1 of every 8): + bias, activation,
 // one 8-byte store per pair (each quad of lanes writes 32 contiguous bytes of a row).
+// (A first version copied with cp.async by all 256 threads and a block barrier per k-tile: at batch
+// 64 of vit_base's fc1 it took 253-298 us against 233 for cuBLASLt + the GELU pass.)
 #include "backend/cuda/gemm_tf32.cuh"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
 
 #include <cstdint>
 
 #include "backend/cuda/activation_fn.cuh"
-#include "backend/cuda/cp_async.cuh"
+#include "backend/cuda/cp_async.cuh"  // smem_addr
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/wgmma.cuh"
@@ -22,11 +27,11 @@
 namespace vitrt::cuda {
 namespace {
 
-constexpr int kBM = 128, kBK = 32, kThreads = 256;
+constexpr int kBM = 128, kBK = 32;
 
 template <int BN, int S>
 constexpr int smem_bytes() {
-  return 1024 + S * (kBM + BN) * kBK * 4;  // alignment slack, S stages of A and B tiles
+  return 1024 + S * (kBM + BN) * kBK * 4 + 2 * S * 8;  // alignment slack, S stages of A and B, barriers
 }
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -64,67 +69,100 @@ __device__ __forceinline__ void wgmma_tf32_ss(float (&d)[32][4], std::uint64_t a
 }
 #endif  // VITRT_WGMMA_DEVICE
 
-template <int BN, int S, int MinBlocks, bool kQuick>
-__global__ void __launch_bounds__(kThreads, MinBlocks) gemm_tf32_kernel(GemmTf32Params p) {
+// What a launch passes: the tensor maps of A and W (TMA descriptors) and the epilogue's operands.
+struct GemmTf32Args {
+  CUtensorMap a_map, w_map;
+  const float* bias;
+  float* d;
+  std::int64_t ldd, rows;
+  int in;
+};
+
 #ifdef VITRT_WGMMA_DEVICE
-  static_assert(S >= 3 && BN % 32 == 0);
+__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// A box of the 2-D tensor `map` at (column x, row y) into shared memory at dst; completes on bar.
+__device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map, int x, int y, unsigned bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(y), "r"(bar)
+      : "memory");
+}
+#endif  // VITRT_WGMMA_DEVICE
+
+// Warps 0-7: two consumer warpgroups (64 rows each); warp 8: the producer, one thread issuing TMA copies.
+// full[s] completes when stage s has landed (the copies' byte count), empty[s] when both consumer
+// warpgroups are done reading it (one arrive each, after their wgmma on it has completed).
+constexpr int kThreadsTma = 288;
+
+template <int BN, int S, int MinBlocks, bool kQuick>
+__global__ void __launch_bounds__(kThreadsTma, MinBlocks) gemm_tf32_kernel(const __grid_constant__ GemmTf32Args p) {
+#ifdef VITRT_WGMMA_DEVICE
+  static_assert(S >= 2 && BN % 32 == 0);
   constexpr int kABytes = kBM * kBK * 4, kStage = (kBM + BN) * kBK * 4;
-  constexpr int kACopies = kBM * 8 / kThreads, kBCopies = BN * 8 / kThreads;  // 16-byte chunks per thread
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
-  const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
-  const int n0 = static_cast<int>(blockIdx.x) * BN;
-  const std::int64_t m0 = static_cast<std::int64_t>(blockIdx.y) * kBM;
+  const unsigned base = smem_addr(sm), bars = base + S * kStage;  // full[S], then empty[S] (8 bytes each)
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int n0 = static_cast<int>(blockIdx.x) * BN, m0 = static_cast<int>(blockIdx.y) * kBM;
   const int tiles = p.in / kBK;
-
-  // Copies: thread tid takes chunk c = tid % 8 of rows tid / 8 + 32 j (8 threads per 128-byte row),
-  // stored at chunk c ^ (row % 8); rows 32 apart share the swizzle, so only the row offset changes.
-  const int c = tid % 8, r = tid / 8;
-  const unsigned dst = static_cast<unsigned>(r * 128 + ((c ^ (r & 7)) << 4));
-  const float* a_src[kACopies];
-  bool a_ok[kACopies];
-#pragma unroll
-  for (int j = 0; j < kACopies; ++j) {
-    const std::int64_t row = m0 + r + 32 * j;
-    a_ok[j] = row < p.rows;
-    a_src[j] = p.a + (a_ok[j] ? row : 0) * p.lda + c * 4;  // rows past the end: zeros, from row 0
+  if (tid == 0) {
+    for (int s = 0; s < S; ++s) {
+      mbar_init(bars + 8 * s, 1);
+      mbar_init(bars + 8 * (S + s), 2);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  const float* const b_src = p.w + static_cast<std::int64_t>(n0 + r) * p.in + c * 4;
-  auto load = [&](int kt, int stage) {
-    unsigned char* const a_s = sm + stage * kStage;
-    const int k0 = kt * kBK;
-#pragma unroll
-    for (int j = 0; j < kACopies; ++j) cp_async16(a_s + dst + j * 4096, a_src[j] + k0, a_ok[j]);
-#pragma unroll
-    for (int j = 0; j < kBCopies; ++j)
-      cp_async16(a_s + kABytes + dst + j * 4096, b_src + static_cast<std::int64_t>(32 * j) * p.in + k0, true);
-  };
+  __syncthreads();
 
+  if (warp == 8) {  // producer
+    if (lane == 0) {
+      for (int kt = 0; kt < tiles; ++kt) {
+        const int s = kt % S;
+        if (kt >= S) mbar_wait(bars + 8 * (S + s), static_cast<unsigned>((kt / S - 1) & 1));
+        const unsigned full = bars + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
+        mbar_expect_tx(full, kStage);
+        tma_load_2d(dst, &p.a_map, kt * kBK, m0, full);  // rows past the end arrive as zeros
+        tma_load_2d(dst + kABytes, &p.w_map, kt * kBK, n0, full);
+      }
+    }
+    return;
+  }
+
+  const int wg = warp / 4;
   float d[BN / 8][4];
-#pragma unroll
-  for (int s = 0; s < S - 2; ++s) {
-    if (s < tiles) load(s, s);
-    cp_async_commit();
-  }
-  const unsigned base = smem_addr(sm);
   for (int kt = 0; kt < tiles; ++kt) {
-    cp_async_wait<S - 3>();  // this thread's copies of tile kt have landed
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();
-    if (kt + S - 2 < tiles) load(kt + S - 2, (kt + S - 2) % S);
-    cp_async_commit();  // possibly empty: keeps one group per step for the wait count
-    const unsigned stage = base + static_cast<unsigned>((kt % S) * kStage);
+    const int s = kt % S;
+    mbar_wait(bars + 8 * s, static_cast<unsigned>((kt / S) & 1));
+    const unsigned stage = base + static_cast<unsigned>(s * kStage);
     const Sw128Desc ad(stage + static_cast<unsigned>(wg * 64 * 128)), bd(stage + kABytes);
     wgmma_fence();
 #pragma unroll
     for (int k8 = 0; k8 < kBK / 8; ++k8) wgmma_tf32_ss(d, ad.at(k8 * 32), bd.at(k8 * 32), kt > 0 || k8 > 0);
     wgmma_commit();
-    wgmma_wait<1>();
+    wgmma_wait<1>();  // tile kt - 1's wgmmas are done: release its stage
+    if (kt > 0 && tid % 128 == 0) mbar_arrive(bars + 8 * (S + (kt - 1) % S));
   }
   wgmma_wait<0>();
   fence_regs(d);
 
-  const int row_in = wg * 64 + warp * 16 + lane / 4, col_in = (lane % 4) * 2;
+  const int row_in = wg * 64 + (warp % 4) * 16 + lane / 4, col_in = (lane % 4) * 2;
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j) {
     const int col = n0 + 8 * j + col_in;
@@ -142,16 +180,45 @@ __global__ void __launch_bounds__(kThreads, MinBlocks) gemm_tf32_kernel(GemmTf32
 #endif
 }
 
+// cuTensorMapEncodeTiled from the driver, found once through the runtime (no link to libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
+    VITRT_CHECK(q == cudaDriverEntryPointSuccess && f, "tf32 GEMM: the driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// The tensor map of a row-major fp32 matrix [rows, cols] with row stride ld, read in boxes of
+// box_rows x 32 columns, 128-byte swizzled (the layout the wgmma descriptors expect).
+CUtensorMap tensor_map(const float* ptr, std::int64_t rows, int cols, std::int64_t ld, int box_rows) {
+  CUtensorMap m{};
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * sizeof(float)};
+  const cuuint32_t box[2] = {kBK, static_cast<cuuint32_t>(box_rows)}, elem[2] = {1, 1};
+  const CUresult r = encode_tiled()(&m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, const_cast<float*>(ptr), dims, strides, box,
+                                    elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  VITRT_CHECK(r == CUDA_SUCCESS, "tf32 GEMM: cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for a ", rows,
+              " x ", cols, " matrix with row stride ", ld);
+  return m;
+}
+
 template <int BN, int S, int MinBlocks>
 void launch(const GemmTf32Params& p, cudaStream_t s) {
   constexpr int bytes = smem_bytes<BN, S>();
   const dim3 grid(static_cast<unsigned>(p.out / BN), static_cast<unsigned>((p.rows + kBM - 1) / kBM));
+  const GemmTf32Args args{tensor_map(p.a, p.rows, p.in, p.lda, kBM), tensor_map(p.w, p.out, p.in, p.in, BN), p.bias, p.d,
+                          p.ldd, p.rows, p.in};
   if (p.act == Epilogue::quick_gelu) {
     allow_dynamic_smem(gemm_tf32_kernel<BN, S, MinBlocks, true>, bytes);
-    gemm_tf32_kernel<BN, S, MinBlocks, true><<<grid, kThreads, bytes, s>>>(p);
+    gemm_tf32_kernel<BN, S, MinBlocks, true><<<grid, kThreadsTma, bytes, s>>>(args);
   } else {
     allow_dynamic_smem(gemm_tf32_kernel<BN, S, MinBlocks, false>, bytes);
-    gemm_tf32_kernel<BN, S, MinBlocks, false><<<grid, kThreads, bytes, s>>>(p);
+    gemm_tf32_kernel<BN, S, MinBlocks, false><<<grid, kThreadsTma, bytes, s>>>(args);
   }
 }
 
