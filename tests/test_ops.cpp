@@ -655,7 +655,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
     const auto variants = cuda::gemm_tf32_variants(p, arch);
     if (variants.empty()) continue;
     ran = true;
-    EXPECT_EQ(variants.size(), c.out % 256 == 0 ? 3u : 2u);
+    EXPECT_EQ(variants.size(), c.out % 256 == 0 ? 2u : 1u);
     // References: exact, and on truncated / rounded TF32 operands.
     std::vector<double> ref[3];
     for (int m = 0; m < 3; ++m) {
@@ -700,6 +700,9 @@ TEST(CudaGemm, Tf32FusedActivation) {
                   cuda::gemm_tf32_variant_name(v).c_str(), static_cast<long long>(c.rows), c.in, c.out, err, err_trunc,
                   err_round);
       EXPECT_LE(err, tolerance(Precision::tf32));
+      // The tensor cores take the TF32 bits of fp32 operands (truncation), as cuBLASLt's TF32 GEMMs do;
+      // accumulation and the epilogue add only fp32-level error to that.
+      EXPECT_LE(err_trunc, 1e-5);
     }
   }
   if (!ran) GTEST_SKIP() << "the TF32 GEMM needs an sm_90a build on a Hopper GPU";
@@ -708,7 +711,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
   bad.rows = 4;
   bad.in = 33;
   bad.out = 128;
-  bad.variant = cuda::kGemmTf32N128;
+  bad.variant = cuda::kGemmTf32N128x2;
   EXPECT_THROW(cuda::gemm_tf32(bad, arch, nullptr), vitrt::Error);
 }
 #endif

@@ -8,7 +8,9 @@
 // k-tile is 4 wgmma m64nBNk8 per warpgroup, both operands from shared memory; a warpgroup keeps one
 // k-tile's wgmmas in flight while it issues the next.
 // Epilogue from the accumulators (row g / g + 8, columns 2t, 2t + 1 of every 8): + bias, activation,
-// one 8-byte store per pair (each quad of lanes writes 32 contiguous bytes of a row).
+// one 8-byte store per pair (each quad of lanes writes 32 contiguous bytes of a row). The exact GELU
+// takes erfc from a branch-free approximation (activation_fn.cuh): with erff the epilogue issued about
+// as many instructions as the main loop, and with one block per SM nothing overlaps it.
 // (A first version copied with cp.async by all 256 threads and a block barrier per k-tile: at batch
 // 64 of vit_base's fc1 it took 253-298 us against 233 for cuBLASLt + the GELU pass.)
 #include "backend/cuda/gemm_tf32.cuh"
@@ -162,18 +164,19 @@ __global__ void __launch_bounds__(kThreadsTma, MinBlocks) gemm_tf32_kernel(const
   wgmma_wait<0>();
   fence_regs(d);
 
-  const int row_in = wg * 64 + (warp % 4) * 16 + lane / 4, col_in = (lane % 4) * 2;
+  // Epilogue: each thread's rows r0 and r0 + 8, columns n0 + 8 j + 2t, + 1.
+  const std::int64_t r0 = m0 + wg * 64 + (warp % 4) * 16 + lane / 4;
+  const int c0 = n0 + (lane % 4) * 2;
+  float* const out0 = p.d + r0 * p.ldd + c0;
+  float* const out1 = out0 + 8 * p.ldd;
+  const float* const bias = p.bias + c0;
+  const bool ok0 = r0 < p.rows, ok1 = r0 + 8 < p.rows;
+  auto act = [](float v) { return kQuick ? quick_gelu(v) : gelu_erf_epilogue(v); };
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j) {
-    const int col = n0 + 8 * j + col_in;
-    const float2 bias = p.bias ? *reinterpret_cast<const float2*>(p.bias + col) : make_float2(0.0f, 0.0f);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const std::int64_t row = m0 + row_in + 8 * h;
-      if (row < p.rows)
-        *reinterpret_cast<float2*>(p.d + row * p.ldd + col) =
-            make_float2(activate<kQuick>(d[j][2 * h] + bias.x), activate<kQuick>(d[j][2 * h + 1] + bias.y));
-    }
+    const float2 b = __ldg(reinterpret_cast<const float2*>(bias + 8 * j));
+    if (ok0) *reinterpret_cast<float2*>(out0 + 8 * j) = make_float2(act(d[j][0] + b.x), act(d[j][1] + b.y));
+    if (ok1) *reinterpret_cast<float2*>(out1 + 8 * j) = make_float2(act(d[j][2] + b.x), act(d[j][3] + b.y));
   }
 #else
   (void)p;
@@ -231,10 +234,10 @@ bool gemm_tf32_takes(const GemmTf32Params& p, int arch, int variant) {
   const bool shape = arch == 90 && p.rows > 0 && (p.rows + kBM - 1) / kBM <= 65535 && p.in > 0 && p.in % kBK == 0 &&
                      p.out > 0 && p.out % 128 == 0 && p.lda >= p.in && p.lda % 4 == 0 && p.ldd >= p.out &&
                      p.ldd % 2 == 0 && aligned(p.a, 16) && aligned(p.w, 16) && aligned(p.d, 8) &&
-                     (!p.bias || aligned(p.bias, 8)) &&
+                     p.bias && aligned(p.bias, 8) &&
                      (p.act == Epilogue::gelu_erf || p.act == Epilogue::quick_gelu);
   if (!shape) return false;
-  return variant == kGemmTf32N128 || variant == kGemmTf32N128x2 || (variant == kGemmTf32N256 && p.out % 256 == 0);
+  return variant == kGemmTf32N128x2 || (variant == kGemmTf32N256 && p.out % 256 == 0);
 #else
   (void)p;
   (void)arch;
@@ -245,7 +248,7 @@ bool gemm_tf32_takes(const GemmTf32Params& p, int arch, int variant) {
 
 std::vector<int> gemm_tf32_variants(const GemmTf32Params& p, int arch) {
   std::vector<int> v;
-  for (int variant : {kGemmTf32N256, kGemmTf32N128, kGemmTf32N128x2})
+  for (int variant : {kGemmTf32N256, kGemmTf32N128x2})
     if (gemm_tf32_takes(p, arch, variant)) v.push_back(variant);
   return v;
 }
@@ -253,7 +256,6 @@ std::vector<int> gemm_tf32_variants(const GemmTf32Params& p, int arch) {
 std::string gemm_tf32_variant_name(int variant) {
   switch (variant) {
     case kGemmTf32N256: return "vitrt tf32 gemm 128x256, 4 stages";
-    case kGemmTf32N128: return "vitrt tf32 gemm 128x128, 6 stages";
     case kGemmTf32N128x2: return "vitrt tf32 gemm 128x128, 3 stages, 2 blocks/SM";
     default: return "vitrt tf32 gemm variant " + std::to_string(variant);
   }
@@ -265,7 +267,6 @@ void gemm_tf32(const GemmTf32Params& p, int arch, cudaStream_t s) {
               " (it needs sm_90a, K a multiple of 32, N of 128 or 256, aligned rows, GELU or QuickGELU)");
   switch (p.variant) {
     case kGemmTf32N256: launch<256, 4, 1>(p, s); break;
-    case kGemmTf32N128: launch<128, 6, 1>(p, s); break;
     default: launch<128, 3, 2>(p, s); break;
   }
   CUDA_CHECK_LAUNCH();

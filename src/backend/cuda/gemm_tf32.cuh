@@ -21,7 +21,7 @@ struct GemmTf32Params {
   const float* a = nullptr;  // [rows, in], row stride lda
   std::int64_t lda = 0;
   const float* w = nullptr;  // [out, in], contiguous (a Linear layer's weight)
-  const float* bias = nullptr;  // [out]
+  const float* bias = nullptr;  // [out], required
   float* d = nullptr;           // [rows, out], row stride ldd
   std::int64_t ldd = 0;
   std::int64_t rows = 0;
@@ -31,9 +31,9 @@ struct GemmTf32Params {
 };
 
 // Variants (tile of 128 rows x BN columns, S shared-memory stages of 32 K-columns, blocks per SM):
-// kGemmTf32N256 = BN 256, 4 stages, 1 block; kGemmTf32N128 = BN 128, 6 stages, 1 block;
-// kGemmTf32N128x2 = BN 128, 3 stages, 2 blocks.
-constexpr int kGemmTf32N256 = 1, kGemmTf32N128 = 2, kGemmTf32N128x2 = 3;
+// kGemmTf32N256 = BN 256, 4 stages, 1 block; kGemmTf32N128x2 = BN 128, 3 stages, 2 blocks (one block's
+// epilogue overlaps the other's main loop).
+constexpr int kGemmTf32N256 = 1, kGemmTf32N128x2 = 3;
 
 // The variants that take this GEMM on a device of compute capability `arch` (major * 10 + minor);
 // empty when none does (not sm_90a, K not a multiple of 32, N not a multiple of 128, misaligned rows,
