@@ -22,14 +22,16 @@ __device__ __forceinline__ float activate(float v) {
 // q = erfc(|x| / sqrt 2): GELU(x) = x - x q / 2 for x >= 0 and x q / 2 below (no cancellation in the
 // negative tail, where 1 + erf(x / sqrt 2) loses digits).
 __device__ __forceinline__ float gelu_erf_epilogue(float x) {
-  const float z = fabsf(x) * 0.70710678118654752f;
-  const float t = __fdividef(1.0f, fmaf(0.3275911f, z, 1.0f));
+  float t, e;
+  // t = 1 / (1 + p |x| / sqrt 2), e = exp(-x^2 / 2) = 2^(-x^2 log2(e) / 2), on the special-function unit.
+  asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(t) : "f"(fmaf(0.231641900f, fabsf(x), 1.0f)));
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(e) : "f"(x * x * -0.721347520f));
   float q = fmaf(t, 1.061405429f, -1.453152027f);
   q = fmaf(t, q, 1.421413741f);
   q = fmaf(t, q, -0.284496736f);
   q = fmaf(t, q, 0.254829592f);
-  q = q * t * __expf(-z * z);
-  return x >= 0.0f ? fmaf(-0.5f * x, q, x) : 0.5f * x * q;
+  const float h = 0.5f * x * (q * t * e);  // x erfc(|x| / sqrt 2) / 2
+  return x >= 0.0f ? x - h : h;
 }
 
 }  // namespace vitrt::cuda

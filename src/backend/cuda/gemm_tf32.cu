@@ -29,11 +29,11 @@
 namespace vitrt::cuda {
 namespace {
 
-constexpr int kBM = 128, kBK = 32;
+constexpr int kBK = 32;
 
-template <int BN, int S>
+template <int WG, int BN, int S>
 constexpr int smem_bytes() {
-  return 1024 + S * (kBM + BN) * kBK * 4 + 2 * S * 8;  // alignment slack, S stages of A and B, barriers
+  return 1024 + S * (64 * WG + BN) * kBK * 4 + 2 * S * 8;  // alignment slack, S stages of A and B, barriers
 }
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -108,13 +108,17 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map
 }
 #endif  // VITRT_WGMMA_DEVICE
 
-// Warps 0-7: two consumer warpgroups (64 rows each); warp 8: the producer, one thread issuing TMA copies.
-// full[s] completes when stage s has landed (the copies' byte count), empty[s] when both consumer
-// warpgroups are done reading it (one arrive each, after their wgmma on it has completed).
-constexpr int kThreadsTma = 288;
+// Warps 0 .. 4 WG - 1: WG consumer warpgroups (64 rows each); warp 4 WG: the producer, one thread
+// issuing TMA copies. full[s] completes when stage s has landed (the copies' byte count), empty[s] when
+// every consumer warpgroup is done reading it (one arrive each, after its wgmma on it has completed).
+template <int WG>
+constexpr int threads() {
+  return WG * 128 + 32;
+}
 
-template <int BN, int S, int MinBlocks, bool kQuick>
-__global__ void __launch_bounds__(kThreadsTma, MinBlocks) gemm_tf32_kernel(const __grid_constant__ GemmTf32Args p) {
+template <int WG, int BN, int S, int MinBlocks, bool kQuick>
+__global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(const __grid_constant__ GemmTf32Args p) {
+  constexpr int kBM = 64 * WG;
 #ifdef VITRT_WGMMA_DEVICE
   static_assert(S >= 2 && BN % 32 == 0);
   constexpr int kABytes = kBM * kBK * 4, kStage = (kBM + BN) * kBK * 4;
@@ -127,13 +131,13 @@ __global__ void __launch_bounds__(kThreadsTma, MinBlocks) gemm_tf32_kernel(const
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(bars + 8 * s, 1);
-      mbar_init(bars + 8 * (S + s), 2);
+      mbar_init(bars + 8 * (S + s), WG);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
 
-  if (warp == 8) {  // producer
+  if (warp == 4 * WG) {  // producer
     if (lane == 0) {
       for (int kt = 0; kt < tiles; ++kt) {
         const int s = kt % S;
@@ -210,18 +214,18 @@ CUtensorMap tensor_map(const float* ptr, std::int64_t rows, int cols, std::int64
   return m;
 }
 
-template <int BN, int S, int MinBlocks>
+template <int WG, int BN, int S, int MinBlocks>
 void launch(const GemmTf32Params& p, cudaStream_t s) {
-  constexpr int bytes = smem_bytes<BN, S>();
+  constexpr int kBM = 64 * WG, bytes = smem_bytes<WG, BN, S>();
   const dim3 grid(static_cast<unsigned>(p.out / BN), static_cast<unsigned>((p.rows + kBM - 1) / kBM));
   const GemmTf32Args args{tensor_map(p.a, p.rows, p.in, p.lda, kBM), tensor_map(p.w, p.out, p.in, p.in, BN), p.bias, p.d,
                           p.ldd, p.rows, p.in};
   if (p.act == Epilogue::quick_gelu) {
-    allow_dynamic_smem(gemm_tf32_kernel<BN, S, MinBlocks, true>, bytes);
-    gemm_tf32_kernel<BN, S, MinBlocks, true><<<grid, kThreadsTma, bytes, s>>>(args);
+    allow_dynamic_smem(gemm_tf32_kernel<WG, BN, S, MinBlocks, true>, bytes);
+    gemm_tf32_kernel<WG, BN, S, MinBlocks, true><<<grid, threads<WG>(), bytes, s>>>(args);
   } else {
-    allow_dynamic_smem(gemm_tf32_kernel<BN, S, MinBlocks, false>, bytes);
-    gemm_tf32_kernel<BN, S, MinBlocks, false><<<grid, kThreadsTma, bytes, s>>>(args);
+    allow_dynamic_smem(gemm_tf32_kernel<WG, BN, S, MinBlocks, false>, bytes);
+    gemm_tf32_kernel<WG, BN, S, MinBlocks, false><<<grid, threads<WG>(), bytes, s>>>(args);
   }
 }
 
@@ -231,13 +235,15 @@ bool aligned(const void* ptr, std::uintptr_t bytes) { return reinterpret_cast<st
 
 bool gemm_tf32_takes(const GemmTf32Params& p, int arch, int variant) {
 #ifdef VITRT_CUDA_SM90A
-  const bool shape = arch == 90 && p.rows > 0 && (p.rows + kBM - 1) / kBM <= 65535 && p.in > 0 && p.in % kBK == 0 &&
+  const bool shape = arch == 90 && p.rows > 0 && (p.rows + 63) / 64 <= 65535 && p.in > 0 && p.in % kBK == 0 &&
                      p.out > 0 && p.out % 128 == 0 && p.lda >= p.in && p.lda % 4 == 0 && p.ldd >= p.out &&
                      p.ldd % 2 == 0 && aligned(p.a, 16) && aligned(p.w, 16) && aligned(p.d, 8) &&
                      p.bias && aligned(p.bias, 8) &&
                      (p.act == Epilogue::gelu_erf || p.act == Epilogue::quick_gelu);
   if (!shape) return false;
-  return variant == kGemmTf32N128x2 || (variant == kGemmTf32N256 && p.out % 256 == 0);
+  const bool n256 = p.out % 256 == 0;
+  return variant == kGemmTf32N128x2 || variant == kGemmTf32M64N128x3 || (n256 && variant == kGemmTf32N256) ||
+         (n256 && variant == kGemmTf32M64N256x2);
 #else
   (void)p;
   (void)arch;
@@ -248,7 +254,7 @@ bool gemm_tf32_takes(const GemmTf32Params& p, int arch, int variant) {
 
 std::vector<int> gemm_tf32_variants(const GemmTf32Params& p, int arch) {
   std::vector<int> v;
-  for (int variant : {kGemmTf32N256, kGemmTf32N128x2})
+  for (int variant : {kGemmTf32N256, kGemmTf32N128x2, kGemmTf32M64N256x2, kGemmTf32M64N128x3})
     if (gemm_tf32_takes(p, arch, variant)) v.push_back(variant);
   return v;
 }
@@ -257,6 +263,8 @@ std::string gemm_tf32_variant_name(int variant) {
   switch (variant) {
     case kGemmTf32N256: return "vitrt tf32 gemm 128x256, 4 stages";
     case kGemmTf32N128x2: return "vitrt tf32 gemm 128x128, 3 stages, 2 blocks/SM";
+    case kGemmTf32M64N256x2: return "vitrt tf32 gemm 64x256, 2 stages, 2 blocks/SM";
+    case kGemmTf32M64N128x3: return "vitrt tf32 gemm 64x128, 3 stages, 3 blocks/SM";
     default: return "vitrt tf32 gemm variant " + std::to_string(variant);
   }
 }
@@ -266,8 +274,10 @@ void gemm_tf32(const GemmTf32Params& p, int arch, cudaStream_t s) {
               " does not take a ", p.rows, "x", p.in, "x", p.out, " GEMM on compute capability ", arch,
               " (it needs sm_90a, K a multiple of 32, N of 128 or 256, aligned rows, GELU or QuickGELU)");
   switch (p.variant) {
-    case kGemmTf32N256: launch<256, 4, 1>(p, s); break;
-    default: launch<128, 3, 2>(p, s); break;
+    case kGemmTf32N256: launch<2, 256, 4, 1>(p, s); break;
+    case kGemmTf32N128x2: launch<2, 128, 3, 2>(p, s); break;
+    case kGemmTf32M64N256x2: launch<1, 256, 2, 2>(p, s); break;
+    default: launch<1, 128, 3, 3>(p, s); break;
   }
   CUDA_CHECK_LAUNCH();
 }

@@ -30,10 +30,11 @@ struct GemmTf32Params {
   int variant = 0;                    // one of gemm_tf32_variants(); 0 = none applies
 };
 
-// Variants (tile of 128 rows x BN columns, S shared-memory stages of 32 K-columns, blocks per SM):
-// kGemmTf32N256 = BN 256, 4 stages, 1 block; kGemmTf32N128x2 = BN 128, 3 stages, 2 blocks (one block's
-// epilogue overlaps the other's main loop).
-constexpr int kGemmTf32N256 = 1, kGemmTf32N128x2 = 3;
+// Variants (tile of BM rows x BN columns, S shared-memory stages of 32 K-columns, blocks per SM; with
+// several blocks per SM one block's epilogue overlaps another's main loop):
+// kGemmTf32N256 = 128 x 256, 4 stages, 1 block; kGemmTf32N128x2 = 128 x 128, 3 stages, 2 blocks;
+// kGemmTf32M64N256x2 = 64 x 256, 2 stages, 2 blocks; kGemmTf32M64N128x3 = 64 x 128, 3 stages, 3 blocks.
+constexpr int kGemmTf32N256 = 1, kGemmTf32N128x2 = 3, kGemmTf32M64N256x2 = 4, kGemmTf32M64N128x3 = 5;
 
 // The variants that take this GEMM on a device of compute capability `arch` (major * 10 + minor);
 // empty when none does (not sm_90a, K not a multiple of 32, N not a multiple of 128, misaligned rows,
