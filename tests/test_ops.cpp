@@ -600,6 +600,45 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
   EXPECT_THROW(cuda::attention(p, nullptr), vitrt::Error);
 }
 
+// Which shapes our TF32 GEMM takes, and what untuned sessions run (host logic only, no GPU needed).
+TEST(CudaGemm, VariantsAndDefaults) {
+  const auto at = [](std::uintptr_t a) { return reinterpret_cast<float*>(a); };
+  cuda::GemmTf32Params p;  // vit_base's fc1 at batch 64
+  p.a = at(1 << 20);
+  p.lda = 768;
+  p.w = at(2 << 20);
+  p.bias = at(3 << 20);
+  p.d = at(4 << 20);
+  p.ldd = 3072;
+  p.rows = 64 * 197;
+  p.in = 768;
+  p.out = 3072;
+  const bool hopper_build = !cuda::gemm_tf32_variants(p, 90).empty();  // sm_90a compiled in
+  EXPECT_EQ(cuda::gemm_tf32_variants(p, 90),
+            hopper_build ? std::vector<int>({cuda::kGemmTf32N256, cuda::kGemmTf32N128x2, cuda::kGemmTf32M64N256x2,
+                                             cuda::kGemmTf32M64N128x3})
+                         : std::vector<int>{});
+  EXPECT_EQ(cuda::gemm_tf32_default_variant(p, 90, 132), hopper_build ? cuda::kGemmTf32N128x2 : 0);
+  p.rows = 16 * 197;  // 600 tiles, under 8 per SM: cuBLASLt and the pass
+  EXPECT_EQ(cuda::gemm_tf32_default_variant(p, 90, 132), 0);
+  EXPECT_TRUE(cuda::gemm_tf32_variants(p, 80).empty());
+  const auto refused = [&](auto change) {
+    cuda::GemmTf32Params q = p;
+    change(q);
+    return cuda::gemm_tf32_variants(q, 90).empty() && cuda::gemm_tf32_default_variant(q, 90, 132) == 0;
+  };
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.in = 80; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.out = 200; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.lda = 770; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.ldd = 3073; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.a = at((1 << 20) + 8); }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.bias = nullptr; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.act = Epilogue::none; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.rows = 0; }));
+  p.out = 384;  // N a multiple of 128 only: the 256-wide tiles drop out
+  EXPECT_EQ(cuda::gemm_tf32_variants(p, 90).size(), hopper_build ? 2u : 0u);
+}
+
 // Our TF32 GEMM with the activation in its epilogue (tf32 sessions, Hopper), every variant, against
 // float64 references: K = 768 as vit_base's fc1 with 3 x 197 rows, and odd row counts,
 // padded row strides and QuickGELU. Outputs are poisoned before each run; the padding columns and the

@@ -259,6 +259,12 @@ std::vector<int> gemm_tf32_variants(const GemmTf32Params& p, int arch) {
   return v;
 }
 
+int gemm_tf32_default_variant(const GemmTf32Params& p, int arch, int sm_count) {
+  const std::int64_t tiles = (p.rows + 127) / 128 * (p.out / 128);
+  return tiles >= 8 * static_cast<std::int64_t>(sm_count) && gemm_tf32_takes(p, arch, kGemmTf32N128x2) ? kGemmTf32N128x2
+                                                                                                        : 0;
+}
+
 std::string gemm_tf32_variant_name(int variant) {
   switch (variant) {
     case kGemmTf32N256: return "vitrt tf32 gemm 128x256, 4 stages";

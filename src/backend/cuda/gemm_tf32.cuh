@@ -42,6 +42,10 @@ constexpr int kGemmTf32N256 = 1, kGemmTf32N128x2 = 3, kGemmTf32M64N256x2 = 4, kG
 std::vector<int> gemm_tf32_variants(const GemmTf32Params& p, int arch);
 bool gemm_tf32_takes(const GemmTf32Params& p, int arch, int variant);  // no allocation
 std::string gemm_tf32_variant_name(int variant);
+// The variant an untuned session takes (0: cuBLASLt + the activation pass). Measured on the H200 at
+// vit_base's fc1 (768 -> 3072): 128 x 128 with 2 blocks per SM beat cuBLASLt + the pass from 6,304 rows
+// (4.5 waves of tiles) up, by 4-6%, and lost at 3,152 rows; smaller GEMMs keep cuBLASLt.
+int gemm_tf32_default_variant(const GemmTf32Params& p, int arch, int sm_count);
 // Launches p.variant (checked against gemm_tf32_variants).
 void gemm_tf32(const GemmTf32Params& p, int arch, cudaStream_t s);
 

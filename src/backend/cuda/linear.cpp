@@ -131,6 +131,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
               " -> ", dt_name(a.dst_dt), "): ", cublas_status_name(st));
   algo_ = results[0].algo;
   algo_workspace_ = results[0].workspaceSize;
+  if (own_eligible_) own_variant_ = gemm_tf32_default_variant(own_params(a, 0), arch_, ctx.sm_count);
   tuner.note_untuned(key);
 }
 
