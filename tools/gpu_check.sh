@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command on the GPU machine: build (unless BUILD already holds a build), run every test with the
-# CUDA backend, compute-sanitizer memcheck and racecheck on the attention and LayerNorm op tests, and
+# CUDA backend, compute-sanitizer memcheck and racecheck on the attention, LayerNorm and TF32 GEMM op tests, and
 # tools/verify_torch.py against PyTorch. Set VITRT_DATA to a folder with deit_tiny_patch16_224/ and
 # imagenet-sample/ for the real-data rows (VITRT_IMAGES: a glob of image names to use).
 #   tools/gpu_check.sh [BUILD]      (default build/gpu)
@@ -22,7 +22,7 @@ python3 tests/scripts/cli_check.py "$BUILD/bin/vitrt" tests/golden > /tmp/cli.lo
 for tool in memcheck racecheck; do
   step "compute-sanitizer --tool $tool: attention and LayerNorm op tests"
   compute-sanitizer --tool "$tool" --error-exitcode 3 --print-limit 20 \
-    "$BUILD/tests/vitrt_tests" --gtest_brief=1 --gtest_filter='*OpTest.Attention/cuda*:*OpTest.LayerNorm/cuda*:CudaAttention.*' || status=1
+    "$BUILD/tests/vitrt_tests" --gtest_brief=1 --gtest_filter='*OpTest.Attention/cuda*:*OpTest.LayerNorm/cuda*:CudaAttention.*:CudaGemm.*' || status=1
 done
 step "verification against PyTorch"
 python3 tools/verify_torch.py --vitrt "$BUILD/bin/vitrt" ${VITRT_DATA:+--data "$VITRT_DATA" --images "${VITRT_IMAGES:-*}"} \
