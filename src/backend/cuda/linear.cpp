@@ -117,8 +117,8 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
   if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
-    if (own_eligible_) {
-      const int v = e->value("own", 0);
+    if (const auto own = e->find("own"); own_eligible_ && own != e->end() && own->is_number_integer()) {
+      const int v = own->get<int>();
       if (v > 0 && gemm_tf32_takes(own_params(a, v), arch_, v)) own_variant_ = v;
     }
     tuner.report({key, own_variant_ ? gemm_tf32_variant_name(own_variant_) : AlgoConfig::of(algo_).describe(),
