@@ -118,8 +118,8 @@ constexpr int threads() {
 
 template <int WG, int BN, int S, int MinBlocks, bool kQuick>
 __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(const __grid_constant__ GemmTf32Args p) {
-  constexpr int kBM = 64 * WG;
 #ifdef VITRT_WGMMA_DEVICE
+  constexpr int kBM = 64 * WG;
   static_assert(S >= 2 && BN % 32 == 0);
   constexpr int kABytes = kBM * kBK * 4, kStage = (kBM + BN) * kBK * 4;
   extern __shared__ unsigned char smem_raw[];
