@@ -222,11 +222,8 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
           gemm_tf32(p, arch_, ctx.stream);
           return true;
         }
-        if (matmul(lt, cands[i].algo, cands[i].workspace, a.src, a.dst, ctx.workspace, ctx.stream) !=
-            CUBLAS_STATUS_SUCCESS)
-          return false;
-        if (post_ != Epilogue::none) activation({a.dst, a.rows, a.w->out, a.dst_ld, a.dst_dt, post_}, ctx.stream);
-        return true;
+        return run_cublaslt(lt, cands[i].algo, cands[i].workspace, a, ctx.workspace, ctx.stream) ==
+               CUBLAS_STATUS_SUCCESS;
       },
       ctx.stream, ctx.flush);
   if (t.best < 0) return;
@@ -282,8 +279,15 @@ void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace
     gemm_tf32(own_params(a, own_variant_), arch_, s);  // checks that the variant takes these buffers
     return;
   }
-  CUBLAS_CHECK(matmul(lt, algo_, algo_workspace_, a.src, a.dst, workspace, s));
-  if (post_ != Epilogue::none) activation({a.dst, a.rows, a.w->out, a.dst_ld, a.dst_dt, post_}, s);
+  CUBLAS_CHECK(run_cublaslt(lt, algo_, algo_workspace_, a, workspace, s));
+}
+
+cublasStatus_t LinearOp::run_cublaslt(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws,
+                                      const LinearArgs& a, void* workspace, cudaStream_t s) const {
+  const cublasStatus_t st = matmul(lt, algo, algo_ws, a.src, a.dst, workspace, s);
+  if (st == CUBLAS_STATUS_SUCCESS && post_ != Epilogue::none)
+    activation({a.dst, a.rows, a.w->out, a.dst_ld, a.dst_dt, post_}, s);
+  return st;
 }
 
 }  // namespace vitrt::cuda

@@ -47,6 +47,9 @@ class LinearOp {
  private:
   cublasStatus_t matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws, const void* src,
                         void* dst, void* workspace, cudaStream_t s) const;
+  // matmul with `algo`, then the activation pass (post_) when the matmul was accepted.
+  cublasStatus_t run_cublaslt(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws,
+                              const LinearArgs& a, void* workspace, cudaStream_t s) const;
   // Up to `count` of cuBLASLt's heuristic picks that fit the workspace (the first is its best guess).
   std::vector<cublasLtMatmulHeuristicResult_t> heuristics(cublasLtHandle_t lt, int count, std::size_t workspace_bytes,
                                                           cublasStatus_t& status) const;
