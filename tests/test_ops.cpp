@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -285,6 +286,47 @@ TEST_P(OpTest, LayerNorm) {
   }
 }
 
+// A LayerNorm whose output is a GEMM's input: stored rounded to TF32 (to nearest, ties away) in tf32
+// sessions, unchanged in the others. The vector kernel (768 wide) and the generic one (80 wide).
+TEST_P(OpTest, LayerNormForGemmInput) {
+  const DT adt = be_->act_dt();
+  const bool rounds = GetParam().precision == Precision::tf32 && adt == DT::f32 &&
+                      GetParam().name.starts_with("cuda");
+  std::uint64_t seed = 250;
+  for (const int dim : {768, 80}) {
+    SCOPED_TRACE(::testing::Message() << "dim " << dim);
+    fresh();
+    const int rows = 3 * 197;
+    const auto x = randn(static_cast<size_t>(rows) * dim, seed++, 3.0f);
+    const auto g = randn(dim, seed++, 0.5f), bias = randn(dim, seed++, 0.5f);
+    NormWeights nw{g.data(), bias.data()};
+    Buffer src(*be_, x.size(), DT::f32), plain(*be_, x.size(), adt), for_gemm(*be_, x.size(), adt);
+    src.set(x);
+    plain.poison();
+    for_gemm.poison();
+    LayerNormArgs a{rows, dim, src.data(), dim, plain.data(), dim, adt, &nw, 1e-6f, DT::f32};
+    LayerNormArgs b = a;
+    b.dst = for_gemm.data();
+    b.gemm_input = true;
+    plan_and_run(*be_, [&] {
+      be_->layernorm(a);
+      be_->layernorm(b);
+    });
+    const auto y = plain.get(), z = for_gemm.get();
+    std::size_t differ = 0, changed = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      ASSERT_FALSE(std::isnan(y[i])) << i;
+      const float want = rounds ? round_to_tf32(y[i]) : y[i];
+      differ += std::memcmp(&want, &z[i], sizeof(float)) != 0;
+      changed += want != y[i];
+    }
+    EXPECT_EQ(differ, 0u);
+    if (rounds) {
+      EXPECT_GT(changed, y.size() / 2);  // the rounding really happened
+    }
+  }
+}
+
 TEST_P(OpTest, PatchifyTokensAndPooling) {
   const DT adt = be_->act_dt();
   const int B = 3, C = 3, S = 48, P = 16, g = S / P, patches = g * g, E = 8, prefix = 2, N = prefix + patches;
@@ -372,7 +414,8 @@ TEST_P(OpTest, TokensWithNorm) {
         plan_and_run(*be_, [&] {
           be_->tokens(fused);
           be_->tokens(plain);
-          be_->layernorm({static_cast<std::int64_t>(B) * N, E, x2.data(), E, h2.data(), E, adt, &nw, 1e-6f, xdt});
+          // The folded norm is the first block's norm1, a GEMM input.
+          be_->layernorm({static_cast<std::int64_t>(B) * N, E, x2.data(), E, h2.data(), E, adt, &nw, 1e-6f, xdt, true});
         });
         const auto xa = x1.get(), xb = x2.get(), ha = h1.get(), hb = h2.get();
         EXPECT_EQ(std::memcmp(xa.data(), xb.data(), n * sizeof(float)), 0);
@@ -385,6 +428,25 @@ TEST_P(OpTest, TokensWithNorm) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, OpTest, ::testing::ValuesIn(backends()),
                          [](const auto& tp) { return tp.param.name; });
+
+// Host rounding to TF32 matches cvt.rna.tf32.f32: nearest, ties away from zero, specials kept.
+TEST(Half, RoundToTf32) {
+  const auto bits = [](float f) { return std::bit_cast<std::uint32_t>(f); };
+  const float tie = 1.0f + std::ldexp(1.0f, -11), up = 1.0f + std::ldexp(1.0f, -10);
+  EXPECT_EQ(round_to_tf32(tie), up);
+  EXPECT_EQ(round_to_tf32(-tie), -up);
+  EXPECT_EQ(round_to_tf32(std::nextafter(tie, 0.0f)), 1.0f);
+  EXPECT_EQ(round_to_tf32(up), up);
+  EXPECT_EQ(bits(round_to_tf32(std::bit_cast<float>(1u))), 0u);  // subnormals: TF32's step is 2^-136
+  EXPECT_EQ(bits(round_to_tf32(std::bit_cast<float>(0x1000u))), 0x2000u);
+  EXPECT_EQ(bits(round_to_tf32(std::nextafter(2.0f, 0.0f))), bits(2.0f));  // carries into the exponent
+  EXPECT_TRUE(std::isinf(round_to_tf32(std::numeric_limits<float>::max())));
+  EXPECT_TRUE(std::isinf(round_to_tf32(-std::numeric_limits<float>::infinity())));
+  EXPECT_TRUE(std::isnan(round_to_tf32(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_TRUE(std::isnan(round_to_tf32(std::bit_cast<float>(0x7fffffffu))));
+  EXPECT_TRUE(std::isnan(round_to_tf32(std::bit_cast<float>(0x7f800001u))));
+  for (const float f : test::randn(1000, 77, 10.0f)) EXPECT_EQ(bits(round_to_tf32(f)) & 0x1fffu, 0u) << f;
+}
 
 #ifdef VITRT_HAVE_CUDA
 // Which attention kernel a shape gets without tuning, and what the tuner may choose from: host logic,

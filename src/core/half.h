@@ -1,4 +1,5 @@
-// fp16 / bf16 <-> fp32 conversions (bit-exact, round-to-nearest-even on the way down).
+// fp16 / bf16 <-> fp32 conversions (bit-exact, round-to-nearest-even on the way down), and fp32
+// rounded to TF32.
 #pragma once
 
 #include <bit>
@@ -46,6 +47,15 @@ inline float fp16_to_float(std::uint16_t h) {
   }
   if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
   return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+// f rounded to TF32 (10 mantissa bits, stored as fp32), to nearest with ties away from zero: what
+// the GPU's cvt.rna.tf32.f32 gives. Infinities and NaNs pass unchanged; values past TF32's largest
+// finite one round to infinity.
+inline float round_to_tf32(float f) {
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+  if ((u & 0x7f800000u) == 0x7f800000u) return f;
+  return std::bit_cast<float>((u + 0x1000u) & 0xffffe000u);
 }
 
 }  // namespace vitrt

@@ -44,12 +44,12 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
     const std::int64_t r = cls_rows ? B : rows;              // rows after attention
     const std::int64_t ld = cls_rows ? std::int64_t{N} * E : E;  // their stride in x and attn
     // x = x + attn(norm1(x))
-    if (i > 0 || !tokens_norm1) be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt});
+    if (i > 0 || !tokens_norm1) be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt, /*gemm_input=*/true});
     be.linear({&blk.qkv, rows, a.h, E, adt, a.qkv, 3 * E, adt});
     be.attention({B, N, H, E / H, a.qkv, a.attn, adt, cls_rows ? 1 : 0});
     be.linear({&blk.proj, r, a.attn, ld, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});
     // x = x + mlp(norm2(x))
-    be.layernorm({r, E, a.x, ld, a.h, E, adt, &blk.norm2, eps, xdt});
+    be.layernorm({r, E, a.x, ld, a.h, E, adt, &blk.norm2, eps, xdt, /*gemm_input=*/true});
     be.linear({&blk.fc1, r, a.h, E, adt, a.mlp, M, adt, act});
     be.linear({&blk.fc2, r, a.mlp, M, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});
   }

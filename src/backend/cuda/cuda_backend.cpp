@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -221,7 +222,9 @@ class CudaBackend final : public Backend {
 
   void linear(const LinearArgs& a) override {
     if (mode_ == Mode::plan) {
-      const void* w = device_copy(a.w->weight, static_cast<std::size_t>(a.w->out) * a.w->in, a.src_dt);
+      // TF32 GEMMs get their weights rounded to TF32 once here: cuBLASLt and our kernel then use the
+      // nearest TF32 values (our kernel's tensor cores would otherwise drop the low mantissa bits).
+      const void* w = device_copy(a.w->weight, static_cast<std::size_t>(a.w->out) * a.w->in, a.src_dt, cuda::runs_tf32(a, precision_));
       const void* b = device_copy(a.w->bias, static_cast<std::size_t>(a.w->out), a.dst_dt);
       // The L2 flush scratch (twice the L2 size) exists only while tuning: untuned sessions never time.
       const cuda::GemmContext ctx{tuner_.get(),
@@ -259,7 +262,8 @@ class CudaBackend final : public Backend {
     const auto* g = static_cast<const float*>(device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32));
     const auto* b = static_cast<const float*>(device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32));
     if (!launching()) return;
-    cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt},
+    cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt,
+                     a.gemm_input && precision_ == Precision::tf32 && a.dst_dt == DT::f32},
                     stream_);
   }
 
@@ -276,7 +280,7 @@ class CudaBackend final : public Backend {
       const auto n = static_cast<std::size_t>(a.dim);
       const auto* g = static_cast<const float*>(device_copy(a.norm->weight, n, DT::f32));
       const auto* b = static_cast<const float*>(device_copy(a.norm->bias, n, DT::f32));
-      if (launching()) cuda::tokens_norm(d, g, b, stream_);
+      if (launching()) cuda::tokens_norm(d, g, b, precision_ == Precision::tf32 && a.normed_dt == DT::f32, stream_);
       return;
     }
     if (launching()) cuda::tokens(d, stream_);
@@ -354,14 +358,19 @@ class CudaBackend final : public Backend {
     return fallback;
   }
 
-  // Device copy of host fp32 data in `dt`, made once per (pointer, dtype) while planning.
-  const void* device_copy(const float* host, std::size_t n, DT dt) {
-    const auto key = std::pair{static_cast<const void*>(host), dt};
+  // Device copy of host fp32 data in `dt` (fp32 rounded to TF32 when `tf32`), made once per (pointer,
+  // dtype, rounding) while planning.
+  const void* device_copy(const float* host, std::size_t n, DT dt, bool tf32 = false) {
+    const auto key = std::tuple{static_cast<const void*>(host), dt, tf32 && dt == DT::f32};
     auto it = weights_.find(key);
     if (it != weights_.end()) return it->second;
     VITRT_CHECK(mode_ == Mode::plan, "internal: weights first seen outside planning");
     void* d = allocate(n * dt_size(dt));
-    if (dt == DT::f32) {
+    if (dt == DT::f32 && std::get<2>(key)) {
+      std::vector<float> h(host, host + n);
+      for (float& v : h) v = round_to_tf32(v);
+      CUDA_CHECK(cudaMemcpy(d, h.data(), n * 4, cudaMemcpyHostToDevice));
+    } else if (dt == DT::f32) {
       CUDA_CHECK(cudaMemcpy(d, host, n * 4, cudaMemcpyHostToDevice));
     } else {
       std::vector<std::uint16_t> h(n);
@@ -381,7 +390,7 @@ class CudaBackend final : public Backend {
   void* workspace_ = nullptr;
   Precision precision_ = Precision::fp32;
   std::unordered_map<void*, std::size_t> owned_;
-  std::map<std::pair<const void*, DT>, void*> weights_;
+  std::map<std::tuple<const void*, DT, bool>, void*> weights_;
   std::map<int, Plan> plans_;
   Plan* current_ = nullptr;
   int run_batch_ = 0;

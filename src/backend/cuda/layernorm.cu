@@ -2,6 +2,8 @@
 // 2048) are held in registers as float4s (one read of the row: 16-byte loads of fp32, 8-byte loads of
 // 16-bit input; 8/16-byte stores); other rows take the generic kernel (the row stays in L1 between
 // passes). TI is the input type (the residual stream), TO the output type.
+#include <type_traits>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 #include "backend/cuda/layernorm.cuh"
@@ -30,7 +32,13 @@ __global__ void layernorm_kernel(LayerNormParams p) {
   // Every lane has read its whole share of the row before any lane writes (in-place safe): the
   // warp_sum above is a full-warp exchange.
   TO* y = static_cast<TO*>(p.dst) + row * p.dst_ld;
-  for (int i = lane; i < p.dim; i += 32) y[i] = from_f32<TO>((to_f32(x[i]) - mean) * inv * p.weight[i] + p.bias[i]);
+  for (int i = lane; i < p.dim; i += 32) {
+    float o = (to_f32(x[i]) - mean) * inv * p.weight[i] + p.bias[i];
+    if constexpr (std::is_same_v<TO, float>) {
+      if (p.tf32_out) o = round_tf32(o);
+    }
+    y[i] = from_f32<TO>(o);
+  }
 }
 
 // V float4s per lane: dim == 128 * V.
@@ -43,7 +51,7 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
   float4 v[V];
 #pragma unroll
   for (int i = 0; i < V; ++i) v[i] = load4(x, lane + 32 * i);
-  normalize_row<T, V>(v, p.dim, p.eps, p.weight, p.bias, static_cast<T*>(p.dst) + row * p.dst_ld);
+  normalize_row<T, V>(v, p.dim, p.eps, p.weight, p.bias, static_cast<T*>(p.dst) + row * p.dst_ld, p.tf32_out);
 }
 
 template <typename TI, typename T>

@@ -22,6 +22,7 @@ struct LayerNormParams {
   int dim;
   float eps;
   DT src_dt = DT::f32;
+  bool tf32_out = false;  // fp32 dst only: stored rounded to TF32 (the input of a TF32 GEMM)
 };
 void layernorm(const LayerNormParams& p, cudaStream_t s);
 
