@@ -10,12 +10,14 @@
 #include "backend/cuda/activation_fn.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace vitrt::cuda {
 namespace {
 
 template <typename T, bool kQuick, bool kVec4>
 __global__ void activation_kernel(ActivationParams p) {
+  wait_prior_grid();
   T* x = static_cast<T*>(p.x);
   const std::int64_t units = kVec4 ? p.cols / 4 : p.cols;
   for (std::int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
@@ -35,8 +37,8 @@ template <typename T, bool kQuick>
 void launch(const ActivationParams& p, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>(p.rows, 65535));
   const bool vec4 = p.cols % 4 == 0 && p.ld % 4 == 0 && reinterpret_cast<std::uintptr_t>(p.x) % (4 * sizeof(T)) == 0;
-  if (vec4) activation_kernel<T, kQuick, true><<<blocks, 256, 0, s>>>(p);
-  else activation_kernel<T, kQuick, false><<<blocks, 256, 0, s>>>(p);
+  if (vec4) launch_dependent(activation_kernel<T, kQuick, true>, blocks, 256, 0, s, p);
+  else launch_dependent(activation_kernel<T, kQuick, false>, blocks, 256, 0, s, p);
 }
 
 }  // namespace

@@ -37,6 +37,7 @@
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -263,6 +264,7 @@ __device__ __forceinline__ void attend_keys(unsigned k_addr, unsigned part, int 
 template <int WG>
 __global__ void __launch_bounds__(WG * 128, 2) attention_bf16x3_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
+  wait_prior_grid();
   constexpr int kThreads = WG * 128, kChunks = kBK * (kD / 4);  // fp32 chunks per K or V tile
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const tiles = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);  // [stage][kStage]
@@ -317,6 +319,7 @@ constexpr int resident_smem_bytes(int tokens) { return static_cast<int>(4 * resi
 template <int WG>
 __global__ void __launch_bounds__(WG * 128, WG == 2 ? 2 : 1) attention_bf16x3_resident_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
+  wait_prior_grid();
   constexpr int kThreads = WG * 128;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const parts = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
@@ -362,16 +365,14 @@ void launch_resident(const AttentionParams& p, cudaStream_t s) {
               " tokens, not ", p.tokens);
   const int bytes = resident_smem_bytes(p.tokens);
   allow_dynamic_smem(attention_bf16x3_resident_kernel<WG>, resident_smem_bytes(kResidentMaxKeys));
-  attention_bf16x3_resident_kernel<WG><<<dim3(1, p.heads, p.batch), WG * 128, bytes, s>>>(p);
-  CUDA_CHECK_LAUNCH();
+  launch_dependent(attention_bf16x3_resident_kernel<WG>, dim3(1, p.heads, p.batch), WG * 128, bytes, s, p);
 }
 
 template <int WG>
 void launch_wg(const AttentionParams& p, cudaStream_t s) {
   allow_dynamic_smem(attention_bf16x3_kernel<WG>, kSmemBytes);
   const dim3 grid((query_tokens(p) + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
-  attention_bf16x3_kernel<WG><<<grid, WG * 128, kSmemBytes, s>>>(p);
-  CUDA_CHECK_LAUNCH();
+  launch_dependent(attention_bf16x3_kernel<WG>, grid, WG * 128, kSmemBytes, s, p);
 }
 
 }  // namespace

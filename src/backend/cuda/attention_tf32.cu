@@ -24,6 +24,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 #include "backend/cuda/kernel_attrs.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -116,6 +117,7 @@ __device__ __forceinline__ void mma1688(float (&d)[4], const std::uint32_t (&a)[
 // in a row waited on each other: 12% slower at batch 64).
 template <int D, int kPv>
 __global__ void __launch_bounds__(kWarps * 32, D <= 64 ? 3 : 1) attention_tf32_kernel(AttentionParams p) {
+  wait_prior_grid();
   constexpr int kBK = key_tile<D>(), LD = row_stride<D>(), kTile = kBK * LD;
   extern __shared__ __align__(16) float smem[];
   float* const k_s = smem;               // [2][kTile]: big parts (raw values until split)
@@ -214,7 +216,7 @@ void launch_d(const AttentionParams& p, cudaStream_t s) {
   constexpr int bytes = smem_bytes<D, kPv>();
   allow_dynamic_smem(attention_tf32_kernel<D, kPv>, bytes);
   const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
-  attention_tf32_kernel<D, kPv><<<grid, kWarps * 32, bytes, s>>>(p);
+  launch_dependent(attention_tf32_kernel<D, kPv>, grid, kWarps * 32, bytes, s, p);
 }
 
 // --- The wgmma (sm_90a) version, head dim 64: one warpgroup (64 query rows) per block, 32 keys per tile.
@@ -265,6 +267,7 @@ __device__ __forceinline__ void wgmma_tf32_n64(float (&d)[8][4], const std::uint
 template <int kPv>
 __global__ void __launch_bounds__(128, 3) attention_tf32_wgmma_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
+  wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sw = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
   unsigned char* const kb = sw;                 // K big:   two atoms of 32 key rows x 128 bytes
@@ -409,7 +412,7 @@ void launch_wgmma(const AttentionParams& p, cudaStream_t s) {
   constexpr int bytes = wgmma_smem_bytes<kPv>();
   allow_dynamic_smem(attention_tf32_wgmma_kernel<kPv>, bytes);
   const dim3 grid((query_tokens(p) + 63) / 64, p.heads, p.batch);
-  attention_tf32_wgmma_kernel<kPv><<<grid, 128, bytes, s>>>(p);
+  launch_dependent(attention_tf32_wgmma_kernel<kPv>, grid, 128, bytes, s, p);
 }
 
 void launch(const AttentionParams& p, cudaStream_t s) {

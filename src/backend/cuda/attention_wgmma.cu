@@ -22,6 +22,7 @@
 #include "backend/cuda/attention_tiles.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -38,6 +39,7 @@ constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 1024;  // two stages of K an
 template <typename T, int WG, int S = 1>
 __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
+  wait_prior_grid();
   static_assert(S == 1 || WG == 1, "split key tiles take one warpgroup per block");
   extern __shared__ unsigned char smem_raw[];
   // [stage][K, V][64 x 64], 1024-aligned (the swizzle pattern repeats every 8 rows of 128 bytes).
@@ -173,6 +175,7 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 template <typename T, int Q>
 __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
 #ifdef VITRT_WGMMA_DEVICE
+  wait_prior_grid();
   constexpr int F = Q / 4, R = Q % 4, KT = 2 * Q;  // full 64-key tiles, pieces after them, 8-key tiles
   constexpr int G = F + (R > 0 ? 1 : 0);            // groups of P V products
   extern __shared__ unsigned char smem_raw[];
@@ -302,8 +305,7 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
 template <typename T, int WG>
 void launch_wg(const AttentionParams& p, cudaStream_t s) {
   const dim3 grid((query_tokens(p) + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
-  attention_wgmma_kernel<T, WG><<<grid, WG * 128, kSmemBytes, s>>>(p);
-  CUDA_CHECK_LAUNCH();
+  launch_dependent(attention_wgmma_kernel<T, WG>, grid, WG * 128, kSmemBytes, s, p);
 }
 
 // S blocks per query tile in clusters of S (distributed shared memory needs them co-scheduled).
@@ -331,8 +333,7 @@ void launch_row_q(const AttentionParams& p, cudaStream_t s) {
   const int query_tiles = (query_tokens(p) + 63) / 64;
   const int tiles = p.variant == kAttentionWgmmaRowHead ? query_tiles : p.variant == kAttentionWgmmaRow2 ? 2 : 1;
   const dim3 grid((query_tiles + tiles - 1) / tiles, p.heads, p.batch);
-  attention_wgmma_row_kernel<T, Q><<<grid, 128, bytes, s>>>(p, tiles);
-  CUDA_CHECK_LAUNCH();
+  launch_dependent(attention_wgmma_row_kernel<T, Q>, grid, 128, bytes, s, p, tiles);
 }
 
 template <typename T, int... Qm1>

@@ -24,6 +24,7 @@
 #include "backend/cuda/cp_async.cuh"  // smem_addr
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -136,6 +137,7 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(con
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  wait_prior_grid();  // A (and D, for its earlier readers) belong to the kernels before this one
 
   if (warp == 4 * WG) {  // producer
     if (lane == 0) {
@@ -222,10 +224,10 @@ void launch(const GemmTf32Params& p, cudaStream_t s) {
                           p.ldd, p.rows, p.in};
   if (p.act == Epilogue::quick_gelu) {
     allow_dynamic_smem(gemm_tf32_kernel<WG, BN, S, MinBlocks, true>, bytes);
-    gemm_tf32_kernel<WG, BN, S, MinBlocks, true><<<grid, threads<WG>(), bytes, s>>>(args);
+    launch_dependent(gemm_tf32_kernel<WG, BN, S, MinBlocks, true>, grid, threads<WG>(), bytes, s, args);
   } else {
     allow_dynamic_smem(gemm_tf32_kernel<WG, BN, S, MinBlocks, false>, bytes);
-    gemm_tf32_kernel<WG, BN, S, MinBlocks, false><<<grid, threads<WG>(), bytes, s>>>(args);
+    launch_dependent(gemm_tf32_kernel<WG, BN, S, MinBlocks, false>, grid, threads<WG>(), bytes, s, args);
   }
 }
 

@@ -14,4 +14,9 @@ void allow_dynamic_smem(void (*kernel)(Args...), int bytes) {
   allow_dynamic_smem(reinterpret_cast<const void*>(kernel), bytes);
 }
 
+// Whether kernels on the current device are launched as programmatic dependent launches (launch.cuh):
+// compute capability 9.0 or later, unless the environment sets VITRT_PDL=0 (for comparisons). Cached
+// per device; thread-safe.
+bool dependent_launch();
+
 }  // namespace vitrt::cuda

@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/layernorm.cuh"
 #include "backend/cuda/layernorm_row.cuh"
 
@@ -16,6 +17,7 @@ constexpr int kRowsPerBlock = 4;
 
 template <typename TI, typename TO>
 __global__ void layernorm_kernel(LayerNormParams p) {
+  wait_prior_grid();
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.rows) return;
@@ -44,6 +46,7 @@ __global__ void layernorm_kernel(LayerNormParams p) {
 // V float4s per lane: dim == 128 * V.
 template <typename TI, typename T, int V>
 __global__ void layernorm_vec_kernel(LayerNormParams p) {
+  wait_prior_grid();
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.rows) return;
@@ -62,21 +65,21 @@ void launch(const LayerNormParams& p, unsigned blocks, cudaStream_t s) {
                    aligned(p.bias, 16);
   const unsigned threads = kRowsPerBlock * 32;
   if (!vec) {
-    layernorm_kernel<TI, T><<<blocks, threads, 0, s>>>(p);
+    launch_dependent(layernorm_kernel<TI, T>, blocks, threads, 0, s, p);
     return;
   }
   switch (p.dim / 128) {
-    case 1: layernorm_vec_kernel<TI, T, 1><<<blocks, threads, 0, s>>>(p); break;
-    case 2: layernorm_vec_kernel<TI, T, 2><<<blocks, threads, 0, s>>>(p); break;
-    case 3: layernorm_vec_kernel<TI, T, 3><<<blocks, threads, 0, s>>>(p); break;
-    case 4: layernorm_vec_kernel<TI, T, 4><<<blocks, threads, 0, s>>>(p); break;
-    case 5: layernorm_vec_kernel<TI, T, 5><<<blocks, threads, 0, s>>>(p); break;
-    case 6: layernorm_vec_kernel<TI, T, 6><<<blocks, threads, 0, s>>>(p); break;
-    case 8: layernorm_vec_kernel<TI, T, 8><<<blocks, threads, 0, s>>>(p); break;
-    case 10: layernorm_vec_kernel<TI, T, 10><<<blocks, threads, 0, s>>>(p); break;
-    case 12: layernorm_vec_kernel<TI, T, 12><<<blocks, threads, 0, s>>>(p); break;
-    case 16: layernorm_vec_kernel<TI, T, 16><<<blocks, threads, 0, s>>>(p); break;
-    default: layernorm_kernel<TI, T><<<blocks, threads, 0, s>>>(p); break;
+    case 1: launch_dependent(layernorm_vec_kernel<TI, T, 1>, blocks, threads, 0, s, p); break;
+    case 2: launch_dependent(layernorm_vec_kernel<TI, T, 2>, blocks, threads, 0, s, p); break;
+    case 3: launch_dependent(layernorm_vec_kernel<TI, T, 3>, blocks, threads, 0, s, p); break;
+    case 4: launch_dependent(layernorm_vec_kernel<TI, T, 4>, blocks, threads, 0, s, p); break;
+    case 5: launch_dependent(layernorm_vec_kernel<TI, T, 5>, blocks, threads, 0, s, p); break;
+    case 6: launch_dependent(layernorm_vec_kernel<TI, T, 6>, blocks, threads, 0, s, p); break;
+    case 8: launch_dependent(layernorm_vec_kernel<TI, T, 8>, blocks, threads, 0, s, p); break;
+    case 10: launch_dependent(layernorm_vec_kernel<TI, T, 10>, blocks, threads, 0, s, p); break;
+    case 12: launch_dependent(layernorm_vec_kernel<TI, T, 12>, blocks, threads, 0, s, p); break;
+    case 16: launch_dependent(layernorm_vec_kernel<TI, T, 16>, blocks, threads, 0, s, p); break;
+    default: launch_dependent(layernorm_kernel<TI, T>, blocks, threads, 0, s, p); break;
   }
 }
 

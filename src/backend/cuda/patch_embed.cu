@@ -1,6 +1,7 @@
 // Patch unfolding (conv with stride = kernel as a GEMM) and token assembly with position embedding.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/layernorm.cuh"
 #include "backend/cuda/layernorm_row.cuh"
 #include "backend/cuda/patch_embed.cuh"
@@ -26,6 +27,7 @@ __global__ void patchify_kernel(PatchifyArgs a) {
 
 template <typename T>
 __global__ void tokens_kernel(TokensArgs a) {
+  wait_prior_grid();
   const int N = a.num_prefix + a.patches;
   const std::int64_t n = static_cast<std::int64_t>(a.batch) * N * a.dim;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -48,6 +50,7 @@ constexpr int kNormRows = 4;  // rows (warps) per block
 template <typename TX, typename TN, int V>
 __global__ void __launch_bounds__(kNormRows * 32) tokens_norm_kernel(TokensArgs a, const float* gamma,
                                                                      const float* beta, bool tf32_out) {
+  wait_prior_grid();
   const int N = a.num_prefix + a.patches, D = a.dim;
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kNormRows + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -84,12 +87,12 @@ bool launch_tokens_norm(const TokensArgs& a, const float* gamma, const float* be
   const auto blocks = static_cast<unsigned>((rows + kNormRows - 1) / kNormRows);
   const unsigned threads = kNormRows * 32;
   switch (a.dim % 128 == 0 ? a.dim / 128 : 0) {
-    case 3: tokens_norm_kernel<TX, TN, 3><<<blocks, threads, 0, s>>>(a, gamma, beta, tf32_out); return true;
-    case 6: tokens_norm_kernel<TX, TN, 6><<<blocks, threads, 0, s>>>(a, gamma, beta, tf32_out); return true;
-    case 8: tokens_norm_kernel<TX, TN, 8><<<blocks, threads, 0, s>>>(a, gamma, beta, tf32_out); return true;
-    case 10: tokens_norm_kernel<TX, TN, 10><<<blocks, threads, 0, s>>>(a, gamma, beta, tf32_out); return true;
-    case 12: tokens_norm_kernel<TX, TN, 12><<<blocks, threads, 0, s>>>(a, gamma, beta, tf32_out); return true;
-    case 16: tokens_norm_kernel<TX, TN, 16><<<blocks, threads, 0, s>>>(a, gamma, beta, tf32_out); return true;
+    case 3: launch_dependent(tokens_norm_kernel<TX, TN, 3>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
+    case 6: launch_dependent(tokens_norm_kernel<TX, TN, 6>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
+    case 8: launch_dependent(tokens_norm_kernel<TX, TN, 8>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
+    case 10: launch_dependent(tokens_norm_kernel<TX, TN, 10>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
+    case 12: launch_dependent(tokens_norm_kernel<TX, TN, 12>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
+    case 16: launch_dependent(tokens_norm_kernel<TX, TN, 16>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
     default: return false;
   }
 }
@@ -106,7 +109,7 @@ void patchify(const PatchifyArgs& a, cudaStream_t s) {
 
 void tokens(const TokensArgs& a, cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches) * a.dim;
-  with_storage_type(a.x_dt, [&](auto t) { tokens_kernel<decltype(t)><<<blocks_for(n), 256, 0, s>>>(a); });
+  with_storage_type(a.x_dt, [&](auto t) { launch_dependent(tokens_kernel<decltype(t)>, blocks_for(n), 256, 0, s, a); });
   CUDA_CHECK_LAUNCH();
 }
 
