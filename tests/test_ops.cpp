@@ -286,45 +286,83 @@ TEST_P(OpTest, LayerNorm) {
   }
 }
 
-// A LayerNorm whose output is a GEMM's input: stored rounded to TF32 (to nearest, ties away) in tf32
-// sessions, unchanged in the others. The vector kernel (768 wide) and the generic one (80 wide).
-TEST_P(OpTest, LayerNormForGemmInput) {
+// Our fused TF32 GEMM (fc1 after norm2 in tf32 sessions) reads both operands as the nearest TF32
+// values, where its tensor cores would otherwise truncate them: the LayerNorm that writes its input
+// stores it rounded to TF32, and it reads its weight rounded once at plan time. A LayerNorm whose
+// output goes to a cuBLASLt GEMM, and every other session, keeps the exact values.
+TEST_P(OpTest, Tf32OperandsOfTheFusedGemm) {
+  if (!GetParam().name.starts_with("cuda")) GTEST_SKIP() << "CUDA only: the fused TF32 GEMM";
+#ifdef VITRT_HAVE_CUDA
   const DT adt = be_->act_dt();
-  const bool rounds = GetParam().precision == Precision::tf32 && adt == DT::f32 &&
-                      GetParam().name.starts_with("cuda");
-  std::uint64_t seed = 250;
-  for (const int dim : {768, 80}) {
-    SCOPED_TRACE(::testing::Message() << "dim " << dim);
-    fresh();
-    const int rows = 3 * 197;
-    const auto x = randn(static_cast<size_t>(rows) * dim, seed++, 3.0f);
-    const auto g = randn(dim, seed++, 0.5f), bias = randn(dim, seed++, 0.5f);
-    NormWeights nw{g.data(), bias.data()};
-    Buffer src(*be_, x.size(), DT::f32), plain(*be_, x.size(), adt), for_gemm(*be_, x.size(), adt);
-    src.set(x);
-    plain.poison();
-    for_gemm.poison();
-    LayerNormArgs a{rows, dim, src.data(), dim, plain.data(), dim, adt, &nw, 1e-6f, DT::f32};
-    LayerNormArgs b = a;
-    b.dst = for_gemm.data();
-    b.gemm_input = true;
-    plan_and_run(*be_, [&] {
-      be_->layernorm(a);
-      be_->layernorm(b);
-    });
-    const auto y = plain.get(), z = for_gemm.get();
-    std::size_t differ = 0, changed = 0;
-    for (std::size_t i = 0; i < y.size(); ++i) {
-      ASSERT_FALSE(std::isnan(y[i])) << i;
-      const float want = rounds ? round_to_tf32(y[i]) : y[i];
-      differ += std::memcmp(&want, &z[i], sizeof(float)) != 0;
-      changed += want != y[i];
-    }
-    EXPECT_EQ(differ, 0u);
-    if (rounds) {
-      EXPECT_GT(changed, y.size() / 2);  // the rounding really happened
-    }
+  const std::int64_t rows = 8192;  // 64 x 17 tiles of 128 x 128: enough for untuned sessions to take it
+  const int K = 128, N = 2176;
+  const auto x = randn(static_cast<size_t>(rows) * K, 250, 3.0f);
+  const auto g = randn(K, 251, 0.5f), beta = randn(K, 252, 0.5f);
+  const auto w = randn(static_cast<size_t>(N) * K, 253, 0.1f), bias = randn(N, 254, 0.1f);
+  const NormWeights nw{g.data(), beta.data()};
+  const LinearWeights lw{w.data(), bias.data(), N, K};
+  const size_t nx = x.size(), ny = static_cast<size_t>(rows) * N;
+  Buffer src(*be_, nx, DT::f32), plain(*be_, nx, adt), to_lt(*be_, nx, adt), to_own(*be_, nx, adt), z(*be_, ny, adt),
+      y(*be_, ny, adt);
+  src.set(x);
+  for (Buffer* b : {&plain, &to_lt, &to_own, &z, &y}) b->poison();
+  const auto norm = [&](Buffer& dst, bool gemm_input) {
+    LayerNormArgs a{rows, K, src.data(), K, dst.data(), K, adt, &nw, 1e-6f, DT::f32};
+    a.gemm_input = gemm_input;
+    be_->layernorm(a);
+  };
+  plan_and_run(*be_, [&] {
+    norm(plain, false);
+    norm(to_lt, true);
+    be_->linear({&lw, rows, to_lt.data(), K, adt, z.data(), N, adt});  // no activation: cuBLASLt
+    norm(to_own, true);
+    be_->linear({&lw, rows, to_own.data(), K, adt, y.data(), N, adt, Epilogue::gelu_erf});
+  });
+  // Whether the untuned session took our kernel for the second GEMM.
+  cudaDeviceProp prop{};
+  ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+  cuda::GemmTf32Params q;
+  q.a = to_own.f32();
+  q.lda = K;
+  q.w = y.f32();  // any 16-byte aligned pointer: the session's copy of W is
+  q.bias = y.f32();
+  q.d = y.f32();
+  q.ldd = N;
+  q.rows = rows;
+  q.in = K;
+  q.out = N;
+  const bool own = GetParam().precision == Precision::tf32 &&
+                   cuda::gemm_tf32_default_variant(q, prop.major * 10 + prop.minor, prop.multiProcessorCount) > 0;
+  std::printf("[ info ] %s: fused TF32 GEMM %s\n", GetParam().name.c_str(), own ? "taken" : "not taken");
+  const auto p = plain.get(), hl = to_lt.get(), ho = to_own.get();
+  std::size_t lt_differ = 0, own_differ = 0, changed = 0;
+  for (std::size_t i = 0; i < nx; ++i) {
+    ASSERT_FALSE(std::isnan(p[i])) << i;
+    const float want = own ? round_to_tf32(p[i]) : p[i];
+    lt_differ += std::memcmp(&p[i], &hl[i], sizeof(float)) != 0;
+    own_differ += std::memcmp(&want, &ho[i], sizeof(float)) != 0;
+    changed += want != p[i];
   }
+  EXPECT_EQ(lt_differ, 0u);
+  EXPECT_EQ(own_differ, 0u);
+  if (!own) return;
+  EXPECT_GT(changed, nx / 2);  // the rounding really happened
+  // Our GEMM against float64 on the TF32-rounded operands, every 61st row: fp32 accumulation error only
+  // (truncated weights would be ~1e-4 off).
+  const auto yv = y.get();
+  double worst = 0, largest = 0;
+  for (std::int64_t r = 0; r < rows; r += 61)
+    for (int n = 0; n < N; ++n) {
+      double acc = bias[n];
+      for (int k = 0; k < K; ++k)
+        acc += static_cast<double>(ho[static_cast<size_t>(r) * K + k]) * round_to_tf32(w[static_cast<size_t>(n) * K + k]);
+      const double ref = 0.5 * acc * std::erfc(-acc / std::sqrt(2.0));
+      largest = std::max(largest, std::abs(ref));
+      worst = std::max(worst, std::abs(ref - yv[static_cast<size_t>(r) * N + n]));
+    }
+  std::printf("[ info ] fused TF32 GEMM on rounded operands: max error %.3g of the largest output\n", worst / largest);
+  EXPECT_LE(worst, 1e-5 * largest);
+#endif
 }
 
 TEST_P(OpTest, PatchifyTokensAndPooling) {
@@ -414,8 +452,7 @@ TEST_P(OpTest, TokensWithNorm) {
         plan_and_run(*be_, [&] {
           be_->tokens(fused);
           be_->tokens(plain);
-          // The folded norm is the first block's norm1, a GEMM input.
-          be_->layernorm({static_cast<std::int64_t>(B) * N, E, x2.data(), E, h2.data(), E, adt, &nw, 1e-6f, xdt, true});
+          be_->layernorm({static_cast<std::int64_t>(B) * N, E, x2.data(), E, h2.data(), E, adt, &nw, 1e-6f, xdt});
         });
         const auto xa = x1.get(), xb = x2.get(), ha = h1.get(), hb = h2.get();
         EXPECT_EQ(std::memcmp(xa.data(), xb.data(), n * sizeof(float)), 0);

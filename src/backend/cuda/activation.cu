@@ -37,8 +37,8 @@ template <typename T, bool kQuick>
 void launch(const ActivationParams& p, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>(p.rows, 65535));
   const bool vec4 = p.cols % 4 == 0 && p.ld % 4 == 0 && reinterpret_cast<std::uintptr_t>(p.x) % (4 * sizeof(T)) == 0;
-  if (vec4) launch_dependent(activation_kernel<T, kQuick, true>, blocks, 256, 0, s, p);
-  else launch_dependent(activation_kernel<T, kQuick, false>, blocks, 256, 0, s, p);
+  if (vec4) launch_dependent(Pdl::gemm, activation_kernel<T, kQuick, true>, blocks, 256, 0, s, p);
+  else launch_dependent(Pdl::gemm, activation_kernel<T, kQuick, false>, blocks, 256, 0, s, p);
 }
 
 }  // namespace

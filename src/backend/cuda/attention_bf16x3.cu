@@ -365,14 +365,14 @@ void launch_resident(const AttentionParams& p, cudaStream_t s) {
               " tokens, not ", p.tokens);
   const int bytes = resident_smem_bytes(p.tokens);
   allow_dynamic_smem(attention_bf16x3_resident_kernel<WG>, resident_smem_bytes(kResidentMaxKeys));
-  launch_dependent(attention_bf16x3_resident_kernel<WG>, dim3(1, p.heads, p.batch), WG * 128, bytes, s, p);
+  launch_dependent(Pdl::attention, attention_bf16x3_resident_kernel<WG>, dim3(1, p.heads, p.batch), WG * 128, bytes, s, p);
 }
 
 template <int WG>
 void launch_wg(const AttentionParams& p, cudaStream_t s) {
   allow_dynamic_smem(attention_bf16x3_kernel<WG>, kSmemBytes);
   const dim3 grid((query_tokens(p) + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
-  launch_dependent(attention_bf16x3_kernel<WG>, grid, WG * 128, kSmemBytes, s, p);
+  launch_dependent(Pdl::attention, attention_bf16x3_kernel<WG>, grid, WG * 128, kSmemBytes, s, p);
 }
 
 }  // namespace

@@ -216,7 +216,7 @@ void launch_d(const AttentionParams& p, cudaStream_t s) {
   constexpr int bytes = smem_bytes<D, kPv>();
   allow_dynamic_smem(attention_tf32_kernel<D, kPv>, bytes);
   const dim3 grid((query_tokens(p) + kBQ - 1) / kBQ, p.heads, p.batch);
-  launch_dependent(attention_tf32_kernel<D, kPv>, grid, kWarps * 32, bytes, s, p);
+  launch_dependent(Pdl::attention, attention_tf32_kernel<D, kPv>, grid, kWarps * 32, bytes, s, p);
 }
 
 // --- The wgmma (sm_90a) version, head dim 64: one warpgroup (64 query rows) per block, 32 keys per tile.
@@ -412,7 +412,7 @@ void launch_wgmma(const AttentionParams& p, cudaStream_t s) {
   constexpr int bytes = wgmma_smem_bytes<kPv>();
   allow_dynamic_smem(attention_tf32_wgmma_kernel<kPv>, bytes);
   const dim3 grid((query_tokens(p) + 63) / 64, p.heads, p.batch);
-  launch_dependent(attention_tf32_wgmma_kernel<kPv>, grid, 128, bytes, s, p);
+  launch_dependent(Pdl::attention, attention_tf32_wgmma_kernel<kPv>, grid, 128, bytes, s, p);
 }
 
 void launch(const AttentionParams& p, cudaStream_t s) {

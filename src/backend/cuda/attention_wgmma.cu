@@ -305,7 +305,7 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
 template <typename T, int WG>
 void launch_wg(const AttentionParams& p, cudaStream_t s) {
   const dim3 grid((query_tokens(p) + 64 * WG - 1) / (64 * WG), p.heads, p.batch);
-  launch_dependent(attention_wgmma_kernel<T, WG>, grid, WG * 128, kSmemBytes, s, p);
+  launch_dependent(Pdl::attention, attention_wgmma_kernel<T, WG>, grid, WG * 128, kSmemBytes, s, p);
 }
 
 // S blocks per query tile in clusters of S (distributed shared memory needs them co-scheduled).
@@ -333,7 +333,7 @@ void launch_row_q(const AttentionParams& p, cudaStream_t s) {
   const int query_tiles = (query_tokens(p) + 63) / 64;
   const int tiles = p.variant == kAttentionWgmmaRowHead ? query_tiles : p.variant == kAttentionWgmmaRow2 ? 2 : 1;
   const dim3 grid((query_tiles + tiles - 1) / tiles, p.heads, p.batch);
-  launch_dependent(attention_wgmma_row_kernel<T, Q>, grid, 128, bytes, s, p, tiles);
+  launch_dependent(Pdl::attention, attention_wgmma_row_kernel<T, Q>, grid, 128, bytes, s, p, tiles);
 }
 
 template <typename T, int... Qm1>

@@ -118,6 +118,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaSetDevice(device_));
     current_ = &plans_[batch];
     *current_ = Plan{};
+    pending_norm_.reset();
     mode_ = Mode::plan;
   }
   void end_plan() override {
@@ -145,6 +146,7 @@ class CudaBackend final : public Backend {
     run_batch_ = batch;
     linear_index_ = 0;
     attention_index_ = 0;
+    norm_index_ = 0;
     if (current_->graph) {
       mode_ = Mode::replay;
     } else if (graphs_ && current_->runs > 0) {
@@ -174,7 +176,8 @@ class CudaBackend final : public Backend {
     }
     first_run_.reset();
     if (mode_ != Mode::replay)
-      VITRT_CHECK(linear_index_ == current_->linears.size() && attention_index_ == current_->attention_variants.size(),
+      VITRT_CHECK(linear_index_ == current_->linears.size() && attention_index_ == current_->attention_variants.size() &&
+                      norm_index_ == current_->norm_tf32.size(),
                   "internal: forward replay did not match its plan");
     if (current_->graph) CUDA_CHECK(cudaGraphLaunch(current_->graph, stream_));
     ++current_->runs;
@@ -222,9 +225,8 @@ class CudaBackend final : public Backend {
 
   void linear(const LinearArgs& a) override {
     if (mode_ == Mode::plan) {
-      // TF32 GEMMs get their weights rounded to TF32 once here: cuBLASLt and our kernel then use the
-      // nearest TF32 values (our kernel's tensor cores would otherwise drop the low mantissa bits).
-      const void* w = device_copy(a.w->weight, static_cast<std::size_t>(a.w->out) * a.w->in, a.src_dt, cuda::runs_tf32(a, precision_));
+      const std::size_t wn = static_cast<std::size_t>(a.w->out) * a.w->in;
+      const void* w = device_copy(a.w->weight, wn, a.src_dt);
       const void* b = device_copy(a.w->bias, static_cast<std::size_t>(a.w->out), a.dst_dt);
       // The L2 flush scratch (twice the L2 size) exists only while tuning: untuned sessions never time.
       const cuda::GemmContext ctx{tuner_.get(),
@@ -234,7 +236,16 @@ class CudaBackend final : public Backend {
                                   props_.multiProcessorCount,
                                   props_.major * 10 + props_.minor,
                                   tuner_->tuning() ? l2_flush() : cuda::L2Flush{}};
-      current_->linears.push_back(std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx));
+      auto op = std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx);
+      // Our TF32 GEMM's tensor cores read only the TF32 bits of fp32 operands (truncation). It gets W
+      // rounded to the nearest TF32 once, here, and A rounded by the LayerNorm that writes it, when that
+      // was the op just before (fc1 after norm2). cuBLASLt keeps the exact operands.
+      if (op->own_kernel()) {
+        op->set_own_weight(device_copy(a.w->weight, wn, DT::f32, /*tf32=*/true));
+        if (pending_norm_ && pending_norm_->second == a.src) current_->norm_tf32.at(pending_norm_->first) = 1;
+      }
+      pending_norm_.reset();
+      current_->linears.push_back(std::move(op));
       return;
     }
     if (!launching()) return;
@@ -261,9 +272,19 @@ class CudaBackend final : public Backend {
   void layernorm(const LayerNormArgs& a) override {
     const auto* g = static_cast<const float*>(device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32));
     const auto* b = static_cast<const float*>(device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32));
+    if (mode_ == Mode::plan) {
+      // Whether the output is stored rounded to TF32 is settled when the GEMM that reads it is planned.
+      current_->norm_tf32.push_back(0);
+      if (a.gemm_input && precision_ == Precision::tf32 && a.dst_dt == DT::f32)
+        pending_norm_.emplace(current_->norm_tf32.size() - 1, a.dst);
+      else
+        pending_norm_.reset();
+      return;
+    }
     if (!launching()) return;
+    const bool tf32_out = current_->norm_tf32.at(norm_index_++) != 0;
     cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt,
-                     a.gemm_input && precision_ == Precision::tf32 && a.dst_dt == DT::f32},
+                     tf32_out},
                     stream_);
   }
 
@@ -280,7 +301,7 @@ class CudaBackend final : public Backend {
       const auto n = static_cast<std::size_t>(a.dim);
       const auto* g = static_cast<const float*>(device_copy(a.norm->weight, n, DT::f32));
       const auto* b = static_cast<const float*>(device_copy(a.norm->bias, n, DT::f32));
-      if (launching()) cuda::tokens_norm(d, g, b, precision_ == Precision::tf32 && a.normed_dt == DT::f32, stream_);
+      if (launching()) cuda::tokens_norm(d, g, b, stream_);
       return;
     }
     if (launching()) cuda::tokens(d, stream_);
@@ -301,6 +322,7 @@ class CudaBackend final : public Backend {
   struct Plan {
     std::vector<std::unique_ptr<cuda::LinearOp>> linears;
     std::vector<int> attention_variants;
+    std::vector<char> norm_tf32;  // per LayerNorm call: output stored rounded to TF32
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
   };
@@ -395,7 +417,9 @@ class CudaBackend final : public Backend {
   Plan* current_ = nullptr;
   int run_batch_ = 0;
   Mode mode_ = Mode::eager;
-  std::size_t linear_index_ = 0, attention_index_ = 0;
+  std::size_t linear_index_ = 0, attention_index_ = 0, norm_index_ = 0;
+  // While planning: the last LayerNorm call, if its output (second) may be a TF32 GEMM's input.
+  std::optional<std::pair<std::size_t, const void*>> pending_norm_;
   std::unique_ptr<TuneCache> tuner_;
   cuda::L2Flush flush_;
   // device_lock.h: held while planning a batch size, during each plan's first eager run, and while capturing.

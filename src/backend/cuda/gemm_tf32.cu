@@ -224,10 +224,10 @@ void launch(const GemmTf32Params& p, cudaStream_t s) {
                           p.ldd, p.rows, p.in};
   if (p.act == Epilogue::quick_gelu) {
     allow_dynamic_smem(gemm_tf32_kernel<WG, BN, S, MinBlocks, true>, bytes);
-    launch_dependent(gemm_tf32_kernel<WG, BN, S, MinBlocks, true>, grid, threads<WG>(), bytes, s, args);
+    launch_dependent(Pdl::gemm, gemm_tf32_kernel<WG, BN, S, MinBlocks, true>, grid, threads<WG>(), bytes, s, args);
   } else {
     allow_dynamic_smem(gemm_tf32_kernel<WG, BN, S, MinBlocks, false>, bytes);
-    launch_dependent(gemm_tf32_kernel<WG, BN, S, MinBlocks, false>, grid, threads<WG>(), bytes, s, args);
+    launch_dependent(Pdl::gemm, gemm_tf32_kernel<WG, BN, S, MinBlocks, false>, grid, threads<WG>(), bytes, s, args);
   }
 }
 

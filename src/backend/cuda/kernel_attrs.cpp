@@ -24,12 +24,20 @@ void allow_dynamic_smem(const void* kernel, int bytes) {
   have = bytes;
 }
 
-bool dependent_launch() {
-  static const bool allowed = [] {
+bool dependent_launch(Pdl group) {
+  static const unsigned allowed = [] {
     const char* env = std::getenv("VITRT_PDL");
-    return !(env && std::string_view(env) == "0");
+    if (!env) return 7u;
+    unsigned mask = 0;
+    for (std::string_view rest(env); !rest.empty();) {
+      const std::size_t comma = rest.find(',');
+      const std::string_view name = rest.substr(0, comma);
+      mask |= name == "norm" ? 1u : name == "attention" ? 2u : name == "gemm" ? 4u : 0u;
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    return mask;
   }();
-  if (!allowed) return false;
+  if (!(allowed & static_cast<unsigned>(group))) return false;
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   static std::mutex mutex;

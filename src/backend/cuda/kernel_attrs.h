@@ -14,9 +14,12 @@ void allow_dynamic_smem(void (*kernel)(Args...), int bytes) {
   allow_dynamic_smem(reinterpret_cast<const void*>(kernel), bytes);
 }
 
-// Whether kernels on the current device are launched as programmatic dependent launches (launch.cuh):
-// compute capability 9.0 or later, unless the environment sets VITRT_PDL=0 (for comparisons). Cached
-// per device; thread-safe.
-bool dependent_launch();
+// Kernel groups for programmatic dependent launch (launch.cuh).
+enum class Pdl : unsigned { norm = 1, attention = 2, gemm = 4 };  // gemm: our TF32 GEMM, the activation pass
+
+// Whether kernels of `group` on the current device are launched as programmatic dependent launches:
+// compute capability 9.0 or later, and the group allowed by VITRT_PDL (unset: every group; "0": none;
+// else a comma-separated list of norm, attention, gemm; for comparisons). Cached per device; thread-safe.
+bool dependent_launch(Pdl group);
 
 }  // namespace vitrt::cuda

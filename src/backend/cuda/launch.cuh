@@ -23,9 +23,10 @@ __device__ __forceinline__ void wait_prior_grid() {
 #endif
 }
 
-// kernel<<<grid, block, smem, s>>>(args...), as a dependent launch where dependent_launch() allows it.
+// kernel<<<grid, block, smem, s>>>(args...), as a dependent launch where dependent_launch(group)
+// allows it.
 template <typename... Params, typename... Args>
-void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
+void launch_dependent(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
                       Args&&... args) {
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -36,7 +37,7 @@ void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, std::siz
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cfg.attrs = &attr;
-  cfg.numAttrs = dependent_launch() ? 1 : 0;
+  cfg.numAttrs = dependent_launch(group) ? 1 : 0;
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
 }
 

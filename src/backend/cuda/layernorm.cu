@@ -65,21 +65,21 @@ void launch(const LayerNormParams& p, unsigned blocks, cudaStream_t s) {
                    aligned(p.bias, 16);
   const unsigned threads = kRowsPerBlock * 32;
   if (!vec) {
-    launch_dependent(layernorm_kernel<TI, T>, blocks, threads, 0, s, p);
+    launch_dependent(Pdl::norm, layernorm_kernel<TI, T>, blocks, threads, 0, s, p);
     return;
   }
   switch (p.dim / 128) {
-    case 1: launch_dependent(layernorm_vec_kernel<TI, T, 1>, blocks, threads, 0, s, p); break;
-    case 2: launch_dependent(layernorm_vec_kernel<TI, T, 2>, blocks, threads, 0, s, p); break;
-    case 3: launch_dependent(layernorm_vec_kernel<TI, T, 3>, blocks, threads, 0, s, p); break;
-    case 4: launch_dependent(layernorm_vec_kernel<TI, T, 4>, blocks, threads, 0, s, p); break;
-    case 5: launch_dependent(layernorm_vec_kernel<TI, T, 5>, blocks, threads, 0, s, p); break;
-    case 6: launch_dependent(layernorm_vec_kernel<TI, T, 6>, blocks, threads, 0, s, p); break;
-    case 8: launch_dependent(layernorm_vec_kernel<TI, T, 8>, blocks, threads, 0, s, p); break;
-    case 10: launch_dependent(layernorm_vec_kernel<TI, T, 10>, blocks, threads, 0, s, p); break;
-    case 12: launch_dependent(layernorm_vec_kernel<TI, T, 12>, blocks, threads, 0, s, p); break;
-    case 16: launch_dependent(layernorm_vec_kernel<TI, T, 16>, blocks, threads, 0, s, p); break;
-    default: launch_dependent(layernorm_kernel<TI, T>, blocks, threads, 0, s, p); break;
+    case 1: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 1>, blocks, threads, 0, s, p); break;
+    case 2: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 2>, blocks, threads, 0, s, p); break;
+    case 3: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 3>, blocks, threads, 0, s, p); break;
+    case 4: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 4>, blocks, threads, 0, s, p); break;
+    case 5: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 5>, blocks, threads, 0, s, p); break;
+    case 6: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 6>, blocks, threads, 0, s, p); break;
+    case 8: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 8>, blocks, threads, 0, s, p); break;
+    case 10: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 10>, blocks, threads, 0, s, p); break;
+    case 12: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 12>, blocks, threads, 0, s, p); break;
+    case 16: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 16>, blocks, threads, 0, s, p); break;
+    default: launch_dependent(Pdl::norm, layernorm_kernel<TI, T>, blocks, threads, 0, s, p); break;
   }
 }
 

@@ -246,7 +246,7 @@ GemmTf32Params LinearOp::own_params(const LinearArgs& a, int variant) const {
   GemmTf32Params p;
   p.a = static_cast<const float*>(a.src);
   p.lda = a.src_ld;
-  p.w = static_cast<const float*>(weight_);
+  p.w = static_cast<const float*>(own_weight_ ? own_weight_ : weight_);
   p.bias = static_cast<const float*>(bias_);
   p.d = static_cast<float*>(a.dst);
   p.ldd = a.dst_ld;

@@ -49,6 +49,10 @@ class LinearOp {
   LinearOp& operator=(const LinearOp&) = delete;
 
   void execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const;
+  // Whether our fused kernel runs this GEMM (rather than cuBLASLt).
+  bool own_kernel() const { return own_variant_ > 0; }
+  // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
+  void set_own_weight(const void* w) { own_weight_ = w; }
 
  private:
   cublasStatus_t matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws, const void* src,
@@ -73,6 +77,7 @@ class LinearOp {
   cublasLtMatmulAlgo_t algo_{};
   std::size_t algo_workspace_ = 0;
   const void* weight_ = nullptr;
+  const void* own_weight_ = nullptr;  // set_own_weight; weight_ until then
   float beta_ = 0.0f;
   Epilogue post_ = Epilogue::none;  // activation run after the GEMM (exact GELU / QuickGELU)
   const void* bias_ = nullptr;

@@ -49,7 +49,7 @@ constexpr int kNormRows = 4;  // rows (warps) per block
 
 template <typename TX, typename TN, int V>
 __global__ void __launch_bounds__(kNormRows * 32) tokens_norm_kernel(TokensArgs a, const float* gamma,
-                                                                     const float* beta, bool tf32_out) {
+                                                                     const float* beta) {
   wait_prior_grid();
   const int N = a.num_prefix + a.patches, D = a.dim;
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kNormRows + threadIdx.x / 32;
@@ -76,23 +76,23 @@ __global__ void __launch_bounds__(kNormRows * 32) tokens_norm_kernel(TokensArgs 
     store4<TX>(x + 4 * k, s.x, s.y, s.z, s.w);
     v[i] = make_float4(stored(s.x), stored(s.y), stored(s.z), stored(s.w));
   }
-  normalize_row<TN, V>(v, D, a.eps, gamma, beta, static_cast<TN*>(a.normed) + row * D, tf32_out);
+  normalize_row<TN, V>(v, D, a.eps, gamma, beta, static_cast<TN*>(a.normed) + row * D);
 }
 
 // Launches the fused kernel for the widths of the ViT family (384, 768, 1024, 1280, 1536, 2048); false
 // for any other, or for a type pair it is not built for.
 template <typename TX, typename TN>
-bool launch_tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, bool tf32_out, cudaStream_t s) {
+bool launch_tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, cudaStream_t s) {
   const std::int64_t rows = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches);
   const auto blocks = static_cast<unsigned>((rows + kNormRows - 1) / kNormRows);
   const unsigned threads = kNormRows * 32;
   switch (a.dim % 128 == 0 ? a.dim / 128 : 0) {
-    case 3: launch_dependent(tokens_norm_kernel<TX, TN, 3>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
-    case 6: launch_dependent(tokens_norm_kernel<TX, TN, 6>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
-    case 8: launch_dependent(tokens_norm_kernel<TX, TN, 8>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
-    case 10: launch_dependent(tokens_norm_kernel<TX, TN, 10>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
-    case 12: launch_dependent(tokens_norm_kernel<TX, TN, 12>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
-    case 16: launch_dependent(tokens_norm_kernel<TX, TN, 16>, blocks, threads, 0, s, a, gamma, beta, tf32_out); return true;
+    case 3: launch_dependent(Pdl::norm, tokens_norm_kernel<TX, TN, 3>, blocks, threads, 0, s, a, gamma, beta); return true;
+    case 6: launch_dependent(Pdl::norm, tokens_norm_kernel<TX, TN, 6>, blocks, threads, 0, s, a, gamma, beta); return true;
+    case 8: launch_dependent(Pdl::norm, tokens_norm_kernel<TX, TN, 8>, blocks, threads, 0, s, a, gamma, beta); return true;
+    case 10: launch_dependent(Pdl::norm, tokens_norm_kernel<TX, TN, 10>, blocks, threads, 0, s, a, gamma, beta); return true;
+    case 12: launch_dependent(Pdl::norm, tokens_norm_kernel<TX, TN, 12>, blocks, threads, 0, s, a, gamma, beta); return true;
+    case 16: launch_dependent(Pdl::norm, tokens_norm_kernel<TX, TN, 16>, blocks, threads, 0, s, a, gamma, beta); return true;
     default: return false;
   }
 }
@@ -109,11 +109,11 @@ void patchify(const PatchifyArgs& a, cudaStream_t s) {
 
 void tokens(const TokensArgs& a, cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches) * a.dim;
-  with_storage_type(a.x_dt, [&](auto t) { launch_dependent(tokens_kernel<decltype(t)>, blocks_for(n), 256, 0, s, a); });
+  with_storage_type(a.x_dt, [&](auto t) { launch_dependent(Pdl::norm, tokens_kernel<decltype(t)>, blocks_for(n), 256, 0, s, a); });
   CUDA_CHECK_LAUNCH();
 }
 
-void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, bool tf32_out, cudaStream_t s) {
+void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, cudaStream_t s) {
   // The fused kernel takes x in fp32 with any normed type, or a 16-bit x normed into its own type (the
   // pairs sessions use); 16-byte loads need 16-byte aligned rows.
   const auto aligned = [](const void* q) { return q == nullptr || reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
@@ -121,9 +121,9 @@ void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, boo
                    aligned(gamma) && aligned(beta);
   bool done = false;
   if (vec && a.x_dt == DT::f32) {
-    with_storage_type(a.normed_dt, [&](auto n) { done = launch_tokens_norm<float, decltype(n)>(a, gamma, beta, tf32_out, s); });
+    with_storage_type(a.normed_dt, [&](auto n) { done = launch_tokens_norm<float, decltype(n)>(a, gamma, beta, s); });
   } else if (vec && a.x_dt == a.normed_dt) {
-    with_storage_type(a.x_dt, [&](auto t) { done = launch_tokens_norm<decltype(t), decltype(t)>(a, gamma, beta, tf32_out, s); });
+    with_storage_type(a.x_dt, [&](auto t) { done = launch_tokens_norm<decltype(t), decltype(t)>(a, gamma, beta, s); });
   }
   if (done) {
     CUDA_CHECK_LAUNCH();
@@ -131,7 +131,7 @@ void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, boo
   }
   tokens(a, s);  // the two kernels, same result
   const std::int64_t rows = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches);
-  layernorm({a.x, a.dim, a.normed, a.dim, a.normed_dt, gamma, beta, rows, a.dim, a.eps, a.x_dt, tf32_out}, s);
+  layernorm({a.x, a.dim, a.normed, a.dim, a.normed_dt, gamma, beta, rows, a.dim, a.eps, a.x_dt}, s);
 }
 
 }  // namespace vitrt::cuda

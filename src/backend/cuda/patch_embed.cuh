@@ -12,8 +12,7 @@ namespace vitrt::cuda {
 // Same semantics as the CPU ops of the same names (backend/backend.h).
 void patchify(const PatchifyArgs& a, cudaStream_t s);
 void tokens(const TokensArgs& a, cudaStream_t s);
-// tokens() plus a.norm into a.normed, gamma / beta being a.norm's weights on the device; tf32_out: an
-// fp32 a.normed is stored rounded to TF32 (LayerNormParams::tf32_out).
-void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, bool tf32_out, cudaStream_t s);
+// tokens() plus a.norm into a.normed, gamma / beta being a.norm's weights on the device.
+void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, cudaStream_t s);
 
 }  // namespace vitrt::cuda
