@@ -24,7 +24,14 @@ void allow_dynamic_smem(const void* kernel, int bytes) {
   have = bytes;
 }
 
+namespace {
+thread_local bool thread_allows = true;
+}  // namespace
+
+void allow_dependent_launch(bool on) { thread_allows = on; }
+
 bool dependent_launch(Pdl group) {
+  if (!thread_allows) return false;
   static const unsigned allowed = [] {
     const char* env = std::getenv("VITRT_PDL");
     if (!env) return 7u;

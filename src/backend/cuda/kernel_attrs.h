@@ -20,6 +20,9 @@ enum class Pdl : unsigned { norm = 1, attention = 2, gemm = 4 };  // gemm: our T
 // Whether kernels of `group` on the current device are launched as programmatic dependent launches:
 // compute capability 9.0 or later, and the group allowed by VITRT_PDL (unset: every group; "0": none;
 // else a comma-separated list of norm, attention, gemm; for comparisons). Cached per device; thread-safe.
+// Off for the calling thread while a backend runs a plan it was measured slower for
+// (allow_dependent_launch(false)); on again with allow_dependent_launch(true), the default.
 bool dependent_launch(Pdl group);
+void allow_dependent_launch(bool on);
 
 }  // namespace vitrt::cuda
