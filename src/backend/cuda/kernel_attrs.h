@@ -18,7 +18,7 @@ void allow_dynamic_smem(void (*kernel)(Args...), int bytes) {
 enum class Pdl : unsigned { norm = 1, attention = 2, gemm = 4 };  // gemm: our TF32 GEMM, the activation pass
 
 // Whether kernels of `group` on the current device are launched as programmatic dependent launches:
-// compute capability 9.0 or later, and the group allowed by VITRT_PDL (unset: every group; "0": none;
+// compute capability 9.0 or later, and the group allowed by VITRT_PDL (unset: norm and gemm; "0": none;
 // else a comma-separated list of norm, attention, gemm; for comparisons). Cached per device; thread-safe.
 // Off for the calling thread while a backend runs a plan it was measured slower for
 // (allow_dependent_launch(false)); on again with allow_dependent_launch(true), the default.
