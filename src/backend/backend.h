@@ -60,8 +60,9 @@ struct LayerNormArgs {
   const NormWeights* w = nullptr;
   float eps = 1e-6f;
   DT src_dt = DT::f32;
-  // The output is read only as the input of the next GEMM (a block's norm1 / norm2). Where that GEMM runs
-  // in TF32 (tf32 sessions), a backend may store the output rounded to TF32, the value the GEMM uses.
+  // The output is read only as the input of the next GEMM (a block's norm1 / norm2). Where that GEMM
+  // would truncate fp32 to TF32 (the CUDA backend's own TF32 GEMM), the backend may store the output
+  // rounded to the nearest TF32 instead.
   bool gemm_input = false;
 };
 
@@ -86,8 +87,7 @@ struct TokensArgs {
   void* x = nullptr;                  // [batch, num_prefix + patches, dim], in x_dt
   DT x_dt = DT::f32;
   // Optional: also the LayerNorm of every token as stored in x (the first block's norm1) into
-  // `normed` [batch * (num_prefix + patches), dim] in normed_dt, saving a pass over x. `normed` is the
-  // first GEMM's input, as LayerNormArgs::gemm_input says.
+  // `normed` [batch * (num_prefix + patches), dim] in normed_dt, saving a pass over x.
   const NormWeights* norm = nullptr;
   float eps = 1e-6f;
   void* normed = nullptr;

@@ -3,8 +3,9 @@
 // cuBLASLt's GELU epilogue is the tanh form, so an fp32-output GEMM with timm's exact GELU otherwise
 // needs a separate pass over its output (reading and writing M x N fp32 values: at batch 64 of
 // vit_base, 0.31 GB per block). The tuner times this kernel against cuBLASLt + that pass (linear.cpp).
-// TF32 as cuBLASLt's TF32 GEMMs take it: the tensor cores read fp32 operands from shared memory and use
-// their TF32 bits.
+// The tensor cores read the fp32 operands from shared memory and use their TF32 bits (truncation), so
+// the CUDA backend hands this kernel a weight copy rounded to the nearest TF32 and, from the LayerNorm
+// before it, an input rounded the same way (cuda_backend.cpp).
 #pragma once
 
 #include <cuda_runtime.h>
