@@ -12,6 +12,8 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 #include "backend/backend.h"
 #ifdef VITRT_HAVE_CUDA
@@ -28,6 +30,18 @@ namespace vitrt {
 namespace {
 
 using test::randn;
+
+#ifdef VITRT_HAVE_CUDA
+// Device 0's compute capability (major * 10 + minor), and its SM count through `sm_count`; throws (and
+// so fails the test) if the properties cannot be read.
+int device0_arch(int* sm_count = nullptr) {
+  cudaDeviceProp props{};
+  const cudaError_t e = cudaGetDeviceProperties(&props, 0);
+  if (e != cudaSuccess) throw std::runtime_error(std::string("cudaGetDeviceProperties: ") + cudaGetErrorString(e));
+  if (sm_count) *sm_count = props.multiProcessorCount;
+  return props.major * 10 + props.minor;
+}
+#endif
 
 struct BackendCase {
   std::string name;
@@ -319,8 +333,8 @@ TEST_P(OpTest, Tf32OperandsOfTheFusedGemm) {
     be_->linear({&lw, rows, to_own.data(), K, adt, y.data(), N, adt, Epilogue::gelu_erf});
   });
   // Whether the untuned session took our kernel for the second GEMM.
-  cudaDeviceProp prop{};
-  ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+  int sm_count = 0;
+  const int arch = device0_arch(&sm_count);
   cuda::GemmTf32Params q;
   q.a = to_own.f32();
   q.lda = K;
@@ -332,7 +346,7 @@ TEST_P(OpTest, Tf32OperandsOfTheFusedGemm) {
   q.in = K;
   q.out = N;
   const bool own = GetParam().precision == Precision::tf32 &&
-                   cuda::gemm_tf32_default_variant(q, prop.major * 10 + prop.minor, prop.multiProcessorCount) > 0;
+                   cuda::gemm_tf32_default_variant(q, arch, sm_count) > 0;
   std::printf("[ info ] %s: fused TF32 GEMM %s\n", GetParam().name.c_str(), own ? "taken" : "not taken");
   const auto p = plain.get(), hl = to_lt.get(), ho = to_own.get();
   std::size_t lt_differ = 0, own_differ = 0, changed = 0;
@@ -585,9 +599,7 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
   }
   auto be = make_cuda_backend(0, nullptr, false, "off");
-  cudaDeviceProp props{};
-  ASSERT_EQ(cudaGetDeviceProperties(&props, 0), cudaSuccess);
-  const int arch = props.major * 10 + props.minor;
+  const int arch = device0_arch();
   std::uint64_t seed = 300;
   for (Precision prec : {Precision::fp16, Precision::bf16}) {
     be->resolve_precision(prec);
@@ -649,9 +661,7 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
   }
   auto be = make_cuda_backend(0, nullptr, false, "off");
   be->resolve_precision(Precision::fp32);
-  cudaDeviceProp props{};
-  ASSERT_EQ(cudaGetDeviceProperties(&props, 0), cudaSuccess);
-  const int arch = props.major * 10 + props.minor;
+  const int arch = device0_arch();
   std::uint64_t seed = 400;
   for (auto [tokens, head_dim, heads, B] : std::vector<std::tuple<int, int, int, int>>{
            {197, 64, 3, 2}, {577, 64, 2, 1}, {5, 64, 1, 3}, {65, 64, 3, 1}, {90, 64, 1, 1}, {104, 64, 2, 2}, {197, 80, 2, 1}}) {
@@ -748,9 +758,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
   }
   auto be = make_cuda_backend(0, nullptr, false, "off");
-  cudaDeviceProp props{};
-  ASSERT_EQ(cudaGetDeviceProperties(&props, 0), cudaSuccess);
-  const int arch = props.major * 10 + props.minor;
+  const int arch = device0_arch();
   struct Case {
     std::int64_t rows;
     int in, out, lda_pad, ldd_pad;

@@ -84,7 +84,9 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
     : weight_(weight), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue), bias_(bias), arch_(ctx.arch) {
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
-  const bool tf32 = runs_tf32(a, precision);
+  // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
+  // inputs accumulate in fp32.
+  const bool tf32 = a.src_dt == DT::f32 && precision == Precision::tf32 && !a.full_fp32;
   compute_ = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, compute_, CUDA_R_32F));
   const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;

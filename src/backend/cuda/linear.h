@@ -32,12 +32,6 @@ struct GemmContext {
   L2Flush flush;  // set only while tuning
 };
 
-// fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
-// inputs accumulate in fp32.
-inline bool runs_tf32(const LinearArgs& a, Precision precision) {
-  return a.src_dt == DT::f32 && precision == Precision::tf32 && !a.full_fp32;
-}
-
 class LinearOp {
  public:
   // weight: device [out, in] in the GEMM input type; bias: device [out] in the output type.
