@@ -148,34 +148,6 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(y), "r"(bar)
       : "memory");
 }
-// Cluster helpers: this block's rank in its cluster; a barrier of every thread of the cluster; the
-// shared::cluster address of `addr` (a shared::cta address) in the block of rank `rank`; an arrive on
-// a barrier of another block of the cluster; a TMA copy delivered to the same offset of every block
-// in `mask` (completing on each one's barrier at bar's offset).
-__device__ __forceinline__ unsigned cluster_rank() {
-  unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
-}
-__device__ __forceinline__ unsigned cluster_addr(unsigned addr, unsigned rank) {
-  unsigned r;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
-  return r;
-}
-__device__ __forceinline__ void mbar_arrive_cluster(unsigned cluster_bar) {
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
-}
-__device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const CUtensorMap* map, int x, int y, unsigned bar,
-                                                      std::uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, "
-      "%3}], [%4], %5;\n" ::"r"(dst),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(y), "r"(bar), "h"(mask)
-      : "memory");
-}
 #endif  // VITRT_WGMMA_DEVICE
 
 // Warps 0 .. 4 WG - 1: WG consumer warpgroups (64 rows each); warp 4 WG: the producer, one thread
@@ -187,17 +159,12 @@ constexpr int threads() {
 }
 
 // T: operand type (float = TF32); O: output / bias type; Act: activation (none with Residual);
-// Residual: D += the result. Cl: blocks per cluster along M (1 or 2). In a cluster of two, the blocks
-// share one column tile of W: each copies half of its rows and multicasts them to both, so every
-// block reads A's tile and half of W's from L2 instead of all of W's (a third less traffic at 128 x
-// 256, where L2 throughput limits the kernel). A stage is then free only when the consumers of both
-// blocks are done with it (they arrive on both blocks' "empty" barriers), and no block exits before
-// its partner is done writing to it.
-template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks, int Cl>
+// Residual: D += the result.
+template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks>
 __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(const __grid_constant__ GemmArgs p) {
 #ifdef VITRT_WGMMA_DEVICE
-  constexpr int kBM = 64 * WG, kWRows = BN / Cl;  // W rows this block copies
-  static_assert(S >= 2 && BN % 32 == 0 && !(Residual && Act != Epilogue::none) && (Cl == 1 || Cl == 2));
+  constexpr int kBM = 64 * WG;
+  static_assert(S >= 2 && BN % 32 == 0 && !(Residual && Act != Epilogue::none));
   constexpr int kABytes = kBM * kRowBytes, kStage = (kBM + BN) * kRowBytes;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
@@ -205,18 +172,14 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(co
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int n0 = static_cast<int>(blockIdx.x) * BN, m0 = static_cast<int>(blockIdx.y) * kBM;
   const int tiles = p.in / k_tile<T>();
-  const unsigned rank = Cl > 1 ? cluster_rank() : 0u;
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(bars + 8 * s, 1);
-      mbar_init(bars + 8 * (S + s), WG * Cl);
+      mbar_init(bars + 8 * (S + s), WG);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  if constexpr (Cl > 1)
-    cluster_sync();  // the partner's barriers exist before anything arrives on them
-  else
-    __syncthreads();
+  __syncthreads();
   wait_prior_grid();  // A (and D, for its earlier readers) belong to the kernels before this one
 
   if (warp == 4 * WG) {  // producer
@@ -225,18 +188,10 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(co
         const int s = kt % S;
         if (kt >= S) mbar_wait(bars + 8 * (S + s), static_cast<unsigned>((kt / S - 1) & 1));
         const unsigned full = bars + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
-        mbar_expect_tx(full, kStage);  // A's tile and all of W's (half of it from the partner)
+        mbar_expect_tx(full, kStage);
         tma_load_2d(dst, &p.a_map, kt * k_tile<T>(), m0, full);  // rows past the end arrive as zeros
-        if constexpr (Cl > 1)
-          tma_load_2d_multicast(dst + kABytes + rank * kWRows * kRowBytes, &p.w_map, kt * k_tile<T>(),
-                                n0 + static_cast<int>(rank) * kWRows, full, (1u << Cl) - 1);
-        else
-          tma_load_2d(dst + kABytes, &p.w_map, kt * k_tile<T>(), n0, full);
+        tma_load_2d(dst + kABytes, &p.w_map, kt * k_tile<T>(), n0, full);
       }
-    }
-    if constexpr (Cl > 1) {
-      __syncwarp();
-      cluster_sync();
     }
     return;
   }
@@ -253,14 +208,7 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(co
     for (int k = 0; k < kRowBytes / 32; ++k) Mma<T>::run(d, ad.at(k * 32), bd.at(k * 32), kt > 0 || k > 0);
     wgmma_commit();
     wgmma_wait<1>();  // tile kt - 1's wgmmas are done: release its stage
-    if (kt > 0 && tid % 128 == 0) {
-      const unsigned empty = bars + 8 * (S + (kt - 1) % S);
-      if constexpr (Cl > 1) {
-        for (unsigned r = 0; r < Cl; ++r) mbar_arrive_cluster(cluster_addr(empty, r));
-      } else {
-        mbar_arrive(empty);
-      }
-    }
+    if (kt > 0 && tid % 128 == 0) mbar_arrive(bars + 8 * (S + (kt - 1) % S));
   }
   wgmma_wait<0>();
   fence_regs(d);
@@ -296,7 +244,6 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(co
     if (ok0) store_pair(out0 + 8 * j, v[0], v[1]);
     if (ok1) store_pair(out1 + 8 * j, v[2], v[3]);
   }
-  if constexpr (Cl > 1) cluster_sync();  // the partner may still arrive on this block's barriers
 #else
   (void)p;
 #endif
@@ -334,30 +281,24 @@ CUtensorMap tensor_map(const void* ptr, DT dt, std::int64_t rows, int cols, std:
   return m;
 }
 
-template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks, int Cl>
+template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks>
 void launch(const GemmWgmmaParams& p, cudaStream_t s) {
   constexpr int kBM = 64 * WG, bytes = smem_bytes<WG, BN, S>();
-  const auto m_tiles = static_cast<unsigned>((p.rows + kBM - 1) / kBM);
-  // A cluster's second block past the last row tile reads zeros and stores nothing.
-  const dim3 grid(static_cast<unsigned>(p.out / BN), (m_tiles + Cl - 1) / Cl * Cl);
-  const GemmArgs args{tensor_map(p.a, p.in_dt, p.rows, p.in, p.lda, kBM),
-                      tensor_map(p.w, p.in_dt, p.out, p.in, p.in, BN / Cl), p.bias, p.d, p.ldd, p.rows, p.in};
-  constexpr auto kernel = gemm_wgmma_kernel<T, O, Act, Residual, WG, BN, S, MinBlocks, Cl>;
+  const dim3 grid(static_cast<unsigned>(p.out / BN), static_cast<unsigned>((p.rows + kBM - 1) / kBM));
+  const GemmArgs args{tensor_map(p.a, p.in_dt, p.rows, p.in, p.lda, kBM), tensor_map(p.w, p.in_dt, p.out, p.in, p.in, BN),
+                      p.bias, p.d, p.ldd, p.rows, p.in};
+  constexpr auto kernel = gemm_wgmma_kernel<T, O, Act, Residual, WG, BN, S, MinBlocks>;
   allow_dynamic_smem(kernel, bytes);
-  launch_clustered(Pdl::gemm, dim3(1, Cl, 1), kernel, grid, threads<WG>(), bytes, s, args);
+  launch_dependent(Pdl::gemm, kernel, grid, threads<WG>(), bytes, s, args);
 }
 
 template <typename T, typename O, Epilogue Act, bool Residual>
 void launch_variant(const GemmWgmmaParams& p, cudaStream_t s) {
   switch (p.variant) {
-    case kGemmN256: launch<T, O, Act, Residual, 2, 256, 4, 1, 1>(p, s); break;
-    case kGemmN128x2: launch<T, O, Act, Residual, 2, 128, 3, 2, 1>(p, s); break;
-    case kGemmM64N256x2: launch<T, O, Act, Residual, 1, 256, 2, 2, 1>(p, s); break;
-    case kGemmM64N128x3: launch<T, O, Act, Residual, 1, 128, 3, 3, 1>(p, s); break;
-    case kGemmN256C2: launch<T, O, Act, Residual, 2, 256, 4, 1, 2>(p, s); break;
-    case kGemmN128x2C2: launch<T, O, Act, Residual, 2, 128, 3, 2, 2>(p, s); break;
-    case kGemmM64N256x2C2: launch<T, O, Act, Residual, 1, 256, 2, 2, 2>(p, s); break;
-    default: launch<T, O, Act, Residual, 1, 128, 3, 3, 2>(p, s); break;
+    case kGemmN256: launch<T, O, Act, Residual, 2, 256, 4, 1>(p, s); break;
+    case kGemmN128x2: launch<T, O, Act, Residual, 2, 128, 3, 2>(p, s); break;
+    case kGemmM64N256x2: launch<T, O, Act, Residual, 1, 256, 2, 2>(p, s); break;
+    default: launch<T, O, Act, Residual, 1, 128, 3, 3>(p, s); break;
   }
 }
 
@@ -401,17 +342,8 @@ bool gemm_wgmma_takes(const GemmWgmmaParams& p, int arch, int variant) {
                      aligned(p.bias, static_cast<std::uintptr_t>(2 * out_bytes));
   if (!shape) return false;
   const bool n256 = p.out % 256 == 0;
-  switch (variant) {
-    case kGemmN128x2:
-    case kGemmM64N128x3:
-    case kGemmN128x2C2:
-    case kGemmM64N128x3C2: return true;
-    case kGemmN256:
-    case kGemmM64N256x2:
-    case kGemmN256C2:
-    case kGemmM64N256x2C2: return n256;
-    default: return false;
-  }
+  return variant == kGemmN128x2 || variant == kGemmM64N128x3 || (n256 && variant == kGemmN256) ||
+         (n256 && variant == kGemmM64N256x2);
 #else
   (void)p;
   (void)arch;
@@ -422,8 +354,7 @@ bool gemm_wgmma_takes(const GemmWgmmaParams& p, int arch, int variant) {
 
 std::vector<int> gemm_wgmma_variants(const GemmWgmmaParams& p, int arch) {
   std::vector<int> v;
-  for (int variant : {kGemmN256, kGemmN128x2, kGemmM64N256x2, kGemmM64N128x3, kGemmN256C2, kGemmN128x2C2,
-                      kGemmM64N256x2C2, kGemmM64N128x3C2})
+  for (int variant : {kGemmN256, kGemmN128x2, kGemmM64N256x2, kGemmM64N128x3})
     if (gemm_wgmma_takes(p, arch, variant)) v.push_back(variant);
   return v;
 }
@@ -441,10 +372,6 @@ std::string gemm_wgmma_variant_name(const GemmWgmmaParams& p, int variant) {
     case kGemmN128x2: return kind + "128x128, 3 stages, 2 blocks/SM";
     case kGemmM64N256x2: return kind + "64x256, 2 stages, 2 blocks/SM";
     case kGemmM64N128x3: return kind + "64x128, 3 stages, 3 blocks/SM";
-    case kGemmN256C2: return kind + "128x256, 4 stages, clusters of 2";
-    case kGemmN128x2C2: return kind + "128x128, 3 stages, 2 blocks/SM, clusters of 2";
-    case kGemmM64N256x2C2: return kind + "64x256, 2 stages, 2 blocks/SM, clusters of 2";
-    case kGemmM64N128x3C2: return kind + "64x128, 3 stages, 3 blocks/SM, clusters of 2";
     default: return kind + "variant " + std::to_string(variant);
   }
 }

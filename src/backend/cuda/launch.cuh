@@ -23,39 +23,22 @@ __device__ __forceinline__ void wait_prior_grid() {
 #endif
 }
 
-// kernel<<<grid, block, smem, s>>>(args...) in thread-block clusters of `cluster` blocks (none when
-// 1 x 1 x 1), as a dependent launch where dependent_launch(group) allows it.
-template <typename... Params, typename... Args>
-void launch_clustered(Pdl group, dim3 cluster, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
-                      cudaStream_t s, Args&&... args) {
-  cudaLaunchAttribute attrs[2]{};
-  unsigned n = 0;
-  if (dependent_launch(group)) {
-    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attrs[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster.x * cluster.y * cluster.z > 1) {
-    attrs[n].id = cudaLaunchAttributeClusterDimension;
-    attrs[n].val.clusterDim.x = cluster.x;
-    attrs[n].val.clusterDim.y = cluster.y;
-    attrs[n++].val.clusterDim.z = cluster.z;
-  }
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cfg.attrs = attrs;
-  cfg.numAttrs = n;
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
-}
-
 // kernel<<<grid, block, smem, s>>>(args...), as a dependent launch where dependent_launch(group)
 // allows it.
 template <typename... Params, typename... Args>
 void launch_dependent(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
                       Args&&... args) {
-  launch_clustered(group, dim3(1, 1, 1), kernel, grid, block, smem, s, std::forward<Args>(args)...);
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cfg.attrs = &attr;
+  cfg.numAttrs = dependent_launch(group) ? 1 : 0;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
 }
 
 }  // namespace vitrt::cuda
