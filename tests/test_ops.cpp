@@ -725,8 +725,7 @@ TEST(CudaGemm, VariantsAndDefaults) {
   const bool hopper_build = !cuda::gemm_wgmma_variants(p, 90).empty();  // sm_90a compiled in
   EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90),
             hopper_build ? std::vector<int>({cuda::kGemmN256, cuda::kGemmN128x2, cuda::kGemmM64N256x2,
-                                             cuda::kGemmM64N128x3, cuda::kGemmN256Deep, cuda::kGemmN128x2Deep,
-                                             cuda::kGemmM64N256x2Deep, cuda::kGemmM64N128x3Deep})
+                                             cuda::kGemmM64N128x3})
                          : std::vector<int>{});
   EXPECT_EQ(cuda::gemm_wgmma_default_variant(p, 90, 132), hopper_build ? cuda::kGemmN128x2 : 0);
   p.rows = 16 * 197;  // 600 tiles, under 8 per SM: cuBLASLt and the pass
@@ -737,7 +736,7 @@ TEST(CudaGemm, VariantsAndDefaults) {
     change(q);
     return cuda::gemm_wgmma_variants(q, 90).empty() && cuda::gemm_wgmma_default_variant(q, 90, 132) == 0;
   };
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.in = 72; }));  // 288 bytes: not whole k-tiles of 64 bytes
+  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.in = 80; }));
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.out = 200; }));
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.lda = 770; }));
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.ldd = 3073; }));
@@ -746,23 +745,23 @@ TEST(CudaGemm, VariantsAndDefaults) {
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.act = Epilogue::none; }));
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.rows = 0; }));
   p.out = 384;  // N a multiple of 128 only: the 256-wide tiles drop out
-  EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 4u : 0u);
+  EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 2u : 0u);
   // 16-bit operands: bias only, an activation or the residual add; untuned sessions keep cuBLASLt.
   p.out = 3072;
   p.in_dt = p.out_dt = DT::bf16;
   for (const Epilogue act : {Epilogue::none, Epilogue::gelu_erf, Epilogue::quick_gelu}) {
     p.act = act;
-    EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 8u : 0u);
+    EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 4u : 0u);
     EXPECT_EQ(cuda::gemm_wgmma_default_variant(p, 90, 132), 0);
   }
   p.act = Epilogue::none;
   p.accumulate = true;
   p.out_dt = DT::f32;  // the fp32 residual stream
-  EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 8u : 0u);
+  EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 4u : 0u);
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.act = Epilogue::gelu_erf; }));  // no activation with it
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.out_dt = DT::f16; }));         // neither fp32 nor bf16
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.accumulate = false; }));       // bf16 -> fp32 without it
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.in = 88; }));    // 176 bytes: not whole 64-byte k-tiles
+  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.in = 96; }));    // 192 bytes: not whole 128-byte k-tiles
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.lda = 772; }));  // rows 1,544 bytes apart: not 16-aligned
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.d = at((4 << 20) + 4); }));  // fp32 pairs need 8 bytes
 }
@@ -796,8 +795,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
   for (const Case& c : std::vector<Case>{{3 * 197, 768, 768, 0, 0, Epilogue::gelu_erf},
                                          {3 * 577, 96, 384, 4, 2, Epilogue::quick_gelu},
                                          {1, 64, 256, 0, 0, Epilogue::gelu_erf},
-                                         {197, 32, 128, 36, 6, Epilogue::gelu_erf},
-                                         {130, 48, 256, 0, 0, Epilogue::gelu_erf}}) {  // 192 bytes: Deep only
+                                         {197, 32, 128, 36, 6, Epilogue::gelu_erf}}) {
     const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
     const auto x = randn(static_cast<size_t>(c.rows * lda), seed++);
     const auto w = randn(static_cast<size_t>(c.out) * c.in, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
@@ -821,8 +819,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
     const auto variants = cuda::gemm_wgmma_variants(p, arch);
     if (variants.empty()) continue;
     ran = true;
-    // 128-byte-row variants where K is whole 128-byte tiles, and the 64-byte-row (Deep) ones.
-    EXPECT_EQ(variants.size(), (c.out % 256 == 0 ? 4u : 2u) * ((c.in * 4 % 128 == 0) + 1u));
+    EXPECT_EQ(variants.size(), c.out % 256 == 0 ? 4u : 2u);
     // References: exact, and on truncated / rounded TF32 operands.
     std::vector<double> ref[3];
     for (int m = 0; m < 3; ++m) {
@@ -907,8 +904,7 @@ TEST(CudaGemm, Wgmma16BitEpilogues) {
                                    {3 * 197, 768, 768, 0, 0, Epilogue::none, true, true},
                                    {1, 64, 256, 0, 0, Epilogue::gelu_erf, false, false},
                                    {197, 192, 128, 16, 6, Epilogue::none, true, true},
-                                   {577, 64, 256, 0, 4, Epilogue::none, true, false},
-                                   {130, 96, 256, 0, 0, Epilogue::gelu_erf, false, false}};  // Deep only
+                                   {577, 64, 256, 0, 4, Epilogue::none, true, false}};
   std::uint64_t seed = 950;
   bool ran = false;
   for (const DT dt : {DT::bf16, DT::f16}) {
@@ -945,7 +941,7 @@ TEST(CudaGemm, Wgmma16BitEpilogues) {
       const auto variants = cuda::gemm_wgmma_variants(p, arch);
       if (variants.empty()) continue;
       ran = true;
-      EXPECT_EQ(variants.size(), (c.out % 256 == 0 ? 4u : 2u) * ((c.in * 2 % 128 == 0) + 1u));
+      EXPECT_EQ(variants.size(), c.out % 256 == 0 ? 4u : 2u);
       std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
       for (std::int64_t r = 0; r < c.rows; ++r)
         for (int o = 0; o < c.out; ++o) {

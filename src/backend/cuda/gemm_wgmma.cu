@@ -31,15 +31,16 @@
 namespace vitrt::cuda {
 namespace {
 
-// RB: bytes of K per row in a stage, 128 or 64 (one row of the 128- or 64-byte swizzle pattern).
-template <typename T, int RB>
+constexpr int kRowBytes = 128;  // bytes of K per row in a stage (one 128-byte swizzle row)
+
+template <typename T>
 constexpr int k_tile() {
-  return RB / static_cast<int>(sizeof(T));
+  return kRowBytes / static_cast<int>(sizeof(T));
 }
 
-template <int WG, int BN, int S, int RB>
+template <int WG, int BN, int S>
 constexpr int smem_bytes() {
-  return 1024 + S * (64 * WG + BN) * RB + 2 * S * 8;  // alignment slack, S stages of A and B, barriers
+  return 1024 + S * (64 * WG + BN) * kRowBytes + 2 * S * 8;  // alignment slack, S stages of A and B, barriers
 }
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -110,22 +111,6 @@ __device__ __forceinline__ void store_pair(__nv_bfloat16* p, float a, float b) {
 __device__ __forceinline__ void store_pair(__half* p, float a, float b) {
   *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
 }
-
-// Shared-memory descriptors of K-major operands whose rows of RB bytes (128 or 64) are swizzled in
-// RB-byte patterns (as the tensor maps write them): 8-row groups RB * 8 bytes apart. at(bytes) is the
-// operand `bytes` further along K (a multiple of 16, within the row).
-template <int RB>
-class SwDesc {
- public:
-  __device__ explicit SwDesc(unsigned addr) : lo_(((addr & 0x3FFFF) >> 4) | (1u << 16)) {}
-  __device__ std::uint64_t at(unsigned bytes) const {
-    return static_cast<std::uint64_t>(lo_ + (bytes >> 4)) | (std::uint64_t{8 * RB >> 4} << 32) |
-           (std::uint64_t{RB == 128 ? 1u : 2u} << 62);
-  }
-
- private:
-  unsigned lo_;
-};
 #endif  // VITRT_WGMMA_DEVICE
 
 // What a launch passes: the tensor maps of A and W (TMA descriptors) and the epilogue's operands.
@@ -175,19 +160,18 @@ constexpr int threads() {
 
 // T: operand type (float = TF32); O: output / bias type; Act: activation (none with Residual);
 // Residual: D += the result.
-template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks, int RB>
+template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks>
 __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(const __grid_constant__ GemmArgs p) {
 #ifdef VITRT_WGMMA_DEVICE
   constexpr int kBM = 64 * WG;
   static_assert(S >= 2 && BN % 32 == 0 && !(Residual && Act != Epilogue::none));
-  static_assert(RB == 128 || RB == 64);
-  constexpr int kABytes = kBM * RB, kStage = (kBM + BN) * RB;
+  constexpr int kABytes = kBM * kRowBytes, kStage = (kBM + BN) * kRowBytes;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
   const unsigned base = smem_addr(sm), bars = base + S * kStage;  // full[S], then empty[S] (8 bytes each)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int n0 = static_cast<int>(blockIdx.x) * BN, m0 = static_cast<int>(blockIdx.y) * kBM;
-  const int tiles = p.in / k_tile<T, RB>();
+  const int tiles = p.in / k_tile<T>();
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(bars + 8 * s, 1);
@@ -205,8 +189,8 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(co
         if (kt >= S) mbar_wait(bars + 8 * (S + s), static_cast<unsigned>((kt / S - 1) & 1));
         const unsigned full = bars + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
         mbar_expect_tx(full, kStage);
-        tma_load_2d(dst, &p.a_map, kt * k_tile<T, RB>(), m0, full);  // rows past the end arrive as zeros
-        tma_load_2d(dst + kABytes, &p.w_map, kt * k_tile<T, RB>(), n0, full);
+        tma_load_2d(dst, &p.a_map, kt * k_tile<T>(), m0, full);  // rows past the end arrive as zeros
+        tma_load_2d(dst + kABytes, &p.w_map, kt * k_tile<T>(), n0, full);
       }
     }
     return;
@@ -218,10 +202,10 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(co
     const int s = kt % S;
     mbar_wait(bars + 8 * s, static_cast<unsigned>((kt / S) & 1));
     const unsigned stage = base + static_cast<unsigned>(s * kStage);
-    const SwDesc<RB> ad(stage + static_cast<unsigned>(wg * 64 * RB)), bd(stage + kABytes);
+    const Sw128Desc ad(stage + static_cast<unsigned>(wg * 64 * kRowBytes)), bd(stage + kABytes);
     wgmma_fence();
 #pragma unroll
-    for (int k = 0; k < RB / 32; ++k) Mma<T>::run(d, ad.at(k * 32), bd.at(k * 32), kt > 0 || k > 0);
+    for (int k = 0; k < kRowBytes / 32; ++k) Mma<T>::run(d, ad.at(k * 32), bd.at(k * 32), kt > 0 || k > 0);
     wgmma_commit();
     wgmma_wait<1>();  // tile kt - 1's wgmmas are done: release its stage
     if (kt > 0 && tid % 128 == 0) mbar_arrive(bars + 8 * (S + (kt - 1) % S));
@@ -278,34 +262,32 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
 }
 
 // The tensor map of a row-major matrix [rows, cols] of `dt` with row stride ld (elements), read in
-// boxes of box_rows x rb bytes, swizzled in rb-byte patterns (the layout the wgmma descriptors expect).
-CUtensorMap tensor_map(const void* ptr, DT dt, std::int64_t rows, int cols, std::int64_t ld, int box_rows, int rb) {
+// boxes of box_rows x 128 bytes, 128-byte swizzled (the layout the wgmma descriptors expect).
+CUtensorMap tensor_map(const void* ptr, DT dt, std::int64_t rows, int cols, std::int64_t ld, int box_rows) {
   CUtensorMap m{};
   const std::size_t es = dt_size(dt);
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * es};
-  const cuuint32_t box[2] = {static_cast<cuuint32_t>(static_cast<std::size_t>(rb) / es),
-                             static_cast<cuuint32_t>(box_rows)},
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(kRowBytes / es), static_cast<cuuint32_t>(box_rows)},
                    elem[2] = {1, 1};
   const CUtensorMapDataType type = dt == DT::f32    ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
                                    : dt == DT::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                                     : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
   const CUresult r = encode_tiled()(&m, type, 2, const_cast<void*>(ptr), dims, strides, box, elem,
-                                    CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                    rb == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
+                                    CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   VITRT_CHECK(r == CUDA_SUCCESS, "wgmma GEMM: cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for a ", rows,
               " x ", cols, " ", dt_name(dt), " matrix with row stride ", ld);
   return m;
 }
 
-template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks, int RB>
+template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks>
 void launch(const GemmWgmmaParams& p, cudaStream_t s) {
-  constexpr int kBM = 64 * WG, bytes = smem_bytes<WG, BN, S, RB>();
+  constexpr int kBM = 64 * WG, bytes = smem_bytes<WG, BN, S>();
   const dim3 grid(static_cast<unsigned>(p.out / BN), static_cast<unsigned>((p.rows + kBM - 1) / kBM));
-  const GemmArgs args{tensor_map(p.a, p.in_dt, p.rows, p.in, p.lda, kBM, RB),
-                      tensor_map(p.w, p.in_dt, p.out, p.in, p.in, BN, RB), p.bias, p.d, p.ldd, p.rows, p.in};
-  constexpr auto kernel = gemm_wgmma_kernel<T, O, Act, Residual, WG, BN, S, MinBlocks, RB>;
+  const GemmArgs args{tensor_map(p.a, p.in_dt, p.rows, p.in, p.lda, kBM), tensor_map(p.w, p.in_dt, p.out, p.in, p.in, BN),
+                      p.bias, p.d, p.ldd, p.rows, p.in};
+  constexpr auto kernel = gemm_wgmma_kernel<T, O, Act, Residual, WG, BN, S, MinBlocks>;
   allow_dynamic_smem(kernel, bytes);
   launch_dependent(Pdl::gemm, kernel, grid, threads<WG>(), bytes, s, args);
 }
@@ -313,14 +295,10 @@ void launch(const GemmWgmmaParams& p, cudaStream_t s) {
 template <typename T, typename O, Epilogue Act, bool Residual>
 void launch_variant(const GemmWgmmaParams& p, cudaStream_t s) {
   switch (p.variant) {
-    case kGemmN256: launch<T, O, Act, Residual, 2, 256, 4, 1, 128>(p, s); break;
-    case kGemmN128x2: launch<T, O, Act, Residual, 2, 128, 3, 2, 128>(p, s); break;
-    case kGemmM64N256x2: launch<T, O, Act, Residual, 1, 256, 2, 2, 128>(p, s); break;
-    case kGemmM64N128x3: launch<T, O, Act, Residual, 1, 128, 3, 3, 128>(p, s); break;
-    case kGemmN256Deep: launch<T, O, Act, Residual, 2, 256, 8, 1, 64>(p, s); break;
-    case kGemmN128x2Deep: launch<T, O, Act, Residual, 2, 128, 6, 2, 64>(p, s); break;
-    case kGemmM64N256x2Deep: launch<T, O, Act, Residual, 1, 256, 4, 2, 64>(p, s); break;
-    default: launch<T, O, Act, Residual, 1, 128, 6, 3, 64>(p, s); break;
+    case kGemmN256: launch<T, O, Act, Residual, 2, 256, 4, 1>(p, s); break;
+    case kGemmN128x2: launch<T, O, Act, Residual, 2, 128, 3, 2>(p, s); break;
+    case kGemmM64N256x2: launch<T, O, Act, Residual, 1, 256, 2, 2>(p, s); break;
+    default: launch<T, O, Act, Residual, 1, 128, 3, 3>(p, s); break;
   }
 }
 
@@ -357,25 +335,15 @@ bool gemm_wgmma_takes(const GemmWgmmaParams& p, int arch, int variant) {
 #ifdef VITRT_CUDA_SM90A
   if (arch != 90 || !combination(p)) return false;
   const auto in_bytes = static_cast<std::int64_t>(dt_size(p.in_dt)), out_bytes = static_cast<std::int64_t>(dt_size(p.out_dt));
-  const int row_bytes = variant >= kGemmN256Deep ? 64 : 128;  // bytes of K per stage row
-  const bool shape = p.rows > 0 && (p.rows + 63) / 64 <= 65535 && p.in > 0 && p.in * in_bytes % row_bytes == 0 &&
+  const bool shape = p.rows > 0 && (p.rows + 63) / 64 <= 65535 && p.in > 0 && p.in * in_bytes % kRowBytes == 0 &&
                      p.out > 0 && p.out % 128 == 0 && p.lda >= p.in && p.lda * in_bytes % 16 == 0 && p.ldd >= p.out &&
                      p.ldd % 2 == 0 && aligned(p.a, 16) && aligned(p.w, 16) &&
                      aligned(p.d, static_cast<std::uintptr_t>(2 * out_bytes)) && p.bias &&
                      aligned(p.bias, static_cast<std::uintptr_t>(2 * out_bytes));
   if (!shape) return false;
   const bool n256 = p.out % 256 == 0;
-  switch (variant) {
-    case kGemmN128x2:
-    case kGemmM64N128x3:
-    case kGemmN128x2Deep:
-    case kGemmM64N128x3Deep: return true;
-    case kGemmN256:
-    case kGemmM64N256x2:
-    case kGemmN256Deep:
-    case kGemmM64N256x2Deep: return n256;
-    default: return false;
-  }
+  return variant == kGemmN128x2 || variant == kGemmM64N128x3 || (n256 && variant == kGemmN256) ||
+         (n256 && variant == kGemmM64N256x2);
 #else
   (void)p;
   (void)arch;
@@ -386,8 +354,7 @@ bool gemm_wgmma_takes(const GemmWgmmaParams& p, int arch, int variant) {
 
 std::vector<int> gemm_wgmma_variants(const GemmWgmmaParams& p, int arch) {
   std::vector<int> v;
-  for (int variant : {kGemmN256, kGemmN128x2, kGemmM64N256x2, kGemmM64N128x3, kGemmN256Deep, kGemmN128x2Deep,
-                      kGemmM64N256x2Deep, kGemmM64N128x3Deep})
+  for (int variant : {kGemmN256, kGemmN128x2, kGemmM64N256x2, kGemmM64N128x3})
     if (gemm_wgmma_takes(p, arch, variant)) v.push_back(variant);
   return v;
 }
@@ -405,10 +372,6 @@ std::string gemm_wgmma_variant_name(const GemmWgmmaParams& p, int variant) {
     case kGemmN128x2: return kind + "128x128, 3 stages, 2 blocks/SM";
     case kGemmM64N256x2: return kind + "64x256, 2 stages, 2 blocks/SM";
     case kGemmM64N128x3: return kind + "64x128, 3 stages, 3 blocks/SM";
-    case kGemmN256Deep: return kind + "128x256, 8 half stages";
-    case kGemmN128x2Deep: return kind + "128x128, 6 half stages, 2 blocks/SM";
-    case kGemmM64N256x2Deep: return kind + "64x256, 4 half stages, 2 blocks/SM";
-    case kGemmM64N128x3Deep: return kind + "64x128, 6 half stages, 3 blocks/SM";
     default: return kind + "variant " + std::to_string(variant);
   }
 }

@@ -42,11 +42,8 @@ struct GemmWgmmaParams {
 // SM; with several blocks per SM one block's epilogue overlaps another's main loop):
 // kGemmN256 = 128 x 256, 4 stages, 1 block; kGemmN128x2 = 128 x 128, 3 stages, 2 blocks;
 // kGemmM64N256x2 = 64 x 256, 2 stages, 2 blocks; kGemmM64N128x3 = 64 x 128, 3 stages, 3 blocks.
-// The ...Deep variants hold the same bytes in twice as many stages of 64 bytes of K per row (64-byte
-// swizzle): more copies in flight while the warpgroups hold the two stages they compute on.
 // (The numbers are stored in tuning caches: keep them.)
 constexpr int kGemmN256 = 1, kGemmN128x2 = 3, kGemmM64N256x2 = 4, kGemmM64N128x3 = 5;
-constexpr int kGemmN256Deep = 6, kGemmN128x2Deep = 7, kGemmM64N256x2Deep = 8, kGemmM64N128x3Deep = 9;
 
 // The variants that take this GEMM on a device of compute capability `arch` (major * 10 + minor);
 // empty when none does (not sm_90a; K not a multiple of 128 bytes of the input type; N not a multiple
