@@ -766,6 +766,15 @@ TEST(CudaGemm, VariantsAndDefaults) {
   EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.d = at((4 << 20) + 4); }));  // fp32 pairs need 8 bytes
 }
 
+// The (variant, SM count) runs of a GEMM test: every variant with a block per output tile (0) and
+// persistent on 3 SMs' worth of blocks.
+std::vector<std::pair<int, int>> variant_runs(const std::vector<int>& variants) {
+  std::vector<std::pair<int, int>> runs;
+  for (int v : variants)
+    for (int sms : {0, 3}) runs.emplace_back(v, sms);
+  return runs;
+}
+
 // Our TF32 GEMM with the activation in its epilogue (tf32 sessions, Hopper), every variant, against
 // float64 references: K = 768 as vit_base's fc1 with 3 x 197 rows, and odd row counts,
 // padded row strides and QuickGELU. Outputs are poisoned before each run; the padding columns and the
@@ -839,10 +848,13 @@ TEST(CudaGemm, Tf32FusedActivation) {
           ref[m][r * c.out + o] = s;
         }
     }
-    for (int v : variants) {
+    // Each variant with a block per output tile, and persistent with blocks for 3 SMs (several
+    // tiles per block: the stage sequence runs on across tiles).
+    for (const auto& [v, sms] : variant_runs(variants)) {
       SCOPED_TRACE(::testing::Message() << cuda::gemm_wgmma_variant_name(p, v) << ", rows " << c.rows << " in " << c.in
-                                        << " out " << c.out);
+                                        << " out " << c.out << " SMs " << sms);
       p.variant = v;
+      p.sm_count = sms;
       da.poison();
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       cuda::gemm_wgmma(p, arch, nullptr);
@@ -955,11 +967,12 @@ TEST(CudaGemm, Wgmma16BitEpilogues) {
       // fp32 outputs: accumulation error only; 16-bit outputs: their rounding (half an ulp at the
       // largest value, relative 2^-9 for bf16, 2^-12 for fp16) plus that.
       const double bound = odt == DT::f32 ? 1e-5 : odt == DT::bf16 ? 4e-3 : 6e-4;
-      for (int v : variants) {
+      for (const auto& [v, sms] : variant_runs(variants)) {
         SCOPED_TRACE(::testing::Message() << cuda::gemm_wgmma_variant_name(p, v) << ", rows " << c.rows << " in "
                                           << c.in << " out " << c.out << " -> " << dt_name(odt)
-                                          << (c.accumulate ? " accumulate" : ""));
+                                          << (c.accumulate ? " accumulate" : "") << " SMs " << sms);
         p.variant = v;
+        p.sm_count = sms;
         if (c.accumulate)
           da.set(d0);
         else

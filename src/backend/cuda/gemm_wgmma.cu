@@ -19,6 +19,7 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "backend/cuda/activation_fn.cuh"
@@ -120,6 +121,7 @@ struct GemmArgs {
   void* d;
   std::int64_t ldd, rows;
   int in;
+  int n_tiles, tiles;  // output tiles along N, and in all
 };
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -160,6 +162,10 @@ constexpr int threads() {
 
 // T: operand type (float = TF32); O: output / bias type; Act: activation (none with Residual);
 // Residual: D += the result.
+// Persistent: block b takes output tiles b, b + gridDim.x, ... (N fastest, so neighbouring blocks share
+// A's row tile in L2). The producer's copies run on across tiles (one stage sequence for the whole
+// block), so the next tile's first k-tiles are loading while the warpgroups finish a tile and run its
+// epilogue.
 template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks>
 __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(const __grid_constant__ GemmArgs p) {
 #ifdef VITRT_WGMMA_DEVICE
@@ -170,8 +176,7 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(co
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
   const unsigned base = smem_addr(sm), bars = base + S * kStage;  // full[S], then empty[S] (8 bytes each)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int n0 = static_cast<int>(blockIdx.x) * BN, m0 = static_cast<int>(blockIdx.y) * kBM;
-  const int tiles = p.in / k_tile<T>();
+  const int ktiles = p.in / k_tile<T>();
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(bars + 8 * s, 1);
@@ -184,65 +189,74 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_wgmma_kernel(co
 
   if (warp == 4 * WG) {  // producer
     if (lane == 0) {
-      for (int kt = 0; kt < tiles; ++kt) {
-        const int s = kt % S;
-        if (kt >= S) mbar_wait(bars + 8 * (S + s), static_cast<unsigned>((kt / S - 1) & 1));
-        const unsigned full = bars + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
-        mbar_expect_tx(full, kStage);
-        tma_load_2d(dst, &p.a_map, kt * k_tile<T>(), m0, full);  // rows past the end arrive as zeros
-        tma_load_2d(dst + kABytes, &p.w_map, kt * k_tile<T>(), n0, full);
+      int it = 0;  // k-tiles copied by this block so far
+      for (int tile = static_cast<int>(blockIdx.x); tile < p.tiles; tile += static_cast<int>(gridDim.x)) {
+        const int n0 = tile % p.n_tiles * BN, m0 = tile / p.n_tiles * kBM;
+        for (int kt = 0; kt < ktiles; ++kt, ++it) {
+          const int s = it % S;
+          if (it >= S) mbar_wait(bars + 8 * (S + s), static_cast<unsigned>((it / S - 1) & 1));
+          const unsigned full = bars + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
+          mbar_expect_tx(full, kStage);
+          tma_load_2d(dst, &p.a_map, kt * k_tile<T>(), m0, full);  // rows past the end arrive as zeros
+          tma_load_2d(dst + kABytes, &p.w_map, kt * k_tile<T>(), n0, full);
+        }
       }
     }
     return;
   }
 
   const int wg = warp / 4;
-  float d[BN / 8][4];
-  for (int kt = 0; kt < tiles; ++kt) {
-    const int s = kt % S;
-    mbar_wait(bars + 8 * s, static_cast<unsigned>((kt / S) & 1));
-    const unsigned stage = base + static_cast<unsigned>(s * kStage);
-    const Sw128Desc ad(stage + static_cast<unsigned>(wg * 64 * kRowBytes)), bd(stage + kABytes);
-    wgmma_fence();
-#pragma unroll
-    for (int k = 0; k < kRowBytes / 32; ++k) Mma<T>::run(d, ad.at(k * 32), bd.at(k * 32), kt > 0 || k > 0);
-    wgmma_commit();
-    wgmma_wait<1>();  // tile kt - 1's wgmmas are done: release its stage
-    if (kt > 0 && tid % 128 == 0) mbar_arrive(bars + 8 * (S + (kt - 1) % S));
-  }
-  wgmma_wait<0>();
-  fence_regs(d);
-
-  // Epilogue: each thread's rows r0 and r0 + 8, columns n0 + 8 j + 2t, + 1.
-  const std::int64_t r0 = m0 + wg * 64 + (warp % 4) * 16 + lane / 4;
-  const int c0 = n0 + (lane % 4) * 2;
-  O* const out0 = static_cast<O*>(p.d) + r0 * p.ldd + c0;
-  O* const out1 = out0 + 8 * p.ldd;
-  const O* const bias = static_cast<const O*>(p.bias) + c0;
-  const bool ok0 = r0 < p.rows, ok1 = r0 + 8 < p.rows;
   auto act = [](float v) {
     if constexpr (Act == Epilogue::gelu_erf) return gelu_erf_epilogue(v);
     if constexpr (Act == Epilogue::quick_gelu) return quick_gelu(v);
     return v;
   };
+  int it = 0;  // k-tiles consumed so far
+  for (int tile = static_cast<int>(blockIdx.x); tile < p.tiles; tile += static_cast<int>(gridDim.x)) {
+    const int n0 = tile % p.n_tiles * BN, m0 = tile / p.n_tiles * kBM;
+    float d[BN / 8][4];
+    for (int kt = 0; kt < ktiles; ++kt, ++it) {
+      const int s = it % S;
+      mbar_wait(bars + 8 * s, static_cast<unsigned>((it / S) & 1));
+      const unsigned stage = base + static_cast<unsigned>(s * kStage);
+      const Sw128Desc ad(stage + static_cast<unsigned>(wg * 64 * kRowBytes)), bd(stage + kABytes);
+      wgmma_fence();
 #pragma unroll
-  for (int j = 0; j < BN / 8; ++j) {
-    const float2 b = load_pair(bias + 8 * j);
-    float v[4] = {act(d[j][0] + b.x), act(d[j][1] + b.y), act(d[j][2] + b.x), act(d[j][3] + b.y)};
-    if constexpr (Residual) {
-      if (ok0) {
-        const float2 r = load_pair(out0 + 8 * j);
-        v[0] += r.x;
-        v[1] += r.y;
-      }
-      if (ok1) {
-        const float2 r = load_pair(out1 + 8 * j);
-        v[2] += r.x;
-        v[3] += r.y;
-      }
+      for (int k = 0; k < kRowBytes / 32; ++k) Mma<T>::run(d, ad.at(k * 32), bd.at(k * 32), kt > 0 || k > 0);
+      wgmma_commit();
+      wgmma_wait<1>();  // k-tile it - 1's wgmmas are done: release its stage
+      if (kt > 0 && tid % 128 == 0) mbar_arrive(bars + 8 * (S + (it - 1) % S));
     }
-    if (ok0) store_pair(out0 + 8 * j, v[0], v[1]);
-    if (ok1) store_pair(out1 + 8 * j, v[2], v[3]);
+    wgmma_wait<0>();
+    fence_regs(d);
+    if (tid % 128 == 0) mbar_arrive(bars + 8 * (S + (it - 1) % S));  // the tile's last stage
+
+    // Epilogue: each thread's rows r0 and r0 + 8, columns n0 + 8 j + 2t, + 1.
+    const std::int64_t r0 = m0 + wg * 64 + (warp % 4) * 16 + lane / 4;
+    const int c0 = n0 + (lane % 4) * 2;
+    O* const out0 = static_cast<O*>(p.d) + r0 * p.ldd + c0;
+    O* const out1 = out0 + 8 * p.ldd;
+    const O* const bias = static_cast<const O*>(p.bias) + c0;
+    const bool ok0 = r0 < p.rows, ok1 = r0 + 8 < p.rows;
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+      const float2 b = load_pair(bias + 8 * j);
+      float v[4] = {act(d[j][0] + b.x), act(d[j][1] + b.y), act(d[j][2] + b.x), act(d[j][3] + b.y)};
+      if constexpr (Residual) {
+        if (ok0) {
+          const float2 r = load_pair(out0 + 8 * j);
+          v[0] += r.x;
+          v[1] += r.y;
+        }
+        if (ok1) {
+          const float2 r = load_pair(out1 + 8 * j);
+          v[2] += r.x;
+          v[3] += r.y;
+        }
+      }
+      if (ok0) store_pair(out0 + 8 * j, v[0], v[1]);
+      if (ok1) store_pair(out1 + 8 * j, v[2], v[3]);
+    }
   }
 #else
   (void)p;
@@ -284,9 +298,19 @@ CUtensorMap tensor_map(const void* ptr, DT dt, std::int64_t rows, int cols, std:
 template <typename T, typename O, Epilogue Act, bool Residual, int WG, int BN, int S, int MinBlocks>
 void launch(const GemmWgmmaParams& p, cudaStream_t s) {
   constexpr int kBM = 64 * WG, bytes = smem_bytes<WG, BN, S>();
-  const dim3 grid(static_cast<unsigned>(p.out / BN), static_cast<unsigned>((p.rows + kBM - 1) / kBM));
-  const GemmArgs args{tensor_map(p.a, p.in_dt, p.rows, p.in, p.lda, kBM), tensor_map(p.w, p.in_dt, p.out, p.in, p.in, BN),
-                      p.bias, p.d, p.ldd, p.rows, p.in};
+  const int n_tiles = p.out / BN, tiles = static_cast<int>((p.rows + kBM - 1) / kBM) * n_tiles;
+  // One wave of persistent blocks (MinBlocks per SM), or a block per tile when the SM count is unknown.
+  const int blocks = p.sm_count > 0 ? std::min(tiles, p.sm_count * MinBlocks) : tiles;
+  const GemmArgs args{tensor_map(p.a, p.in_dt, p.rows, p.in, p.lda, kBM),
+                      tensor_map(p.w, p.in_dt, p.out, p.in, p.in, BN),
+                      p.bias,
+                      p.d,
+                      p.ldd,
+                      p.rows,
+                      p.in,
+                      n_tiles,
+                      tiles};
+  const dim3 grid(static_cast<unsigned>(blocks));
   constexpr auto kernel = gemm_wgmma_kernel<T, O, Act, Residual, WG, BN, S, MinBlocks>;
   allow_dynamic_smem(kernel, bytes);
   launch_dependent(Pdl::gemm, kernel, grid, threads<WG>(), bytes, s, args);
@@ -335,7 +359,7 @@ bool gemm_wgmma_takes(const GemmWgmmaParams& p, int arch, int variant) {
 #ifdef VITRT_CUDA_SM90A
   if (arch != 90 || !combination(p)) return false;
   const auto in_bytes = static_cast<std::int64_t>(dt_size(p.in_dt)), out_bytes = static_cast<std::int64_t>(dt_size(p.out_dt));
-  const bool shape = p.rows > 0 && (p.rows + 63) / 64 <= 65535 && p.in > 0 && p.in * in_bytes % kRowBytes == 0 &&
+  const bool shape = p.rows > 0 && (p.rows + 63) / 64 * (p.out / 128) <= 0x7fffffff && p.in > 0 && p.in * in_bytes % kRowBytes == 0 &&
                      p.out > 0 && p.out % 128 == 0 && p.lda >= p.in && p.lda * in_bytes % 16 == 0 && p.ldd >= p.out &&
                      p.ldd % 2 == 0 && aligned(p.a, 16) && aligned(p.w, 16) &&
                      aligned(p.d, static_cast<std::uintptr_t>(2 * out_bytes)) && p.bias &&

@@ -35,6 +35,7 @@ struct GemmWgmmaParams {
   DT out_dt = DT::f32;  // f32 for TF32; for 16-bit inputs the input type, or f32 with accumulate
   Epilogue act = Epilogue::gelu_erf;
   bool accumulate = false;  // D += A W^T + bias (no activation)
+  int sm_count = 0;         // > 0: persistent blocks, one wave of them; 0: a block per output tile
   int variant = 0;          // one of gemm_wgmma_variants(); 0 = none applies
 };
 

@@ -89,7 +89,8 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
       in_dt_(a.src_dt),
       out_dt_(a.dst_dt),
       bias_(bias),
-      arch_(ctx.arch) {
+      arch_(ctx.arch),
+      sm_count_(ctx.sm_count) {
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
   // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
@@ -277,6 +278,7 @@ GemmWgmmaParams LinearOp::own_params(const LinearArgs& a, int variant) const {
   p.out_dt = out_dt_;
   p.act = act_;
   p.accumulate = accumulate_;
+  p.sm_count = sm_count_;
   p.variant = variant;
   return p;
 }

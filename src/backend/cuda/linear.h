@@ -80,6 +80,7 @@ class LinearOp {
   DT in_dt_ = DT::f32, out_dt_ = DT::f32;
   const void* bias_ = nullptr;
   int arch_ = 0;
+  int sm_count_ = 0;
   bool own_eligible_ = false;  // our kernel may take it (a TF32 GEMM with an activation pass, or 16-bit)
   int own_variant_ = 0;        // > 0: our kernel runs instead of cuBLASLt + the pass
 };
