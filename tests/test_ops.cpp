@@ -20,7 +20,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/attention.cuh"
-#include "backend/cuda/gemm_wgmma.cuh"
+#include "backend/cuda/gemm_tf32.cuh"
 #endif
 #include "core/half.h"
 #include "test_util.h"
@@ -335,7 +335,7 @@ TEST_P(OpTest, Tf32OperandsOfTheFusedGemm) {
   // Whether the untuned session took our kernel for the second GEMM.
   int sm_count = 0;
   const int arch = device0_arch(&sm_count);
-  cuda::GemmWgmmaParams q;
+  cuda::GemmTf32Params q;
   q.a = to_own.f32();
   q.lda = K;
   q.w = y.f32();  // any 16-byte aligned pointer: the session's copy of W is
@@ -346,7 +346,7 @@ TEST_P(OpTest, Tf32OperandsOfTheFusedGemm) {
   q.in = K;
   q.out = N;
   const bool own = GetParam().precision == Precision::tf32 &&
-                   cuda::gemm_wgmma_default_variant(q, arch, sm_count) > 0;
+                   cuda::gemm_tf32_default_variant(q, arch, sm_count) > 0;
   std::printf("[ info ] %s: fused TF32 GEMM %s\n", GetParam().name.c_str(), own ? "taken" : "not taken");
   const auto p = plain.get(), hl = to_lt.get(), ho = to_own.get();
   std::size_t lt_differ = 0, own_differ = 0, changed = 0;
@@ -712,7 +712,7 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
 // Which shapes our TF32 GEMM takes, and what untuned sessions run (host logic only, no GPU needed).
 TEST(CudaGemm, VariantsAndDefaults) {
   const auto at = [](std::uintptr_t a) { return reinterpret_cast<float*>(a); };
-  cuda::GemmWgmmaParams p;  // vit_base's fc1 at batch 64
+  cuda::GemmTf32Params p;  // vit_base's fc1 at batch 64
   p.a = at(1 << 20);
   p.lda = 768;
   p.w = at(2 << 20);
@@ -722,57 +722,30 @@ TEST(CudaGemm, VariantsAndDefaults) {
   p.rows = 64 * 197;
   p.in = 768;
   p.out = 3072;
-  const bool hopper_build = !cuda::gemm_wgmma_variants(p, 90).empty();  // sm_90a compiled in
-  EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90),
-            hopper_build ? std::vector<int>({cuda::kGemmN256, cuda::kGemmN128x2, cuda::kGemmM64N256x2,
-                                             cuda::kGemmM64N128x3})
+  const bool hopper_build = !cuda::gemm_tf32_variants(p, 90).empty();  // sm_90a compiled in
+  EXPECT_EQ(cuda::gemm_tf32_variants(p, 90),
+            hopper_build ? std::vector<int>({cuda::kGemmTf32N256, cuda::kGemmTf32N128x2, cuda::kGemmTf32M64N256x2,
+                                             cuda::kGemmTf32M64N128x3})
                          : std::vector<int>{});
-  EXPECT_EQ(cuda::gemm_wgmma_default_variant(p, 90, 132), hopper_build ? cuda::kGemmN128x2 : 0);
+  EXPECT_EQ(cuda::gemm_tf32_default_variant(p, 90, 132), hopper_build ? cuda::kGemmTf32N128x2 : 0);
   p.rows = 16 * 197;  // 600 tiles, under 8 per SM: cuBLASLt and the pass
-  EXPECT_EQ(cuda::gemm_wgmma_default_variant(p, 90, 132), 0);
-  EXPECT_TRUE(cuda::gemm_wgmma_variants(p, 80).empty());
+  EXPECT_EQ(cuda::gemm_tf32_default_variant(p, 90, 132), 0);
+  EXPECT_TRUE(cuda::gemm_tf32_variants(p, 80).empty());
   const auto refused = [&](auto change) {
-    cuda::GemmWgmmaParams q = p;
+    cuda::GemmTf32Params q = p;
     change(q);
-    return cuda::gemm_wgmma_variants(q, 90).empty() && cuda::gemm_wgmma_default_variant(q, 90, 132) == 0;
+    return cuda::gemm_tf32_variants(q, 90).empty() && cuda::gemm_tf32_default_variant(q, 90, 132) == 0;
   };
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.in = 80; }));
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.out = 200; }));
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.lda = 770; }));
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.ldd = 3073; }));
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.a = at((1 << 20) + 8); }));
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.bias = nullptr; }));
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.act = Epilogue::none; }));
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.rows = 0; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.in = 80; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.out = 200; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.lda = 770; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.ldd = 3073; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.a = at((1 << 20) + 8); }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.bias = nullptr; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.act = Epilogue::none; }));
+  EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.rows = 0; }));
   p.out = 384;  // N a multiple of 128 only: the 256-wide tiles drop out
-  EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 2u : 0u);
-  // 16-bit operands: bias only, an activation or the residual add; untuned sessions keep cuBLASLt.
-  p.out = 3072;
-  p.in_dt = p.out_dt = DT::bf16;
-  for (const Epilogue act : {Epilogue::none, Epilogue::gelu_erf, Epilogue::quick_gelu}) {
-    p.act = act;
-    EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 4u : 0u);
-    EXPECT_EQ(cuda::gemm_wgmma_default_variant(p, 90, 132), 0);
-  }
-  p.act = Epilogue::none;
-  p.accumulate = true;
-  p.out_dt = DT::f32;  // the fp32 residual stream
-  EXPECT_EQ(cuda::gemm_wgmma_variants(p, 90).size(), hopper_build ? 4u : 0u);
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.act = Epilogue::gelu_erf; }));  // no activation with it
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.out_dt = DT::f16; }));         // neither fp32 nor bf16
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.accumulate = false; }));       // bf16 -> fp32 without it
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.in = 96; }));    // 192 bytes: not whole 128-byte k-tiles
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.lda = 772; }));  // rows 1,544 bytes apart: not 16-aligned
-  EXPECT_TRUE(refused([&](cuda::GemmWgmmaParams& q) { q.d = at((4 << 20) + 4); }));  // fp32 pairs need 8 bytes
-}
-
-// The (variant, SM count) runs of a GEMM test: every variant with a block per output tile (0) and
-// persistent on 3 SMs' worth of blocks.
-std::vector<std::pair<int, int>> variant_runs(const std::vector<int>& variants) {
-  std::vector<std::pair<int, int>> runs;
-  for (int v : variants)
-    for (int sms : {0, 3}) runs.emplace_back(v, sms);
-  return runs;
+  EXPECT_EQ(cuda::gemm_tf32_variants(p, 90).size(), hopper_build ? 2u : 0u);
 }
 
 // Our TF32 GEMM with the activation in its epilogue (tf32 sessions, Hopper), every variant, against
@@ -814,7 +787,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
     xa.set(x);
     wa.set(w);
     ba.set(b);
-    cuda::GemmWgmmaParams p;
+    cuda::GemmTf32Params p;
     p.a = xa.f32();
     p.lda = lda;
     p.w = wa.f32();
@@ -825,7 +798,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
     p.in = c.in;
     p.out = c.out;
     p.act = c.act;
-    const auto variants = cuda::gemm_wgmma_variants(p, arch);
+    const auto variants = cuda::gemm_tf32_variants(p, arch);
     if (variants.empty()) continue;
     ran = true;
     EXPECT_EQ(variants.size(), c.out % 256 == 0 ? 4u : 2u);
@@ -848,16 +821,13 @@ TEST(CudaGemm, Tf32FusedActivation) {
           ref[m][r * c.out + o] = s;
         }
     }
-    // Each variant with a block per output tile, and persistent with blocks for 3 SMs (several
-    // tiles per block: the stage sequence runs on across tiles).
-    for (const auto& [v, sms] : variant_runs(variants)) {
-      SCOPED_TRACE(::testing::Message() << cuda::gemm_wgmma_variant_name(p, v) << ", rows " << c.rows << " in " << c.in
-                                        << " out " << c.out << " SMs " << sms);
+    for (int v : variants) {
+      SCOPED_TRACE(::testing::Message() << cuda::gemm_tf32_variant_name(v) << ", rows " << c.rows << " in " << c.in
+                                        << " out " << c.out);
       p.variant = v;
-      p.sm_count = sms;
       da.poison();
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      cuda::gemm_wgmma(p, arch, nullptr);
+      cuda::gemm_tf32(p, arch, nullptr);
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const auto all = da.get();
       std::vector<float> y(static_cast<size_t>(c.rows) * c.out);
@@ -873,7 +843,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
                    err_trunc = test::max_rel_error(y.data(), ref[1].data(), ref[1].size()),
                    err_round = test::max_rel_error(y.data(), ref[2].data(), ref[2].size());
       std::printf("[ info ] %s, %lld x %d x %d: max error %.3g; against TF32 operands truncated %.3g, rounded %.3g\n",
-                  cuda::gemm_wgmma_variant_name(p, v).c_str(), static_cast<long long>(c.rows), c.in, c.out, err, err_trunc,
+                  cuda::gemm_tf32_variant_name(v).c_str(), static_cast<long long>(c.rows), c.in, c.out, err, err_trunc,
                   err_round);
       EXPECT_LE(err, tolerance(Precision::tf32));
       // The tensor cores take the TF32 bits of fp32 operands (truncation), as cuBLASLt's TF32 GEMMs do;
@@ -883,121 +853,12 @@ TEST(CudaGemm, Tf32FusedActivation) {
   }
   if (!ran) GTEST_SKIP() << "the TF32 GEMM needs an sm_90a build on a Hopper GPU";
   // A variant that does not take the shape refuses to run.
-  cuda::GemmWgmmaParams bad;
+  cuda::GemmTf32Params bad;
   bad.rows = 4;
   bad.in = 33;
   bad.out = 128;
-  bad.variant = cuda::kGemmN128x2;
-  EXPECT_THROW(cuda::gemm_wgmma(bad, arch, nullptr), vitrt::Error);
-}
-
-// Our GEMM on 16-bit operands (bf16 and fp16 sessions, Hopper), every variant and epilogue, against
-// float64 references on the operands as stored: bias only, exact GELU and QuickGELU into the input
-// type, and the residual add into an fp32 or 16-bit D. Shapes: vit_base's qkv / fc1 widths with 3 x 197
-// rows, odd row counts (577, 1, 197) and padded row strides. Outputs are poisoned (or, for the
-// residual, filled with known values) before each run; the padding columns and the row past the end
-// must stay untouched.
-TEST(CudaGemm, Wgmma16BitEpilogues) {
-  if (!test::have_gpu()) {
-    GTEST_SKIP() << "no CUDA GPU on this machine";
-  }
-  auto be = make_cuda_backend(0, nullptr, false, "off");
-  const int arch = device0_arch();
-  struct Case {
-    std::int64_t rows;
-    int in, out, lda_pad, ldd_pad;
-    Epilogue act;
-    bool accumulate;
-    bool out_f32;  // with accumulate: an fp32 D
-  };
-  const std::vector<Case> cases = {{3 * 197, 768, 2304, 0, 0, Epilogue::none, false, false},
-                                   {3 * 197, 768, 3072, 0, 0, Epilogue::gelu_erf, false, false},
-                                   {577, 128, 384, 8, 2, Epilogue::quick_gelu, false, false},
-                                   {3 * 197, 768, 768, 0, 0, Epilogue::none, true, true},
-                                   {1, 64, 256, 0, 0, Epilogue::gelu_erf, false, false},
-                                   {197, 192, 128, 16, 6, Epilogue::none, true, true},
-                                   {577, 64, 256, 0, 4, Epilogue::none, true, false}};
-  std::uint64_t seed = 950;
-  bool ran = false;
-  for (const DT dt : {DT::bf16, DT::f16}) {
-    for (const Case& c : cases) {
-      const DT odt = c.out_f32 ? DT::f32 : dt;
-      const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
-      Buffer xa(*be, static_cast<size_t>(c.rows * lda), dt), wa(*be, static_cast<size_t>(c.out) * c.in, dt),
-          ba(*be, c.out, odt), da(*be, static_cast<size_t>((c.rows + 1) * ldd), odt);
-      const auto x = xa.rounded(randn(static_cast<size_t>(c.rows * lda), seed++));
-      const auto w = wa.rounded(randn(static_cast<size_t>(c.out) * c.in, seed++, 1.0f / std::sqrt(static_cast<float>(c.in))));
-      const auto b = ba.rounded(randn(c.out, seed++, 0.1f));
-      // The residual's starting D, NaN in the padding columns and the row past the end.
-      auto d0 = da.rounded(randn(static_cast<size_t>((c.rows + 1) * ldd), seed++));
-      for (std::int64_t r = 0; r <= c.rows; ++r)
-        for (std::int64_t col = 0; col < ldd; ++col)
-          if (r == c.rows || col >= c.out) d0[r * ldd + col] = std::numeric_limits<float>::quiet_NaN();
-      xa.set(x);
-      wa.set(w);
-      ba.set(b);
-      cuda::GemmWgmmaParams p;
-      p.a = xa.data();
-      p.lda = lda;
-      p.w = wa.data();
-      p.bias = ba.data();
-      p.d = da.data();
-      p.ldd = ldd;
-      p.rows = c.rows;
-      p.in = c.in;
-      p.out = c.out;
-      p.in_dt = dt;
-      p.out_dt = odt;
-      p.act = c.act;
-      p.accumulate = c.accumulate;
-      const auto variants = cuda::gemm_wgmma_variants(p, arch);
-      if (variants.empty()) continue;
-      ran = true;
-      EXPECT_EQ(variants.size(), c.out % 256 == 0 ? 4u : 2u);
-      std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
-      for (std::int64_t r = 0; r < c.rows; ++r)
-        for (int o = 0; o < c.out; ++o) {
-          double s = b[o];
-          for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
-          if (c.act == Epilogue::gelu_erf) s = 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0)));
-          if (c.act == Epilogue::quick_gelu) s = s / (1.0 + std::exp(-1.702 * s));
-          if (c.accumulate) s += d0[r * ldd + o];
-          ref[r * c.out + o] = s;
-        }
-      // fp32 outputs: accumulation error only; 16-bit outputs: their rounding (half an ulp at the
-      // largest value, relative 2^-9 for bf16, 2^-12 for fp16) plus that.
-      const double bound = odt == DT::f32 ? 1e-5 : odt == DT::bf16 ? 4e-3 : 6e-4;
-      for (const auto& [v, sms] : variant_runs(variants)) {
-        SCOPED_TRACE(::testing::Message() << cuda::gemm_wgmma_variant_name(p, v) << ", rows " << c.rows << " in "
-                                          << c.in << " out " << c.out << " -> " << dt_name(odt)
-                                          << (c.accumulate ? " accumulate" : "") << " SMs " << sms);
-        p.variant = v;
-        p.sm_count = sms;
-        if (c.accumulate)
-          da.set(d0);
-        else
-          da.poison();
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        cuda::gemm_wgmma(p, arch, nullptr);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const auto all = da.get();
-        std::vector<float> y(static_cast<size_t>(c.rows) * c.out);
-        std::size_t touched = 0;
-        for (std::int64_t r = 0; r <= c.rows; ++r)
-          for (std::int64_t col = 0; col < ldd; ++col) {
-            const float e = all[r * ldd + col];
-            if (r < c.rows && col < c.out) y[r * c.out + col] = e;
-            else touched += !std::isnan(e);
-          }
-        EXPECT_EQ(touched, 0u) << "elements written outside the output";
-        const double err = test::max_rel_error(y.data(), ref.data(), ref.size());
-        std::printf("[ info ] %s, %lld x %d x %d -> %s%s: max error %.3g\n", cuda::gemm_wgmma_variant_name(p, v).c_str(),
-                    static_cast<long long>(c.rows), c.in, c.out, dt_name(odt), c.accumulate ? " (accumulate)" : "", err);
-        EXPECT_LE(err, bound);
-      }
-    }
-  }
-  if (!ran) GTEST_SKIP() << "the wgmma GEMM needs an sm_90a build on a Hopper GPU";
+  bad.variant = cuda::kGemmTf32N128x2;
+  EXPECT_THROW(cuda::gemm_tf32(bad, arch, nullptr), vitrt::Error);
 }
 #endif
 

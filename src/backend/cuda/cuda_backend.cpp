@@ -248,9 +248,8 @@ class CudaBackend final : public Backend {
       auto op = std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx);
       // Our TF32 GEMM's tensor cores read only the TF32 bits of fp32 operands (truncation). It gets W
       // rounded to the nearest TF32 once, here, and A rounded by the LayerNorm that writes it, when that
-      // was the op just before (fc1 after norm2). cuBLASLt, and our kernel on 16-bit operands, keep the
-      // exact operands.
-      if (op->own_kernel() && a.src_dt == DT::f32) {
+      // was the op just before (fc1 after norm2). cuBLASLt keeps the exact operands.
+      if (op->own_kernel()) {
         op->set_own_weight(device_copy(a.w->weight, wn, DT::f32, /*tf32=*/true));
         if (pending_norm_ && pending_norm_->second == a.src) current_->norm_tf32.at(pending_norm_->first) = 1;
       }

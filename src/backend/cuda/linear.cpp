@@ -81,16 +81,7 @@ const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F
 
 LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
                    const GemmContext& ctx)
-    : weight_(weight),
-      beta_(a.accumulate ? 1.0f : 0.0f),
-      post_(a.epilogue),
-      act_(a.epilogue),
-      accumulate_(a.accumulate),
-      in_dt_(a.src_dt),
-      out_dt_(a.dst_dt),
-      bias_(bias),
-      arch_(ctx.arch),
-      sm_count_(ctx.sm_count) {
+    : weight_(weight), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue), bias_(bias), arch_(ctx.arch) {
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
   // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
@@ -115,29 +106,22 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b_, in_t_, K, M, static_cast<std::int64_t>(a.src_ld)));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c_, out_t_, N, M, static_cast<std::int64_t>(a.dst_ld)));
 
-  // Our fused kernel applies to TF32 GEMMs whose activation would otherwise be a separate pass, and to
-  // 16-bit GEMMs. Their keys say so: a TF32 key names that activation (the cuBLASLt candidates are timed
-  // with the pass included); a 16-bit key ends in "+wgmma" (entries from before our 16-bit kernel, timed
-  // without it, no longer match and are tuned again).
-  const bool tf32_own = tf32 && post_ != Epilogue::none && !a.accumulate && a.dst_dt == DT::f32;
-  const bool own_16bit = a.src_dt != DT::f32;
-  own_eligible_ = tf32_own || own_16bit;
+  // Our fused kernel applies to TF32 GEMMs whose activation would otherwise be a separate pass; their
+  // keys name that activation (the cuBLASLt candidates are timed with the pass included).
+  own_eligible_ = tf32 && post_ != Epilogue::none && !a.accumulate && a.dst_dt == DT::f32;
   const std::string key = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
                           " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
                           (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
                           " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
-                          (tf32_own ? (post_ == Epilogue::gelu_erf ? " +gelu" : " +quick_gelu") : "") +
-                          (own_16bit ? (a.epilogue == Epilogue::quick_gelu ? " +quick_gelu +wgmma" : " +wgmma") : "");
+                          (own_eligible_ ? (post_ == Epilogue::gelu_erf ? " +gelu" : " +quick_gelu") : "");
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
   if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
     if (const auto own = e->find("own"); own_eligible_ && own != e->end() && own->is_number_integer()) {
       const int v = own->get<int>();
-      if (v > 0 && gemm_wgmma_takes(own_params(a, v), arch_, v)) own_variant_ = v;
+      if (v > 0 && gemm_tf32_takes(own_params(a, v), arch_, v)) own_variant_ = v;
     }
-    tuner.report({key,
-                  own_variant_ ? gemm_wgmma_variant_name(own_params(a, own_variant_), own_variant_)
-                               : AlgoConfig::of(algo_).describe(),
+    tuner.report({key, own_variant_ ? gemm_tf32_variant_name(own_variant_) : AlgoConfig::of(algo_).describe(),
                   e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
     return;
   }
@@ -147,7 +131,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
               " -> ", dt_name(a.dst_dt), "): ", cublas_status_name(st));
   algo_ = results[0].algo;
   algo_workspace_ = results[0].workspaceSize;
-  if (own_eligible_) own_variant_ = gemm_wgmma_default_variant(own_params(a, 0), arch_, ctx.sm_count);
+  if (own_eligible_) own_variant_ = gemm_tf32_default_variant(own_params(a, 0), arch_, ctx.sm_count);
   tuner.note_untuned(key);
 }
 
@@ -228,13 +212,14 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       }
     }
   }
-  // Our kernel's variants follow cuBLASLt's candidates (which run with the activation pass, if any).
-  const std::vector<int> own = own_eligible_ ? gemm_wgmma_variants(own_params(a, 0), arch_) : std::vector<int>{};
+  // Our fused kernel's variants follow cuBLASLt's candidates; those run with the activation pass.
+  const std::vector<int> own = own_eligible_ ? gemm_tf32_variants(own_params(a, 0), arch_) : std::vector<int>{};
   const CandidateTimes t = time_candidates(
       cands.size() + own.size(),
       [&](std::size_t i) {
         if (i >= cands.size()) {
-          gemm_wgmma(own_params(a, own[i - cands.size()]), arch_, ctx.stream);
+          GemmTf32Params p = own_params(a, own[i - cands.size()]);
+          gemm_tf32(p, arch_, ctx.stream);
           return true;
         }
         return run_cublaslt(lt, cands[i].algo, cands[i].workspace, a, ctx.workspace, ctx.stream) ==
@@ -252,33 +237,25 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
                           {"us", t.us[best]},
                           {"default_us", t.us[0]},  // cuBLASLt's first pick
                           {"candidates", cands.size() + own.size()}};
-  if (!own.empty()) {  // both sides' best, whichever won (docs/performance.md reads them)
+  if (best >= cands.size()) {
+    entry["own"] = own[best - cands.size()];
     entry["cublaslt_us"] = t.us[best_lt];
-    std::size_t best_own = cands.size();
-    for (std::size_t i = cands.size(); i < cands.size() + own.size(); ++i)
-      if (t.us[i] >= 0 && (t.us[best_own] < 0 || t.us[i] < t.us[best_own])) best_own = i;
-    if (t.us[best_own] >= 0) entry["own_us"] = t.us[best_own];
   }
-  if (best >= cands.size()) entry["own"] = own[best - cands.size()];
   ctx.tuner->put(key, std::move(entry));
 }
 
-GemmWgmmaParams LinearOp::own_params(const LinearArgs& a, int variant) const {
-  GemmWgmmaParams p;
-  p.a = a.src;
+GemmTf32Params LinearOp::own_params(const LinearArgs& a, int variant) const {
+  GemmTf32Params p;
+  p.a = static_cast<const float*>(a.src);
   p.lda = a.src_ld;
-  p.w = own_weight_ ? own_weight_ : weight_;
-  p.bias = bias_;
-  p.d = a.dst;
+  p.w = static_cast<const float*>(own_weight_ ? own_weight_ : weight_);
+  p.bias = static_cast<const float*>(bias_);
+  p.d = static_cast<float*>(a.dst);
   p.ldd = a.dst_ld;
   p.rows = a.rows;
   p.in = a.w->in;
   p.out = a.w->out;
-  p.in_dt = in_dt_;
-  p.out_dt = out_dt_;
-  p.act = act_;
-  p.accumulate = accumulate_;
-  p.sm_count = sm_count_;
+  p.act = post_;
   p.variant = variant;
   return p;
 }
@@ -299,7 +276,7 @@ cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t&
 
 void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
   if (own_variant_ > 0) {
-    gemm_wgmma(own_params(a, own_variant_), arch_, s);  // checks that the variant takes these buffers
+    gemm_tf32(own_params(a, own_variant_), arch_, s);  // checks that the variant takes these buffers
     return;
   }
   CUBLAS_CHECK(run_cublaslt(lt, algo_, algo_workspace_, a, workspace, s));

@@ -3,10 +3,9 @@
 // is computed column-major as Y^T = W^T' X^T' (A = W with op T, B = X with op N).
 // The algorithm comes from the tuning cache when it holds the shape, else from cuBLASLt's heuristic;
 // a tuning session times the heuristic's candidates and split-K variants first (tuning.h).
-// On Hopper, our own GEMM (gemm_wgmma.cuh) may run it instead, with the epilogue fused: TF32 GEMMs with
-// an fp32 output and an activation (exact GELU, QuickGELU), and 16-bit GEMMs (bias, activation or the
-// residual add). The tuner times its variants against cuBLASLt (followed by the activation pass where
-// one is needed), and the cache entry says which won ("own").
+// TF32 GEMMs with an fp32 output and an activation (exact GELU, QuickGELU) may instead run our own
+// kernel with the activation in its epilogue (gemm_tf32.cuh): the tuner times its variants against
+// cuBLASLt followed by the activation pass, and the cache entry says which won ("own").
 #pragma once
 
 #include <cublasLt.h>
@@ -17,7 +16,7 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/cuda/gemm_wgmma.cuh"
+#include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/tuning.h"
 
 namespace vitrt::cuda {
@@ -46,7 +45,7 @@ class LinearOp {
   void execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const;
   // Whether our fused kernel runs this GEMM (rather than cuBLASLt).
   bool own_kernel() const { return own_variant_ > 0; }
-  // The weight our TF32 kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
+  // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
   void set_own_weight(const void* w) { own_weight_ = w; }
 
  private:
@@ -63,7 +62,7 @@ class LinearOp {
   // The algorithm a cache entry describes, checked against this GEMM; false if it no longer applies.
   bool restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes);
   // The own-kernel launch for this call's buffers (variant own_variant_).
-  GemmWgmmaParams own_params(const LinearArgs& a, int variant) const;
+  GemmTf32Params own_params(const LinearArgs& a, int variant) const;
 
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
@@ -74,14 +73,10 @@ class LinearOp {
   const void* weight_ = nullptr;
   const void* own_weight_ = nullptr;  // set_own_weight; weight_ until then
   float beta_ = 0.0f;
-  Epilogue post_ = Epilogue::none;  // activation run after cuBLASLt's GEMM (exact GELU / QuickGELU)
-  Epilogue act_ = Epilogue::none;   // the layer's activation (our kernel's epilogue)
-  bool accumulate_ = false;
-  DT in_dt_ = DT::f32, out_dt_ = DT::f32;
+  Epilogue post_ = Epilogue::none;  // activation run after the GEMM (exact GELU / QuickGELU)
   const void* bias_ = nullptr;
   int arch_ = 0;
-  int sm_count_ = 0;
-  bool own_eligible_ = false;  // our kernel may take it (a TF32 GEMM with an activation pass, or 16-bit)
+  bool own_eligible_ = false;  // a TF32 GEMM with an activation pass: our fused kernel may take it
   int own_variant_ = 0;        // > 0: our kernel runs instead of cuBLASLt + the pass
 };
 
