@@ -150,9 +150,9 @@ class CudaBackend final : public Backend {
     linear_index_ = 0;
     attention_index_ = 0;
     norm_index_ = 0;
-    // Dependent launches of the LayerNorms (launch.cuh), measured on the H200 in bf16: -3.6% forward time
-    // at batch 8, within noise at 32 and 128, +0.5% at batch 4 and up to +0.8% at 1 and 2
-    // (docs/performance.md, session 13).
+    // Dependent launches (launch.cuh; the LayerNorm / token and TF32 GEMM groups unless VITRT_PDL says
+    // otherwise), measured on the H200: bf16 -3.6% to +0.8% forward time at batch 8 by run, within ±1%
+    // from 16 up, 0 to +0.9% at batches 1 and 2 (docs/performance.md, session 13).
     cuda::allow_dependent_launch(batch >= kDependentLaunchMinBatch);
     if (current_->graph) {
       mode_ = Mode::replay;

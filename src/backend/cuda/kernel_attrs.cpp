@@ -26,6 +26,7 @@ void allow_dynamic_smem(const void* kernel, int bytes) {
 
 namespace {
 thread_local bool thread_allows = true;
+constexpr unsigned bit(Pdl group) { return static_cast<unsigned>(group); }
 }  // namespace
 
 void allow_dependent_launch(bool on) { thread_allows = on; }
@@ -34,17 +35,21 @@ bool dependent_launch(Pdl group) {
   if (!thread_allows) return false;
   static const unsigned allowed = [] {
     const char* env = std::getenv("VITRT_PDL");
-    if (!env) return 5u;  // norm and gemm: attention was measured slower (docs/performance.md, session 13)
+    // Unset: norm and gemm; attention was measured slower (docs/performance.md, session 13).
+    if (!env) return bit(Pdl::norm) | bit(Pdl::gemm);
     unsigned mask = 0;
     for (std::string_view rest(env); !rest.empty();) {
       const std::size_t comma = rest.find(',');
       const std::string_view name = rest.substr(0, comma);
-      mask |= name == "norm" ? 1u : name == "attention" ? 2u : name == "gemm" ? 4u : 0u;
+      mask |= name == "norm"        ? bit(Pdl::norm)
+              : name == "attention" ? bit(Pdl::attention)
+              : name == "gemm"      ? bit(Pdl::gemm)
+                                    : 0u;
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
     return mask;
   }();
-  if (!(allowed & static_cast<unsigned>(group))) return false;
+  if (!(allowed & bit(group))) return false;
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   static std::mutex mutex;
