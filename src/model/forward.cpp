@@ -14,6 +14,10 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   const std::int64_t rows = static_cast<std::int64_t>(B) * N;
   const float eps = c.ln_eps;
 
+  // Weights are hinted half a block ahead of their GEMMs (Backend::prefetch): a block's MLP at its
+  // start, the next block's attention weights before its norm2.
+  if (!w.blocks.empty()) be.prefetch({&w.blocks[0].qkv, &w.blocks[0].proj});
+
   // patch_embed: conv with stride = kernel = patch, as a GEMM over unfolded patches.
   const int K = c.in_chans * P * P;
   be.patchify({B, valid, c.in_chans, k.img_size, P, a.images, a.cols, adt});
@@ -43,11 +47,13 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
     const bool cls_rows = cls_only && i + 1 == w.blocks.size();
     const std::int64_t r = cls_rows ? B : rows;              // rows after attention
     const std::int64_t ld = cls_rows ? std::int64_t{N} * E : E;  // their stride in x and attn
+    be.prefetch({&blk.fc1, &blk.fc2});
     // x = x + attn(norm1(x))
     if (i > 0 || !tokens_norm1) be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt, /*gemm_input=*/true});
     be.linear({&blk.qkv, rows, a.h, E, adt, a.qkv, 3 * E, adt});
     be.attention({B, N, H, E / H, a.qkv, a.attn, adt, cls_rows ? 1 : 0});
     be.linear({&blk.proj, r, a.attn, ld, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});
+    if (i + 1 < w.blocks.size()) be.prefetch({&w.blocks[i + 1].qkv, &w.blocks[i + 1].proj});
     // x = x + mlp(norm2(x))
     be.layernorm({r, E, a.x, ld, a.h, E, adt, &blk.norm2, eps, xdt, /*gemm_input=*/true});
     be.linear({&blk.fc1, r, a.h, E, adt, a.mlp, M, adt, act});

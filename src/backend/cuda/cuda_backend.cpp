@@ -3,6 +3,7 @@
 // (first run eager, second captured, then replayed).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "backend/cuda/linear.h"
 #include "backend/cuda/patch_embed.cuh"
 #include "backend/cuda/pooling.cuh"
+#include "backend/cuda/prefetch.cuh"
 #include "backend/cuda/tuning.h"
 #include "core/half.h"
 
@@ -30,6 +32,15 @@ namespace {
 constexpr std::size_t kWorkspaceBytes = 32u << 20;
 // Smallest batch whose plans use dependent launches (launch.cuh); see begin_run.
 constexpr int kDependentLaunchMinBatch = 8;
+// Largest batch whose plans prefetch weights into L2 (prefetch.cuh); VITRT_PREFETCH=0 / 1 turns it off /
+// on at every batch, for comparisons.
+constexpr int kPrefetchMaxBatch = 16;
+
+bool prefetch_for(int batch) {
+  const char* env = std::getenv("VITRT_PREFETCH");
+  if (env && *env) return std::strcmp(env, "0") != 0;
+  return batch <= kPrefetchMaxBatch;
+}
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 19)) >> 20) + " MiB"; }
 
@@ -53,6 +64,9 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       own_stream_ = true;
     }
+    CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
     tuner_ = std::make_unique<TuneCache>(cuda::tune_device_key(props_), tune_cache, tune);
     CUBLAS_CHECK(cublasLtCreate(&lt_));
     workspace_ = allocate(kWorkspaceBytes);
@@ -68,6 +82,9 @@ class CudaBackend final : public Backend {
     plans_.clear();
     for (const auto& [ptr, bytes] : owned_) cudaFree(ptr);
     if (lt_) cublasLtDestroy(lt_);
+    if (fork_) cudaEventDestroy(fork_);
+    if (join_) cudaEventDestroy(join_);
+    if (side_) cudaStreamDestroy(side_);
     if (own_stream_) cudaStreamDestroy(stream_);
   }
 
@@ -121,6 +138,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaSetDevice(device_));
     current_ = &plans_[batch];
     *current_ = Plan{};
+    current_->prefetch = prefetch_for(batch);
     pending_norm_.reset();
     mode_ = Mode::plan;
   }
@@ -169,6 +187,7 @@ class CudaBackend final : public Backend {
   }
 
   void end_run() override {
+    join_side_stream();
     if (mode_ == Mode::capture) {
       cudaGraph_t graph = nullptr;
       cudaError_t e = cudaStreamEndCapture(stream_, &graph);
@@ -194,6 +213,11 @@ class CudaBackend final : public Backend {
 
   std::string abort_run() noexcept override {
     std::string context;
+    if (side_pending_) {  // a capture needs every stream it forked joined back before it ends
+      cudaEventRecord(join_, side_);
+      cudaStreamWaitEvent(stream_, join_, 0);
+      side_pending_ = false;
+    }
     if (mode_ == Mode::capture) {  // leave the stream usable; the next run captures again
       cudaGraph_t graph = nullptr;
       if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
@@ -297,6 +321,26 @@ class CudaBackend final : public Backend {
                     stream_);
   }
 
+  // The weights go to L2 from a side stream forked here, so the prefetch overlaps the ops before the
+  // GEMMs that read them; the side stream joins the session's stream at the end of the run (inside a
+  // captured graph too). Planning creates the weights' device copies, so replays and runs only.
+  void prefetch(std::initializer_list<const LinearWeights*> weights) override {
+    if (!launching() || !current_->prefetch) return;
+    cuda::PrefetchRanges r;
+    for (const LinearWeights* w : weights) {
+      const std::size_t n = static_cast<std::size_t>(w->out) * w->in;
+      // Our TF32 GEMM reads the TF32-rounded copy; every other GEMM the copy in its input type.
+      if (const void* d = find_copy(w->weight, DT::f32, true)) r.range[r.count++] = {d, n * 4};
+      else if (const void* e = find_copy(w->weight, act_dt_, false)) r.range[r.count++] = {e, n * dt_size(act_dt_)};
+      if (r.count == cuda::kMaxPrefetchRanges) break;
+    }
+    if (r.count == 0) return;
+    CUDA_CHECK(cudaEventRecord(fork_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(side_, fork_, 0));
+    cuda::prefetch_l2(r, side_);
+    side_pending_ = true;
+  }
+
   void patchify(const PatchifyArgs& a) override {
     if (launching()) cuda::patchify(a, stream_);
   }
@@ -334,7 +378,20 @@ class CudaBackend final : public Backend {
     std::vector<char> norm_tf32;  // per LayerNorm call: output stored rounded to TF32
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
+    bool prefetch = false;  // weights to L2 ahead of their GEMMs (prefetch_for)
   };
+
+  void join_side_stream() {
+    if (!side_pending_) return;
+    side_pending_ = false;
+    CUDA_CHECK(cudaEventRecord(join_, side_));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
+  }
+
+  const void* find_copy(const float* host, DT dt, bool tf32) const {
+    const auto it = weights_.find(std::tuple{static_cast<const void*>(host), dt, tf32});
+    return it == weights_.end() ? nullptr : it->second;
+  }
 
   // Scratch for flushing L2 between timed runs, allocated on first use while tuning.
   cuda::L2Flush l2_flush() {
@@ -417,6 +474,10 @@ class CudaBackend final : public Backend {
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
   bool own_stream_ = false;
+  // Side stream of the weight prefetches, forked from and joined back to stream_ (prefetch()).
+  cudaStream_t side_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  bool side_pending_ = false;
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
   Precision precision_ = Precision::fp32;
