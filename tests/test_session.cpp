@@ -269,9 +269,9 @@ TEST(SessionCuda, TuningCacheRoundTrip) {
   }
 }
 
-// Weight prefetches (a side stream forked and joined inside each run, captured into the graph with
-// it) are a hint only: with them at every batch (VITRT_PREFETCH=1) and with none (0), eager runs and
-// graph replays give bit-identical outputs, and captures succeed.
+// Weight prefetches (L2 requests the LayerNorm kernels issue for later GEMMs) are a hint only: with
+// them at every batch (VITRT_PREFETCH=1) and with none (0), eager runs and graph replays give
+// bit-identical outputs.
 TEST(SessionCuda, WeightPrefetchChangesNoResult) {
   if (!test::have_gpu()) {
     GTEST_SKIP() << "no CUDA GPU on this machine";

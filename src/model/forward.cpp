@@ -14,10 +14,6 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   const std::int64_t rows = static_cast<std::int64_t>(B) * N;
   const float eps = c.ln_eps;
 
-  // Weights are hinted half a block ahead of their GEMMs (Backend::prefetch): a block's MLP at its
-  // start, the next block's attention weights before its norm2.
-  if (!w.blocks.empty()) be.prefetch({&w.blocks[0].qkv, &w.blocks[0].proj});
-
   // patch_embed: conv with stride = kernel = patch, as a GEMM over unfolded patches.
   const int K = c.in_chans * P * P;
   be.patchify({B, valid, c.in_chans, k.img_size, P, a.images, a.cols, adt});
@@ -42,6 +38,8 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   // and mlp. The result is the same; the work saved is most of one block.
   const bool cls_only = c.global_pool == Pooling::token && !c.distilled;
   const auto act = c.act == Activation::gelu_erf ? Epilogue::gelu_erf : Epilogue::quick_gelu;
+  // Weights are hinted half a block ahead of their GEMMs (Backend::prefetch): a block's MLP at its
+  // start, the next block's attention weights before its norm2.
   for (std::size_t i = 0; i < w.blocks.size(); ++i) {
     const BlockWeights& blk = w.blocks[i];
     const bool cls_rows = cls_only && i + 1 == w.blocks.size();

@@ -22,7 +22,6 @@
 #include "backend/cuda/linear.h"
 #include "backend/cuda/patch_embed.cuh"
 #include "backend/cuda/pooling.cuh"
-#include "backend/cuda/prefetch.cuh"
 #include "backend/cuda/tuning.h"
 #include "core/half.h"
 
@@ -64,9 +63,6 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       own_stream_ = true;
     }
-    CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
-    CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
-    CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
     tuner_ = std::make_unique<TuneCache>(cuda::tune_device_key(props_), tune_cache, tune);
     CUBLAS_CHECK(cublasLtCreate(&lt_));
     workspace_ = allocate(kWorkspaceBytes);
@@ -82,9 +78,6 @@ class CudaBackend final : public Backend {
     plans_.clear();
     for (const auto& [ptr, bytes] : owned_) cudaFree(ptr);
     if (lt_) cublasLtDestroy(lt_);
-    if (fork_) cudaEventDestroy(fork_);
-    if (join_) cudaEventDestroy(join_);
-    if (side_) cudaStreamDestroy(side_);
     if (own_stream_) cudaStreamDestroy(stream_);
   }
 
@@ -187,7 +180,7 @@ class CudaBackend final : public Backend {
   }
 
   void end_run() override {
-    join_side_stream();
+    pending_prefetch_ = {};
     if (mode_ == Mode::capture) {
       cudaGraph_t graph = nullptr;
       cudaError_t e = cudaStreamEndCapture(stream_, &graph);
@@ -213,11 +206,7 @@ class CudaBackend final : public Backend {
 
   std::string abort_run() noexcept override {
     std::string context;
-    if (side_pending_) {  // a capture needs every stream it forked joined back before it ends
-      cudaEventRecord(join_, side_);
-      cudaStreamWaitEvent(stream_, join_, 0);
-      side_pending_ = false;
-    }
+    pending_prefetch_ = {};
     if (mode_ == Mode::capture) {  // leave the stream usable; the next run captures again
       cudaGraph_t graph = nullptr;
       if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
@@ -317,28 +306,23 @@ class CudaBackend final : public Backend {
     if (!launching()) return;
     const bool tf32_out = current_->norm_tf32.at(norm_index_++) != 0;
     cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt,
-                     tf32_out},
+                     tf32_out, pending_prefetch_},
                     stream_);
+    pending_prefetch_ = {};
   }
 
-  // The weights go to L2 from a side stream forked here, so the prefetch overlaps the ops before the
-  // GEMMs that read them; the side stream joins the session's stream at the end of the run (inside a
-  // captured graph too). Planning creates the weights' device copies, so replays and runs only.
+  // The next LayerNorm launched issues the requests (layernorm.cuh), half a block before the GEMMs
+  // in the forward's order. Planning creates the weights' device copies, so runs only.
   void prefetch(std::initializer_list<const LinearWeights*> weights) override {
     if (!launching() || !current_->prefetch) return;
-    cuda::PrefetchRanges r;
+    cuda::PrefetchRanges& r = pending_prefetch_;
     for (const LinearWeights* w : weights) {
+      if (r.count == cuda::kMaxPrefetchRanges) break;  // a hint: the rest is dropped
       const std::size_t n = static_cast<std::size_t>(w->out) * w->in;
       // Our TF32 GEMM reads the TF32-rounded copy; every other GEMM the copy in its input type.
       if (const void* d = find_copy(w->weight, DT::f32, true)) r.range[r.count++] = {d, n * 4};
       else if (const void* e = find_copy(w->weight, act_dt_, false)) r.range[r.count++] = {e, n * dt_size(act_dt_)};
-      if (r.count == cuda::kMaxPrefetchRanges) break;
     }
-    if (r.count == 0) return;
-    CUDA_CHECK(cudaEventRecord(fork_, stream_));
-    CUDA_CHECK(cudaStreamWaitEvent(side_, fork_, 0));
-    cuda::prefetch_l2(r, side_);
-    side_pending_ = true;
   }
 
   void patchify(const PatchifyArgs& a) override {
@@ -380,13 +364,6 @@ class CudaBackend final : public Backend {
     int runs = 0;
     bool prefetch = false;  // weights to L2 ahead of their GEMMs (prefetch_for)
   };
-
-  void join_side_stream() {
-    if (!side_pending_) return;
-    side_pending_ = false;
-    CUDA_CHECK(cudaEventRecord(join_, side_));
-    CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
-  }
 
   const void* find_copy(const float* host, DT dt, bool tf32) const {
     const auto it = weights_.find(std::tuple{static_cast<const void*>(host), dt, tf32});
@@ -474,10 +451,6 @@ class CudaBackend final : public Backend {
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
   bool own_stream_ = false;
-  // Side stream of the weight prefetches, forked from and joined back to stream_ (prefetch()).
-  cudaStream_t side_ = nullptr;
-  cudaEvent_t fork_ = nullptr, join_ = nullptr;
-  bool side_pending_ = false;
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
   Precision precision_ = Precision::fp32;
@@ -488,6 +461,7 @@ class CudaBackend final : public Backend {
   int run_batch_ = 0;
   Mode mode_ = Mode::eager;
   std::size_t linear_index_ = 0, attention_index_ = 0, norm_index_ = 0;
+  cuda::PrefetchRanges pending_prefetch_;  // prefetch() hints not yet given to a LayerNorm
   // While planning: the last LayerNorm call, if its output (second) may be a TF32 GEMM's input.
   std::optional<std::pair<std::size_t, const void*>> pending_norm_;
   std::unique_ptr<TuneCache> tuner_;
