@@ -18,6 +18,7 @@ constexpr int kMaxPrefetchRanges = 4;
 struct PrefetchRanges {
   PrefetchRange range[kMaxPrefetchRanges];
   int count = 0;
+  bool lines = false;  // one prefetch per 128-byte line instead of bulk requests
 };
 
 #ifdef __CUDACC__
@@ -38,7 +39,9 @@ __device__ __forceinline__ void prefetch_l2(const PrefetchRanges& r) {
     const std::size_t left = r.range[i].bytes - k * kChunk;
     const auto bytes = static_cast<unsigned>((left < kChunk ? left : kChunk) & ~std::size_t{15});
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (bytes) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
+    if (r.lines) {
+      for (unsigned o = 0; o < bytes; o += 128) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p + o));
+    } else if (bytes) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
 #else
     for (unsigned o = 0; o < bytes; o += 128) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p + o));
 #endif
