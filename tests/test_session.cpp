@@ -268,34 +268,6 @@ TEST(SessionCuda, TuningCacheRoundTrip) {
     EXPECT_EQ(run(cached, x, 3), got);
   }
 }
-
-// Weight prefetches (L2 requests the LayerNorm kernels issue for later GEMMs) are a hint only: with
-// them at every batch (VITRT_PREFETCH=1) and with none (0), eager runs and graph replays give
-// bit-identical outputs.
-TEST(SessionCuda, WeightPrefetchChangesNoResult) {
-  if (!test::have_gpu()) {
-    GTEST_SKIP() << "no CUDA GPU on this machine";
-  }
-  auto m = small_model();
-  const auto x = test::randn(4 * 3 * 64 * 64, 15);
-  for (Precision prec : {Precision::bf16, Precision::tf32}) {
-    SCOPED_TRACE(to_string(prec));
-    std::vector<float> got[2];
-    for (int on : {0, 1}) {
-      setenv("VITRT_PREFETCH", on ? "1" : "0", 1);
-      SessionOptions o;
-      o.device = Device::parse("cuda");
-      o.precision = prec;
-      o.batch_sizes = {4};
-      o.tune_cache = "off";
-      Session s(m, o);
-      got[on] = run(s, x, 4);  // eager
-      for (int i = 0; i < 3; ++i) EXPECT_EQ(run(s, x, 4), got[on]) << "run " << i + 1;  // capture, replays
-    }
-    unsetenv("VITRT_PREFETCH");
-    EXPECT_EQ(got[1], got[0]);
-  }
-}
 #endif
 
 TEST(Arena, BuffersLiveTogetherNeverOverlap) {

@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -132,9 +131,6 @@ class Backend {
   virtual void tokens(const TokensArgs& a) = 0;
   virtual void layernorm(const LayerNormArgs& a) = 0;
   virtual void attention(const AttentionArgs& a) = 0;
-  // A hint: these linears' weights will be read soon (by later ops of this forward). A backend may
-  // start fetching them into a cache off the critical path; nothing it computes may depend on it.
-  virtual void prefetch(std::initializer_list<const LinearWeights*> /*weights*/) {}
   // dst[b] = mean over rows [first, first + count) of x[b]  (x: [batch, tokens, dim])
   virtual void mean_tokens(const void* x, DT x_dt, int batch, int tokens, int dim, int first, int count, float* dst) = 0;
   // dst = 0.5 * (a + b), n elements (DeiT's averaged heads).

@@ -38,20 +38,16 @@ const float* vit_forward(Backend& be, const ForwardConstants& k, const Activatio
   // and mlp. The result is the same; the work saved is most of one block.
   const bool cls_only = c.global_pool == Pooling::token && !c.distilled;
   const auto act = c.act == Activation::gelu_erf ? Epilogue::gelu_erf : Epilogue::quick_gelu;
-  // Weights are hinted half a block ahead of their GEMMs (Backend::prefetch): a block's MLP at its
-  // start, the next block's attention weights before its norm2.
   for (std::size_t i = 0; i < w.blocks.size(); ++i) {
     const BlockWeights& blk = w.blocks[i];
     const bool cls_rows = cls_only && i + 1 == w.blocks.size();
     const std::int64_t r = cls_rows ? B : rows;              // rows after attention
     const std::int64_t ld = cls_rows ? std::int64_t{N} * E : E;  // their stride in x and attn
-    be.prefetch({&blk.fc1, &blk.fc2});
     // x = x + attn(norm1(x))
     if (i > 0 || !tokens_norm1) be.layernorm({rows, E, a.x, E, a.h, E, adt, &blk.norm1, eps, xdt, /*gemm_input=*/true});
     be.linear({&blk.qkv, rows, a.h, E, adt, a.qkv, 3 * E, adt});
     be.attention({B, N, H, E / H, a.qkv, a.attn, adt, cls_rows ? 1 : 0});
     be.linear({&blk.proj, r, a.attn, ld, adt, a.x, ld, xdt, Epilogue::none, /*accumulate=*/true});
-    if (i + 1 < w.blocks.size()) be.prefetch({&w.blocks[i + 1].qkv, &w.blocks[i + 1].proj});
     // x = x + mlp(norm2(x))
     be.layernorm({r, E, a.x, ld, a.h, E, adt, &blk.norm2, eps, xdt, /*gemm_input=*/true});
     be.linear({&blk.fc1, r, a.h, E, adt, a.mlp, M, adt, act});

@@ -3,7 +3,6 @@
 // (first run eager, second captured, then replayed).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -31,15 +30,6 @@ namespace {
 constexpr std::size_t kWorkspaceBytes = 32u << 20;
 // Smallest batch whose plans use dependent launches (launch.cuh); see begin_run.
 constexpr int kDependentLaunchMinBatch = 8;
-// Largest batch whose plans prefetch weights into L2 (prefetch.cuh); VITRT_PREFETCH=0 / 1 turns it off /
-// on at every batch, for comparisons.
-constexpr int kPrefetchMaxBatch = 16;
-
-bool prefetch_for(int batch) {
-  const char* env = std::getenv("VITRT_PREFETCH");
-  if (env && *env) return std::strcmp(env, "0") != 0;
-  return batch <= kPrefetchMaxBatch;
-}
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 19)) >> 20) + " MiB"; }
 
@@ -131,7 +121,6 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaSetDevice(device_));
     current_ = &plans_[batch];
     *current_ = Plan{};
-    current_->prefetch = prefetch_for(batch);
     pending_norm_.reset();
     mode_ = Mode::plan;
   }
@@ -180,7 +169,6 @@ class CudaBackend final : public Backend {
   }
 
   void end_run() override {
-    pending_prefetch_ = {};
     if (mode_ == Mode::capture) {
       cudaGraph_t graph = nullptr;
       cudaError_t e = cudaStreamEndCapture(stream_, &graph);
@@ -206,7 +194,6 @@ class CudaBackend final : public Backend {
 
   std::string abort_run() noexcept override {
     std::string context;
-    pending_prefetch_ = {};
     if (mode_ == Mode::capture) {  // leave the stream usable; the next run captures again
       cudaGraph_t graph = nullptr;
       if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
@@ -306,25 +293,8 @@ class CudaBackend final : public Backend {
     if (!launching()) return;
     const bool tf32_out = current_->norm_tf32.at(norm_index_++) != 0;
     cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt,
-                     tf32_out, pending_prefetch_},
+                     tf32_out},
                     stream_);
-    pending_prefetch_ = {};
-  }
-
-  // The next LayerNorm launched issues the requests (layernorm.cuh), half a block before the GEMMs
-  // in the forward's order. Planning creates the weights' device copies, so runs only.
-  void prefetch(std::initializer_list<const LinearWeights*> weights) override {
-    if (!launching() || !current_->prefetch) return;
-    cuda::PrefetchRanges& r = pending_prefetch_;
-    const char* env = std::getenv("VITRT_PREFETCH");
-    r.lines = env && std::strcmp(env, "2") == 0;
-    for (const LinearWeights* w : weights) {
-      if (r.count == cuda::kMaxPrefetchRanges) break;  // a hint: the rest is dropped
-      const std::size_t n = static_cast<std::size_t>(w->out) * w->in;
-      // Our TF32 GEMM reads the TF32-rounded copy; every other GEMM the copy in its input type.
-      if (const void* d = find_copy(w->weight, DT::f32, true)) r.range[r.count++] = {d, n * 4};
-      else if (const void* e = find_copy(w->weight, act_dt_, false)) r.range[r.count++] = {e, n * dt_size(act_dt_)};
-    }
   }
 
   void patchify(const PatchifyArgs& a) override {
@@ -364,13 +334,7 @@ class CudaBackend final : public Backend {
     std::vector<char> norm_tf32;  // per LayerNorm call: output stored rounded to TF32
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
-    bool prefetch = false;  // weights to L2 ahead of their GEMMs (prefetch_for)
   };
-
-  const void* find_copy(const float* host, DT dt, bool tf32) const {
-    const auto it = weights_.find(std::tuple{static_cast<const void*>(host), dt, tf32});
-    return it == weights_.end() ? nullptr : it->second;
-  }
 
   // Scratch for flushing L2 between timed runs, allocated on first use while tuning.
   cuda::L2Flush l2_flush() {
@@ -463,7 +427,6 @@ class CudaBackend final : public Backend {
   int run_batch_ = 0;
   Mode mode_ = Mode::eager;
   std::size_t linear_index_ = 0, attention_index_ = 0, norm_index_ = 0;
-  cuda::PrefetchRanges pending_prefetch_;  // prefetch() hints not yet given to a LayerNorm
   // While planning: the last LayerNorm call, if its output (second) may be a TF32 GEMM's input.
   std::optional<std::pair<std::size_t, const void*>> pending_norm_;
   std::unique_ptr<TuneCache> tuner_;

@@ -17,7 +17,6 @@ constexpr int kRowsPerBlock = 4;
 
 template <typename TI, typename TO>
 __global__ void layernorm_kernel(LayerNormParams p) {
-  prefetch_l2(p.prefetch);
   wait_prior_grid();
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -47,7 +46,6 @@ __global__ void layernorm_kernel(LayerNormParams p) {
 // V float4s per lane: dim == 128 * V.
 template <typename TI, typename T, int V>
 __global__ void layernorm_vec_kernel(LayerNormParams p) {
-  prefetch_l2(p.prefetch);
   wait_prior_grid();
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;

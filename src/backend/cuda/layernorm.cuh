@@ -6,7 +6,6 @@
 #include <cstdint>
 
 #include "backend/backend.h"
-#include "backend/cuda/prefetch.cuh"
 
 namespace vitrt::cuda {
 
@@ -24,7 +23,6 @@ struct LayerNormParams {
   float eps;
   DT src_dt = DT::f32;
   bool tf32_out = false;  // fp32 dst only: stored rounded to TF32 (the input of a TF32 GEMM)
-  PrefetchRanges prefetch;  // weights of later GEMMs to fetch into L2 (prefetch.cuh)
 };
 void layernorm(const LayerNormParams& p, cudaStream_t s);
 

@@ -131,7 +131,7 @@ void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, cud
   }
   tokens(a, s);  // the two kernels, same result
   const std::int64_t rows = static_cast<std::int64_t>(a.batch) * (a.num_prefix + a.patches);
-  layernorm({a.x, a.dim, a.normed, a.dim, a.normed_dt, gamma, beta, rows, a.dim, a.eps, a.x_dt, false, {}}, s);
+  layernorm({a.x, a.dim, a.normed, a.dim, a.normed_dt, gamma, beta, rows, a.dim, a.eps, a.x_dt}, s);
 }
 
 }  // namespace vitrt::cuda
