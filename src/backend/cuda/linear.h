@@ -18,6 +18,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/tuning.h"
+#include "core/check.h"
 
 namespace vitrt::cuda {
 
@@ -47,6 +48,13 @@ class LinearOp {
   bool own_kernel() const { return own_variant_ > 0; }
   // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
   void set_own_weight(const void* w) { own_weight_ = w; }
+  // The exact weight given at construction: what cuBLASLt reads (and what tuning timed).
+  const void* exact_weight() const { return weight_; }
+  // Our kernel runs this GEMM: the caller frees the exact weight, which this op then no longer names.
+  void forget_exact_weight() {
+    VITRT_CHECK(own_kernel() && own_weight_, "internal: only a GEMM on our kernel can drop its cuBLASLt weight");
+    weight_ = nullptr;
+  }
 
  private:
   cublasStatus_t matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws, const void* src,
