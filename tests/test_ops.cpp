@@ -377,8 +377,12 @@ TEST_P(OpTest, Tf32OperandsOfTheFusedGemm) {
   std::printf("[ info ] fused TF32 GEMM on rounded operands: max error %.3g of the largest output\n", worst / largest);
   EXPECT_LE(worst, 1e-5 * largest);
 
-  // Above, a cuBLASLt GEMM read W too, so its exact copy stayed. Where only our kernel reads W, that
-  // copy is freed once planning is over, and the GEMM gives the same result from its rounded copy.
+  // Once planning is over, the exact copy of W stays while a cuBLASLt GEMM reads it (the first linear
+  // above); where only our kernel reads W, it is freed, and the GEMM gives the same result from its
+  // rounded copy.
+  const std::size_t both = be_->device_bytes();
+  be_->end_planning();
+  EXPECT_EQ(be_->device_bytes(), both);
   auto be2 = GetParam().make();
   be2->resolve_precision(GetParam().precision);
   Buffer a2(*be2, nx, adt), y2(*be2, ny, adt);

@@ -344,17 +344,18 @@ class CudaBackend final : public Backend {
     std::set<const void*> replaced, read;
     for (const auto& [batch, plan] : plans_)
       for (const auto& op : plan.linears) (op->own_kernel() ? replaced : read).insert(op->exact_weight());
+    for (const void* d : read) replaced.erase(d);
+    if (replaced.empty()) return;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // planning's uploads and timings are done with them
+    for (auto& [batch, plan] : plans_)
+      for (auto& op : plan.linears)
+        if (replaced.count(op->exact_weight())) op->forget_exact_weight();
     for (auto it = weights_.begin(); it != weights_.end();) {
-      void* d = it->second;
-      if (!replaced.count(d) || read.count(d)) {
+      if (!replaced.count(it->second)) {
         ++it;
         continue;
       }
-      for (auto& [batch, plan] : plans_)
-        for (auto& op : plan.linears)
-          if (op->exact_weight() == d) op->forget_exact_weight();
-      CUDA_CHECK(cudaStreamSynchronize(stream_));  // planning's uploads and timings are done with it
-      release(d);
+      release(it->second);
       it = weights_.erase(it);
     }
   }
