@@ -24,6 +24,8 @@ __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { retu
 
 // x rounded to TF32 (to nearest, ties away from zero; NaN and infinities kept): the value a TF32
 // tensor-core product uses exactly, where the hardware would otherwise drop the low 13 bits.
+// attention_tf32.cu's tf32_rna rounds on the bit pattern instead (fewer instructions in its inner
+// loop; a NaN can come out as zero there, which its split() makes up for): not a substitute here.
 __device__ __forceinline__ float round_tf32(float x) {
   unsigned r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
