@@ -232,8 +232,9 @@ __device__ __forceinline__ void load_q_fragments(const T* base, std::size_t stri
 
 // The scores of 16 keys (two 8-key accumulator tiles sa, sb) -> probabilities packed as the A fragment
 // of P V. The row sums take them unrounded (summing the rounded values cost 32 integer instructions per
-// tile and thread for a difference far below the 16-bit rounding of P V itself).
-template <typename T>
+// tile and thread for a difference far below the 16-bit rounding of P V itself). Sum = false leaves
+// the sums to the caller (the all-keys wgmma kernel takes them on the tensor cores, from P as rounded).
+template <typename T, bool Sum = true>
 __device__ __forceinline__ void probs_to_a_fragment(OnlineSoftmax& sm, float* sa, float* sb, std::uint32_t (&pf)[4]) {
 #pragma unroll
   for (int e = 0; e < 4; ++e) {
@@ -244,8 +245,10 @@ __device__ __forceinline__ void probs_to_a_fragment(OnlineSoftmax& sm, float* sa
   pf[1] = pack<T>(sa[2], sa[3]);
   pf[2] = pack<T>(sb[0], sb[1]);
   pf[3] = pack<T>(sb[2], sb[3]);
-  sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
-  sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
+  if constexpr (Sum) {
+    sm.l0 += sa[0] + sa[1] + sb[0] + sb[1];
+    sm.l1 += sa[2] + sa[3] + sb[2] + sb[3];
+  }
 }
 
 // Output rows r0, r1 (those < N) of head h: accumulators times 1 / row sum, into [rows, E] starting at

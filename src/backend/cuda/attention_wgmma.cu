@@ -163,6 +163,45 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 #endif
 }
 
+#ifdef VITRT_WGMMA_DEVICE
+// stmatrix: four 8 x 8 blocks of 16-bit values from accumulator-layout registers (r_i holds row lane / 4,
+// columns 2 (lane % 4) and + 1 of block i) into shared memory; lanes 8i..8i+7 give block i's row addresses.
+__device__ __forceinline__ void stmatrix_x4(unsigned addr, std::uint32_t r0, std::uint32_t r1, std::uint32_t r2,
+                                            std::uint32_t r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+
+// A warp's 16 rows of a 64-row output tile (o times 1 / row sum, this thread holding rows g and g + 8
+// of the warp's, columns 2t, 2t + 1 of each 8-wide tile) written as whole rows: packed into the 8 KB
+// tile `stage` (128 bytes per row, 16-byte chunk c of row r at c ^ (r % 8), no bank conflicts either
+// way), then read back 16 bytes per thread, 8 threads per row, and stored to out + at + row * E for the
+// rows < live. Stores of 4 bytes straight from the fragments filled half of each 32-byte sector.
+template <typename T>
+__device__ __forceinline__ void store_rows_staged(void* out_v, const float (&o)[kD / 8][4], float i0, float i1, T* stage,
+                                                  std::size_t at, int E, int live, int warp, int lane) {
+  const unsigned st = smem_addr(stage);
+  const int m = lane >> 3, row = warp * 16 + (m & 1) * 8 + (lane & 7);  // the block row this lane addresses
+#pragma unroll
+  for (int j = 0; j < kD / 16; ++j) {
+    const int c = 2 * j + (m >> 1);
+    stmatrix_x4(st + row * 128 + ((c ^ (row & 7)) << 4), pack<T>(o[2 * j][0] * i0, o[2 * j][1] * i0),
+                pack<T>(o[2 * j][2] * i1, o[2 * j][3] * i1), pack<T>(o[2 * j + 1][0] * i0, o[2 * j + 1][1] * i0),
+                pack<T>(o[2 * j + 1][2] * i1, o[2 * j + 1][3] * i1));
+  }
+  __syncwarp();
+  T* out = static_cast<T*>(out_v) + at;
+  const unsigned char* tile = reinterpret_cast<const unsigned char*>(stage);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const int i = lane + 32 * k, r = warp * 16 + i / 8, c = i % 8;
+    const uint4 v = *reinterpret_cast<const uint4*>(tile + r * 128 + ((c ^ (r & 7)) << 4));
+    if (r < live) *reinterpret_cast<uint4*>(out + static_cast<std::size_t>(r) * E + c * 8) = v;
+  }
+}
+#endif
+
 // Every key of the sequence at once (N <= 256, Q = ceil(N / 16) pieces of 16 keys), one warpgroup per
 // block. K and V land in shared memory whole (two copy groups, so S = Q K^T starts once K is in) and
 // stay there while the block takes `tiles` query tiles of 64 rows in turn (1, 2, or every tile of the
@@ -171,7 +210,8 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 // exponential per score, nothing to rescale. O += P V is issued per 64 keys as their probabilities are
 // ready, so the tensor cores run while the next ones are computed. Q tiles come through shared memory
 // too (the A operand of S = Q K^T), each copied while the tile before it is computed. Warps whose 16
-// rows are all past the end (in the last query tile) skip the softmax and feed P = 0.
+// rows are all past the end (in the last query tile) skip the softmax and feed P = 0. Row sums of P come
+// from the tensor cores with P V, and output rows leave through shared memory as whole rows.
 template <typename T, int Q>
 __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
 #ifdef VITRT_WGMMA_DEVICE
@@ -182,11 +222,13 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
   T* k_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
   T* v_s = k_s + Q * 16 * kD;  // Q * 2048 bytes further: still 1024-aligned
   T* q_s = v_s + Q * 16 * kD;  // two 64-row Q tiles
+  T* ones_s = q_s + 2 * 64 * kD;  // 512 bytes of ones: the B operand that sums P's rows on the tensor cores
+  reinterpret_cast<std::uint32_t*>(ones_s)[threadIdx.x] = std::is_same_v<T, __half> ? 0x3C003C00u : 0x3F803F80u;
 
   const int N = p.tokens, E = p.heads * kD;
   const int h = blockIdx.y, b = blockIdx.z, first = static_cast<int>(blockIdx.x) * tiles;
   const int last = min(first + tiles, (query_tokens(p) + 63) / 64);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
   const std::size_t stride = 3 * static_cast<std::size_t>(E);
   const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
 
@@ -209,12 +251,13 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
   // allocate 8 more registers (164 instead of 156 at 197 tokens).
   bool v_landed = false;
   for (int qt = first; qt < last; ++qt) {
-    const int q0 = qt * 64, r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+    const int q0 = qt * 64;
     const bool rows_live = q0 + warp * 16 < N;  // uniform over the warp
     // The descriptors are made inside the loop (from an address the compiler cannot hoist): kept live
     // across it they would cost 58 registers.
-    unsigned k_addr, v_addr, q_addr;
+    unsigned k_addr, v_addr, q_addr, ones_addr;
     asm volatile("mov.u32 %0, %1;\n" : "=r"(k_addr) : "r"(smem_addr(k_s)));
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(ones_addr) : "r"(smem_addr(ones_s)));
     asm volatile("mov.u32 %0, %1;\n" : "=r"(v_addr) : "r"(smem_addr(v_s)));
     asm volatile("mov.u32 %0, %1;\n" : "=r"(q_addr) : "r"(smem_addr(q_s + (qt & 1) * 64 * kD)));
     const Sw128Desc k_at(k_addr), v_at(v_addr), q_at(q_addr);
@@ -226,8 +269,8 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
     std::uint64_t qd[kD / 16];
 #pragma unroll
     for (int ks = 0; ks < kD / 16; ++ks) qd[ks] = q_at.at(ks * 32);
-    // This tile's Q (and on the first tile K) has landed in every thread's share; the other Q buffer
-    // was last read by the previous tile's S, which every thread has waited for.
+    // This tile's Q (and on the first tile K, and the ones) has landed in every thread's share; the other
+    // Q buffer was last read by the previous tile's S and the output rows staged in it after that.
     if (qt == first) cp_async_wait<1>();
     else cp_async_wait<0>();
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -265,7 +308,10 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
     OnlineSoftmax sm(p.scale);
     if (rows_live) sm.only_tile(s, N, t);
     float o[kD / 8][4] = {};
-    // O += P V, one group of up to 4 pieces (64 keys) at a time.
+    // O += P V, one group of up to 4 pieces (64 keys) at a time, and each row's sum of P as rounded
+    // for it (every column of P times a 16 x 8 block of ones): no adds on the FP32 pipe, no shuffles.
+    float l[1][4] = {};
+    const std::uint64_t ones_d = plain_desc(ones_addr);
     [&]<int... Gi>(std::integer_sequence<int, Gi...>) {
       (
           [&] {
@@ -274,26 +320,32 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
 #pragma unroll
             for (int kk = 0; kk < P; ++kk) {
               if (rows_live) {
-                probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
+                probs_to_a_fragment<T, false>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
               } else {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) pf[kk][e] = 0u;
               }
             }
             fence_regs(o);
+            fence_regs(l);
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < P; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[k0 + kk], 1);
+#pragma unroll
+            for (int kk = 0; kk < P; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
             wgmma_commit();
           }(),
           ...);
     }(std::make_integer_sequence<int, G>{});
     wgmma_wait<0>();
     fence_regs(o);
+    fence_regs(l);
     if (rows_live) {
-      float i0, i1;
-      sm.finish(i0, i1);
-      store_rows<T, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
+      // Every column of l holds the row's sum: this thread has row g in l[0][0], row g + 8 in l[0][2].
+      // The rows go through this tile's Q buffer (S has read it), so that the stores are whole rows.
+      store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], q_s + (qt & 1) * 64 * kD,
+                           (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
+                           lane);
     }
   }
 #else
@@ -328,7 +380,7 @@ void launch_split(const AttentionParams& p, cudaStream_t s) {
 
 template <typename T, int Q>
 void launch_row_q(const AttentionParams& p, cudaStream_t s) {
-  constexpr int bytes = (Q * 16 * 2 + 2 * 64) * kD * 2 + 1024;  // K, V, two Q tiles, alignment slack
+  constexpr int bytes = (Q * 16 * 2 + 2 * 64) * kD * 2 + 512 + 1024;  // K, V, two Q tiles, ones, alignment slack
   allow_dynamic_smem(attention_wgmma_row_kernel<T, Q>, bytes);
   const int query_tiles = (query_tokens(p) + 63) / 64;
   const int tiles = p.variant == kAttentionWgmmaRowHead ? query_tiles : p.variant == kAttentionWgmmaRow2 ? 2 : 1;
@@ -339,6 +391,8 @@ void launch_row_q(const AttentionParams& p, cudaStream_t s) {
 template <typename T, int... Qm1>
 void launch_row(const AttentionParams& p, cudaStream_t s, std::integer_sequence<int, Qm1...>) {
   const int q = (p.tokens + 15) / 16;
+  VITRT_CHECK(reinterpret_cast<std::uintptr_t>(p.out) % 16 == 0 && reinterpret_cast<std::uintptr_t>(p.qkv) % 16 == 0,
+              "attention: the all-keys wgmma kernel needs 16-byte aligned qkv and output buffers");
   VITRT_CHECK(q >= 1 && q <= kAttentionRowMaxTokens / 16, "attention: the all-keys wgmma kernel takes at most ", kAttentionRowMaxTokens,
               " tokens, not ", p.tokens);
   (void)((q == Qm1 + 1 && (launch_row_q<T, Qm1 + 1>(p, s), true)) || ...);

@@ -145,6 +145,28 @@ __device__ __forceinline__ void wgmma_ss_n16(float (&d)[R][4], std::uint64_t a_d
   else VITRT_WGMMA_SS_N16("bf16");
 }
 
+// D[64 x 8] (+)= A[64 x 16] B[16 x 8], A from registers, B K-major from shared memory. d holds rows g
+// and g + 8, columns 2t and 2t + 1 of the warp's 16 rows (the layout of one 8-wide accumulator tile).
+#define VITRT_WGMMA_RS_N8(TYPE)                                                                              \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"                                                 \
+               "wgmma.mma_async.sync.aligned.m64n8k16.f32." TYPE "." TYPE                                    \
+               " {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"                                  \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                             \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate))
+template <typename T>
+__device__ __forceinline__ void wgmma_n8(float (&d)[4], const std::uint32_t (&a)[4], std::uint64_t b_desc, int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_RS_N8("f16");
+  else VITRT_WGMMA_RS_N8("bf16");
+}
+
+// Descriptor of an operand without swizzle at `addr` (16-byte aligned): 8 x 16-byte core matrices
+// 128 bytes apart along K (leading byte offset) and 256 bytes apart along M / N (stride byte offset).
+// With at most 8 rows and 16 columns the operand lies within the first 512 bytes either way.
+__device__ __forceinline__ std::uint64_t plain_desc(unsigned addr) {
+  return static_cast<std::uint64_t>((addr & 0x3FFFF) >> 4) | (std::uint64_t{128 >> 4} << 16) |
+         (std::uint64_t{256 >> 4} << 32);
+}
+
 // Calls f(std::integral_constant<int, P>{}) with P = the 16-key pieces covering `valid` keys (1..4), so
 // each tile shape gets straight-line code: a conditionally issued wgmma makes ptxas serialize them all.
 template <typename F>
