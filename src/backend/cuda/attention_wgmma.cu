@@ -210,7 +210,7 @@ __device__ __forceinline__ void store_rows_staged(void* out_v, const float (&o)[
 // exponential per score, nothing to rescale. O += P V is issued per 64 keys as their probabilities are
 // ready, so the tensor cores run while the next ones are computed. Q tiles come through shared memory
 // too (the A operand of S = Q K^T), each copied while the tile before it is computed. Warps whose 16
-// rows are all past the end (in the last query tile) skip the softmax and feed P = 0. Row sums of P come
+// rows are all past the end (in the last query tile) skip the maximum and feed P = 0. Row sums of P come
 // from the tensor cores with P V, and output rows leave through shared memory as whole rows.
 template <typename T, int Q>
 __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
@@ -306,7 +306,15 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
     fence_regs(s);
 
     OnlineSoftmax sm(p.scale);
-    if (rows_live) sm.only_tile(s, N, t);
+    // A warp whose rows all lie past the end takes P = 2^(s sl - inf) = 0 through the same instructions:
+    // a branch per piece cost more (its zeroing and reconvergence on every tile) than these warps' work
+    // (3 warps of the last query tile).
+    if (rows_live) {
+      sm.only_tile(s, N, t);
+    } else {
+      sm.ms0 = INFINITY;
+      sm.ms1 = INFINITY;
+    }
     float o[kD / 8][4] = {};
     // O += P V, one group of up to 4 pieces (64 keys) at a time, and each row's sum of P as rounded
     // for it (every column of P times a 16 x 8 block of ones): no adds on the FP32 pipe, no shuffles.
@@ -318,14 +326,7 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
             constexpr int P = Gi < F ? 4 : R, k0 = 4 * Gi;
             std::uint32_t pf[P][4];
 #pragma unroll
-            for (int kk = 0; kk < P; ++kk) {
-              if (rows_live) {
-                probs_to_a_fragment<T, false>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
-              } else {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) pf[kk][e] = 0u;
-              }
-            }
+            for (int kk = 0; kk < P; ++kk) probs_to_a_fragment<T, false>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
             fence_regs(o);
             fence_regs(l);
             wgmma_fence();
