@@ -138,11 +138,9 @@ struct OnlineSoftmax {
     l1 *= c1;
   }
 
-  // The same, rescaling the output accumulators o at once.
-  template <int KT, int OT>
-  __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t) {
-    float c0, c1;
-    next_tile_factors(s, valid, t, c0, c1);
+  // Scales accumulator fragments o: rows g by c0, rows g + 8 by c1.
+  template <int OT>
+  static __device__ __forceinline__ void rescale(float (&o)[OT][4], float c0, float c1) {
 #pragma unroll
     for (int nt = 0; nt < OT; ++nt) {
       o[nt][0] *= c0;
@@ -150,6 +148,17 @@ struct OnlineSoftmax {
       o[nt][2] *= c1;
       o[nt][3] *= c1;
     }
+  }
+
+  // The same, rescaling the output accumulators o at once (and l, row sums kept as an accumulator
+  // fragment by the caller, if given).
+  template <int KT, int OT, int LT = 1>
+  __device__ __forceinline__ void next_tile(float (&s)[KT][4], float (&o)[OT][4], int valid, int t,
+                                            float (*l)[LT][4] = nullptr) {
+    float c0, c1;
+    next_tile_factors(s, valid, t, c0, c1);
+    rescale(o, c0, c1);
+    if (l != nullptr) rescale(*l, c0, c1);
   }
 
   // The scores of every key at once (one pass, nothing to rescale): sets the maxima from s. Only the

@@ -30,7 +30,53 @@ namespace {
 
 constexpr int kD = 64, kBK = 64;                           // head dim, keys per tile
 constexpr int kTileElems = kBK * kD;                       // one K or V tile: 64 rows of 128 bytes
-constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 1024;  // two stages of K and V, plus alignment slack
+// Two stages of K and V, 512 bytes of ones (the B operand that sums P's rows on the tensor cores), and
+// alignment slack.
+constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 512 + 1024;
+
+template <typename T>
+__device__ __forceinline__ std::uint32_t two_ones() {
+  return std::is_same_v<T, __half> ? 0x3C003C00u : 0x3F803F80u;
+}
+
+#ifdef VITRT_WGMMA_DEVICE
+// stmatrix: four 8 x 8 blocks of 16-bit values from accumulator-layout registers (r_i holds row lane / 4,
+// columns 2 (lane % 4) and + 1 of block i) into shared memory; lanes 8i..8i+7 give block i's row addresses.
+__device__ __forceinline__ void stmatrix_x4(unsigned addr, std::uint32_t r0, std::uint32_t r1, std::uint32_t r2,
+                                            std::uint32_t r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+
+// A warp's 16 rows of a 64-row output tile (o times 1 / row sum, this thread holding rows g and g + 8
+// of the warp's, columns 2t, 2t + 1 of each 8-wide tile) written as whole rows: packed into the 8 KB
+// tile `stage` (128 bytes per row, 16-byte chunk c of row r at c ^ (r % 8), no bank conflicts either
+// way), then read back 16 bytes per thread, 8 threads per row, and stored to out + at + row * E for the
+// rows < live. Stores of 4 bytes straight from the fragments filled half of each 32-byte sector.
+template <typename T>
+__device__ __forceinline__ void store_rows_staged(void* out_v, const float (&o)[kD / 8][4], float i0, float i1, T* stage,
+                                                  std::size_t at, int E, int live, int warp, int lane) {
+  const unsigned st = smem_addr(stage);
+  const int m = lane >> 3, row = warp * 16 + (m & 1) * 8 + (lane & 7);  // the block row this lane addresses
+#pragma unroll
+  for (int j = 0; j < kD / 16; ++j) {
+    const int c = 2 * j + (m >> 1);
+    stmatrix_x4(st + row * 128 + ((c ^ (row & 7)) << 4), pack<T>(o[2 * j][0] * i0, o[2 * j][1] * i0),
+                pack<T>(o[2 * j][2] * i1, o[2 * j][3] * i1), pack<T>(o[2 * j + 1][0] * i0, o[2 * j + 1][1] * i0),
+                pack<T>(o[2 * j + 1][2] * i1, o[2 * j + 1][3] * i1));
+  }
+  __syncwarp();
+  T* out = static_cast<T*>(out_v) + at;
+  const unsigned char* tile = reinterpret_cast<const unsigned char*>(stage);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const int i = lane + 32 * k, r = warp * 16 + i / 8, c = i % 8;
+    const uint4 v = *reinterpret_cast<const uint4*>(tile + r * 128 + ((c ^ (r & 7)) << 4));
+    if (r < live) *reinterpret_cast<uint4*>(out + static_cast<std::size_t>(r) * E + c * 8) = v;
+  }
+}
+#endif
 
 // S > 1 (one warpgroup per block): the S blocks of a thread-block cluster share one query tile and
 // split its key tiles S ways; each keeps its own running max, sum and O, and the cluster's first block
@@ -54,11 +100,14 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
   const std::size_t stride = 3 * static_cast<std::size_t>(E);
   const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
   const int r0 = q0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
+  T* ones_s = tiles + 4 * kTileElems;
+  if (threadIdx.x < 128) reinterpret_cast<std::uint32_t*>(ones_s)[threadIdx.x] = two_ones<T>();
   const bool wg_active = q0 + wg * 64 < query_tokens(p);    // uniform over the warpgroup
 
   std::uint32_t qf[kD / 16][4];  // Q as the register A operand of S = Q K^T
   load_q_fragments<T, kD>(base, stride, N, r0, r1, t, qf);
   float o[kD / 8][4] = {};
+  float l[1][4] = {};  // each row's sum of P as rounded for P V, in every column (P times ones)
   OnlineSoftmax sm(p.scale);
   if (my_tiles > 0) kv_tile_loop<true>(
       my_tiles,
@@ -102,21 +151,29 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
           wgmma_commit();
           wgmma_wait<0>();
           fence_regs(s);
-          sm.next_tile(s, o, valid, t);  // masks keys >= valid
+          sm.next_tile(s, o, valid, t, &l);  // masks keys >= valid
           std::uint32_t pf[P][4];
 #pragma unroll
-          for (int kk = 0; kk < P; ++kk) probs_to_a_fragment<T>(sm, s[2 * kk], s[2 * kk + 1], pf[kk]);
-          // O += P V, 16 keys per instruction: V rows are keys (the K side of this product), stored MN-major.
+          for (int kk = 0; kk < P; ++kk) probs_to_a_fragment<T, false>(sm, s[2 * kk], s[2 * kk + 1], pf[kk]);
+          // O += P V, 16 keys per instruction: V rows are keys (the K side of this product), stored MN-major;
+          // and the row sums, P times a 16 x 8 block of ones.
+          const std::uint64_t ones_d = plain_desc(smem_addr(ones_s));
           fence_regs(o);
+          fence_regs(l);
           wgmma_fence();
 #pragma unroll
           for (int kk = 0; kk < P; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
+#pragma unroll
+          for (int kk = 0; kk < P; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
           wgmma_commit();
           wgmma_wait<0>();
           fence_regs(o);
+          fence_regs(l);
         });
       });
   if (!wg_active) return;  // uniform over a cluster: its blocks share the query tile
+  sm.l0 = l[0][0];  // the whole row's sum in every thread of the quad (row g)
+  sm.l1 = l[0][2];  // (row g + 8)
   if constexpr (S > 1) {
     // Each thread's state (maxima, partial sums, O fragments) goes to its own slots of this block's
     // shared memory (the K/V tiles are free: kv_tile_loop ends on a barrier); block 0 of the cluster
@@ -125,7 +182,7 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
     constexpr int kSlots = 4 + kD / 2;  // m0, m1, l0, l1 and 32 O values per thread
-    static_assert(kSlots * 128 * 4 <= kSmemBytes - 1024, "exchange slots fit in the K/V tiles");
+    static_assert(kSlots * 128 * 4 <= 4 * kTileElems * 2, "exchange slots fit in the K/V tiles");
     float* mine = reinterpret_cast<float*>(tiles);
     const int tid = threadIdx.x;
     mine[0 * 128 + tid] = sm.m0;
@@ -155,52 +212,16 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
     cluster.sync();  // the others' shared memory stays valid until block 0 has read it
     if (cluster.block_rank() != 0) return;
   }
-  float i0, i1;
-  sm.finish(i0, i1);
-  store_rows<T, kD>(p.out, o, i0, i1, static_cast<std::size_t>(b) * N, h, E, N, r0, r1, t);
+  // The warpgroup's rows leave through its own 8 KB of the K/V tiles (free: kv_tile_loop ends on a
+  // barrier; in a cluster, block 0's exchange slots have been read).
+  const int row0 = q0 + wg * 64;
+  store_rows_staged<T>(p.out, o, 1.0f / sm.l0, 1.0f / sm.l1, tiles + wg * 64 * kD,
+                       (static_cast<std::size_t>(b) * N + row0) * E + static_cast<std::size_t>(h) * kD, E, N - row0, warp,
+                       lane);
 #else
   (void)p;
 #endif
 }
-
-#ifdef VITRT_WGMMA_DEVICE
-// stmatrix: four 8 x 8 blocks of 16-bit values from accumulator-layout registers (r_i holds row lane / 4,
-// columns 2 (lane % 4) and + 1 of block i) into shared memory; lanes 8i..8i+7 give block i's row addresses.
-__device__ __forceinline__ void stmatrix_x4(unsigned addr, std::uint32_t r0, std::uint32_t r1, std::uint32_t r2,
-                                            std::uint32_t r3) {
-  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
-               "r"(r2), "r"(r3)
-               : "memory");
-}
-
-// A warp's 16 rows of a 64-row output tile (o times 1 / row sum, this thread holding rows g and g + 8
-// of the warp's, columns 2t, 2t + 1 of each 8-wide tile) written as whole rows: packed into the 8 KB
-// tile `stage` (128 bytes per row, 16-byte chunk c of row r at c ^ (r % 8), no bank conflicts either
-// way), then read back 16 bytes per thread, 8 threads per row, and stored to out + at + row * E for the
-// rows < live. Stores of 4 bytes straight from the fragments filled half of each 32-byte sector.
-template <typename T>
-__device__ __forceinline__ void store_rows_staged(void* out_v, const float (&o)[kD / 8][4], float i0, float i1, T* stage,
-                                                  std::size_t at, int E, int live, int warp, int lane) {
-  const unsigned st = smem_addr(stage);
-  const int m = lane >> 3, row = warp * 16 + (m & 1) * 8 + (lane & 7);  // the block row this lane addresses
-#pragma unroll
-  for (int j = 0; j < kD / 16; ++j) {
-    const int c = 2 * j + (m >> 1);
-    stmatrix_x4(st + row * 128 + ((c ^ (row & 7)) << 4), pack<T>(o[2 * j][0] * i0, o[2 * j][1] * i0),
-                pack<T>(o[2 * j][2] * i1, o[2 * j][3] * i1), pack<T>(o[2 * j + 1][0] * i0, o[2 * j + 1][1] * i0),
-                pack<T>(o[2 * j + 1][2] * i1, o[2 * j + 1][3] * i1));
-  }
-  __syncwarp();
-  T* out = static_cast<T*>(out_v) + at;
-  const unsigned char* tile = reinterpret_cast<const unsigned char*>(stage);
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const int i = lane + 32 * k, r = warp * 16 + i / 8, c = i % 8;
-    const uint4 v = *reinterpret_cast<const uint4*>(tile + r * 128 + ((c ^ (r & 7)) << 4));
-    if (r < live) *reinterpret_cast<uint4*>(out + static_cast<std::size_t>(r) * E + c * 8) = v;
-  }
-}
-#endif
 
 // Every key of the sequence at once (N <= 256, Q = ceil(N / 16) pieces of 16 keys), one warpgroup per
 // block. K and V land in shared memory whole (two copy groups, so S = Q K^T starts once K is in) and
@@ -223,7 +244,7 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
   T* v_s = k_s + Q * 16 * kD;  // Q * 2048 bytes further: still 1024-aligned
   T* q_s = v_s + Q * 16 * kD;  // two 64-row Q tiles
   T* ones_s = q_s + 2 * 64 * kD;  // 512 bytes of ones: the B operand that sums P's rows on the tensor cores
-  reinterpret_cast<std::uint32_t*>(ones_s)[threadIdx.x] = std::is_same_v<T, __half> ? 0x3C003C00u : 0x3F803F80u;
+  reinterpret_cast<std::uint32_t*>(ones_s)[threadIdx.x] = two_ones<T>();
 
   const int N = p.tokens, E = p.heads * kD;
   const int h = blockIdx.y, b = blockIdx.z, first = static_cast<int>(blockIdx.x) * tiles;
