@@ -234,10 +234,15 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 // rows are all past the end (in the last query tile) skip the softmax and feed P = 0. Output rows leave
 // through shared memory as whole rows.
 template <typename T, int Q>
-__global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
+__global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
 #ifdef VITRT_WGMMA_DEVICE
   wait_prior_grid();
   constexpr int F = Q / 4, R = Q % 4, KT = 2 * Q;  // full 64-key tiles, pieces after them, 8-key tiles
+  // 145-208 keys (vit_base's 197 among them): warps whose rows all lie past the end take P = 2^(s sl -
+  // inf) = 0 through the same instructions as the others instead of a branch per 16-key piece (its
+  // zeroing and reconvergence on every tile cost more than those 3 warps' work in the last query tile);
+  // 168 registers, 3 blocks per SM. Longer sequences keep the branch (the uniform form needs 246-255).
+  constexpr bool kUniform = Q >= 10 && Q <= 13;
   constexpr int G = F + (R > 0 ? 1 : 0);            // groups of P V products
   extern __shared__ unsigned char smem_raw[];
   T* k_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
@@ -324,7 +329,12 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
     fence_regs(s);
 
     OnlineSoftmax sm(p.scale);
-    if (rows_live) sm.only_tile(s, N, t);
+    if (rows_live) {
+      sm.only_tile(s, N, t);
+    } else if constexpr (kUniform) {
+      sm.ms0 = INFINITY;
+      sm.ms1 = INFINITY;
+    }
     float o[kD / 8][4] = {};
     // O += P V, one group of up to 4 pieces (64 keys) at a time. The row sums stay on the FP32 pipe
     // here (unrounded P). Taken on the tensor cores from P as rounded, as the online-softmax kernel
@@ -337,13 +347,24 @@ __global__ void __launch_bounds__(128) attention_wgmma_row_kernel(AttentionParam
           [&] {
             constexpr int P = Gi < F ? 4 : R, k0 = 4 * Gi;
             std::uint32_t pf[P][4];
+            if constexpr (kUniform) {
+              // The empty asm statements keep each group's and each piece's work in program order:
+              // scheduled freely, the kernel took 175-226 registers.
+              fence_regs(reinterpret_cast<float(&)[2 * P][4]>(s[2 * k0]));
 #pragma unroll
-            for (int kk = 0; kk < P; ++kk) {
-              if (rows_live) {
+              for (int kk = 0; kk < P; ++kk) {
                 probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
-              } else {
+                asm volatile("" : "+f"(sm.l0), "+f"(sm.l1), "+r"(pf[kk][0]), "+r"(pf[kk][1]), "+r"(pf[kk][2]), "+r"(pf[kk][3]));
+              }
+            } else {
 #pragma unroll
-                for (int e = 0; e < 4; ++e) pf[kk][e] = 0u;
+              for (int kk = 0; kk < P; ++kk) {
+                if (rows_live) {
+                  probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
+                } else {
+#pragma unroll
+                  for (int e = 0; e < 4; ++e) pf[kk][e] = 0u;
+                }
               }
             }
             fence_regs(o);
