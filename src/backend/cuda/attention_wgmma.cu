@@ -231,7 +231,7 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 // exponential per score, nothing to rescale. O += P V is issued per 64 keys as their probabilities are
 // ready, so the tensor cores run while the next ones are computed. Q tiles come through shared memory
 // too (the A operand of S = Q K^T), each copied while the tile before it is computed. Warps whose 16
-// rows are all past the end (in the last query tile) skip the softmax and feed P = 0. Output rows leave
+// rows are all past the end (in the last query tile) feed P = 0 (kUniform below). Output rows leave
 // through shared memory as whole rows.
 template <typename T, int Q>
 __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
@@ -339,9 +339,7 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
     // O += P V, one group of up to 4 pieces (64 keys) at a time. The row sums stay on the FP32 pipe
     // here (unrounded P). Taken on the tensor cores from P as rounded, as the online-softmax kernel
     // does, they gave vit_base bf16 a top-1 agreement of 98.83% on verify_torch.py's 512 inputs, below
-    // its 99% bound, for the same relative error (0.00634); and without the branch per piece below
-    // (P = 0 through ms = inf) the sums on the FP32 pipe took 175-226 registers, not 3 blocks per SM
-    // (docs/performance.md, session 16).
+    // its 99% bound, for the same relative error (0.00634; docs/performance.md, session 16).
     [&]<int... Gi>(std::integer_sequence<int, Gi...>) {
       (
           [&] {
