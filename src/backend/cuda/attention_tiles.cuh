@@ -242,7 +242,8 @@ __device__ __forceinline__ void load_q_fragments(const T* base, std::size_t stri
 // The scores of 16 keys (two 8-key accumulator tiles sa, sb) -> probabilities packed as the A fragment
 // of P V. The row sums take them unrounded (summing the rounded values cost 32 integer instructions per
 // tile and thread for a difference far below the 16-bit rounding of P V itself). Sum = false leaves
-// the sums to the caller (the all-keys wgmma kernel takes them on the tensor cores, from P as rounded).
+// the sums to the caller (the online-softmax wgmma kernel takes them on the tensor cores, from P as
+// rounded).
 template <typename T, bool Sum = true>
 __device__ __forceinline__ void probs_to_a_fragment(OnlineSoftmax& sm, float* sa, float* sb, std::uint32_t (&pf)[4]) {
 #pragma unroll

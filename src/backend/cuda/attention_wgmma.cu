@@ -427,8 +427,6 @@ void launch_row_q(const AttentionParams& p, cudaStream_t s) {
 template <typename T, int... Qm1>
 void launch_row(const AttentionParams& p, cudaStream_t s, std::integer_sequence<int, Qm1...>) {
   const int q = (p.tokens + 15) / 16;
-  VITRT_CHECK(reinterpret_cast<std::uintptr_t>(p.out) % 16 == 0 && reinterpret_cast<std::uintptr_t>(p.qkv) % 16 == 0,
-              "attention: the all-keys wgmma kernel needs 16-byte aligned qkv and output buffers");
   VITRT_CHECK(q >= 1 && q <= kAttentionRowMaxTokens / 16, "attention: the all-keys wgmma kernel takes at most ", kAttentionRowMaxTokens,
               " tokens, not ", p.tokens);
   (void)((q == Qm1 + 1 && (launch_row_q<T, Qm1 + 1>(p, s), true)) || ...);
@@ -461,6 +459,9 @@ bool attention_wgmma_supports(const AttentionParams& p) {
 void attention_wgmma(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(attention_wgmma_supports(p), "attention: the wgmma kernel does not take head dim ", p.head_dim, " ",
               dt_name(p.dt), " on compute capability ", p.arch, " (it needs head dim 64, fp16/bf16, sm_90a)");
+  // 16-byte copies in (cp.async) and out (whole output rows).
+  VITRT_CHECK(reinterpret_cast<std::uintptr_t>(p.out) % 16 == 0 && reinterpret_cast<std::uintptr_t>(p.qkv) % 16 == 0,
+              "attention: the wgmma kernels need 16-byte aligned qkv and output buffers");
   if (p.dt == DT::f16) launch<__half>(p, s);
   else launch<__nv_bfloat16>(p, s);
 }
