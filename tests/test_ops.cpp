@@ -596,6 +596,25 @@ TEST(CudaAttention, VariantsAndDefaults) {
   }
   EXPECT_EQ(cuda::attention_variant_name(4), "mma, 4 warps per block");
   EXPECT_EQ(cuda::attention_variant_name(cuda::kAttentionWgmma2), "wgmma, 2 warpgroups per block");
+  // The wgmma kernels copy 16 bytes at a time in (qkv) and out (whole output rows): buffers that are not
+  // 16-byte aligned are refused with a message, before anything is launched.
+  if (hopper_build) {
+    const std::uintptr_t base = std::uintptr_t{1} << 20;
+    for (auto [qkv_off, out_off] : std::vector<std::pair<int, int>>{{0, 8}, {4, 0}}) {
+      cuda::AttentionParams m{reinterpret_cast<const void*>(base + qkv_off), reinterpret_cast<void*>(base + out_off), 1, 197,
+                              12, 64, 0.125f, DT::bf16};
+      m.arch = 90;
+      for (int variant : {cuda::kAttentionWgmmaRow, cuda::kAttentionWgmma2}) {
+        m.variant = variant;
+        try {
+          cuda::attention_wgmma(m, nullptr);
+          ADD_FAILURE() << "variant " << variant << " took misaligned buffers";
+        } catch (const vitrt::Error& e) {
+          EXPECT_NE(std::string(e.what()).find("16-byte aligned"), std::string::npos) << e.what();
+        }
+      }
+    }
+  }
 }
 
 // Every tile configuration of a tensor-core attention kernel (what `vitrt tune` chooses between)
