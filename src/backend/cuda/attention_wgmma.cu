@@ -34,11 +34,6 @@ constexpr int kTileElems = kBK * kD;                       // one K or V tile: 6
 // alignment slack.
 constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 512 + 1024;
 
-template <typename T>
-__device__ __forceinline__ std::uint32_t two_ones() {
-  return std::is_same_v<T, __half> ? 0x3C003C00u : 0x3F803F80u;
-}
-
 #ifdef VITRT_WGMMA_DEVICE
 // stmatrix: four 8 x 8 blocks of 16-bit values from accumulator-layout registers (r_i holds row lane / 4,
 // columns 2 (lane % 4) and + 1 of block i) into shared memory; lanes 8i..8i+7 give block i's row addresses.
@@ -101,7 +96,7 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
   const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
   const int r0 = q0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
   T* ones_s = tiles + 4 * kTileElems;
-  if (threadIdx.x < 128) reinterpret_cast<std::uint32_t*>(ones_s)[threadIdx.x] = two_ones<T>();
+  if (threadIdx.x < 128) reinterpret_cast<std::uint32_t*>(ones_s)[threadIdx.x] = pack<T>(1.0f, 1.0f);
   const bool wg_active = q0 + wg * 64 < query_tokens(p);    // uniform over the warpgroup
 
   std::uint32_t qf[kD / 16][4];  // Q as the register A operand of S = Q K^T
