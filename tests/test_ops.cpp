@@ -649,7 +649,7 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
     for (auto [tokens, head_dim, heads, B] : std::vector<std::tuple<int, int, int, int>>{
              {197, 64, 3, 2}, {577, 80, 2, 1}, {577, 64, 2, 1}, {5, 64, 1, 3}, {128, 64, 2, 2}, {65, 64, 3, 1},
              {197, 128, 2, 1}, {50, 32, 4, 2}, {129, 96, 1, 1},
-             // last query tiles of 16 and 1 live rows (split by keys), and of 17 (taken whole)
+             // last query tiles with 16, 1 and 17 live rows
              {208, 64, 2, 1}, {144, 64, 1, 2}, {193, 64, 1, 1}, {209, 64, 1, 1}}) {
       SCOPED_TRACE(::testing::Message() << dt_name(dt) << " tokens " << tokens << " head_dim " << head_dim);
       const int E = heads * head_dim;

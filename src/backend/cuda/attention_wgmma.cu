@@ -71,34 +71,6 @@ __device__ __forceinline__ void store_rows_staged(void* out_v, const float (&o)[
     if (r < live) *reinterpret_cast<uint4*>(out + static_cast<std::size_t>(r) * E + c * 8) = v;
   }
 }
-
-// One thread's softmax state (maxima, its share of the row sums) and O fragments in slot-major shared
-// memory, slot j of thread i at j * 128 + i: how the split-key cluster kernel's blocks and the all-keys
-// kernel's split last tile hand partial results to the thread that merges them.
-constexpr int kStateSlots = 4 + kD / 2;  // m0, m1, l0, l1 and 32 O values per thread
-__device__ __forceinline__ void put_state(float* slots, int i, const OnlineSoftmax& sm, const float (&o)[kD / 8][4]) {
-  slots[0 * 128 + i] = sm.m0;
-  slots[1 * 128 + i] = sm.m1;
-  slots[2 * 128 + i] = sm.l0;
-  slots[3 * 128 + i] = sm.l1;
-#pragma unroll
-  for (int nt = 0; nt < kD / 8; ++nt)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) slots[(4 + nt * 4 + e) * 128 + i] = o[nt][e];
-}
-// Folds thread i's state at `slots` (the same two rows, other keys) into sm and o, as the online
-// softmax folds in a tile.
-__device__ __forceinline__ void merge_state(const float* slots, int i, OnlineSoftmax& sm, float (&o)[kD / 8][4]) {
-  float a0, a1, b0, b1;
-  sm.merge(slots[0 * 128 + i], slots[1 * 128 + i], slots[2 * 128 + i], slots[3 * 128 + i], a0, a1, b0, b1);
-#pragma unroll
-  for (int nt = 0; nt < kD / 8; ++nt) {
-    o[nt][0] = o[nt][0] * a0 + slots[(4 + nt * 4 + 0) * 128 + i] * b0;
-    o[nt][1] = o[nt][1] * a0 + slots[(4 + nt * 4 + 1) * 128 + i] * b0;
-    o[nt][2] = o[nt][2] * a1 + slots[(4 + nt * 4 + 2) * 128 + i] * b1;
-    o[nt][3] = o[nt][3] * a1 + slots[(4 + nt * 4 + 3) * 128 + i] * b1;
-  }
-}
 #endif
 
 // S > 1 (one warpgroup per block): the S blocks of a thread-block cluster share one query tile and
@@ -204,13 +176,33 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
     // two tiles.
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
-    static_assert(kStateSlots * 128 * 4 <= 4 * kTileElems * 2, "exchange slots fit in the K/V tiles");
+    constexpr int kSlots = 4 + kD / 2;  // m0, m1, l0, l1 and 32 O values per thread
+    static_assert(kSlots * 128 * 4 <= 4 * kTileElems * 2, "exchange slots fit in the K/V tiles");
     float* mine = reinterpret_cast<float*>(tiles);
-    put_state(mine, threadIdx.x, sm, o);
+    const int tid = threadIdx.x;
+    mine[0 * 128 + tid] = sm.m0;
+    mine[1 * 128 + tid] = sm.m1;
+    mine[2 * 128 + tid] = sm.l0;
+    mine[3 * 128 + tid] = sm.l1;
+#pragma unroll
+    for (int nt = 0; nt < kD / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) mine[(4 + nt * 4 + e) * 128 + tid] = o[nt][e];
     cluster.sync();
     if (cluster.block_rank() == 0) {
 #pragma unroll
-      for (int r = 1; r < S; ++r) merge_state(cluster.map_shared_rank(mine, r), threadIdx.x, sm, o);
+      for (int r = 1; r < S; ++r) {
+        const float* peer = cluster.map_shared_rank(mine, r);
+        float a0, a1, b0, b1;
+        sm.merge(peer[0 * 128 + tid], peer[1 * 128 + tid], peer[2 * 128 + tid], peer[3 * 128 + tid], a0, a1, b0, b1);
+#pragma unroll
+        for (int nt = 0; nt < kD / 8; ++nt) {
+          o[nt][0] = o[nt][0] * a0 + peer[(4 + nt * 4 + 0) * 128 + tid] * b0;
+          o[nt][1] = o[nt][1] * a0 + peer[(4 + nt * 4 + 1) * 128 + tid] * b0;
+          o[nt][2] = o[nt][2] * a1 + peer[(4 + nt * 4 + 2) * 128 + tid] * b1;
+          o[nt][3] = o[nt][3] * a1 + peer[(4 + nt * 4 + 3) * 128 + tid] * b1;
+        }
+      }
     }
     cluster.sync();  // the others' shared memory stays valid until block 0 has read it
     if (cluster.block_rank() != 0) return;
@@ -236,12 +228,6 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 // too (the A operand of S = Q K^T), each copied while the tile before it is computed. Warps whose 16
 // rows are all past the end (in the last query tile) feed P = 0 (kUniform below). Output rows leave
 // through shared memory as whole rows.
-//
-// A last query tile with at most 16 live rows (197 tokens: rows 192-196) is split by keys instead: its
-// Q tile holds those 16 rows four times, so every warp gets the same scores (and the same maxima, over
-// all keys), exponentiates a quarter of the pieces and multiplies zeros for the rest; warp 0 then adds
-// the other warps' sums and O through shared memory. Taken whole, that tile cost as much as a full one
-// for 5 rows: 3 of the 4 warps computed probabilities of rows past the end.
 template <typename T, int Q>
 __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
 #ifdef VITRT_WGMMA_DEVICE
@@ -253,8 +239,6 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
   // 168 registers, 3 blocks per SM. Longer sequences keep the branch (the uniform form needs 246-255).
   constexpr bool kUniform = Q >= 10 && Q <= 13;
   constexpr int G = F + (R > 0 ? 1 : 0);            // groups of P V products
-  // The split last tile's partial results go where K was (every warp has read it for that tile's S).
-  constexpr bool kSplitTail = Q * 16 * kD * static_cast<int>(sizeof(T)) >= kStateSlots * 128 * 4;
   extern __shared__ unsigned char smem_raw[];
   T* k_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
   T* v_s = k_s + Q * 16 * kD;  // Q * 2048 bytes further: still 1024-aligned
@@ -263,37 +247,31 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
   const int N = p.tokens, E = p.heads * kD;
   const int h = blockIdx.y, b = blockIdx.z, first = static_cast<int>(blockIdx.x) * tiles;
   const int last = min(first + tiles, (query_tokens(p) + 63) / 64);
-  // Tiles [first, whole) are taken whole; a last tile of the sequence with <= 16 rows, split by keys.
-  const int whole = kSplitTail && N - (last - 1) * 64 <= 16 ? last - 1 : last;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
   const std::size_t stride = 3 * static_cast<std::size_t>(E);
   const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
 
   // Rows [r0, r0 + rows) of one of Q, K, V (column col of the qkv row) into a swizzled tile, zeros past
-  // the last token; one copy group. rep: rows [r0, r0 + 16) four times (the split tile's Q).
-  const auto copy_rows = [&](int r0, int col, T* dst, auto rows, bool rep) {
+  // the last token; one copy group.
+  const auto copy_rows = [&](int r0, int col, T* dst, auto rows) {
 #pragma unroll
     for (int j = 0; j < decltype(rows)::value / 16; ++j) {
-      const int i = threadIdx.x + j * 128, r = i / 8, c = (i % 8) * 8, src = r0 + (rep ? r % 16 : r);
-      const bool ok = src < N;
-      cp_async16(dst + Swizzle128::offset(r, c), base + static_cast<std::size_t>(ok ? src : 0) * stride + col + c, ok);
+      const int i = threadIdx.x + j * 128, r = i / 8, c = (i % 8) * 8;
+      const bool ok = r0 + r < N;
+      cp_async16(dst + Swizzle128::offset(r, c), base + static_cast<std::size_t>(ok ? r0 + r : 0) * stride + col + c, ok);
     }
     cp_async_commit();
   };
-  const auto copy_q = [&](int qt) {
-    copy_rows(qt * 64, 0, q_s + (qt & 1) * 64 * kD, std::integral_constant<int, 64>{}, qt >= whole);
-  };
   // K, the first Q tile, then V: S = Q K^T waits for the first two groups only.
-  copy_rows(0, E, k_s, std::integral_constant<int, Q * 16>{}, false);
-  copy_q(first);
-  copy_rows(0, 2 * E, v_s, std::integral_constant<int, Q * 16>{}, false);
+  copy_rows(0, E, k_s, std::integral_constant<int, Q * 16>{});
+  copy_rows(first * 64, 0, q_s + (first & 1) * 64 * kD, std::integral_constant<int, 64>{});
+  copy_rows(0, 2 * E, v_s, std::integral_constant<int, Q * 16>{});
   // Whether V has been waited for. The same as qt > first, but testing qt == first below made ptxas
   // allocate 8 more registers (164 instead of 156 at 197 tokens).
   bool v_landed = false;
-  const auto query_tile = [&](int qt, auto split) {
-    constexpr bool kSplit = decltype(split)::value;
+  for (int qt = first; qt < last; ++qt) {
     const int q0 = qt * 64;
-    const bool rows_live = kSplit || q0 + warp * 16 < N;  // uniform over the warp
+    const bool rows_live = q0 + warp * 16 < N;  // uniform over the warp
     // The descriptors are made inside the loop (from an address the compiler cannot hoist): kept live
     // across it they would cost 58 registers.
     unsigned k_addr, v_addr, q_addr;
@@ -315,7 +293,7 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
     else cp_async_wait<0>();
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
-    if (qt + 1 < last) copy_q(qt + 1);
+    if (qt + 1 < last) copy_rows((qt + 1) * 64, 0, q_s + ((qt + 1) & 1) * 64 * kD, std::integral_constant<int, 64>{});
     pin(kd);
     pin(qd);
 
@@ -352,8 +330,6 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
       sm.ms0 = INFINITY;
       sm.ms1 = INFINITY;
     }
-    // The split tile: this warp's pieces [mine0, mine1).
-    const int mine0 = warp * Q / 4, mine1 = (warp + 1) * Q / 4;
     float o[kD / 8][4] = {};
     // O += P V, one group of up to 4 pieces (64 keys) at a time. The row sums stay on the FP32 pipe
     // here (unrounded P). Taken on the tensor cores from P as rounded, as the online-softmax kernel
@@ -364,7 +340,7 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
           [&] {
             constexpr int P = Gi < F ? 4 : R, k0 = 4 * Gi;
             std::uint32_t pf[P][4];
-            if constexpr (kUniform && !kSplit) {
+            if constexpr (kUniform) {
               // The empty asm statements keep each group's and each piece's work in program order:
               // scheduled freely, the kernel took 175-226 registers.
               fence_regs(reinterpret_cast<float(&)[2 * P][4]>(s[2 * k0]));
@@ -376,7 +352,7 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
             } else {
 #pragma unroll
               for (int kk = 0; kk < P; ++kk) {
-                if (kSplit ? k0 + kk >= mine0 && k0 + kk < mine1 : rows_live) {
+                if (rows_live) {
                   probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
                 } else {
 #pragma unroll
@@ -394,15 +370,6 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
     }(std::make_integer_sequence<int, G>{});
     wgmma_wait<0>();
     fence_regs(o);
-    if constexpr (kSplit) {
-      // Every warp has issued P V, so every warp is past S: K's shared memory is free.
-      float* slots = reinterpret_cast<float*>(k_s);
-      if (warp > 0) put_state(slots, threadIdx.x, sm, o);
-      __syncthreads();
-      if (warp > 0) return;
-#pragma unroll
-      for (int w = 1; w < 4; ++w) merge_state(slots, w * 32 + lane, sm, o);
-    }
     if (rows_live) {
       // The rows go through this tile's Q buffer (S has read it), so that the stores are whole rows.
       float i0, i1;
@@ -411,9 +378,7 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
                            (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
                            lane);
     }
-  };
-  for (int qt = first; qt < whole; ++qt) query_tile(qt, std::false_type{});
-  if (whole < last) query_tile(whole, std::true_type{});
+  }
 #else
   (void)p;
   (void)tiles;
