@@ -650,7 +650,9 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
              {197, 64, 3, 2}, {577, 80, 2, 1}, {577, 64, 2, 1}, {5, 64, 1, 3}, {128, 64, 2, 2}, {65, 64, 3, 1},
              {197, 128, 2, 1}, {50, 32, 4, 2}, {129, 96, 1, 1},
              // last query tiles with 16, 1 and 17 live rows
-             {208, 64, 2, 1}, {144, 64, 1, 2}, {193, 64, 1, 1}, {209, 64, 1, 1}}) {
+             {208, 64, 2, 1}, {144, 64, 1, 2}, {193, 64, 1, 1}, {209, 64, 1, 1},
+             // more than 256 tokens: the TMA kernel (2 images: rows past the first one's end must read as zeros)
+             {300, 64, 3, 2}, {320, 64, 1, 2}, {577, 64, 1, 3}}) {
       SCOPED_TRACE(::testing::Message() << dt_name(dt) << " tokens " << tokens << " head_dim " << head_dim);
       const int E = heads * head_dim;
       const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
@@ -669,7 +671,7 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       // Per kernel: mma, wgmma, and each split of the key tiles (its own summation order).
       std::map<int, std::vector<float>> first;
       const auto kernel_of = [](int v) {
-        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4) return v;
+        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4 || v == cuda::kAttentionWgmmaWs) return v;
         if (v == cuda::kAttentionWgmmaRow || v == cuda::kAttentionWgmmaRow2 || v == cuda::kAttentionWgmmaRowHead) {
           return cuda::kAttentionWgmmaRow;
         }

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cp_async.cuh"
+#include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
 
@@ -278,6 +279,45 @@ __device__ __forceinline__ void store_rows(void* out_v, const float (&o)[D / 8][
     if (r1 < N) put((row0 + r1) * E + c, o[nt][2] * i1, o[nt][3] * i1);
   }
 }
+
+#ifdef VITRT_WGMMA_DEVICE
+// stmatrix: four 8 x 8 blocks of 16-bit values from accumulator-layout registers (r_i holds row lane / 4,
+// columns 2 (lane % 4) and + 1 of block i) into shared memory; lanes 8i..8i+7 give block i's row addresses.
+__device__ __forceinline__ void stmatrix_x4(unsigned addr, std::uint32_t r0, std::uint32_t r1, std::uint32_t r2,
+                                            std::uint32_t r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+
+// (wgmma kernels, head dim 64.) A warp's 16 rows of a 64-row output tile (o times 1 / row sum, this thread holding rows g and g + 8
+// of the warp's, columns 2t, 2t + 1 of each 8-wide tile) written as whole rows: packed into the 8 KB
+// tile `stage` (128 bytes per row, 16-byte chunk c of row r at c ^ (r % 8), no bank conflicts either
+// way), then read back 16 bytes per thread, 8 threads per row, and stored to out + at + row * E for the
+// rows < live. Stores of 4 bytes straight from the fragments filled half of each 32-byte sector.
+template <typename T>
+__device__ __forceinline__ void store_rows_staged(void* out_v, const float (&o)[8][4], float i0, float i1, T* stage,
+                                                  std::size_t at, int E, int live, int warp, int lane) {
+  const unsigned st = smem_addr(stage);
+  const int m = lane >> 3, row = warp * 16 + (m & 1) * 8 + (lane & 7);  // the block row this lane addresses
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int c = 2 * j + (m >> 1);
+    stmatrix_x4(st + row * 128 + ((c ^ (row & 7)) << 4), pack<T>(o[2 * j][0] * i0, o[2 * j][1] * i0),
+                pack<T>(o[2 * j][2] * i1, o[2 * j][3] * i1), pack<T>(o[2 * j + 1][0] * i0, o[2 * j + 1][1] * i0),
+                pack<T>(o[2 * j + 1][2] * i1, o[2 * j + 1][3] * i1));
+  }
+  __syncwarp();
+  T* out = static_cast<T*>(out_v) + at;
+  const unsigned char* tile = reinterpret_cast<const unsigned char*>(stage);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const int i = lane + 32 * k, r = warp * 16 + i / 8, c = i % 8;
+    const uint4 v = *reinterpret_cast<const uint4*>(tile + r * 128 + ((c ^ (r & 7)) << 4));
+    if (r < live) *reinterpret_cast<uint4*>(out + static_cast<std::size_t>(r) * E + c * 8) = v;
+  }
+}
+#endif
 
 // Host side: calls f(std::integral_constant<int, D>{}) for the head dims the tensor-core kernels are
 // instantiated for (multiples of 16 up to 128); false for any other.
