@@ -75,15 +75,8 @@ __device__ __forceinline__ void tma_load_box(unsigned dst, const CUtensorMap* ma
 }
 // Turns at the tensor cores: warpgroup w waits on named barrier 1 + w (256 threads: its own 128 and the
 // other warpgroup's arrival), and passes the turn by arriving on the other's.
-// (Immediate barrier numbers: with a register operand ptxas reserves all 16 of them.)
-__device__ __forceinline__ void turn_wait(int wg) {
-  if (wg == 0) asm volatile("bar.sync 1, 256;\n" ::: "memory");
-  else asm volatile("bar.sync 2, 256;\n" ::: "memory");
-}
-__device__ __forceinline__ void turn_pass(int wg) {
-  if (wg == 0) asm volatile("bar.arrive 2, 256;\n" ::: "memory");
-  else asm volatile("bar.arrive 1, 256;\n" ::: "memory");
-}
+__device__ __forceinline__ void turn_wait(int wg) { asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory"); }
+__device__ __forceinline__ void turn_pass(int wg) { asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory"); }
 #endif
 
 template <typename T>
@@ -138,14 +131,15 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
   float o[kD / 8][4] = {};
   float l[1][4] = {};          // row sums of P as rounded for P V, in every column (P times ones)
   std::uint32_t pf[4][4] = {};  // P of the previous tile, the A operand of its P V
-  float s[8][4];
   OnlineSoftmax sm(p.scale);
   const std::uint64_t ones_d = plain_desc(smem_addr(ones_s));
   if (wg == 1) turn_pass(1);  // warpgroup 0 takes the first turn
 
-  // The turn of tile j: S_j (PS pieces of 16 keys) and P_{j-1} V_{j-1} (PP pieces; none for j = 0).
-  const auto issue = [&]<int PS, int PP>(int j) {
-    float(&sj)[2 * PS][4] = reinterpret_cast<float(&)[2 * PS][4]>(s);
+  // Tile j (PS pieces of 16 keys; PP pieces in the tile before, none for j = 0). Its turn: S_j and
+  // P_{j-1} V_{j-1}. Then its softmax once S_j is in; O and l rescaled once P_{j-1} V_{j-1} is in (that
+  // also frees pf and the stage of tile j - 1).
+  const auto step = [&]<int PS, int PP>(int j) {
+    float sj[2 * PS][4];
     mbar_wait(full(j), (j / kStages) & 1);
     // Descriptors before the first wgmma: an input defined between two of them serializes them.
     const Sw128Desc k_at(kv_addr(j)), v_at(kv_addr(j + kStages - 1) + kTileBytes);  // V of tile j - 1
@@ -181,12 +175,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
       wgmma_commit();
     }
     turn_pass(wg);
-  };
 
-  // Tile j's softmax once S_j is in; O and l rescaled once P_{j-1} V_{j-1} is in (that also frees pf
-  // and the stage of tile j - 1).
-  const auto softmax = [&]<int PS, int PP>(int j) {
-    float(&sj)[2 * PS][4] = reinterpret_cast<float(&)[2 * PS][4]>(s);
     if constexpr (PP > 0) wgmma_wait<1>();
     else wgmma_wait<0>();
     fence_regs(sj);
@@ -236,28 +225,11 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
     fence_regs(l);
   };
 
-  const int last = key_tiles - 1, last_valid = N - last * kBK;
-  if (last == 0) {
-    with_pieces(last_valid, [&](auto pieces) {
-      constexpr int P = decltype(pieces)::value;
-      issue.template operator()<P, 0>(0);
-      softmax.template operator()<P, 0>(0);
-      finish.template operator()<P>(0);
-    });
-  } else {
-    issue.template operator()<4, 0>(0);
-    softmax.template operator()<4, 0>(0);
-    for (int j = 1; j < last; ++j) {
-      issue.template operator()<4, 4>(j);
-      softmax.template operator()<4, 4>(j);
-    }
-    with_pieces(last_valid, [&](auto pieces) {
-      constexpr int P = decltype(pieces)::value;
-      issue.template operator()<P, 4>(last);
-      softmax.template operator()<P, 4>(last);
-      finish.template operator()<P>(last);
-    });
-  }
+  // Every tile whole, the last one too (zeros past the end, masked): with a 16-key piece count per
+  // tile shape (as attention_wgmma.cu has), ptxas serialized every wgmma of the kernel (C7511).
+  step.template operator()<4, 0>(0);
+  for (int j = 1; j < key_tiles; ++j) step.template operator()<4, 4>(j);
+  finish.template operator()<4>(key_tiles - 1);
   store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], out_stage + wg * 64 * kD,
                        (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
                        lane);
