@@ -17,6 +17,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -36,9 +37,9 @@ constexpr int kStages = 4;                    // K/V tiles in flight
 constexpr int kConsumers = 2;                 // warpgroups of 64 query rows
 constexpr int kThreads = kConsumers * 128 + 32;  // and the producer warp
 constexpr int kTileBytes = kBK * kD * 2;      // one K or V tile: 64 rows of 128 bytes (128-byte swizzle)
-// [stage][K, V] tiles, one output staging tile per consumer, 512 bytes of ones (the B operand that sums
-// P's rows), the full and empty mbarriers, alignment slack.
-constexpr int kSmemBytes = kStages * 2 * kTileBytes + kConsumers * kTileBytes + 512 + 2 * kStages * 8 + 1024;
+// [stage][K, V] tiles, two Q tiles per consumer (this item's and the next one's), one output staging
+// tile per consumer, 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack.
+constexpr int kSmemBytes = kStages * 2 * kTileBytes + 3 * kConsumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
 
 #ifdef VITRT_WGMMA_DEVICE
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
@@ -80,25 +81,36 @@ __device__ __forceinline__ void turn_pass(int wg) { asm volatile("bar.arrive %0,
 #endif
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap kv,
+__global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map,
                                                                          AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
   wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
-  T* tiles = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));  // [stage][K, V]
-  T* out_stage = tiles + kStages * 2 * kBK * kD;  // [consumer][64 x 64]
-  T* ones_s = out_stage + kConsumers * kBK * kD;
-  const unsigned bars = smem_addr(ones_s) + 512;  // full[kStages], then empty[kStages]
-  const auto full = [&](int j) { return bars + 8 * (j % kStages); };
-  const auto empty = [&](int j) { return bars + 8 * (kStages + j % kStages); };
-  const auto kv_addr = [&](int j) { return smem_addr(tiles + (j % kStages) * 2 * kBK * kD); };
+  T* kv_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));  // [stage][K, V]
+  T* q_s = kv_s + kStages * 2 * kBK * kD;        // [item parity][consumer][64 x 64]
+  T* out_s = q_s + 2 * kConsumers * 64 * kD;     // [consumer][64 x 64]
+  T* ones_s = out_s + kConsumers * 64 * kD;
+  const unsigned bars = smem_addr(ones_s) + 512;  // K/V full[kStages], empty[kStages], Q full[2], empty[2]
+  const auto kv_full = [&](int i) { return bars + 8 * (i % kStages); };
+  const auto kv_empty = [&](int i) { return bars + 8 * (kStages + i % kStages); };
+  const auto q_full = [&](int n) { return bars + 8 * (2 * kStages + (n & 1)); };
+  const auto q_empty = [&](int n) { return bars + 8 * (2 * kStages + 2 + (n & 1)); };
+  const auto kv_addr = [&](int i) { return smem_addr(kv_s + (i % kStages) * 2 * kBK * kD); };
+  const auto q_addr = [&](int n, int wg) { return smem_addr(q_s + ((n & 1) * kConsumers + wg) * 64 * kD); };
 
-  const int N = p.tokens, E = p.heads * kD, h = blockIdx.y, b = blockIdx.z;
-  const int key_tiles = (N + kBK - 1) / kBK;
+  // Work items: 128 query rows (64 per consumer) of one (image, head), query blocks fastest, so that the
+  // blocks working at one time share K/V in L2; block x takes items x, x + gridDim.x, ...
+  const int N = p.tokens, E = p.heads * kD, key_tiles = (N + kBK - 1) / kBK;
+  const int q_blocks = (query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers);
+  const int items = q_blocks * p.heads * p.batch;
   if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      mbar_init(full(s), 1);
-      mbar_init(empty(s), 4 * kConsumers);  // lane 0 of every consumer warp
+    for (int i = 0; i < kStages; ++i) {
+      mbar_init(kv_full(i), 1);
+      mbar_init(kv_empty(i), 4 * kConsumers);  // lane 0 of every consumer warp
+    }
+    for (int n = 0; n < 2; ++n) {
+      mbar_init(q_full(n), 1);
+      mbar_init(q_empty(n), 4 * kConsumers);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -107,49 +119,53 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
   __syncthreads();
 
   if (threadIdx.x >= kConsumers * 128) {
-    // The producer: tile j goes into stage j % kStages once every consumer warp has released the tile
-    // that stage held (tile j - kStages).
+    // The producer: per item its Q tiles (into the slot of the item's parity, once the item two back
+    // has released it), then its K/V tiles, tile i of the block's sequence into stage i % kStages once
+    // every consumer warp has released tile i - kStages.
     if (threadIdx.x == kConsumers * 128) {
-      for (int j = 0; j < key_tiles; ++j) {
-        if (j >= kStages) mbar_wait(empty(j), (j / kStages - 1) & 1);
-        mbar_arrive_expect(full(j), 2 * kTileBytes);  // whole boxes, zeros past the end included
-        tma_load_box(kv_addr(j), &kv, E + h * kD, j * kBK, b, full(j));
-        tma_load_box(kv_addr(j) + kTileBytes, &kv, 2 * E + h * kD, j * kBK, b, full(j));
+      int i = 0;
+      for (int item = blockIdx.x, n = 0; item < items; item += gridDim.x, ++n) {
+        const int qb = item % q_blocks, h = item / q_blocks % p.heads, b = item / q_blocks / p.heads;
+        if (n >= 2) mbar_wait(q_empty(n), (n / 2 - 1) & 1);
+        mbar_arrive_expect(q_full(n), kConsumers * kTileBytes);
+        for (int wg = 0; wg < kConsumers; ++wg)
+          tma_load_box(q_addr(n, wg), &qkv_map, h * kD, (qb * kConsumers + wg) * 64, b, q_full(n));
+        for (int j = 0; j < key_tiles; ++j, ++i) {
+          if (i >= kStages) mbar_wait(kv_empty(i), (i / kStages - 1) & 1);
+          mbar_arrive_expect(kv_full(i), 2 * kTileBytes);  // whole boxes, zeros past the end included
+          tma_load_box(kv_addr(i), &qkv_map, E + h * kD, j * kBK, b, kv_full(i));
+          tma_load_box(kv_addr(i) + kTileBytes, &qkv_map, 2 * E + h * kD, j * kBK, b, kv_full(i));
+        }
       }
     }
     return;
   }
 
-  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int q0 = static_cast<int>(blockIdx.x) * 64 * kConsumers + wg * 64;
-  const std::size_t stride = 3 * static_cast<std::size_t>(E);
-  const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
-  // A warpgroup whose rows all lie past the end (the last block, when the queries end in its first 64
-  // rows) computes on zero rows and stores nothing: it still takes its turns.
-  std::uint32_t qf[kD / 16][4];
-  load_q_fragments<T, kD>(base, stride, N, q0 + warp * 16 + g, q0 + warp * 16 + g + 8, t, qf);
-  float o[kD / 8][4] = {};
-  float l[1][4] = {};          // row sums of P as rounded for P V, in every column (P times ones)
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, t = lane % 4;
+  const std::uint64_t ones_d = plain_desc(smem_addr(ones_s));
+  float o[kD / 8][4];
+  float l[1][4];                // row sums of P as rounded for P V, in every column (P times ones)
   std::uint32_t pf[4][4] = {};  // P of the previous tile, the A operand of its P V
   OnlineSoftmax sm(p.scale);
-  const std::uint64_t ones_d = plain_desc(smem_addr(ones_s));
   if (wg == 1) turn_pass(1);  // warpgroup 0 takes the first turn
 
-  // Tile j (PS pieces of 16 keys; PP pieces in the tile before, none for j = 0). Its turn: S_j and
-  // P_{j-1} V_{j-1}. Then its softmax once S_j is in; O and l rescaled once P_{j-1} V_{j-1} is in (that
-  // also frees pf and the stage of tile j - 1).
-  const auto step = [&]<int PS, int PP>(int j) {
-    float sj[2 * PS][4];
-    mbar_wait(full(j), (j / kStages) & 1);
+  // Tile i of the block's sequence (tile j of its item, n the item's index in the block's sequence).
+  // Its turn: S_j = Q K_j^T and (First: none) P_{j-1} V_{j-1}. Then its softmax once S_j is in; O and l
+  // rescaled once P_{j-1} V_{j-1} is in (that also frees pf and the stage of tile i - 1).
+  const auto step = [&]<bool First>(int i, int j, int n) {
+    float s[8][4];
+    mbar_wait(kv_full(i), (i / kStages) & 1);
     // Descriptors before the first wgmma: an input defined between two of them serializes them.
-    const Sw128Desc k_at(kv_addr(j)), v_at(kv_addr(j + kStages - 1) + kTileBytes);  // V of tile j - 1
-    std::uint64_t kd[PS][kD / 16], vd[4];
+    const Sw128Desc q_at(q_addr(n, wg)), k_at(kv_addr(i)), v_at(kv_addr(i + kStages - 1) + kTileBytes);  // V of i - 1
+    std::uint64_t qd[kD / 16], kd[kD / 16], vd[4];
 #pragma unroll
-    for (int c = 0; c < PS; ++c)
-#pragma unroll
-      for (int ks = 0; ks < kD / 16; ++ks) kd[c][ks] = k_at.at(c * 2048 + ks * 32);
+    for (int ks = 0; ks < kD / 16; ++ks) {
+      qd[ks] = q_at.at(ks * 32);
+      kd[ks] = k_at.at(ks * 32);
+    }
 #pragma unroll
     for (int c = 0; c < 4; ++c) vd[c] = v_at.at(c * 2048);
+    pin(qd);
     pin(kd);
     pin(vd);
     turn_wait(wg);
@@ -157,84 +173,95 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
     fence_regs(l);
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) {
-      if constexpr (PS == 4) {
-        wgmma_n64<T, 0>(sj, qf[ks], kd[0][ks], ks);
-      } else {
-        [&]<int... C>(std::integer_sequence<int, C...>) {
-          (wgmma_n16<T, C, 0>(sj, qf[ks], kd[C][ks], ks), ...);
-        }(std::make_integer_sequence<int, PS>{});
-      }
-    }
+    for (int ks = 0; ks < kD / 16; ++ks) wgmma_ss_n64<T>(s, qd[ks], kd[ks], ks);
     wgmma_commit();
-    if constexpr (PP > 0) {
+    if constexpr (!First) {
 #pragma unroll
-      for (int kk = 0; kk < PP; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
+      for (int kk = 0; kk < 4; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
 #pragma unroll
-      for (int kk = 0; kk < PP; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
+      for (int kk = 0; kk < 4; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
       wgmma_commit();
     }
     turn_pass(wg);
 
-    if constexpr (PP > 0) wgmma_wait<1>();
+    if constexpr (!First) wgmma_wait<1>();
     else wgmma_wait<0>();
-    fence_regs(sj);
+    fence_regs(s);
     float c0, c1;
-    sm.next_tile_factors(sj, min(kBK, N - j * kBK), t, c0, c1);  // masks keys past the end
+    sm.next_tile_factors(s, min(kBK, N - j * kBK), t, c0, c1);  // masks keys past the end
 #pragma unroll
-    for (int i = 0; i < 2 * PS; ++i)
+    for (int r = 0; r < 8; ++r)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) sj[i][e] = sm.prob(sj[i][e], e);
-    if constexpr (PP > 0) {
+      for (int e = 0; e < 4; ++e) s[r][e] = sm.prob(s[r][e], e);
+    if constexpr (!First) {
       wgmma_wait<0>();
       fence_regs(o);
       fence_regs(l);
-      if (lane == 0) mbar_arrive(empty(j - 1));
+      if (lane == 0) mbar_arrive(kv_empty(i - 1));
     }
     OnlineSoftmax::rescale(o, c0, c1);
     OnlineSoftmax::rescale(l, c0, c1);
 #pragma unroll
-    for (int kk = 0; kk < PS; ++kk) {
-      pf[kk][0] = pack<T>(sj[2 * kk][0], sj[2 * kk][1]);
-      pf[kk][1] = pack<T>(sj[2 * kk][2], sj[2 * kk][3]);
-      pf[kk][2] = pack<T>(sj[2 * kk + 1][0], sj[2 * kk + 1][1]);
-      pf[kk][3] = pack<T>(sj[2 * kk + 1][2], sj[2 * kk + 1][3]);
+    for (int kk = 0; kk < 4; ++kk) {
+      pf[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
+      pf[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
+      pf[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pf[kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
   };
 
-  // The last turn: P V of the last tile j (PP pieces). Warpgroup 1 passes no turn after it (nobody
-  // waits for one: warpgroup 0's turns all come before).
-  const auto finish = [&]<int PP>(int j) {
-    const Sw128Desc v_at(kv_addr(j) + kTileBytes);
-    std::uint64_t vd[PP];
+  // The item's last turn: P V of its last tile, i of the block's sequence; then its stage and the item's
+  // Q slot go back to the producer.
+  const auto finish = [&](int i, int n) {
+    const Sw128Desc v_at(kv_addr(i) + kTileBytes);
+    std::uint64_t vd[4];
 #pragma unroll
-    for (int c = 0; c < PP; ++c) vd[c] = v_at.at(c * 2048);
+    for (int c = 0; c < 4; ++c) vd[c] = v_at.at(c * 2048);
     pin(vd);
     turn_wait(wg);
     fence_regs(o);
     fence_regs(l);
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < PP; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
+    for (int kk = 0; kk < 4; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
 #pragma unroll
-    for (int kk = 0; kk < PP; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
+    for (int kk = 0; kk < 4; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
     wgmma_commit();
-    if (wg == 0) turn_pass(wg);
+    turn_pass(wg);
     wgmma_wait<0>();
     fence_regs(o);
     fence_regs(l);
+    if (lane == 0) {
+      mbar_arrive(kv_empty(i));
+      mbar_arrive(q_empty(n));
+    }
   };
 
-  // Every tile whole, the last one too (zeros past the end, masked): with a 16-key piece count per
-  // tile shape (as attention_wgmma.cu has), ptxas serialized every wgmma of the kernel (C7511).
-  step.template operator()<4, 0>(0);
-  for (int j = 1; j < key_tiles; ++j) step.template operator()<4, 4>(j);
-  finish.template operator()<4>(key_tiles - 1);
-  store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], out_stage + wg * 64 * kD,
-                       (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
-                       lane);
+  int i = 0;
+  for (int item = blockIdx.x, n = 0; item < items; item += gridDim.x, ++n) {
+    const int qb = item % q_blocks, h = item / q_blocks % p.heads, b = item / q_blocks / p.heads;
+    const int q0 = (qb * kConsumers + wg) * 64;  // this warpgroup's rows (it may have none: zeros, no stores)
+#pragma unroll
+    for (int nt = 0; nt < kD / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[nt][e] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) l[0][e] = 0.0f;
+    sm.m0 = sm.m1 = -INFINITY;
+    mbar_wait(q_full(n), (n / 2) & 1);
+    // Every tile whole, the last one too (zeros past the end, masked): with a 16-key piece count per
+    // tile shape (as attention_wgmma.cu has), ptxas serialized every wgmma of the kernel (C7511).
+    step.template operator()<true>(i++, 0, n);
+    for (int j = 1; j < key_tiles; ++j) step.template operator()<false>(i++, j, n);
+    finish(i - 1, n);
+    __syncwarp();  // this warp's reads of its staged rows of the item before are done
+    store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], out_s + wg * 64 * kD,
+                         (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
+                         lane);
+  }
+  if (wg == 0) turn_wait(0);  // warpgroup 1's last pass (each warpgroup passes after every turn)
 #else
-  (void)kv;
+  (void)qkv_map;
   (void)p;
 #endif
 }
@@ -267,10 +294,14 @@ void launch(const AttentionParams& p, cudaStream_t s) {
       CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   VITRT_CHECK(r == CUDA_SUCCESS, "attention: cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(r),
               ") for qkv [", p.batch, ", ", p.tokens, ", ", 3 * E, "]");
-  const auto kernel = attention_wgmma_ws_kernel<T>;
-  allow_dynamic_smem(kernel, kSmemBytes);
-  const dim3 grid((query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers), p.heads, p.batch);
-  launch_dependent(Pdl::attention, kernel, grid, kThreads, kSmemBytes, s, map, p);
+  allow_dynamic_smem(attention_wgmma_ws_kernel<T>, kSmemBytes);
+  // Persistent: one block per SM (at most one per item).
+  int device = 0, sms = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const long items = static_cast<long>((query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers)) * p.heads * p.batch;
+  launch_dependent(Pdl::attention, attention_wgmma_ws_kernel<T>, dim3(static_cast<unsigned>(std::min<long>(items, sms))),
+                   kThreads, kSmemBytes, s, map, p);
 }
 
 }  // namespace
