@@ -651,8 +651,9 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
              {197, 128, 2, 1}, {50, 32, 4, 2}, {129, 96, 1, 1},
              // last query tiles with 16, 1 and 17 live rows
              {208, 64, 2, 1}, {144, 64, 1, 2}, {193, 64, 1, 1}, {209, 64, 1, 1},
-             // more than 256 tokens: the TMA kernel (2 images: rows past the first one's end must read as zeros)
-             {300, 64, 3, 2}, {320, 64, 1, 2}, {577, 64, 1, 3}}) {
+             // more than 256 tokens: the TMA kernel (2 images: rows past the first one's end must read as zeros;
+             // 577 and 259 end with 1 and 3 keys after the last whole tile)
+             {300, 64, 3, 2}, {320, 64, 1, 2}, {577, 64, 1, 3}, {259, 64, 2, 2}}) {
       SCOPED_TRACE(::testing::Message() << dt_name(dt) << " tokens " << tokens << " head_dim " << head_dim);
       const int E = heads * head_dim;
       const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;

@@ -37,6 +37,9 @@ constexpr int kStages = 4;                    // K/V tiles in flight
 constexpr int kConsumers = 2;                 // warpgroups of 64 query rows
 constexpr int kThreads = kConsumers * 128 + 32;  // and the producer warp
 constexpr int kTileBytes = kBK * kD * 2;      // one K or V tile: 64 rows of 128 bytes (128-byte swizzle)
+// Up to this many keys after the last whole tile (577 = 9 x 64 + 1) are taken on the FP32 pipe, one at
+// a time, instead of as a tile of 64 (tensor-core work and exponentials for all 64).
+constexpr int kTailKeys = 4;
 // [stage][K, V] tiles, two Q tiles per consumer (this item's and the next one's), one output staging
 // tile per consumer, 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack.
 constexpr int kSmemBytes = kStages * 2 * kTileBytes + 3 * kConsumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
@@ -76,6 +79,24 @@ __device__ __forceinline__ void tma_load_box(unsigned dst, const CUtensorMap* ma
 }
 // Turns at the tensor cores: warpgroup w waits on named barrier 1 + w (256 threads: its own 128 and the
 // other warpgroup's arrival), and passes the turn by arriving on the other's.
+// Two 16-bit values (low half first) as floats.
+template <typename T>
+__device__ __forceinline__ float2 unpack2(std::uint32_t v) {
+  if constexpr (std::is_same_v<T, __half>) return __half22float2(reinterpret_cast<const __half2&>(v));
+  else return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u));
+}
+// The dot product of two runs of 8 16-bit values.
+template <typename T>
+__device__ __forceinline__ float dot8(uint4 a, uint4 b, float acc) {
+  const std::uint32_t av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const float2 x = unpack2<T>(av[k]), y = unpack2<T>(bv[k]);
+    acc = fmaf(x.x, y.x, acc);
+    acc = fmaf(x.y, y.y, acc);
+  }
+  return acc;
+}
 __device__ __forceinline__ void turn_wait(int wg) { asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory"); }
 __device__ __forceinline__ void turn_pass(int wg) { asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory"); }
 #endif
@@ -210,8 +231,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
     }
   };
 
-  // The item's last turn: P V of its last tile, i of the block's sequence; then its stage and the item's
-  // Q slot go back to the producer.
+  // The item's last turn: P V of its last tile, i of the block's sequence; then its stage goes back to
+  // the producer.
   const auto finish = [&](int i, int n) {
     const Sw128Desc v_at(kv_addr(i) + kTileBytes);
     std::uint64_t vd[4];
@@ -231,11 +252,52 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
     wgmma_wait<0>();
     fence_regs(o);
     fence_regs(l);
-    if (lane == 0) {
-      mbar_arrive(kv_empty(i));
-      mbar_arrive(q_empty(n));
-    }
+    if (lane == 0) mbar_arrive(kv_empty(i));
   };
+
+  // The first `count` keys (<= kTailKeys) of the K/V tile i of the block's sequence (its last, partial
+  // tile), on the FP32 pipe: each quad of threads takes the dot products of its two query rows a quarter each (Q and K
+  // from shared memory, 128-byte swizzled), then the online-softmax update of O and l, key by key.
+  const auto tail = [&](int i, int n, int count) {
+    mbar_wait(kv_full(i), (i / kStages) & 1);
+    const unsigned char* q_t = reinterpret_cast<const unsigned char*>(q_s + ((n & 1) * kConsumers + wg) * 64 * kD);
+    const unsigned char* k_t = reinterpret_cast<const unsigned char*>(kv_s + (i % kStages) * 2 * kBK * kD);
+    const unsigned char* v_t = k_t + kTileBytes;
+    const int r0 = warp * 16 + lane / 4, r1 = r0 + 8;
+    for (int k = 0; k < count; ++k) {
+      float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+      for (int h2 = 0; h2 < 2; ++h2) {
+        const int c = 2 * t + h2;  // 16-byte chunk of the head dim
+        const uint4 kk = *reinterpret_cast<const uint4*>(k_t + k * 128 + ((c ^ (k & 7)) << 4));
+        s0 = dot8<T>(*reinterpret_cast<const uint4*>(q_t + r0 * 128 + ((c ^ (r0 & 7)) << 4)), kk, s0);
+        s1 = dot8<T>(*reinterpret_cast<const uint4*>(q_t + r1 * 128 + ((c ^ (r1 & 7)) << 4)), kk, s1);
+      }
+      for (int off = 1; off < 4; off <<= 1) {
+        s0 += __shfl_xor_sync(0xffffffffu, s0, off);
+        s1 += __shfl_xor_sync(0xffffffffu, s1, off);
+      }
+      const float mn0 = fmaxf(sm.m0, s0), mn1 = fmaxf(sm.m1, s1);
+      const float c0 = exp2_approx((sm.m0 - mn0) * sm.sl), c1 = exp2_approx((sm.m1 - mn1) * sm.sl);
+      const float p0 = exp2_approx((s0 - mn0) * sm.sl), p1 = exp2_approx((s1 - mn1) * sm.sl);
+      sm.m0 = mn0;
+      sm.m1 = mn1;
+#pragma unroll
+      for (int nt = 0; nt < kD / 8; ++nt) {
+        const float2 v = unpack2<T>(*reinterpret_cast<const std::uint32_t*>(v_t + k * 128 + ((nt ^ (k & 7)) << 4) + 4 * t));
+        o[nt][0] = fmaf(o[nt][0], c0, p0 * v.x);
+        o[nt][1] = fmaf(o[nt][1], c0, p0 * v.y);
+        o[nt][2] = fmaf(o[nt][2], c1, p1 * v.x);
+        o[nt][3] = fmaf(o[nt][3], c1, p1 * v.y);
+      }
+      l[0][0] = fmaf(l[0][0], c0, p0);
+      l[0][2] = fmaf(l[0][2], c1, p1);
+    }
+    __syncwarp();  // every lane's reads of the stage are done
+    if (lane == 0) mbar_arrive(kv_empty(i));
+  };
+  // Keys after the last whole tile, if few enough for tail().
+  const int tail_keys = N > kBK && N % kBK <= kTailKeys ? N % kBK : 0, tensor_tiles = key_tiles - (tail_keys > 0 ? 1 : 0);
 
   int i = 0;
   for (int item = blockIdx.x, n = 0; item < items; item += gridDim.x, ++n) {
@@ -252,8 +314,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
     // Every tile whole, the last one too (zeros past the end, masked): with a 16-key piece count per
     // tile shape (as attention_wgmma.cu has), ptxas serialized every wgmma of the kernel (C7511).
     step.template operator()<true>(i++, 0, n);
-    for (int j = 1; j < key_tiles; ++j) step.template operator()<false>(i++, j, n);
+    for (int j = 1; j < tensor_tiles; ++j) step.template operator()<false>(i++, j, n);
     finish(i - 1, n);
+    if (tail_keys > 0) tail(i++, n, tail_keys);
+    if (lane == 0) mbar_arrive(q_empty(n));
     __syncwarp();  // this warp's reads of its staged rows of the item before are done
     store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], out_s + wg * 64 * kD,
                          (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
