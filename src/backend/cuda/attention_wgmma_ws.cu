@@ -40,9 +40,10 @@ constexpr int kTileBytes = kBK * kD * 2;      // one K or V tile: 64 rows of 128
 // Up to this many keys after the last whole tile (577 = 9 x 64 + 1) are taken on the FP32 pipe, one at
 // a time, instead of as a tile of 64 (tensor-core work and exponentials for all 64).
 constexpr int kTailKeys = 4;
-// [stage][K, V] tiles, two Q tiles per consumer (this item's and the next one's), one output staging
-// tile per consumer, 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack.
-constexpr int kSmemBytes = kStages * 2 * kTileBytes + 3 * kConsumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
+// [stage][K, V] tiles, two Q tiles per consumer (this item's, which also stages its output rows, and the
+// next one's), 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack:
+// 98 KB, two blocks fit an SM.
+constexpr int kSmemBytes = kStages * 2 * kTileBytes + 2 * kConsumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
 
 #ifdef VITRT_WGMMA_DEVICE
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
@@ -97,20 +98,25 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float acc) {
   }
   return acc;
 }
-__device__ __forceinline__ void turn_wait(int wg) { asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory"); }
-__device__ __forceinline__ void turn_pass(int wg) { asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory"); }
+// (Immediate barrier numbers: with a register operand ptxas reserves all 16 of a block's barriers.)
+__device__ __forceinline__ void turn_wait(int wg) {
+  if (wg == 0) asm volatile("bar.sync 1, 256;\n" ::: "memory");
+  else asm volatile("bar.sync 2, 256;\n" ::: "memory");
+}
+__device__ __forceinline__ void turn_pass(int wg) {
+  if (wg == 0) asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+  else asm volatile("bar.arrive 1, 256;\n" ::: "memory");
+}
 #endif
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map,
-                                                                         AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
+template <typename T>
+__device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const AttentionParams& p) {
   wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
   T* kv_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));  // [stage][K, V]
   T* q_s = kv_s + kStages * 2 * kBK * kD;        // [item parity][consumer][64 x 64]
-  T* out_s = q_s + 2 * kConsumers * 64 * kD;     // [consumer][64 x 64]
-  T* ones_s = out_s + kConsumers * 64 * kD;
+  T* ones_s = q_s + 2 * kConsumers * 64 * kD;
   const unsigned bars = smem_addr(ones_s) + 512;  // K/V full[kStages], empty[kStages], Q full[2], empty[2]
   const auto kv_full = [&](int i) { return bars + 8 * (i % kStages); };
   const auto kv_empty = [&](int i) { return bars + 8 * (kStages + i % kStages); };
@@ -150,12 +156,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
         if (n >= 2) mbar_wait(q_empty(n), (n / 2 - 1) & 1);
         mbar_arrive_expect(q_full(n), kConsumers * kTileBytes);
         for (int wg = 0; wg < kConsumers; ++wg)
-          tma_load_box(q_addr(n, wg), &qkv_map, h * kD, (qb * kConsumers + wg) * 64, b, q_full(n));
+          tma_load_box(q_addr(n, wg), qkv_map, h * kD, (qb * kConsumers + wg) * 64, b, q_full(n));
         for (int j = 0; j < key_tiles; ++j, ++i) {
           if (i >= kStages) mbar_wait(kv_empty(i), (i / kStages - 1) & 1);
           mbar_arrive_expect(kv_full(i), 2 * kTileBytes);  // whole boxes, zeros past the end included
-          tma_load_box(kv_addr(i), &qkv_map, E + h * kD, j * kBK, b, kv_full(i));
-          tma_load_box(kv_addr(i) + kTileBytes, &qkv_map, 2 * E + h * kD, j * kBK, b, kv_full(i));
+          tma_load_box(kv_addr(i), qkv_map, E + h * kD, j * kBK, b, kv_full(i));
+          tma_load_box(kv_addr(i) + kTileBytes, qkv_map, 2 * E + h * kD, j * kBK, b, kv_full(i));
         }
       }
     }
@@ -317,13 +323,36 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
     for (int j = 1; j < tensor_tiles; ++j) step.template operator()<false>(i++, j, n);
     finish(i - 1, n);
     if (tail_keys > 0) tail(i++, n, tail_keys);
-    if (lane == 0) mbar_arrive(q_empty(n));
-    __syncwarp();  // this warp's reads of its staged rows of the item before are done
-    store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], out_s + wg * 64 * kD,
+    // The rows leave through this warpgroup's Q tile of the item (each warp through its own 16 rows, which
+    // only it read: the products that read them through the async proxy are complete); then the slot
+    // goes back to the producer, its generic writes ordered before the next TMA write.
+    __syncwarp();
+    store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], q_s + ((n & 1) * kConsumers + wg) * 64 * kD,
                          (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
                          lane);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncwarp();
+    if (lane == 0) mbar_arrive(q_empty(n));
   }
   if (wg == 0) turn_wait(0);  // warpgroup 1's last pass (each warpgroup passes after every turn)
+}
+#endif
+
+// One block per SM (136 registers), or two (112, a few spills: kAttentionWgmmaWs2).
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map,
+                                                                         AttentionParams p) {
+#ifdef VITRT_WGMMA_DEVICE
+  attention_ws<T>(&qkv_map, p);
+#else
+  (void)qkv_map;
+  (void)p;
+#endif
+}
+template <typename T>
+__global__ void __maxnreg__(112) attention_wgmma_ws2_kernel(const __grid_constant__ CUtensorMap qkv_map, AttentionParams p) {
+#ifdef VITRT_WGMMA_DEVICE
+  attention_ws<T>(&qkv_map, p);
 #else
   (void)qkv_map;
   (void)p;
@@ -358,13 +387,16 @@ void launch(const AttentionParams& p, cudaStream_t s) {
       CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   VITRT_CHECK(r == CUDA_SUCCESS, "attention: cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(r),
               ") for qkv [", p.batch, ", ", p.tokens, ", ", 3 * E, "]");
-  allow_dynamic_smem(attention_wgmma_ws_kernel<T>, kSmemBytes);
-  // Persistent: one block per SM (at most one per item).
-  int device = 0, sms = 0;
+  const auto kernel = p.variant == kAttentionWgmmaWs2 ? attention_wgmma_ws2_kernel<T> : attention_wgmma_ws_kernel<T>;
+  allow_dynamic_smem(kernel, kSmemBytes);
+  // Persistent: as many blocks as fit the GPU at once (at most one per item).
+  int device = 0, sms = 0, per_sm = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, kSmemBytes));
+  VITRT_CHECK(per_sm >= 1, "attention: the TMA wgmma kernel does not fit an SM (", kSmemBytes, " bytes of shared memory)");
   const long items = static_cast<long>((query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers)) * p.heads * p.batch;
-  launch_dependent(Pdl::attention, attention_wgmma_ws_kernel<T>, dim3(static_cast<unsigned>(std::min<long>(items, sms))),
+  launch_dependent(Pdl::attention, kernel, dim3(static_cast<unsigned>(std::min<long>(items, static_cast<long>(sms) * per_sm))),
                    kThreads, kSmemBytes, s, map, p);
 }
 
