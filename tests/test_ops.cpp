@@ -673,7 +673,6 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       std::map<int, std::vector<float>> first;
       const auto kernel_of = [](int v) {
         if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4 || v == cuda::kAttentionWgmmaWs) return v;
-        if (v == cuda::kAttentionWgmmaWs2) return cuda::kAttentionWgmmaWs;  // the same code, other registers
         if (v == cuda::kAttentionWgmmaRow || v == cuda::kAttentionWgmmaRow2 || v == cuda::kAttentionWgmmaRowHead) {
           return cuda::kAttentionWgmmaRow;
         }

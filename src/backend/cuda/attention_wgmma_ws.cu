@@ -42,7 +42,7 @@ constexpr int kTileBytes = kBK * kD * 2;      // one K or V tile: 64 rows of 128
 constexpr int kTailKeys = 4;
 // [stage][K, V] tiles, two Q tiles per consumer (this item's, which also stages its output rows, and the
 // next one's), 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack:
-// 98 KB, two blocks fit an SM.
+// 98 KB.
 constexpr int kSmemBytes = kStages * 2 * kTileBytes + 2 * kConsumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -338,19 +338,11 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
 }
 #endif
 
-// One block per SM (136 registers), or two (112, a few spills: kAttentionWgmmaWs2).
+// One block per SM (133 registers). Capped at 112 registers for two blocks per SM (a few spills), it was
+// 2-5% slower at 577 tokens (run256).
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map,
                                                                          AttentionParams p) {
-#ifdef VITRT_WGMMA_DEVICE
-  attention_ws<T>(&qkv_map, p);
-#else
-  (void)qkv_map;
-  (void)p;
-#endif
-}
-template <typename T>
-__global__ void __maxnreg__(112) attention_wgmma_ws2_kernel(const __grid_constant__ CUtensorMap qkv_map, AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
   attention_ws<T>(&qkv_map, p);
 #else
@@ -387,7 +379,7 @@ void launch(const AttentionParams& p, cudaStream_t s) {
       CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   VITRT_CHECK(r == CUDA_SUCCESS, "attention: cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(r),
               ") for qkv [", p.batch, ", ", p.tokens, ", ", 3 * E, "]");
-  const auto kernel = p.variant == kAttentionWgmmaWs2 ? attention_wgmma_ws2_kernel<T> : attention_wgmma_ws_kernel<T>;
+  const auto kernel = attention_wgmma_ws_kernel<T>;
   allow_dynamic_smem(kernel, kSmemBytes);
   // Persistent: as many blocks as fit the GPU at once (at most one per item).
   int device = 0, sms = 0, per_sm = 0;
