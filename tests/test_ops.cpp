@@ -532,8 +532,11 @@ TEST(CudaAttention, VariantsAndDefaults) {
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaRow : 2);
   p.batch = 16;
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaRow2 : 4);
-  p.tokens = 577;  // more keys than the all-at-once kernel takes
-  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma2 : 4);
+  p.tokens = 577;  // more keys than the all-at-once kernel takes: the TMA kernel
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs : 4);
+  p.queries = 1;  // one query tile: not the TMA kernel (its two warpgroups share 128 rows)
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma1 : 1);
+  p.queries = 0;
   p.tokens = 197;
   p.batch = 256;
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaRowHead : 4);
@@ -542,9 +545,11 @@ TEST(CudaAttention, VariantsAndDefaults) {
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow), hopper_build ? 1 : 0);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRowHead), hopper_build ? 1 : 0);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow2), hopper_build ? 1 : 0);
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs), 0);
   p.tokens = 257;
   v = cuda::attention_variants(p);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow), 0);
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs), hopper_build ? 1 : 0);
   p.tokens = 197;
   // Query 0 only: one warp per block once there are enough (batch, head) pairs.
   p.queries = 1;
