@@ -3,9 +3,10 @@
 // memory accelerator (TMA) into a ring of kStages stages, and two consumer warpgroups (64 query rows
 // each) compute from them. Stages are handed over through mbarriers (full: the copy has landed; empty:
 // every consumer warp is done with it), so the consumers never wait on each other at a block barrier.
-// One block per SM (126 registers; capped for two, ptxas spills). Per consumer and tile j of keys:
-//   its turn     S_j = Q K_j^T and O += P_{j-1} V_{j-1} issued back to back (wgmma, Q and P from
-//                registers, K / V from shared memory), then the turn passes to the other warpgroup
+// Persistent: one block per SM takes work items (128 query rows of one image and head) in turn, and the
+// producer brings each item's Q tiles too, running ahead across items. Per consumer and tile j of keys:
+//   its turn     S_j = Q K_j^T and O += P_{j-1} V_{j-1} issued back to back (wgmma, Q and K / V from
+//                shared memory, P from registers), then the turn passes to the other warpgroup
 //                (named barriers 1 and 2): while one warpgroup's products run on the tensor cores, the
 //                other computes its softmax on the special-function and FP32 pipes;
 //   softmax      once S_j is in: the online softmax (attention_tiles.cuh), then, once P_{j-1} V_{j-1} is
