@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -389,6 +390,8 @@ void launch(const AttentionParams& p, cudaStream_t s) {
   CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, kSmemBytes));
   VITRT_CHECK(per_sm >= 1, "attention: the TMA wgmma kernel does not fit an SM (", kSmemBytes, " bytes of shared memory)");
   const long items = static_cast<long>((query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers)) * p.heads * p.batch;
+  VITRT_CHECK(items <= std::numeric_limits<int>::max(), "attention: ", items,
+              " work items (128 query rows x heads x images) are more than the TMA kernel counts");
   launch_dependent(Pdl::attention, kernel, dim3(static_cast<unsigned>(std::min<long>(items, static_cast<long>(sms) * per_sm))),
                    kThreads, kSmemBytes, s, map, p);
 }
