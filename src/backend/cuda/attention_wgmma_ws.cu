@@ -39,15 +39,16 @@ constexpr int kStages = 4;                    // K/V tiles in flight
 constexpr int kConsumers = 2;                 // warpgroups of 64 query rows
 constexpr int kThreads = kConsumers * 128 + 32;  // and the producer warp
 constexpr int kTileBytes = kBK * kD * 2;      // one K or V tile: 64 rows of 128 bytes (128-byte swizzle)
-// Up to this many keys after the last whole tile (577 = 9 x 64 + 1) are taken on the FP32 pipe, one at
-// a time, instead of as a tile of 64 (tensor-core work and exponentials for all 64).
-constexpr int kTailKeys = 4;
 // [stage][K, V] tiles, two Q tiles per consumer (this item's, which also stages its output rows, and the
 // next one's), 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack:
 // 98 KB.
 constexpr int kSmemBytes = kStages * 2 * kTileBytes + 2 * kConsumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
 
 #ifdef VITRT_WGMMA_DEVICE
+// Up to this many keys after the last whole tile (577 = 9 x 64 + 1) are taken on the FP32 pipe, one at
+// a time, instead of as a tile of 64 (tensor-core work and exponentials for all 64).
+constexpr int kTailKeys = 4;
+
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
