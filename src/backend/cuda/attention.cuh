@@ -73,7 +73,7 @@ void attention_wmma(const AttentionParams& p, cudaStream_t s);
 bool attention_mma_supports(const AttentionParams& p);
 bool attention_wgmma_supports(const AttentionParams& p);
 void attention_wgmma(const AttentionParams& p, cudaStream_t s);
-void attention_wgmma_ws(const AttentionParams& p, cudaStream_t s);
+void attention_wgmma_ws(const AttentionParams& p, cudaStream_t s);  // from attention_wgmma(), after its checks
 bool attention_tf32_supports(const AttentionParams& p);
 bool attention_tf32_wgmma_supports(const AttentionParams& p);
 void attention_tf32(const AttentionParams& p, cudaStream_t s);

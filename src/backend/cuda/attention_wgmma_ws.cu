@@ -14,7 +14,6 @@
 // The online-softmax kernel of attention_wgmma.cu does the same work per tile with both products
 // waited for in turn and the two warpgroups meeting at a block barrier twice per tile.
 #include <cuda.h>  // CUtensorMap and its enums (the encoder comes from the runtime's driver entry point)
-#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -29,6 +28,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/tensor_map.h"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -125,8 +125,10 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   const auto kv_empty = [&](int i) { return bars + 8 * (kStages + i % kStages); };
   const auto q_full = [&](int n) { return bars + 8 * (2 * kStages + (n & 1)); };
   const auto q_empty = [&](int n) { return bars + 8 * (2 * kStages + 2 + (n & 1)); };
-  const auto kv_addr = [&](int i) { return smem_addr(kv_s + (i % kStages) * 2 * kBK * kD); };
-  const auto q_addr = [&](int n, int wg) { return smem_addr(q_s + ((n & 1) * kConsumers + wg) * 64 * kD); };
+  const auto kv_tile = [&](int i) { return kv_s + (i % kStages) * 2 * kBK * kD; };  // K, then V
+  const auto q_tile = [&](int n, int wg) { return q_s + ((n & 1) * kConsumers + wg) * 64 * kD; };
+  const auto kv_addr = [&](int i) { return smem_addr(kv_tile(i)); };
+  const auto q_addr = [&](int n, int wg) { return smem_addr(q_tile(n, wg)); };
 
   // Work items: 128 query rows (64 per consumer) of one (image, head), query blocks fastest, so that the
   // blocks working at one time share K/V in L2; block x takes items x, x + gridDim.x, ...
@@ -179,6 +181,14 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   OnlineSoftmax sm(p.scale);
   if (wg == 1) turn_pass(1);  // warpgroup 0 takes the first turn
 
+  // O += P V and l += P ones for the previous tile's P (pf), V at the descriptors vd; not committed.
+  const auto issue_pv = [&](const std::uint64_t (&vd)[4]) {
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
+  };
+
   // Tile i of the block's sequence (tile j of its item, n the item's index in the block's sequence).
   // Its turn: S_j = Q K_j^T and (First: none) P_{j-1} V_{j-1}. Then its softmax once S_j is in; O and l
   // rescaled once P_{j-1} V_{j-1} is in (that also frees pf and the stage of tile i - 1).
@@ -206,10 +216,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     for (int ks = 0; ks < kD / 16; ++ks) wgmma_ss_n64<T>(s, qd[ks], kd[ks], ks);
     wgmma_commit();
     if constexpr (!First) {
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
+      issue_pv(vd);
       wgmma_commit();
     }
     turn_pass(wg);
@@ -252,10 +259,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     fence_regs(o);
     fence_regs(l);
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
+    issue_pv(vd);
     wgmma_commit();
     turn_pass(wg);
     wgmma_wait<0>();
@@ -269,8 +273,8 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   // from shared memory, 128-byte swizzled), then the online-softmax update of O and l, key by key.
   const auto tail = [&](int i, int n, int count) {
     mbar_wait(kv_full(i), (i / kStages) & 1);
-    const unsigned char* q_t = reinterpret_cast<const unsigned char*>(q_s + ((n & 1) * kConsumers + wg) * 64 * kD);
-    const unsigned char* k_t = reinterpret_cast<const unsigned char*>(kv_s + (i % kStages) * 2 * kBK * kD);
+    const unsigned char* q_t = reinterpret_cast<const unsigned char*>(q_tile(n, wg));
+    const unsigned char* k_t = reinterpret_cast<const unsigned char*>(kv_tile(i));
     const unsigned char* v_t = k_t + kTileBytes;
     const int r0 = warp * 16 + lane / 4, r1 = r0 + 8;
     for (int k = 0; k < count; ++k) {
@@ -330,7 +334,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     // only it read: the products that read them through the async proxy are complete); then the slot
     // goes back to the producer, its generic writes ordered before the next TMA write.
     __syncwarp();
-    store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], q_s + ((n & 1) * kConsumers + wg) * 64 * kD,
+    store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], q_tile(n, wg),
                          (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
                          lane);
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -352,19 +356,6 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
   (void)qkv_map;
   (void)p;
 #endif
-}
-
-// cuTensorMapEncodeTiled from the driver, through the runtime (no link against libcuda).
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found));
-    VITRT_CHECK(found == cudaDriverEntryPointSuccess && f != nullptr,
-                "attention: the CUDA driver does not provide cuTensorMapEncodeTiled (needed by the TMA attention kernel)");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
 }
 
 template <typename T>
@@ -399,11 +390,8 @@ void launch(const AttentionParams& p, cudaStream_t s) {
 
 }  // namespace
 
+// Reached through attention_wgmma(), which has checked the shape, type, device and alignment.
 void attention_wgmma_ws(const AttentionParams& p, cudaStream_t s) {
-  VITRT_CHECK(attention_wgmma_supports(p), "attention: the TMA wgmma kernel does not take head dim ", p.head_dim, " ",
-              dt_name(p.dt), " on compute capability ", p.arch, " (it needs head dim 64, fp16/bf16, sm_90a)");
-  VITRT_CHECK(reinterpret_cast<std::uintptr_t>(p.out) % 16 == 0 && reinterpret_cast<std::uintptr_t>(p.qkv) % 16 == 0,
-              "attention: the wgmma kernels need 16-byte aligned qkv and output buffers");
   if (p.dt == DT::f16) launch<__half>(p, s);
   else launch<__nv_bfloat16>(p, s);
 }

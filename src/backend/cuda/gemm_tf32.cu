@@ -16,7 +16,6 @@
 #include "backend/cuda/gemm_tf32.cuh"
 
 #include <cuda.h>
-#include <cudaTypedefs.h>
 
 #include <cstdint>
 
@@ -25,6 +24,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/tensor_map.h"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -189,18 +189,6 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(con
 #endif
 }
 
-// cuTensorMapEncodeTiled from the driver, found once through the runtime (no link to libcuda).
-PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
-    VITRT_CHECK(q == cudaDriverEntryPointSuccess && f, "tf32 GEMM: the driver has no cuTensorMapEncodeTiled");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
 // The tensor map of a row-major fp32 matrix [rows, cols] with row stride ld, read in boxes of
 // box_rows x 32 columns, 128-byte swizzled (the layout the wgmma descriptors expect).
 CUtensorMap tensor_map(const float* ptr, std::int64_t rows, int cols, std::int64_t ld, int box_rows) {
@@ -208,7 +196,7 @@ CUtensorMap tensor_map(const float* ptr, std::int64_t rows, int cols, std::int64
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * sizeof(float)};
   const cuuint32_t box[2] = {kBK, static_cast<cuuint32_t>(box_rows)}, elem[2] = {1, 1};
-  const CUresult r = encode_tiled()(&m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, const_cast<float*>(ptr), dims, strides, box,
+  const CUresult r = tensor_map_encoder()(&m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, const_cast<float*>(ptr), dims, strides, box,
                                     elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   VITRT_CHECK(r == CUDA_SUCCESS, "tf32 GEMM: cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for a ", rows,
