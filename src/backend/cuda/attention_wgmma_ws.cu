@@ -13,7 +13,7 @@
 //                in, O and the row sums (P times ones on the tensor cores) rescaled, P_j packed.
 // The online-softmax kernel of attention_wgmma.cu does the same work per tile with both products
 // waited for in turn and the two warpgroups meeting at a block barrier twice per tile.
-#include <cuda.h>  // CUtensorMap and its enums (the encoder comes from the runtime's driver entry point)
+#include <cuda.h>  // CUtensorMap
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -29,6 +29,7 @@
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/tensor_map.h"
+#include "backend/cuda/tma.cuh"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -49,40 +50,6 @@ constexpr int kSmemBytes = kStages * 2 * kTileBytes + 2 * kConsumers * kTileByte
 // a time, instead of as a tile of 64 (tensor-core work and exponentials for all 64).
 constexpr int kTailKeys = 4;
 
-__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(unsigned bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-// Arrives and announces `bytes` still to come from asynchronous copies that complete on this barrier.
-__device__ __forceinline__ void mbar_arrive_expect(unsigned bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-// Until the barrier's phase with the given parity has completed.
-__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
-  unsigned done;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (done == 0);
-}
-// The box of 64 columns x 64 rows of one image at (col, row, image) of the tensor map into shared
-// memory at dst (128-byte swizzled, as the wgmma descriptors read it; rows past the image's last token
-// are zeros), completing its bytes on bar.
-__device__ __forceinline__ void tma_load_box(unsigned dst, const CUtensorMap* map, int col, int row, int image,
-                                             unsigned bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
-          dst),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(col), "r"(row), "r"(image), "r"(bar)
-      : "memory");
-}
-// Turns at the tensor cores: warpgroup w waits on named barrier 1 + w (256 threads: its own 128 and the
-// other warpgroup's arrival), and passes the turn by arriving on the other's.
 // Two 16-bit values (low half first) as floats.
 template <typename T>
 __device__ __forceinline__ float2 unpack2(std::uint32_t v) {
@@ -101,6 +68,8 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float acc) {
   }
   return acc;
 }
+// Turns at the tensor cores: warpgroup w waits on named barrier 1 + w (256 threads: its own 128 and the
+// other warpgroup's arrival), and passes the turn by arriving on the other's.
 // (Immediate barrier numbers: with a register operand ptxas reserves all 16 of a block's barriers.)
 __device__ __forceinline__ void turn_wait(int wg) {
   if (wg == 0) asm volatile("bar.sync 1, 256;\n" ::: "memory");
@@ -144,10 +113,10 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
       mbar_init(q_full(n), 1);
       mbar_init(q_empty(n), 4 * kConsumers);
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbar_init_fence();
   }
   if (threadIdx.x < 128) reinterpret_cast<std::uint32_t*>(ones_s)[threadIdx.x] = pack<T>(1.0f, 1.0f);
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the ones are read by wgmma
+  fence_proxy_async();  // the ones are read by wgmma
   __syncthreads();
 
   if (threadIdx.x >= kConsumers * 128) {
@@ -337,7 +306,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     store_rows_staged<T>(p.out, o, 1.0f / l[0][0], 1.0f / l[0][2], q_tile(n, wg),
                          (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
                          lane);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    fence_proxy_async();
     __syncwarp();
     if (lane == 0) mbar_arrive(q_empty(n));
   }
@@ -360,32 +329,15 @@ __global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const _
 
 template <typename T>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  // qkv as a 3-D tensor [batch][tokens][3 E] with boxes of 64 columns (one head of K or V) x 64 tokens of
-  // one image: rows past an image's last token come back as zeros, not as the next image's.
-  const std::uint64_t E = static_cast<std::uint64_t>(p.heads) * kD;
-  const cuuint64_t dims[3] = {3 * E, static_cast<cuuint64_t>(p.tokens), static_cast<cuuint64_t>(p.batch)};
-  const cuuint64_t strides[2] = {3 * E * sizeof(T), static_cast<cuuint64_t>(p.tokens) * 3 * E * sizeof(T)};
-  const cuuint32_t box[3] = {kD, kBK, 1}, element_strides[3] = {1, 1, 1};
-  CUtensorMap map;
-  const CUresult r = tensor_map_encoder()(
-      &map, std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3,
-      const_cast<void*>(p.qkv), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  VITRT_CHECK(r == CUDA_SUCCESS, "attention: cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(r),
-              ") for qkv [", p.batch, ", ", p.tokens, ", ", 3 * E, "]");
+  const CUtensorMap map = qkv_tensor_map(p.qkv, std::is_same_v<T, __half>, p.batch, p.tokens, p.heads, kD, kBK);
   const auto kernel = attention_wgmma_ws_kernel<T>;
   allow_dynamic_smem(kernel, kSmemBytes);
-  // Persistent: as many blocks as fit the GPU at once (at most one per item).
-  int device = 0, sms = 0, per_sm = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, kSmemBytes));
-  VITRT_CHECK(per_sm >= 1, "attention: the TMA wgmma kernel does not fit an SM (", kSmemBytes, " bytes of shared memory)");
   const long items = static_cast<long>((query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers)) * p.heads * p.batch;
   VITRT_CHECK(items <= std::numeric_limits<int>::max(), "attention: ", items,
               " work items (128 query rows x heads x images) are more than the TMA kernel counts");
-  launch_dependent(Pdl::attention, kernel, dim3(static_cast<unsigned>(std::min<long>(items, static_cast<long>(sms) * per_sm))),
-                   kThreads, kSmemBytes, s, map, p);
+  // Persistent: as many blocks as fit the GPU at once (at most one per item).
+  const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, kThreads, kSmemBytes)));
+  launch_dependent(Pdl::attention, kernel, dim3(blocks), kThreads, kSmemBytes, s, map, p);
 }
 
 }  // namespace

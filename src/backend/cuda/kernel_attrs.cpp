@@ -24,6 +24,16 @@ void allow_dynamic_smem(const void* kernel, int bytes) {
   have = bytes;
 }
 
+int resident_blocks(const void* kernel, int threads, int smem_bytes) {
+  int device = 0, sms = 0, per_sm = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem_bytes));
+  VITRT_CHECK(per_sm >= 1, "a persistent kernel of ", threads, " threads and ", smem_bytes,
+              " bytes of shared memory per block does not fit an SM of device ", device);
+  return sms * per_sm;
+}
+
 namespace {
 thread_local bool thread_allows = true;
 constexpr unsigned bit(Pdl group) { return static_cast<unsigned>(group); }

@@ -14,6 +14,15 @@ void allow_dynamic_smem(void (*kernel)(Args...), int bytes) {
   allow_dynamic_smem(reinterpret_cast<const void*>(kernel), bytes);
 }
 
+// How many blocks of `kernel` (threads and dynamic shared memory per block as given) the current device
+// holds at once: its SMs times the blocks per SM. The grid of a persistent kernel. Throws if no block fits.
+int resident_blocks(const void* kernel, int threads, int smem_bytes);
+
+template <typename... Args>
+int resident_blocks(void (*kernel)(Args...), int threads, int smem_bytes) {
+  return resident_blocks(reinterpret_cast<const void*>(kernel), threads, smem_bytes);
+}
+
 // Kernel groups for programmatic dependent launch (launch.cuh).
 enum class Pdl : unsigned { norm = 1, attention = 2, gemm = 4 };  // gemm: our TF32 GEMM, the activation pass
 

@@ -19,4 +19,20 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return fn;
 }
 
+CUtensorMap qkv_tensor_map(const void* qkv, bool f16, int batch, int tokens, int heads, int head_dim, int box_rows) {
+  const cuuint64_t E = static_cast<cuuint64_t>(heads) * static_cast<cuuint64_t>(head_dim);
+  const cuuint64_t dims[3] = {3 * E, static_cast<cuuint64_t>(tokens), static_cast<cuuint64_t>(batch)};
+  const cuuint64_t strides[2] = {3 * E * 2, static_cast<cuuint64_t>(tokens) * 3 * E * 2};  // bytes, 16-bit elements
+  const cuuint32_t box[3] = {static_cast<cuuint32_t>(head_dim), static_cast<cuuint32_t>(box_rows), 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  CUtensorMap map;
+  const CUresult r = tensor_map_encoder()(
+      &map, f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(qkv), dims,
+      strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  VITRT_CHECK(r == CUDA_SUCCESS, "attention: cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(r), ") for qkv [",
+              batch, ", ", tokens, ", ", 3 * E, "] with boxes of ", head_dim, " x ", box_rows);
+  return map;
+}
+
 }  // namespace vitrt::cuda

@@ -9,4 +9,10 @@ namespace vitrt::cuda {
 // cuTensorMapEncodeTiled; throws if the driver does not provide it.
 PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder();
 
+// The attention kernels' input, qkv [batch][tokens][3 E] of 16-bit elements (fp16 when f16, else bf16;
+// E = heads * head_dim), as a 3-D tensor map with boxes of head_dim columns (one head of Q, K or V) x
+// box_rows tokens of one image, 128-byte swizzled: rows past an image's last token come back as zeros,
+// not as the next image's. Throws with the shape if the driver refuses it.
+CUtensorMap qkv_tensor_map(const void* qkv, bool f16, int batch, int tokens, int heads, int head_dim, int box_rows);
+
 }  // namespace vitrt::cuda
