@@ -380,74 +380,98 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
 // The all-keys kernel made persistent, its copies by TMA: a block of one warpgroup takes items (every
 // query tile of one (image, head)) x, x + gridDim.x, ... in turn. Thread 0 issues the copies, each
 // completing on an mbarrier: the next query tile's Q as a tile starts (two Q slots, the next tile
-// possibly the next item's), the next item's K once the item's last S = Q K^T is in, and its V once
-// the last P V is in. So the next head's K and V are on their way while the last query tile is
+// possibly the next item's), the next item's K once the item's last S = Q K^T is in, and its V once the
+// last P V is in. So the next head's K and V are on their way while the last query tile is
 // finished, where attention_wgmma_row_kernel starts every block with a wait for its first copies.
+// gridDim.x = step_b * heads + step_h (from the host: no divisions on the device).
 template <typename T, int Q>
 __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1)
     attention_wgmma_row_tma_kernel(const __grid_constant__ CUtensorMap kv_map, const __grid_constant__ CUtensorMap q_map,
-                                   AttentionParams p) {
+                                   AttentionParams p, int step_b, int step_h) {
 #ifdef VITRT_WGMMA_DEVICE
   wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
   T* k_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
   T* v_s = k_s + Q * 16 * kD;
-  T* q_s = v_s + Q * 16 * kD;                       // two 64-row Q slots
+  T* q_s = v_s + Q * 16 * kD;                          // two 64-row Q slots
   const unsigned bars = smem_addr(q_s + 2 * 64 * kD);  // K full, V full, Q full [2]
   const unsigned k_full = bars, v_full = bars + 8;
   const auto q_full = [&](int c) { return bars + 16 + 8 * (c & 1); };
-  const int tiles = (query_tokens(p) + 63) / 64, items = p.heads * p.batch;
-  const int E = p.heads * kD;
-  // Copies (thread 0): K or V (column col) of an item, whole boxes of Q * 16 rows (zeros past the
-  // last token); the Q rows of the block's query tile c (item blockIdx.x + c / tiles * gridDim.x), if any.
-  const auto load_kv = [&](int item, int col, unsigned bar, const T* dst) {
+  const int tiles = (query_tokens(p) + 63) / 64, E = p.heads * kD;
+  // The item after (b, h) in the block's sequence.
+  const auto next_item = [&](int& b, int& h) {
+    h += step_h;
+    b += step_b;
+    if (h >= p.heads) {
+      h -= p.heads;
+      ++b;
+    }
+  };
+  // Copies (thread 0): K or V (column col) of image b, head h, whole boxes of Q * 16 rows (zeros past the
+  // last token); the Q rows of query tile qt into the slot of the block's query tile c. None past the
+  // last image.
+  const auto load_kv = [&](int b, int h, int col, unsigned bar, const T* dst) {
+    if (b >= p.batch) return;
     mbar_arrive_expect(bar, Q * 16 * kD * 2);
-    tma_load_box(smem_addr(dst), &kv_map, col + item % p.heads * kD, 0, item / p.heads, bar);
+    tma_load_box(smem_addr(dst), &kv_map, col + h * kD, 0, b, bar);
   };
-  const auto load_q = [&](int c) {
-    const int item = static_cast<int>(blockIdx.x) + c / tiles * static_cast<int>(gridDim.x);
-    if (item >= items) return;
+  const auto load_q = [&](int b, int h, int qt, int c) {
+    if (b >= p.batch) return;
     mbar_arrive_expect(q_full(c), 64 * kD * 2);
-    tma_load_box(smem_addr(q_s + (c & 1) * 64 * kD), &q_map, item % p.heads * kD, c % tiles * 64, item / p.heads,
-                 q_full(c));
+    tma_load_box(smem_addr(q_s + (c & 1) * 64 * kD), &q_map, h * kD, qt * 64, b, q_full(c));
   };
+  int b = static_cast<int>(blockIdx.x) / p.heads, h = static_cast<int>(blockIdx.x) % p.heads;  // the first item
   if (threadIdx.x == 0) {
     mbar_init(k_full, 1);
     mbar_init(v_full, 1);
     mbar_init(q_full(0), 1);
     mbar_init(q_full(1), 1);
     mbar_init_fence();
-    load_kv(blockIdx.x, E, k_full, k_s);  // the grid has at most one block per item
-    load_q(0);
-    load_kv(blockIdx.x, 2 * E, v_full, v_s);
+    load_kv(b, h, E, k_full, k_s);
+    load_q(b, h, 0, 0);
+    load_kv(b, h, 2 * E, v_full, v_s);
   }
   __syncthreads();  // the barriers are initialized
 
   int c = 0;  // the block's query tiles so far
-  for (int item = blockIdx.x, n = 0; item < items; item += gridDim.x, ++n) {
+  for (int n = 0; b < p.batch; ++n, next_item(b, h)) {
     for (int qt = 0; qt < tiles; ++qt, ++c) {
-      const bool first = qt == 0, last = qt == tiles - 1;
       row_tile<T, Q>(
-          p, k_s, v_s, q_s, c & 1, qt * 64, item / p.heads, item % p.heads,
+          p, k_s, v_s, q_s, c & 1, qt * 64, b, h,
           [&] {
-            if (first) mbar_wait(k_full, n & 1);
+            if (qt == 0) mbar_wait(k_full, n & 1);
             mbar_wait(q_full(c), (c >> 1) & 1);
             // Every warp is done with the other Q slot (the previous tile's S and staged rows).
             __syncthreads();
-            if (threadIdx.x == 0) load_q(c + 1);
+            if (threadIdx.x == 0) {  // the next tile's Q
+              int nb = b, nh = h, nq = qt + 1;
+              if (nq == tiles) {
+                next_item(nb, nh);
+                nq = 0;
+              }
+              load_q(nb, nh, nq, c + 1);
+            }
           },
           [&] {
-            if (first) mbar_wait(v_full, n & 1);
+            if (qt == 0) mbar_wait(v_full, n & 1);
           },
           [&] {
-            if (!last) return;
+            if (qt != tiles - 1) return;
             __syncthreads();  // every warp's S is in: K is free
-            if (threadIdx.x == 0 && item + gridDim.x < items) load_kv(item + gridDim.x, E, k_full, k_s);
+            if (threadIdx.x == 0) {
+              int nb = b, nh = h;
+              next_item(nb, nh);
+              load_kv(nb, nh, E, k_full, k_s);
+            }
           },
           [&] {
-            if (!last) return;
+            if (qt != tiles - 1) return;
             __syncthreads();  // every warp's P V is in: V is free
-            if (threadIdx.x == 0 && item + gridDim.x < items) load_kv(item + gridDim.x, 2 * E, v_full, v_s);
+            if (threadIdx.x == 0) {
+              int nb = b, nh = h;
+              next_item(nb, nh);
+              load_kv(nb, nh, 2 * E, v_full, v_s);
+            }
           });
       fence_proxy_async();  // the staged rows (generic writes) before a later TMA copy into the slot
     }
@@ -456,6 +480,8 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1)
   (void)kv_map;
   (void)q_map;
   (void)p;
+  (void)step_b;
+  (void)step_h;
 #endif
 }
 
@@ -506,7 +532,8 @@ void launch_row_tma_q(const AttentionParams& p, cudaStream_t s) {
   const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, 128, bytes)));
   launch_dependent(Pdl::attention, kernel, dim3(blocks), 128, bytes, s,
                    qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, Q * 16),  // K / V: every key
-                   qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, 64), p);  // Q: one query tile
+                   qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, 64),      // Q: one query tile
+                   p, static_cast<int>(blocks) / p.heads, static_cast<int>(blocks) % p.heads);
 }
 
 template <typename T, int... Qm1>
