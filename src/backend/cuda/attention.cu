@@ -129,7 +129,6 @@ std::vector<int> attention_variants(const AttentionParams& p) {
     const int query_tiles = (query_tokens(p) + 63) / 64;
     if (query_tiles > 2) v.push_back(kAttentionWgmmaRow2);
     if (query_tiles > 1) v.push_back(kAttentionWgmmaRowHead);
-    v.push_back(kAttentionWgmmaRowTma);
   }
   // Splitting the key tiles: while each block still gets at least 2 of them.
   const int key_tiles = (p.tokens + 63) / 64;
@@ -154,7 +153,6 @@ std::string attention_variant_name(int variant) {
     case kAttentionWgmmaSplit2: return "wgmma, key tiles split over 2 blocks";
     case kAttentionWgmmaSplit4: return "wgmma, key tiles split over 4 blocks";
     case kAttentionWgmmaWs: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp";
-    case kAttentionWgmmaRowTma: return "wgmma, every key at once, persistent, the next head's K/V by TMA";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }

@@ -14,9 +14,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -25,8 +23,6 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/tensor_map.h"
-#include "backend/cuda/tma.cuh"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -184,141 +180,27 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 #endif
 }
 
-// One query tile (64 rows from q0, in Q slot `slot` of q_s) of the all-keys kernels against every key of
-// image b, head h at once (N <= 256, Q = ceil(N / 16) pieces of 16 keys; K at k_s and V at v_s, Q * 16 rows
-// each; all 128-byte swizzled). S for all keys is one batch of wgmmas into 8 Q registers per thread and
-// the softmax is one pass: one maximum, one exponential per score, nothing to rescale. O += P V is issued
-// per 64 keys as their probabilities are ready, so the tensor cores run while the next ones are
-// computed. Warps whose 16 rows are all past the end (in the last query tile) feed P = 0 (kUniform
-// below). Output rows leave through the Q slot as whole rows. The kernel's own
-// synchronization comes in at four points:
-//   ready()     the descriptors are made; S = Q K^T is issued on return (Q and K have landed);
-//   s_issued()  S is running; V has landed on return;
-//   s_done()    S is in: K is free once every warp is here;
-//   pv_done()   every product is in: V is free once every warp is here; the rows are stored after it.
+// Every key of the sequence at once (N <= 256, Q = ceil(N / 16) pieces of 16 keys), one warpgroup per
+// block. K and V land in shared memory whole (two copy groups, so S = Q K^T starts once K is in) and
+// stay there while the block takes `tiles` query tiles of 64 rows in turn (1, 2, or every tile of the
+// (batch, head): one K/V load per head instead of one per tile). Per query tile, S for all keys is one
+// batch of wgmmas into 8 Q registers per thread and the softmax is one pass: one maximum, one
+// exponential per score, nothing to rescale. O += P V is issued per 64 keys as their probabilities are
+// ready, so the tensor cores run while the next ones are computed. Q tiles come through shared memory
+// too (the A operand of S = Q K^T), each copied while the tile before it is computed. Warps whose 16
+// rows are all past the end (in the last query tile) feed P = 0 (kUniform below). Output rows leave
+// through shared memory as whole rows.
+template <typename T, int Q>
+__global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
 #ifdef VITRT_WGMMA_DEVICE
-template <typename T, int Q, typename Ready, typename SIssued, typename SDone, typename PvDone>
-__device__ __forceinline__ void row_tile(const AttentionParams& p, const T* k_s, const T* v_s, T* q_s, int slot, int q0,
-                                         int b, int h, Ready&& ready, SIssued&& s_issued, SDone&& s_done,
-                                         PvDone&& pv_done) {
+  wait_prior_grid();
   constexpr int F = Q / 4, R = Q % 4, KT = 2 * Q;  // full 64-key tiles, pieces after them, 8-key tiles
   // 145-208 keys (vit_base's 197 among them): warps whose rows all lie past the end take P = 2^(s sl -
   // inf) = 0 through the same instructions as the others instead of a branch per 16-key piece (its
   // zeroing and reconvergence on every tile cost more than those 3 warps' work in the last query tile);
   // 168 registers, 3 blocks per SM. Longer sequences keep the branch (the uniform form needs 246-255).
   constexpr bool kUniform = Q >= 10 && Q <= 13;
-  constexpr int G = F + (R > 0 ? 1 : 0);  // groups of P V products
-  const int N = p.tokens, E = p.heads * kD;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
-  const bool rows_live = q0 + warp * 16 < N;  // uniform over the warp
-  // The descriptors are made per tile (from an address the compiler cannot hoist): kept live across
-  // the tile loop they would cost 58 registers.
-  unsigned k_addr, v_addr, q_addr;
-  asm volatile("mov.u32 %0, %1;\n" : "=r"(k_addr) : "r"(smem_addr(k_s)));
-  asm volatile("mov.u32 %0, %1;\n" : "=r"(v_addr) : "r"(smem_addr(v_s)));
-  asm volatile("mov.u32 %0, %1;\n" : "=r"(q_addr) : "r"(smem_addr(q_s + slot * 64 * kD)));
-  const Sw128Desc k_at(k_addr), v_at(v_addr), q_at(q_addr);
-  std::uint64_t kd[F + R][kD / 16];  // per full tile, then per remaining piece; per 16 of the head dim
-#pragma unroll
-  for (int i = 0; i < F + R; ++i)
-#pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) kd[i][ks] = k_at.at((i < F ? i * 8192 : F * 8192 + (i - F) * 2048) + ks * 32);
-  std::uint64_t qd[kD / 16];
-#pragma unroll
-  for (int ks = 0; ks < kD / 16; ++ks) qd[ks] = q_at.at(ks * 32);
-  ready();
-  pin(kd);
-  pin(qd);
-
-  // S = Q K^T over all Q pieces.
-  float s[KT][4];
-  wgmma_fence();
-#pragma unroll
-  for (int ks = 0; ks < kD / 16; ++ks) {
-#pragma unroll
-    for (int f = 0; f < F; ++f) wgmma_ss_n64<T>(reinterpret_cast<float(&)[8][4]>(s[8 * f]), qd[ks], kd[f][ks], ks);
-    [&]<int... C>(std::integer_sequence<int, C...>) {
-      (wgmma_ss_n16<T, 4 * F + C>(s, qd[ks], kd[F + C][ks], ks), ...);
-    }(std::make_integer_sequence<int, R>{});
-  }
-  wgmma_commit();
-  s_issued();
-  std::uint64_t vd[Q];
-#pragma unroll
-  for (int c = 0; c < Q; ++c) vd[c] = v_at.at(c * 2048);
-  pin(vd);
-  wgmma_wait<0>();
-  fence_regs(s);
-  s_done();
-
-  OnlineSoftmax sm(p.scale);
-  if (rows_live) {
-    sm.only_tile(s, N, t);
-  } else if constexpr (kUniform) {
-    sm.ms0 = INFINITY;
-    sm.ms1 = INFINITY;
-  }
-  float o[kD / 8][4] = {};
-  // O += P V, one group of up to 4 pieces (64 keys) at a time. The row sums stay on the FP32 pipe
-  // here (unrounded P). Taken on the tensor cores from P as rounded, as the online-softmax kernel
-  // does, they gave vit_base bf16 a top-1 agreement of 98.83% on verify_torch.py's 512 inputs, below
-  // its 99% bound, for the same relative error (0.00634; docs/performance.md, session 16).
-  [&]<int... Gi>(std::integer_sequence<int, Gi...>) {
-    (
-        [&] {
-          constexpr int P = Gi < F ? 4 : R, k0 = 4 * Gi;
-          std::uint32_t pf[P][4];
-          if constexpr (kUniform) {
-            // The empty asm statements keep each group's and each piece's work in program order:
-            // scheduled freely, the kernel took 175-226 registers.
-            fence_regs(reinterpret_cast<float(&)[2 * P][4]>(s[2 * k0]));
-#pragma unroll
-            for (int kk = 0; kk < P; ++kk) {
-              probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
-              asm volatile("" : "+f"(sm.l0), "+f"(sm.l1), "+r"(pf[kk][0]), "+r"(pf[kk][1]), "+r"(pf[kk][2]), "+r"(pf[kk][3]));
-            }
-          } else {
-#pragma unroll
-            for (int kk = 0; kk < P; ++kk) {
-              if (rows_live) {
-                probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
-              } else {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) pf[kk][e] = 0u;
-              }
-            }
-          }
-          fence_regs(o);
-          wgmma_fence();
-#pragma unroll
-          for (int kk = 0; kk < P; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[k0 + kk], 1);
-          wgmma_commit();
-        }(),
-        ...);
-  }(std::make_integer_sequence<int, G>{});
-  wgmma_wait<0>();
-  fence_regs(o);
-  pv_done();
-  if (rows_live) {
-    // The rows go through this tile's Q buffer (S has read it), so that the stores are whole rows.
-    float i0, i1;
-    sm.finish(i0, i1);
-    store_rows_staged<T>(p.out, o, i0, i1, q_s + slot * 64 * kD,
-                         (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
-                         lane);
-  }
-}
-#endif
-
-// Every key of the sequence at once (row_tile), one warpgroup per block. K and V land in shared memory
-// whole (two copy groups, so S = Q K^T starts once K is in) and stay there while the block takes `tiles`
-// query tiles of 64 rows in turn (1, 2, or every tile of the (batch, head): one K/V load per head
-// instead of one per tile). Q tiles come through shared memory too (the A operand of S = Q K^T), each
-// copied while the tile before it is computed.
-template <typename T, int Q>
-__global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
-#ifdef VITRT_WGMMA_DEVICE
-  wait_prior_grid();
+  constexpr int G = F + (R > 0 ? 1 : 0);            // groups of P V products
   extern __shared__ unsigned char smem_raw[];
   T* k_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
   T* v_s = k_s + Q * 16 * kD;  // Q * 2048 bytes further: still 1024-aligned
@@ -327,6 +209,7 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
   const int N = p.tokens, E = p.heads * kD;
   const int h = blockIdx.y, b = blockIdx.z, first = static_cast<int>(blockIdx.x) * tiles;
   const int last = min(first + tiles, (query_tokens(p) + 63) / 64);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
   const std::size_t stride = 3 * static_cast<std::size_t>(E);
   const T* base = static_cast<const T*>(p.qkv) + static_cast<std::size_t>(b) * N * stride + static_cast<std::size_t>(h) * kD;
 
@@ -349,139 +232,118 @@ __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgm
   // allocate 8 more registers (164 instead of 156 at 197 tokens).
   bool v_landed = false;
   for (int qt = first; qt < last; ++qt) {
-    row_tile<T, Q>(
-        p, k_s, v_s, q_s, qt & 1, qt * 64, b, h,
-        [&] {
-          // This tile's Q (and on the first tile K) has landed in every thread's share; the other Q buffer
-          // was last read by the previous tile's S and the output rows staged in it after that.
-          if (qt == first) cp_async_wait<1>();
-          else cp_async_wait<0>();
-          fence_proxy_async();
-          __syncthreads();
-          if (qt + 1 < last) copy_rows((qt + 1) * 64, 0, q_s + ((qt + 1) & 1) * 64 * kD, std::integral_constant<int, 64>{});
-        },
-        [&] {
-          if (!v_landed) {  // V, while S runs (the next Q tile's copy may still be on its way)
-            if (qt + 1 < last) cp_async_wait<1>();
-            else cp_async_wait<0>();
-            fence_proxy_async();
-            __syncthreads();
-            v_landed = true;
-          }
-        },
-        [] {}, [] {});
+    const int q0 = qt * 64;
+    const bool rows_live = q0 + warp * 16 < N;  // uniform over the warp
+    // The descriptors are made inside the loop (from an address the compiler cannot hoist): kept live
+    // across it they would cost 58 registers.
+    unsigned k_addr, v_addr, q_addr;
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(k_addr) : "r"(smem_addr(k_s)));
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(v_addr) : "r"(smem_addr(v_s)));
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(q_addr) : "r"(smem_addr(q_s + (qt & 1) * 64 * kD)));
+    const Sw128Desc k_at(k_addr), v_at(v_addr), q_at(q_addr);
+    std::uint64_t kd[F + R][kD / 16];  // per full tile, then per remaining piece; per 16 of the head dim
+#pragma unroll
+    for (int i = 0; i < F + R; ++i)
+#pragma unroll
+      for (int ks = 0; ks < kD / 16; ++ks) kd[i][ks] = k_at.at((i < F ? i * 8192 : F * 8192 + (i - F) * 2048) + ks * 32);
+    std::uint64_t qd[kD / 16];
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) qd[ks] = q_at.at(ks * 32);
+    // This tile's Q (and on the first tile K) has landed in every thread's share; the other Q buffer
+    // was last read by the previous tile's S and the output rows staged in it after that.
+    if (qt == first) cp_async_wait<1>();
+    else cp_async_wait<0>();
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    if (qt + 1 < last) copy_rows((qt + 1) * 64, 0, q_s + ((qt + 1) & 1) * 64 * kD, std::integral_constant<int, 64>{});
+    pin(kd);
+    pin(qd);
+
+    // S = Q K^T over all Q pieces.
+    float s[KT][4];
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) {
+#pragma unroll
+      for (int f = 0; f < F; ++f) wgmma_ss_n64<T>(reinterpret_cast<float(&)[8][4]>(s[8 * f]), qd[ks], kd[f][ks], ks);
+      [&]<int... C>(std::integer_sequence<int, C...>) {
+        (wgmma_ss_n16<T, 4 * F + C>(s, qd[ks], kd[F + C][ks], ks), ...);
+      }(std::make_integer_sequence<int, R>{});
+    }
+    wgmma_commit();
+    if (!v_landed) {  // V, while S runs (the next Q tile's copy may still be on its way)
+      if (qt + 1 < last) cp_async_wait<1>();
+      else cp_async_wait<0>();
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      __syncthreads();
+      v_landed = true;
+    }
+    std::uint64_t vd[Q];
+#pragma unroll
+    for (int c = 0; c < Q; ++c) vd[c] = v_at.at(c * 2048);
+    pin(vd);
+    wgmma_wait<0>();
+    fence_regs(s);
+
+    OnlineSoftmax sm(p.scale);
+    if (rows_live) {
+      sm.only_tile(s, N, t);
+    } else if constexpr (kUniform) {
+      sm.ms0 = INFINITY;
+      sm.ms1 = INFINITY;
+    }
+    float o[kD / 8][4] = {};
+    // O += P V, one group of up to 4 pieces (64 keys) at a time. The row sums stay on the FP32 pipe
+    // here (unrounded P). Taken on the tensor cores from P as rounded, as the online-softmax kernel
+    // does, they gave vit_base bf16 a top-1 agreement of 98.83% on verify_torch.py's 512 inputs, below
+    // its 99% bound, for the same relative error (0.00634; docs/performance.md, session 16).
+    [&]<int... Gi>(std::integer_sequence<int, Gi...>) {
+      (
+          [&] {
+            constexpr int P = Gi < F ? 4 : R, k0 = 4 * Gi;
+            std::uint32_t pf[P][4];
+            if constexpr (kUniform) {
+              // The empty asm statements keep each group's and each piece's work in program order:
+              // scheduled freely, the kernel took 175-226 registers.
+              fence_regs(reinterpret_cast<float(&)[2 * P][4]>(s[2 * k0]));
+#pragma unroll
+              for (int kk = 0; kk < P; ++kk) {
+                probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
+                asm volatile("" : "+f"(sm.l0), "+f"(sm.l1), "+r"(pf[kk][0]), "+r"(pf[kk][1]), "+r"(pf[kk][2]), "+r"(pf[kk][3]));
+              }
+            } else {
+#pragma unroll
+              for (int kk = 0; kk < P; ++kk) {
+                if (rows_live) {
+                  probs_to_a_fragment<T>(sm, s[2 * (k0 + kk)], s[2 * (k0 + kk) + 1], pf[kk]);
+                } else {
+#pragma unroll
+                  for (int e = 0; e < 4; ++e) pf[kk][e] = 0u;
+                }
+              }
+            }
+            fence_regs(o);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < P; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[k0 + kk], 1);
+            wgmma_commit();
+          }(),
+          ...);
+    }(std::make_integer_sequence<int, G>{});
+    wgmma_wait<0>();
+    fence_regs(o);
+    if (rows_live) {
+      // The rows go through this tile's Q buffer (S has read it), so that the stores are whole rows.
+      float i0, i1;
+      sm.finish(i0, i1);
+      store_rows_staged<T>(p.out, o, i0, i1, q_s + (qt & 1) * 64 * kD,
+                           (static_cast<std::size_t>(b) * N + q0) * E + static_cast<std::size_t>(h) * kD, E, N - q0, warp,
+                           lane);
+    }
   }
 #else
   (void)p;
   (void)tiles;
-#endif
-}
-
-// The all-keys kernel made persistent, its copies by TMA: a block of one warpgroup takes items (every
-// query tile of one (image, head)) x, x + gridDim.x, ... in turn. Thread 0 issues the copies, each
-// completing on an mbarrier: the next query tile's Q as a tile starts (two Q slots, the next tile
-// possibly the next item's), the next item's K once the item's last S = Q K^T is in, and its V once the
-// last P V is in. So the next head's K and V are on their way while the last query tile is
-// finished, where attention_wgmma_row_kernel starts every block with a wait for its first copies.
-// gridDim.x = step_b * heads + step_h (from the host: no divisions on the device).
-template <typename T, int Q>
-__global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1)
-    attention_wgmma_row_tma_kernel(const __grid_constant__ CUtensorMap kv_map, const __grid_constant__ CUtensorMap q_map,
-                                   AttentionParams p, int step_b, int step_h) {
-#ifdef VITRT_WGMMA_DEVICE
-  wait_prior_grid();
-  extern __shared__ unsigned char smem_raw[];
-  T* k_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));
-  T* v_s = k_s + Q * 16 * kD;
-  T* q_s = v_s + Q * 16 * kD;                          // two 64-row Q slots
-  const unsigned bars = smem_addr(q_s + 2 * 64 * kD);  // K full, V full, Q full [2]
-  const unsigned k_full = bars, v_full = bars + 8;
-  const auto q_full = [&](int c) { return bars + 16 + 8 * (c & 1); };
-  const int tiles = (query_tokens(p) + 63) / 64, E = p.heads * kD;
-  // The item after (b, h) in the block's sequence.
-  const auto next_item = [&](int& b, int& h) {
-    h += step_h;
-    b += step_b;
-    if (h >= p.heads) {
-      h -= p.heads;
-      ++b;
-    }
-  };
-  // Copies (thread 0): K or V (column col) of image b, head h, whole boxes of Q * 16 rows (zeros past the
-  // last token); the Q rows of query tile qt into the slot of the block's query tile c. None past the
-  // last image.
-  const auto load_kv = [&](int b, int h, int col, unsigned bar, const T* dst) {
-    if (b >= p.batch) return;
-    mbar_arrive_expect(bar, Q * 16 * kD * 2);
-    tma_load_box(smem_addr(dst), &kv_map, col + h * kD, 0, b, bar);
-  };
-  const auto load_q = [&](int b, int h, int qt, int c) {
-    if (b >= p.batch) return;
-    mbar_arrive_expect(q_full(c), 64 * kD * 2);
-    tma_load_box(smem_addr(q_s + (c & 1) * 64 * kD), &q_map, h * kD, qt * 64, b, q_full(c));
-  };
-  int b = static_cast<int>(blockIdx.x) / p.heads, h = static_cast<int>(blockIdx.x) % p.heads;  // the first item
-  if (threadIdx.x == 0) {
-    mbar_init(k_full, 1);
-    mbar_init(v_full, 1);
-    mbar_init(q_full(0), 1);
-    mbar_init(q_full(1), 1);
-    mbar_init_fence();
-    load_kv(b, h, E, k_full, k_s);
-    load_q(b, h, 0, 0);
-    load_kv(b, h, 2 * E, v_full, v_s);
-  }
-  __syncthreads();  // the barriers are initialized
-
-  int c = 0;  // the block's query tiles so far
-  for (int n = 0; b < p.batch; ++n, next_item(b, h)) {
-    for (int qt = 0; qt < tiles; ++qt, ++c) {
-      row_tile<T, Q>(
-          p, k_s, v_s, q_s, c & 1, qt * 64, b, h,
-          [&] {
-            if (qt == 0) mbar_wait(k_full, n & 1);
-            mbar_wait(q_full(c), (c >> 1) & 1);
-            // Every warp is done with the other Q slot (the previous tile's S and staged rows).
-            __syncthreads();
-            if (threadIdx.x == 0) {  // the next tile's Q
-              int nb = b, nh = h, nq = qt + 1;
-              if (nq == tiles) {
-                next_item(nb, nh);
-                nq = 0;
-              }
-              load_q(nb, nh, nq, c + 1);
-            }
-          },
-          [&] {
-            if (qt == 0) mbar_wait(v_full, n & 1);
-          },
-          [&] {
-            if (qt != tiles - 1) return;
-            __syncthreads();  // every warp's S is in: K is free
-            if (threadIdx.x == 0) {
-              int nb = b, nh = h;
-              next_item(nb, nh);
-              load_kv(nb, nh, E, k_full, k_s);
-            }
-          },
-          [&] {
-            if (qt != tiles - 1) return;
-            __syncthreads();  // every warp's P V is in: V is free
-            if (threadIdx.x == 0) {
-              int nb = b, nh = h;
-              next_item(nb, nh);
-              load_kv(nb, nh, 2 * E, v_full, v_s);
-            }
-          });
-      fence_proxy_async();  // the staged rows (generic writes) before a later TMA copy into the slot
-    }
-  }
-#else
-  (void)kv_map;
-  (void)q_map;
-  (void)p;
-  (void)step_b;
-  (void)step_h;
 #endif
 }
 
@@ -519,30 +381,12 @@ void launch_row_q(const AttentionParams& p, cudaStream_t s) {
   launch_dependent(Pdl::attention, attention_wgmma_row_kernel<T, Q>, grid, 128, bytes, s, p, tiles);
 }
 
-template <typename T, int Q>
-void launch_row_tma_q(const AttentionParams& p, cudaStream_t s) {
-  constexpr int bytes = (Q * 16 * 2 + 2 * 64) * kD * 2 + 4 * 8 + 1024;  // K, V, two Q slots, 4 mbarriers, slack
-  const auto kernel = attention_wgmma_row_tma_kernel<T, Q>;
-  allow_dynamic_smem(kernel, bytes);
-  const long items = static_cast<long>(p.heads) * p.batch;
-  VITRT_CHECK(items <= std::numeric_limits<int>::max(), "attention: ", items,
-              " (image, head) pairs are more than the persistent all-keys kernel counts");
-  constexpr bool f16 = std::is_same_v<T, __half>;
-  // Persistent: as many blocks as fit the GPU at once (at most one per item).
-  const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, 128, bytes)));
-  launch_dependent(Pdl::attention, kernel, dim3(blocks), 128, bytes, s,
-                   qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, Q * 16),  // K / V: every key
-                   qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, 64),      // Q: one query tile
-                   p, static_cast<int>(blocks) / p.heads, static_cast<int>(blocks) % p.heads);
-}
-
 template <typename T, int... Qm1>
 void launch_row(const AttentionParams& p, cudaStream_t s, std::integer_sequence<int, Qm1...>) {
   const int q = (p.tokens + 15) / 16;
   VITRT_CHECK(q >= 1 && q <= kAttentionRowMaxTokens / 16, "attention: the all-keys wgmma kernel takes at most ", kAttentionRowMaxTokens,
               " tokens, not ", p.tokens);
-  if (p.variant == kAttentionWgmmaRowTma) (void)((q == Qm1 + 1 && (launch_row_tma_q<T, Qm1 + 1>(p, s), true)) || ...);
-  else (void)((q == Qm1 + 1 && (launch_row_q<T, Qm1 + 1>(p, s), true)) || ...);
+  (void)((q == Qm1 + 1 && (launch_row_q<T, Qm1 + 1>(p, s), true)) || ...);
 }
 
 template <typename T>
@@ -554,8 +398,7 @@ void launch(const AttentionParams& p, cudaStream_t s) {
     case kAttentionWgmmaWs: attention_wgmma_ws(p, s); break;
     case kAttentionWgmmaRow:
     case kAttentionWgmmaRow2:
-    case kAttentionWgmmaRowHead:
-    case kAttentionWgmmaRowTma: launch_row<T>(p, s, std::make_integer_sequence<int, kAttentionRowMaxTokens / 16>{}); break;
+    case kAttentionWgmmaRowHead: launch_row<T>(p, s, std::make_integer_sequence<int, kAttentionRowMaxTokens / 16>{}); break;
     default: launch_wg<T, 2>(p, s); break;
   }
 }

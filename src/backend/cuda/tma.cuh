@@ -1,6 +1,6 @@
 // Device helpers for copies by the tensor memory accelerator (TMA, sm_90) into shared memory and the
-// mbarriers they complete on, shared by the attention kernels that use them (attention_wgmma.cu,
-// attention_wgmma_ws.cu). The tensor maps come from tensor_map.h on the host.
+// mbarriers they complete on (attention_wgmma_ws.cu; the tf32 GEMM has its own 2-D copies). The tensor
+// maps come from tensor_map.h on the host.
 #pragma once
 
 #include <cuda.h>  // CUtensorMap
