@@ -25,7 +25,6 @@
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/tensor_map.h"
-#include "backend/cuda/tma.cuh"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -82,6 +81,33 @@ struct GemmTf32Args {
   int in;
 };
 
+#ifdef VITRT_WGMMA_DEVICE
+__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// A box of the 2-D tensor `map` at (column x, row y) into shared memory at dst; completes on bar.
+__device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map, int x, int y, unsigned bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(y), "r"(bar)
+      : "memory");
+}
+#endif  // VITRT_WGMMA_DEVICE
 
 // Warps 0 .. 4 WG - 1: WG consumer warpgroups (64 rows each); warp 4 WG: the producer, one thread
 // issuing TMA copies. full[s] completes when stage s has landed (the copies' byte count), empty[s] when
@@ -108,7 +134,7 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(con
       mbar_init(bars + 8 * s, 1);
       mbar_init(bars + 8 * (S + s), WG);
     }
-    mbar_init_fence();
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
   wait_prior_grid();  // A (and D, for its earlier readers) belong to the kernels before this one
@@ -119,7 +145,7 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(con
         const int s = kt % S;
         if (kt >= S) mbar_wait(bars + 8 * (S + s), static_cast<unsigned>((kt / S - 1) & 1));
         const unsigned full = bars + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
-        mbar_arrive_expect(full, kStage);
+        mbar_expect_tx(full, kStage);
         tma_load_2d(dst, &p.a_map, kt * kBK, m0, full);  // rows past the end arrive as zeros
         tma_load_2d(dst + kABytes, &p.w_map, kt * kBK, n0, full);
       }

@@ -1,6 +1,6 @@
 // Device helpers for copies by the tensor memory accelerator (TMA, sm_90) into shared memory and the
-// mbarriers they complete on, shared by the kernels that copy with TMA (attention_wgmma_ws.cu,
-// gemm_tf32.cu). The tensor maps come from tensor_map.h on the host.
+// mbarriers they complete on (attention_wgmma_ws.cu; the tf32 GEMM has its own 2-D copies). The tensor
+// maps come from tensor_map.h on the host.
 #pragma once
 
 #include <cuda.h>  // CUtensorMap
@@ -11,7 +11,7 @@ namespace vitrt::cuda {
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
 // After the mbarriers of a block are initialized, before any thread or copy uses them.
 __device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
@@ -22,22 +22,19 @@ __device__ __forceinline__ void mbar_arrive(unsigned bar) {
 __device__ __forceinline__ void mbar_arrive_expect(unsigned bar, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
-// Until the barrier's phase with the given parity has completed.
+// Until the barrier's phase with the given parity has completed. The loop is C++ around one try_wait;
+// the tf32 GEMM keeps its own helpers, whose loop is a branch inside the PTX: with that form here the
+// TMA attention kernel took 127 registers instead of 133 and ran 3-4% slower at 577 tokens (run262),
+// and the GEMM's code changes with this one (not measured), so each keeps the form it was measured with.
 __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
-  asm volatile(
-      "{\n.reg .pred done;\nWAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
-}
-// The box of the 2-D tensor map at (column x, row y) into shared memory at dst, completing its bytes on bar.
-__device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map, int x, int y, unsigned bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
-          dst),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(y), "r"(bar)
-      : "memory");
+  unsigned done;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (done == 0);
 }
 // The box of the 3-D tensor map at (col, row, image) into shared memory at dst (laid out as the map's
 // swizzle says; elements past the tensor's bounds are zeros), completing its bytes on bar.
