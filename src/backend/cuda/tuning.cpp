@@ -3,7 +3,6 @@
 #include <cublasLt.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -40,24 +39,6 @@ double time_us(const std::function<bool()>& run, cudaStream_t stream, const L2Fl
   run();
   CUDA_CHECK(cudaEventRecord(e[1], stream));
   const double probe = elapsed_us();
-  // VITRT_TUNE_SUSTAINED=<ms> (an experiment, docs/performance.md session 19): a candidate whose run takes
-  // more than 50 us is timed over <ms> of back-to-back runs, after as many to bring the GPU to the clock
-  // its power cap leaves (as in a large batch's forward), with no L2 flushes in between.
-  static const double sustained_ms = [] {
-    const char* env = std::getenv("VITRT_TUNE_SUSTAINED");
-    return env ? std::atof(env) : 0.0;
-  }();
-  if (sustained_ms > 0 && probe > 50) {
-    const int n = std::max(3, static_cast<int>(sustained_ms * 1000.0 / probe));
-    for (int i = 0; i < n; ++i) run();
-    CUDA_CHECK(cudaEventRecord(e[0], stream));
-    for (int i = 0; i < n; ++i) run();
-    CUDA_CHECK(cudaEventRecord(e[1], stream));
-    const double us = elapsed_us() / n;
-    cudaEventDestroy(e[0]);
-    cudaEventDestroy(e[1]);
-    return us;
-  }
   // About 2 ms of work per candidate, 3 to 25 timed runs, median.
   const int reps = std::clamp(static_cast<int>(2000.0 / std::max(probe, 1.0)), 3, 25);
   std::vector<double> t;
