@@ -194,7 +194,11 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     else wgmma_wait<0>();
     fence_regs(s);
     float c0, c1;
-    sm.next_tile_factors(s, min(kBK, N - j * kBK), t, c0, c1);  // masks keys past the end
+    // Masks keys past the end. After the first tile the maxima move lazily: O and l are rescaled only
+    // when they do.
+    bool moved = true;
+    if constexpr (First) sm.next_tile_factors(s, min(kBK, N - j * kBK), t, c0, c1);
+    else moved = sm.next_tile_factors_lazy(s, min(kBK, N - j * kBK), t, c0, c1);
 #pragma unroll
     for (int r = 0; r < 8; ++r)
 #pragma unroll
@@ -204,9 +208,11 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
       fence_regs(o);
       fence_regs(l);
       if (lane == 0) mbar_arrive(kv_empty(i - 1));
+      if (moved) {
+        OnlineSoftmax::rescale(o, c0, c1);
+        OnlineSoftmax::rescale(l, c0, c1);
+      }
     }
-    OnlineSoftmax::rescale(o, c0, c1);
-    OnlineSoftmax::rescale(l, c0, c1);
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       pf[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
