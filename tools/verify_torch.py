@@ -59,6 +59,8 @@ def timm_variants():
         "head_dim_32_patch32": dict(embed_dim=128, num_heads=4, patch_size=32),
         "head_dim_96": dict(embed_dim=192, num_heads=2, depth=2),
         "head_dim_128_577tok": dict(embed_dim=256, num_heads=2, img_size=384, depth=2),
+        # head dim 64 with 577 tokens: the TMA attention kernel that vit_large_patch16_384 runs
+        "head_dim_64_577tok": dict(embed_dim=192, num_heads=3, img_size=384, depth=2),
     }
     for name, extra in v.items():
         model, cfg = build_timm_vit({**base, **extra}, seed=zlib.crc32(name.encode()) % 1000)
