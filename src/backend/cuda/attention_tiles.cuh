@@ -139,29 +139,6 @@ struct OnlineSoftmax {
     l1 *= c1;
   }
 
-  // The same, lazily (FlashAttention-4's conditional rescaling): the running maxima move only when a row of
-  // the warp sees a tile maximum more than kLazyLog2 (in log2 units) above its running one. Otherwise they
-  // stay, this tile's probabilities may reach 2^kLazyLog2 (exact in fp32 sums, the same relative rounding in
-  // 16 bits), and nothing is rescaled. Returns whether the maxima moved (uniform over the warp); c0, c1 are
-  // then the factors as above.
-  static constexpr float kLazyLog2 = 8.0f;
-  template <int KT>
-  __device__ __forceinline__ bool next_tile_factors_lazy(float (&s)[KT][4], int valid, int t, float& c0, float& c1) {
-    float mx0, mx1;
-    tile_max(s, valid, t, mx0, mx1);
-    if (!__any_sync(0xffffffffu, (mx0 - m0) * sl > kLazyLog2 || (mx1 - m1) * sl > kLazyLog2)) return false;
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    c0 = exp2_approx((m0 - mn0) * sl);
-    c1 = exp2_approx((m1 - mn1) * sl);
-    m0 = mn0;
-    m1 = mn1;
-    ms0 = mn0 * sl;
-    ms1 = mn1 * sl;
-    l0 *= c0;
-    l1 *= c1;
-    return true;
-  }
-
   // Scales accumulator fragments o: rows g by c0, rows g + 8 by c1.
   template <int OT>
   static __device__ __forceinline__ void rescale(float (&o)[OT][4], float c0, float c1) {

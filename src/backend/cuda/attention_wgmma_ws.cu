@@ -146,25 +146,22 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   const std::uint64_t ones_d = plain_desc(smem_addr(ones_s));
   float o[kD / 8][4];
   float l[1][4];                // row sums of P as rounded for P V, in every column (P times ones)
-  // P of the last two tiles, the A operands of their P V (tile j's in pf[j % 2]): the previous tile's P V
-  // may still run while this tile's P is computed.
-  std::uint32_t pf[2][4][4] = {};
+  std::uint32_t pf[4][4] = {};  // P of the previous tile, the A operand of its P V
   OnlineSoftmax sm(p.scale);
   if (wg == 1) turn_pass(1);  // warpgroup 0 takes the first turn
 
-  // O += P V and l += P ones for the P in pf[Buf], V at the descriptors vd; not committed.
-  const auto issue_pv = [&]<int Buf>(const std::uint64_t (&vd)[4]) {
+  // O += P V and l += P ones for the previous tile's P (pf), V at the descriptors vd; not committed.
+  const auto issue_pv = [&](const std::uint64_t (&vd)[4]) {
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_n64<T, 1>(o, pf[Buf][kk], vd[kk], 1);
+    for (int kk = 0; kk < 4; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_n8<T>(l[0], pf[Buf][kk], ones_d, 1);
+    for (int kk = 0; kk < 4; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
   };
 
-  // Tile i of the block's sequence (tile j of its item, n the item's index in the block's sequence; Buf =
-  // j % 2). Its turn: S_j = Q K_j^T and (First: none) P_{j-1} V_{j-1}. Then its softmax once S_j is in
-  // (every group before it is complete then: P_{j-2} V_{j-2} freed pf[Buf] and the stage of tile i - 2).
-  // O and l are rescaled, after waiting for P_{j-1} V_{j-1}, only when the maxima move (lazily).
-  const auto step = [&]<bool First, int Buf>(int i, int j, int n) {
+  // Tile i of the block's sequence (tile j of its item, n the item's index in the block's sequence).
+  // Its turn: S_j = Q K_j^T and (First: none) P_{j-1} V_{j-1}. Then its softmax once S_j is in; O and l
+  // rescaled once P_{j-1} V_{j-1} is in (that also frees pf and the stage of tile i - 1).
+  const auto step = [&]<bool First>(int i, int j, int n) {
     float s[8][4];
     mbar_wait(kv_full(i), (i / kStages) & 1);
     // Descriptors before the first wgmma: an input defined between two of them serializes them.
@@ -188,7 +185,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     for (int ks = 0; ks < kD / 16; ++ks) wgmma_ss_n64<T>(s, qd[ks], kd[ks], ks);
     wgmma_commit();
     if constexpr (!First) {
-      issue_pv.template operator()<1 - Buf>(vd);
+      issue_pv(vd);
       wgmma_commit();
     }
     turn_pass(wg);
@@ -196,37 +193,32 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     if constexpr (!First) wgmma_wait<1>();
     else wgmma_wait<0>();
     fence_regs(s);
-    if (j >= 2 && lane == 0) mbar_arrive(kv_empty(i - 2));
     float c0, c1;
-    // Masks keys past the end.
-    bool moved = true;
-    if constexpr (First) sm.next_tile_factors(s, min(kBK, N - j * kBK), t, c0, c1);
-    else moved = sm.next_tile_factors_lazy(s, min(kBK, N - j * kBK), t, c0, c1);
+    sm.next_tile_factors(s, min(kBK, N - j * kBK), t, c0, c1);  // masks keys past the end
 #pragma unroll
     for (int r = 0; r < 8; ++r)
 #pragma unroll
       for (int e = 0; e < 4; ++e) s[r][e] = sm.prob(s[r][e], e);
     if constexpr (!First) {
-      if (moved) {  // uniform over the warp
-        wgmma_wait<0>();
-        fence_regs(o);
-        fence_regs(l);
-        OnlineSoftmax::rescale(o, c0, c1);
-        OnlineSoftmax::rescale(l, c0, c1);
-      }
+      wgmma_wait<0>();
+      fence_regs(o);
+      fence_regs(l);
+      if (lane == 0) mbar_arrive(kv_empty(i - 1));
     }
+    OnlineSoftmax::rescale(o, c0, c1);
+    OnlineSoftmax::rescale(l, c0, c1);
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      pf[Buf][kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
-      pf[Buf][kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
-      pf[Buf][kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pf[Buf][kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      pf[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
+      pf[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
+      pf[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pf[kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
   };
 
-  // The item's last turn: P V of its last tile (j of the item, i of the block's sequence, its P in
-  // pf[Buf]); then the stages of its last two tiles go back to the producer.
-  const auto finish = [&]<int Buf>(int i, int j) {
+  // The item's last turn: P V of its last tile, i of the block's sequence; then its stage goes back to
+  // the producer.
+  const auto finish = [&](int i, int n) {
     const Sw128Desc v_at(kv_addr(i) + kTileBytes);
     std::uint64_t vd[4];
 #pragma unroll
@@ -236,16 +228,13 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     fence_regs(o);
     fence_regs(l);
     wgmma_fence();
-    issue_pv.template operator()<Buf>(vd);
+    issue_pv(vd);
     wgmma_commit();
     turn_pass(wg);
     wgmma_wait<0>();
     fence_regs(o);
     fence_regs(l);
-    if (lane == 0) {
-      if (j >= 1) mbar_arrive(kv_empty(i - 1));
-      mbar_arrive(kv_empty(i));
-    }
+    if (lane == 0) mbar_arrive(kv_empty(i));
   };
 
   // The first `count` keys (<= kTailKeys) of the K/V tile i of the block's sequence (its last, partial
@@ -306,15 +295,9 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     mbar_wait(q_full(n), (n / 2) & 1);
     // Every tile whole, the last one too (zeros past the end, masked): with a 16-key piece count per
     // tile shape (as attention_wgmma.cu has), ptxas serialized every wgmma of the kernel (C7511).
-    step.template operator()<true, 0>(i++, 0, n);
-    int j = 1;
-    for (; j + 1 < tensor_tiles; j += 2) {  // P alternates between pf[1] and pf[0]
-      step.template operator()<false, 1>(i++, j, n);
-      step.template operator()<false, 0>(i++, j + 1, n);
-    }
-    if (j < tensor_tiles) step.template operator()<false, 1>(i++, j++, n);
-    if ((j - 1) % 2 == 1) finish.template operator()<1>(i - 1, j - 1);
-    else finish.template operator()<0>(i - 1, j - 1);
+    step.template operator()<true>(i++, 0, n);
+    for (int j = 1; j < tensor_tiles; ++j) step.template operator()<false>(i++, j, n);
+    finish(i - 1, n);
     if (tail_keys > 0) tail(i++, n, tail_keys);
     // The rows leave through this warpgroup's Q tile of the item (each warp through its own 16 rows, which
     // only it read: the products that read them through the async proxy are complete); then the slot
