@@ -550,6 +550,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
   v = cuda::attention_variants(p);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow), 0);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs), hopper_build ? 1 : 0);
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs3), hopper_build ? 1 : 0);
   p.tokens = 197;
   // Query 0 only: one warp per block once there are enough (batch, head) pairs.
   p.queries = 1;
@@ -677,7 +678,9 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       // Per kernel: mma, wgmma, and each split of the key tiles (its own summation order).
       std::map<int, std::vector<float>> first;
       const auto kernel_of = [](int v) {
-        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4 || v == cuda::kAttentionWgmmaWs) return v;
+        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4) return v;
+        // The TMA kernel's rows do not depend on how many warpgroups share its items.
+        if (v == cuda::kAttentionWgmmaWs || v == cuda::kAttentionWgmmaWs3) return cuda::kAttentionWgmmaWs;
         if (v == cuda::kAttentionWgmmaRow || v == cuda::kAttentionWgmmaRow2 || v == cuda::kAttentionWgmmaRowHead) {
           return cuda::kAttentionWgmmaRow;
         }

@@ -37,13 +37,15 @@ namespace {
 
 constexpr int kD = 64, kBK = 64;              // head dim, keys per tile
 constexpr int kStages = 4;                    // K/V tiles in flight
-constexpr int kConsumers = 2;                 // warpgroups of 64 query rows
-constexpr int kThreads = kConsumers * 128 + 32;  // and the producer warp
 constexpr int kTileBytes = kBK * kD * 2;      // one K or V tile: 64 rows of 128 bytes (128-byte swizzle)
+// Consumers: the warpgroups of 64 query rows (2 or 3), plus the producer warp.
+constexpr int threads_for(int consumers) { return consumers * 128 + 32; }
 // [stage][K, V] tiles, two Q tiles per consumer (this item's, which also stages its output rows, and the
 // next one's), 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack:
-// 98 KB.
-constexpr int kSmemBytes = kStages * 2 * kTileBytes + 2 * kConsumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
+// 98 KB with 2 consumers, 114 KB with 3.
+constexpr int smem_bytes_for(int consumers) {
+  return kStages * 2 * kTileBytes + 2 * consumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
+}
 
 #ifdef VITRT_WGMMA_DEVICE
 // Up to this many keys after the last whole tile (577 = 9 x 64 + 1) are taken on the FP32 pipe, one at
@@ -68,21 +70,25 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float acc) {
   }
   return acc;
 }
-// Turns at the tensor cores: warpgroup w waits on named barrier 1 + w (256 threads: its own 128 and the
-// other warpgroup's arrival), and passes the turn by arriving on the other's.
+// Turns at the tensor cores, in a ring: warpgroup w waits on named barrier 1 + w (256 threads: its own
+// 128 and the previous warpgroup's arrival), and passes the turn by arriving on the next one's.
 // (Immediate barrier numbers: with a register operand ptxas reserves all 16 of a block's barriers.)
+template <int Consumers>
 __device__ __forceinline__ void turn_wait(int wg) {
   if (wg == 0) asm volatile("bar.sync 1, 256;\n" ::: "memory");
-  else asm volatile("bar.sync 2, 256;\n" ::: "memory");
+  else if (Consumers == 2 || wg == 1) asm volatile("bar.sync 2, 256;\n" ::: "memory");
+  else asm volatile("bar.sync 3, 256;\n" ::: "memory");
 }
+template <int Consumers>
 __device__ __forceinline__ void turn_pass(int wg) {
   if (wg == 0) asm volatile("bar.arrive 2, 256;\n" ::: "memory");
-  else asm volatile("bar.arrive 1, 256;\n" ::: "memory");
+  else if (Consumers == 2 || wg == 2) asm volatile("bar.arrive 1, 256;\n" ::: "memory");
+  else asm volatile("bar.arrive 3, 256;\n" ::: "memory");
 }
 #endif
 
 #ifdef VITRT_WGMMA_DEVICE
-template <typename T>
+template <typename T, int kConsumers>
 __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const AttentionParams& p) {
   wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
@@ -148,7 +154,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   float l[1][4];                // row sums of P as rounded for P V, in every column (P times ones)
   std::uint32_t pf[4][4] = {};  // P of the previous tile, the A operand of its P V
   OnlineSoftmax sm(p.scale);
-  if (wg == 1) turn_pass(1);  // warpgroup 0 takes the first turn
+  if (wg == kConsumers - 1) turn_pass<kConsumers>(wg);  // warpgroup 0 takes the first turn
 
   // O += P V and l += P ones for the previous tile's P (pf), V at the descriptors vd; not committed.
   const auto issue_pv = [&](const std::uint64_t (&vd)[4]) {
@@ -177,7 +183,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     pin(qd);
     pin(kd);
     pin(vd);
-    turn_wait(wg);
+    turn_wait<kConsumers>(wg);
     fence_regs(o);
     fence_regs(l);
     wgmma_fence();
@@ -188,7 +194,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
       issue_pv(vd);
       wgmma_commit();
     }
-    turn_pass(wg);
+    turn_pass<kConsumers>(wg);
 
     if constexpr (!First) wgmma_wait<1>();
     else wgmma_wait<0>();
@@ -224,13 +230,13 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
 #pragma unroll
     for (int c = 0; c < 4; ++c) vd[c] = v_at.at(c * 2048);
     pin(vd);
-    turn_wait(wg);
+    turn_wait<kConsumers>(wg);
     fence_regs(o);
     fence_regs(l);
     wgmma_fence();
     issue_pv(vd);
     wgmma_commit();
-    turn_pass(wg);
+    turn_pass<kConsumers>(wg);
     wgmma_wait<0>();
     fence_regs(o);
     fence_regs(l);
@@ -310,42 +316,44 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     __syncwarp();
     if (lane == 0) mbar_arrive(q_empty(n));
   }
-  if (wg == 0) turn_wait(0);  // warpgroup 1's last pass (each warpgroup passes after every turn)
+  if (wg == 0) turn_wait<kConsumers>(0);  // the last warpgroup's last pass (each warpgroup passes after every turn)
 }
 #endif
 
-// One block per SM (133 registers). Capped at 112 registers for two blocks per SM (a few spills), it was
-// 2-5% slower at 577 tokens (run256).
-template <typename T>
-__global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map,
-                                                                         AttentionParams p) {
+// One block per SM (133 registers with 2 consumers). Capped at 112 registers for two blocks per SM (a few
+// spills), the 2-consumer kernel was 2-5% slower at 577 tokens (run256).
+template <typename T, int Consumers>
+__global__ void __launch_bounds__(threads_for(Consumers), 1)
+    attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map, AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
-  attention_ws<T>(&qkv_map, p);
+  attention_ws<T, Consumers>(&qkv_map, p);
 #else
   (void)qkv_map;
   (void)p;
 #endif
 }
 
-template <typename T>
+template <typename T, int Consumers>
 void launch(const AttentionParams& p, cudaStream_t s) {
   const CUtensorMap map = qkv_tensor_map(p.qkv, std::is_same_v<T, __half>, p.batch, p.tokens, p.heads, kD, kBK);
-  const auto kernel = attention_wgmma_ws_kernel<T>;
-  allow_dynamic_smem(kernel, kSmemBytes);
-  const long items = static_cast<long>((query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers)) * p.heads * p.batch;
-  VITRT_CHECK(items <= std::numeric_limits<int>::max(), "attention: ", items,
-              " work items (128 query rows x heads x images) are more than the TMA kernel counts");
+  const auto kernel = attention_wgmma_ws_kernel<T, Consumers>;
+  constexpr int threads = threads_for(Consumers), smem = smem_bytes_for(Consumers);
+  allow_dynamic_smem(kernel, smem);
+  const long items = static_cast<long>((query_tokens(p) + 64 * Consumers - 1) / (64 * Consumers)) * p.heads * p.batch;
+  VITRT_CHECK(items <= std::numeric_limits<int>::max(), "attention: ", items, " work items (", 64 * Consumers,
+              " query rows x heads x images) are more than the TMA kernel counts");
   // Persistent: as many blocks as fit the GPU at once (at most one per item).
-  const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, kThreads, kSmemBytes)));
-  launch_dependent(Pdl::attention, kernel, dim3(blocks), kThreads, kSmemBytes, s, map, p);
+  const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, threads, smem)));
+  launch_dependent(Pdl::attention, kernel, dim3(blocks), threads, smem, s, map, p);
 }
 
 }  // namespace
 
 // Reached through attention_wgmma(), which has checked the shape, type, device and alignment.
 void attention_wgmma_ws(const AttentionParams& p, cudaStream_t s) {
-  if (p.dt == DT::f16) launch<__half>(p, s);
-  else launch<__nv_bfloat16>(p, s);
+  const bool three = p.variant == kAttentionWgmmaWs3;
+  if (p.dt == DT::f16) three ? launch<__half, 3>(p, s) : launch<__half, 2>(p, s);
+  else three ? launch<__nv_bfloat16, 3>(p, s) : launch<__nv_bfloat16, 2>(p, s);
 }
 
 }  // namespace vitrt::cuda
