@@ -287,10 +287,36 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   // Keys after the last whole tile, if few enough for tail().
   const int tail_keys = N > kBK && N % kBK <= kTailKeys ? N % kBK : 0, tensor_tiles = key_tiles - (tail_keys > 0 ? 1 : 0);
 
+  // A warpgroup with no query rows in an item (the last query block of a head, when the rows end in an
+  // earlier warpgroup's tile): no products, no softmax, only its turns and its releases of the stages and
+  // the Q slot, in the order of the live path (the turns keep it within one tile of the others).
   int i = 0;
+  const auto idle = [&](int n) {
+    for (int j = 0; j < tensor_tiles; ++j, ++i) {
+      turn_wait<kConsumers>(wg);
+      turn_pass<kConsumers>(wg);
+      if (j > 0 && lane == 0) mbar_arrive(kv_empty(i - 1));
+    }
+    turn_wait<kConsumers>(wg);
+    turn_pass<kConsumers>(wg);
+    if (lane == 0) mbar_arrive(kv_empty(i - 1));
+    if (tail_keys > 0 && lane == 0) mbar_arrive(kv_empty(i));
+    if (tail_keys > 0) ++i;
+    if (lane == 0) mbar_arrive(q_empty(n));
+  };
+
   for (int item = blockIdx.x, n = 0; item < items; item += gridDim.x, ++n) {
     const int qb = item % q_blocks, h = item / q_blocks % p.heads, b = item / q_blocks / p.heads;
-    const int q0 = (qb * kConsumers + wg) * 64;  // this warpgroup's rows (it may have none: zeros, no stores)
+    const int q0 = (qb * kConsumers + wg) * 64;  // this warpgroup's rows (with 2 consumers it may have none:
+                                                 // zeros through the live path, no stores)
+    // Only with 3 consumers: in the 2-consumer kernel the branch cost 9 registers (133 -> 142), and at
+    // 577 tokens (5 x 128 rows) none of its warpgroups is ever idle.
+    if constexpr (kConsumers > 2) {
+      if (q0 >= query_tokens(p)) {
+        idle(n);
+        continue;
+      }
+    }
 #pragma unroll
     for (int nt = 0; nt < kD / 8; ++nt)
 #pragma unroll
