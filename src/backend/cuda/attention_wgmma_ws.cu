@@ -44,7 +44,7 @@ constexpr int threads_for(int consumers) { return consumers * 128 + 32; }
 // next one's), 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack:
 // 98 KB with 2 consumers, 114 KB with 3.
 constexpr int smem_bytes_for(int consumers) {
-  return kStages * 2 * kTileBytes + 2 * consumers * kTileBytes + 512 + (2 * kStages + 4) * 8 + 1024;
+  return kStages * 2 * kTileBytes + 2 * consumers * kTileBytes + 512 + 128 + consumers * 1024 + 1024;
 }
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -88,7 +88,7 @@ __device__ __forceinline__ void turn_pass(int wg) {
 #endif
 
 #ifdef VITRT_WGMMA_DEVICE
-template <typename T, int kConsumers>
+template <typename T, int kConsumers, int kOrder>
 __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const AttentionParams& p) {
   wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
@@ -96,6 +96,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   T* q_s = kv_s + kStages * 2 * kBK * kD;        // [item parity][consumer][64 x 64]
   T* ones_s = q_s + 2 * kConsumers * 64 * kD;
   const unsigned bars = smem_addr(ones_s) + 512;  // K/V full[kStages], empty[kStages], Q full[2], empty[2]
+  const unsigned scratch = bars + 128 + 8 * (threadIdx.x % (kConsumers * 128));
   const auto kv_full = [&](int i) { return bars + 8 * (i % kStages); };
   const auto kv_empty = [&](int i) { return bars + 8 * (kStages + i % kStages); };
   const auto q_full = [&](int n) { return bars + 8 * (2 * kStages + (n & 1)); };
@@ -206,6 +207,10 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
 #pragma unroll
       for (int e = 0; e < 4; ++e) s[r][e] = sm.prob(s[r][e], e);
     if constexpr (!First) {
+      if constexpr (kOrder == 1) {
+        // EXPERIMENT: a shared store of the last probabilities before the wait for P_{j-1} V_{j-1}
+        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(scratch), "f"(s[7][1]), "f"(s[7][3]) : "memory");
+      }
       wgmma_wait<0>();
       fence_regs(o);
       fence_regs(l);
@@ -348,21 +353,21 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
 
 // One block per SM (133 registers with 2 consumers). Capped at 112 registers for two blocks per SM (a few
 // spills), the 2-consumer kernel was 2-5% slower at 577 tokens (run256).
-template <typename T, int Consumers>
+template <typename T, int Consumers, int Order>
 __global__ void __launch_bounds__(threads_for(Consumers), 1)
     attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map, AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
-  attention_ws<T, Consumers>(&qkv_map, p);
+  attention_ws<T, Consumers, Order>(&qkv_map, p);
 #else
   (void)qkv_map;
   (void)p;
 #endif
 }
 
-template <typename T, int Consumers>
+template <typename T, int Consumers, int Order = 0>
 void launch(const AttentionParams& p, cudaStream_t s) {
   const CUtensorMap map = qkv_tensor_map(p.qkv, std::is_same_v<T, __half>, p.batch, p.tokens, p.heads, kD, kBK);
-  const auto kernel = attention_wgmma_ws_kernel<T, Consumers>;
+  const auto kernel = attention_wgmma_ws_kernel<T, Consumers, Order>;
   constexpr int threads = threads_for(Consumers), smem = smem_bytes_for(Consumers);
   allow_dynamic_smem(kernel, smem);
   const long items = static_cast<long>((query_tokens(p) + 64 * Consumers - 1) / (64 * Consumers)) * p.heads * p.batch;
@@ -378,6 +383,11 @@ void launch(const AttentionParams& p, cudaStream_t s) {
 // Reached through attention_wgmma(), which has checked the shape, type, device and alignment.
 void attention_wgmma_ws(const AttentionParams& p, cudaStream_t s) {
   const bool three = p.variant == kAttentionWgmmaWs3;
+  if (p.variant == 111) {
+    if (p.dt == DT::f16) launch<__half, 2, 1>(p, s);
+    else launch<__nv_bfloat16, 2, 1>(p, s);
+    return;
+  }
   if (p.dt == DT::f16) three ? launch<__half, 3>(p, s) : launch<__half, 2>(p, s);
   else three ? launch<__nv_bfloat16, 3>(p, s) : launch<__nv_bfloat16, 2>(p, s);
 }
