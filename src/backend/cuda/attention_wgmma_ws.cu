@@ -206,10 +206,27 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     for (int r = 0; r < 8; ++r)
 #pragma unroll
       for (int e = 0; e < 4; ++e) s[r][e] = sm.prob(s[r][e], e);
+    std::uint32_t pn[4][4];
+    if constexpr (kOrder == 2) {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        pn[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
+        pn[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
+        pn[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        pn[kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      }
+    }
     if constexpr (!First) {
       if constexpr (kOrder == 1) {
         // EXPERIMENT: a shared store of the last probabilities before the wait for P_{j-1} V_{j-1}
         asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(scratch), "f"(s[7][1]), "f"(s[7][3]) : "memory");
+      }
+      if constexpr (kOrder == 2) {
+        // EXPERIMENT: a shared store of a value that depends on every packed probability
+        std::uint32_t x = 0;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) x ^= pn[kk][0] ^ pn[kk][1] ^ pn[kk][2] ^ pn[kk][3];
+        asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(scratch), "r"(x) : "memory");
       }
       wgmma_wait<0>();
       fence_regs(o);
@@ -218,12 +235,19 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     }
     OnlineSoftmax::rescale(o, c0, c1);
     OnlineSoftmax::rescale(l, c0, c1);
+    if constexpr (kOrder == 2) {
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      pf[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
-      pf[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
-      pf[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pf[kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) pf[kk][e] = pn[kk][e];
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        pf[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
+        pf[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
+        pf[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        pf[kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      }
     }
   };
 
@@ -386,6 +410,11 @@ void attention_wgmma_ws(const AttentionParams& p, cudaStream_t s) {
   if (p.variant == 111) {
     if (p.dt == DT::f16) launch<__half, 2, 1>(p, s);
     else launch<__nv_bfloat16, 2, 1>(p, s);
+    return;
+  }
+  if (p.variant == 112) {
+    if (p.dt == DT::f16) launch<__half, 2, 2>(p, s);
+    else launch<__nv_bfloat16, 2, 2>(p, s);
     return;
   }
   if (p.dt == DT::f16) three ? launch<__half, 3>(p, s) : launch<__half, 2>(p, s);
