@@ -134,7 +134,7 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   const int key_tiles = (p.tokens + 63) / 64;
   if (key_tiles >= 4) v.push_back(kAttentionWgmmaSplit2);
   if (key_tiles >= 8) v.push_back(kAttentionWgmmaSplit4);
-  if (p.tokens > kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionWgmmaWs, kAttentionWgmmaWs3, 111, 112});
+  if (p.tokens > kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionWgmmaWs, kAttentionWgmmaWs3, 111, 113, 114});
   return v;
 }
 
@@ -153,7 +153,8 @@ std::string attention_variant_name(int variant) {
     case kAttentionWgmmaSplit2: return "wgmma, key tiles split over 2 blocks";
     case kAttentionWgmmaSplit4: return "wgmma, key tiles split over 4 blocks";
     case kAttentionWgmmaWs: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp";
-    case 112: return "wgmma, 2 warpgroups taking turns, TMA, ordered wait after packing (experiment)";
+    case 113: return "wgmma, 2 warpgroups taking turns, TMA, 128-key tiles (experiment)";
+    case 114: return "wgmma, 2 warpgroups taking turns, TMA, 128-key tiles, ordered wait (experiment)";
     case 111: return "wgmma, 2 warpgroups taking turns, TMA, ordered wait (experiment)";
     case kAttentionWgmmaWs3: return "wgmma, 3 warpgroups taking turns, K/V by a TMA producer warp";
     default: return "mma, " + std::to_string(variant) + " warps per block";

@@ -54,7 +54,7 @@ inline bool is_bf16x3_variant(int v) {
 inline bool is_wgmma_variant(int v) {
   return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaRow || v == kAttentionWgmmaRow2 ||
          v == kAttentionWgmmaRowHead || v == kAttentionWgmmaSplit2 || v == kAttentionWgmmaSplit4 || v == kAttentionWgmmaWs ||
-         v == kAttentionWgmmaWs3 || v == 111 || v == 112;
+         v == kAttentionWgmmaWs3 || v == 111 || v == 113 || v == 114;
 }
 std::string attention_variant_name(int variant);
 // Dispatches to the wgmma kernel (attention_wgmma.cu) for fp16/bf16 with head dim 64 on Hopper when the

@@ -398,7 +398,8 @@ void launch(const AttentionParams& p, cudaStream_t s) {
     case kAttentionWgmmaWs:
     case kAttentionWgmmaWs3:
     case 111:
-    case 112: attention_wgmma_ws(p, s); break;
+    case 113:
+    case 114: attention_wgmma_ws(p, s); break;
     case kAttentionWgmmaRow:
     case kAttentionWgmmaRow2:
     case kAttentionWgmmaRowHead: launch_row<T>(p, s, std::make_integer_sequence<int, kAttentionRowMaxTokens / 16>{}); break;

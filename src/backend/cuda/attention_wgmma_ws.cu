@@ -38,13 +38,14 @@ namespace {
 constexpr int kD = 64, kBK = 64;              // head dim, keys per tile
 constexpr int kStages = 4;                    // K/V tiles in flight
 constexpr int kTileBytes = kBK * kD * 2;      // one K or V tile: 64 rows of 128 bytes (128-byte swizzle)
+constexpr int kQBytes = 64 * kD * 2;          // one Q tile
 // Consumers: the warpgroups of 64 query rows (2 or 3), plus the producer warp.
 constexpr int threads_for(int consumers) { return consumers * 128 + 32; }
 // [stage][K, V] tiles, two Q tiles per consumer (this item's, which also stages its output rows, and the
 // next one's), 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack:
 // 98 KB with 2 consumers, 114 KB with 3.
-constexpr int smem_bytes_for(int consumers) {
-  return kStages * 2 * kTileBytes + 2 * consumers * kTileBytes + 512 + 128 + consumers * 1024 + 1024;
+constexpr int smem_bytes_for(int consumers, int bk = kBK) {
+  return kStages * 2 * bk * kD * 2 + 2 * consumers * kQBytes + 512 + 128 + consumers * 1024 + 1024;
 }
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -88,12 +89,13 @@ __device__ __forceinline__ void turn_pass(int wg) {
 #endif
 
 #ifdef VITRT_WGMMA_DEVICE
-template <typename T, int kConsumers, int kOrder>
-__device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const AttentionParams& p) {
+template <typename T, int kConsumers, int kOrder, int BK = kBK>
+__device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CUtensorMap* q_map, const AttentionParams& p) {
+  constexpr int kKvBytes = BK * kD * 2;  // one K or V tile
   wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
   T* kv_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));  // [stage][K, V]
-  T* q_s = kv_s + kStages * 2 * kBK * kD;        // [item parity][consumer][64 x 64]
+  T* q_s = kv_s + kStages * 2 * BK * kD;        // [item parity][consumer][64 x 64]
   T* ones_s = q_s + 2 * kConsumers * 64 * kD;
   const unsigned bars = smem_addr(ones_s) + 512;  // K/V full[kStages], empty[kStages], Q full[2], empty[2]
   const unsigned scratch = bars + 128 + 8 * (threadIdx.x % (kConsumers * 128));
@@ -101,14 +103,14 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   const auto kv_empty = [&](int i) { return bars + 8 * (kStages + i % kStages); };
   const auto q_full = [&](int n) { return bars + 8 * (2 * kStages + (n & 1)); };
   const auto q_empty = [&](int n) { return bars + 8 * (2 * kStages + 2 + (n & 1)); };
-  const auto kv_tile = [&](int i) { return kv_s + (i % kStages) * 2 * kBK * kD; };  // K, then V
+  const auto kv_tile = [&](int i) { return kv_s + (i % kStages) * 2 * BK * kD; };  // K, then V
   const auto q_tile = [&](int n, int wg) { return q_s + ((n & 1) * kConsumers + wg) * 64 * kD; };
   const auto kv_addr = [&](int i) { return smem_addr(kv_tile(i)); };
   const auto q_addr = [&](int n, int wg) { return smem_addr(q_tile(n, wg)); };
 
   // Work items: 128 query rows (64 per consumer) of one (image, head), query blocks fastest, so that the
   // blocks working at one time share K/V in L2; block x takes items x, x + gridDim.x, ...
-  const int N = p.tokens, E = p.heads * kD, key_tiles = (N + kBK - 1) / kBK;
+  const int N = p.tokens, E = p.heads * kD, key_tiles = (N + BK - 1) / BK;
   const int q_blocks = (query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers);
   const int items = q_blocks * p.heads * p.batch;
   if (threadIdx.x == 0) {
@@ -135,14 +137,14 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
       for (int item = blockIdx.x, n = 0; item < items; item += gridDim.x, ++n) {
         const int qb = item % q_blocks, h = item / q_blocks % p.heads, b = item / q_blocks / p.heads;
         if (n >= 2) mbar_wait(q_empty(n), (n / 2 - 1) & 1);
-        mbar_arrive_expect(q_full(n), kConsumers * kTileBytes);
+        mbar_arrive_expect(q_full(n), kConsumers * kQBytes);
         for (int wg = 0; wg < kConsumers; ++wg)
-          tma_load_box(q_addr(n, wg), qkv_map, h * kD, (qb * kConsumers + wg) * 64, b, q_full(n));
+          tma_load_box(q_addr(n, wg), q_map, h * kD, (qb * kConsumers + wg) * 64, b, q_full(n));
         for (int j = 0; j < key_tiles; ++j, ++i) {
           if (i >= kStages) mbar_wait(kv_empty(i), (i / kStages - 1) & 1);
-          mbar_arrive_expect(kv_full(i), 2 * kTileBytes);  // whole boxes, zeros past the end included
-          tma_load_box(kv_addr(i), qkv_map, E + h * kD, j * kBK, b, kv_full(i));
-          tma_load_box(kv_addr(i) + kTileBytes, qkv_map, 2 * E + h * kD, j * kBK, b, kv_full(i));
+          mbar_arrive_expect(kv_full(i), 2 * kKvBytes);  // whole boxes, zeros past the end included
+          tma_load_box(kv_addr(i), kv_map, E + h * kD, j * BK, b, kv_full(i));
+          tma_load_box(kv_addr(i) + kKvBytes, kv_map, 2 * E + h * kD, j * BK, b, kv_full(i));
         }
       }
     }
@@ -153,34 +155,35 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   const std::uint64_t ones_d = plain_desc(smem_addr(ones_s));
   float o[kD / 8][4];
   float l[1][4];                // row sums of P as rounded for P V, in every column (P times ones)
-  std::uint32_t pf[4][4] = {};  // P of the previous tile, the A operand of its P V
+  std::uint32_t pf[BK / 16][4] = {};  // P of the previous tile, the A operand of its P V
   OnlineSoftmax sm(p.scale);
   if (wg == kConsumers - 1) turn_pass<kConsumers>(wg);  // warpgroup 0 takes the first turn
 
   // O += P V and l += P ones for the previous tile's P (pf), V at the descriptors vd; not committed.
-  const auto issue_pv = [&](const std::uint64_t (&vd)[4]) {
+  const auto issue_pv = [&](const std::uint64_t (&vd)[BK / 16]) {
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
+    for (int kk = 0; kk < BK / 16; ++kk) wgmma_n64<T, 1>(o, pf[kk], vd[kk], 1);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
+    for (int kk = 0; kk < BK / 16; ++kk) wgmma_n8<T>(l[0], pf[kk], ones_d, 1);
   };
 
   // Tile i of the block's sequence (tile j of its item, n the item's index in the block's sequence).
   // Its turn: S_j = Q K_j^T and (First: none) P_{j-1} V_{j-1}. Then its softmax once S_j is in; O and l
   // rescaled once P_{j-1} V_{j-1} is in (that also frees pf and the stage of tile i - 1).
   const auto step = [&]<bool First>(int i, int j, int n) {
-    float s[8][4];
+    float s[BK / 8][4];
     mbar_wait(kv_full(i), (i / kStages) & 1);
     // Descriptors before the first wgmma: an input defined between two of them serializes them.
-    const Sw128Desc q_at(q_addr(n, wg)), k_at(kv_addr(i)), v_at(kv_addr(i + kStages - 1) + kTileBytes);  // V of i - 1
-    std::uint64_t qd[kD / 16], kd[kD / 16], vd[4];
+    const Sw128Desc q_at(q_addr(n, wg)), k_at(kv_addr(i)), v_at(kv_addr(i + kStages - 1) + kKvBytes);  // V of i - 1
+    std::uint64_t qd[kD / 16], kd[BK / 64][kD / 16], vd[BK / 16];
 #pragma unroll
     for (int ks = 0; ks < kD / 16; ++ks) {
       qd[ks] = q_at.at(ks * 32);
-      kd[ks] = k_at.at(ks * 32);
+#pragma unroll
+      for (int kb = 0; kb < BK / 64; ++kb) kd[kb][ks] = k_at.at(kb * 8192 + ks * 32);
     }
 #pragma unroll
-    for (int c = 0; c < 4; ++c) vd[c] = v_at.at(c * 2048);
+    for (int c = 0; c < BK / 16; ++c) vd[c] = v_at.at(c * 2048);
     pin(qd);
     pin(kd);
     pin(vd);
@@ -189,7 +192,10 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     fence_regs(l);
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) wgmma_ss_n64<T>(s, qd[ks], kd[ks], ks);
+    for (int kb = 0; kb < BK / 64; ++kb)
+#pragma unroll
+      for (int ks = 0; ks < kD / 16; ++ks)
+        wgmma_ss_n64<T>(reinterpret_cast<float(&)[8][4]>(s[8 * kb]), qd[ks], kd[kb][ks], ks);
     wgmma_commit();
     if constexpr (!First) {
       issue_pv(vd);
@@ -201,32 +207,15 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     else wgmma_wait<0>();
     fence_regs(s);
     float c0, c1;
-    sm.next_tile_factors(s, min(kBK, N - j * kBK), t, c0, c1);  // masks keys past the end
+    sm.next_tile_factors(s, min(BK, N - j * BK), t, c0, c1);  // masks keys past the end
 #pragma unroll
-    for (int r = 0; r < 8; ++r)
+    for (int r = 0; r < BK / 8; ++r)
 #pragma unroll
       for (int e = 0; e < 4; ++e) s[r][e] = sm.prob(s[r][e], e);
-    std::uint32_t pn[4][4];
-    if constexpr (kOrder == 2) {
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        pn[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
-        pn[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
-        pn[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        pn[kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
-    }
     if constexpr (!First) {
       if constexpr (kOrder == 1) {
         // EXPERIMENT: a shared store of the last probabilities before the wait for P_{j-1} V_{j-1}
-        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(scratch), "f"(s[7][1]), "f"(s[7][3]) : "memory");
-      }
-      if constexpr (kOrder == 2) {
-        // EXPERIMENT: a shared store of a value that depends on every packed probability
-        std::uint32_t x = 0;
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) x ^= pn[kk][0] ^ pn[kk][1] ^ pn[kk][2] ^ pn[kk][3];
-        asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(scratch), "r"(x) : "memory");
+        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(scratch), "f"(s[BK / 8 - 1][1]), "f"(s[BK / 8 - 1][3]) : "memory");
       }
       wgmma_wait<0>();
       fence_regs(o);
@@ -235,14 +224,9 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     }
     OnlineSoftmax::rescale(o, c0, c1);
     OnlineSoftmax::rescale(l, c0, c1);
-    if constexpr (kOrder == 2) {
+    {
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) pf[kk][e] = pn[kk][e];
-    } else {
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
+      for (int kk = 0; kk < BK / 16; ++kk) {
         pf[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
         pf[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
         pf[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
@@ -254,10 +238,10 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
   // The item's last turn: P V of its last tile, i of the block's sequence; then its stage goes back to
   // the producer.
   const auto finish = [&](int i, int n) {
-    const Sw128Desc v_at(kv_addr(i) + kTileBytes);
-    std::uint64_t vd[4];
+    const Sw128Desc v_at(kv_addr(i) + kKvBytes);
+    std::uint64_t vd[BK / 16];
 #pragma unroll
-    for (int c = 0; c < 4; ++c) vd[c] = v_at.at(c * 2048);
+    for (int c = 0; c < BK / 16; ++c) vd[c] = v_at.at(c * 2048);
     pin(vd);
     turn_wait<kConsumers>(wg);
     fence_regs(o);
@@ -279,7 +263,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     mbar_wait(kv_full(i), (i / kStages) & 1);
     const unsigned char* q_t = reinterpret_cast<const unsigned char*>(q_tile(n, wg));
     const unsigned char* k_t = reinterpret_cast<const unsigned char*>(kv_tile(i));
-    const unsigned char* v_t = k_t + kTileBytes;
+    const unsigned char* v_t = k_t + kKvBytes;
     const int r0 = warp * 16 + lane / 4, r1 = r0 + 8;
     for (int k = 0; k < count; ++k) {
       float s0 = 0.0f, s1 = 0.0f;
@@ -314,7 +298,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* qkv_map, const A
     if (lane == 0) mbar_arrive(kv_empty(i));
   };
   // Keys after the last whole tile, if few enough for tail().
-  const int tail_keys = N > kBK && N % kBK <= kTailKeys ? N % kBK : 0, tensor_tiles = key_tiles - (tail_keys > 0 ? 1 : 0);
+  const int tail_keys = N > BK && N % BK <= kTailKeys ? N % BK : 0, tensor_tiles = key_tiles - (tail_keys > 0 ? 1 : 0);
 
   // A warpgroup with no query rows in an item (the last query block of a head, when the rows end in an
   // earlier warpgroup's tile): no products, no softmax, only its turns and its releases of the stages and
@@ -381,25 +365,47 @@ template <typename T, int Consumers, int Order>
 __global__ void __launch_bounds__(threads_for(Consumers), 1)
     attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map, AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
-  attention_ws<T, Consumers, Order>(&qkv_map, p);
+  attention_ws<T, Consumers, Order>(&qkv_map, &qkv_map, p);
 #else
   (void)qkv_map;
   (void)p;
 #endif
 }
+// EXPERIMENT: key tiles of BK keys (K/V boxes of BK rows, Q boxes of 64).
+template <typename T, int Order, int BK>
+__global__ void __launch_bounds__(threads_for(2), 1)
+    attention_wgmma_ws_bk_kernel(const __grid_constant__ CUtensorMap kv_map, const __grid_constant__ CUtensorMap q_map,
+                                 AttentionParams p) {
+#ifdef VITRT_WGMMA_DEVICE
+  attention_ws<T, 2, Order, BK>(&kv_map, &q_map, p);
+#else
+  (void)kv_map;
+  (void)q_map;
+  (void)p;
+#endif
+}
 
-template <typename T, int Consumers, int Order = 0>
+template <typename T, int Consumers, int Order = 0, int BK = kBK>
 void launch(const AttentionParams& p, cudaStream_t s) {
-  const CUtensorMap map = qkv_tensor_map(p.qkv, std::is_same_v<T, __half>, p.batch, p.tokens, p.heads, kD, kBK);
-  const auto kernel = attention_wgmma_ws_kernel<T, Consumers, Order>;
-  constexpr int threads = threads_for(Consumers), smem = smem_bytes_for(Consumers);
-  allow_dynamic_smem(kernel, smem);
+  const bool f16 = std::is_same_v<T, __half>;
+  const CUtensorMap map = qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, kBK);
+  constexpr int threads = threads_for(Consumers), smem = smem_bytes_for(Consumers, BK);
   const long items = static_cast<long>((query_tokens(p) + 64 * Consumers - 1) / (64 * Consumers)) * p.heads * p.batch;
   VITRT_CHECK(items <= std::numeric_limits<int>::max(), "attention: ", items, " work items (", 64 * Consumers,
               " query rows x heads x images) are more than the TMA kernel counts");
-  // Persistent: as many blocks as fit the GPU at once (at most one per item).
-  const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, threads, smem)));
-  launch_dependent(Pdl::attention, kernel, dim3(blocks), threads, smem, s, map, p);
+  if constexpr (BK == kBK) {
+    const auto kernel = attention_wgmma_ws_kernel<T, Consumers, Order>;
+    allow_dynamic_smem(kernel, smem);
+    // Persistent: as many blocks as fit the GPU at once (at most one per item).
+    const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, threads, smem)));
+    launch_dependent(Pdl::attention, kernel, dim3(blocks), threads, smem, s, map, p);
+  } else {
+    const CUtensorMap kv_map = qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, BK);
+    const auto kernel = attention_wgmma_ws_bk_kernel<T, Order, BK>;
+    allow_dynamic_smem(kernel, smem);
+    const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, threads, smem)));
+    launch_dependent(Pdl::attention, kernel, dim3(blocks), threads, smem, s, kv_map, map, p);
+  }
 }
 
 }  // namespace
@@ -412,9 +418,14 @@ void attention_wgmma_ws(const AttentionParams& p, cudaStream_t s) {
     else launch<__nv_bfloat16, 2, 1>(p, s);
     return;
   }
-  if (p.variant == 112) {
-    if (p.dt == DT::f16) launch<__half, 2, 2>(p, s);
-    else launch<__nv_bfloat16, 2, 2>(p, s);
+  if (p.variant == 113) {
+    if (p.dt == DT::f16) launch<__half, 2, 0, 128>(p, s);
+    else launch<__nv_bfloat16, 2, 0, 128>(p, s);
+    return;
+  }
+  if (p.variant == 114) {
+    if (p.dt == DT::f16) launch<__half, 2, 1, 128>(p, s);
+    else launch<__nv_bfloat16, 2, 1, 128>(p, s);
     return;
   }
   if (p.dt == DT::f16) three ? launch<__half, 3>(p, s) : launch<__half, 2>(p, s);
