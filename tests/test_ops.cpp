@@ -532,8 +532,12 @@ TEST(CudaAttention, VariantsAndDefaults) {
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaRow : 2);
   p.batch = 16;
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaRow2 : 4);
-  p.tokens = 577;  // more keys than the all-at-once kernel takes: the TMA kernel
+  p.tokens = 577;  // more keys than the all-at-once kernel takes: the TMA kernel, 128-key tiles from one
+                   // work item (128 query rows) per SM
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs128 : 4);
+  p.batch = 1;
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs : 4);
+  p.batch = 16;
   p.queries = 1;  // one query tile: not the TMA kernel (its two warpgroups share 128 rows)
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma1 : 1);
   p.queries = 0;
@@ -550,7 +554,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
   v = cuda::attention_variants(p);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow), 0);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs), hopper_build ? 1 : 0);
-  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs3), hopper_build ? 1 : 0);
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs128), hopper_build ? 1 : 0);
   p.tokens = 197;
   // Query 0 only: one warp per block once there are enough (batch, head) pairs.
   p.queries = 1;
@@ -660,8 +664,8 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
              // more than 256 tokens: the TMA kernel (2 images: rows past the first one's end must read as zeros;
              // 577 and 259 end with 1 and 3 keys after the last whole tile)
              {300, 64, 3, 2}, {320, 64, 1, 2}, {577, 64, 1, 3}, {259, 64, 2, 2},
-             // more work items than an H200 has SMs (both TMA variants: 200 and 160 items), so blocks take
-             // several in turn; with 3 warpgroups the last query block of each head leaves two idle
+             // more work items than an H200 has SMs (200), so that blocks take several in turn; 128-key tiles
+             // whose last one has 65 live keys
              {577, 64, 8, 5}}) {
       SCOPED_TRACE(::testing::Message() << dt_name(dt) << " tokens " << tokens << " head_dim " << head_dim);
       const int E = heads * head_dim;
@@ -681,10 +685,10 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       // Per kernel: mma, wgmma, and each split of the key tiles (its own summation order).
       std::map<int, std::vector<float>> first;
       const auto kernel_of = [](int v) {
-        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4) return v;
-        if (v == 113 || v == 114) return 113;
-        // The TMA kernel's rows do not depend on how many warpgroups share its items.
-        if (v == cuda::kAttentionWgmmaWs || v == cuda::kAttentionWgmmaWs3 || v == 111) return cuda::kAttentionWgmmaWs;
+        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4 || v == cuda::kAttentionWgmmaWs ||
+            v == cuda::kAttentionWgmmaWs128) {
+          return v;
+        }
         if (v == cuda::kAttentionWgmmaRow || v == cuda::kAttentionWgmmaRow2 || v == cuda::kAttentionWgmmaRowHead) {
           return cuda::kAttentionWgmmaRow;
         }

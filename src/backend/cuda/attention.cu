@@ -134,7 +134,7 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   const int key_tiles = (p.tokens + 63) / 64;
   if (key_tiles >= 4) v.push_back(kAttentionWgmmaSplit2);
   if (key_tiles >= 8) v.push_back(kAttentionWgmmaSplit4);
-  if (p.tokens > kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionWgmmaWs, kAttentionWgmmaWs3, 111, 113, 114});
+  if (p.tokens > kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionWgmmaWs, kAttentionWgmmaWs128});
   return v;
 }
 
@@ -153,10 +153,7 @@ std::string attention_variant_name(int variant) {
     case kAttentionWgmmaSplit2: return "wgmma, key tiles split over 2 blocks";
     case kAttentionWgmmaSplit4: return "wgmma, key tiles split over 4 blocks";
     case kAttentionWgmmaWs: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp";
-    case 113: return "wgmma, 2 warpgroups taking turns, TMA, 128-key tiles (experiment)";
-    case 114: return "wgmma, 2 warpgroups taking turns, TMA, 128-key tiles, ordered wait (experiment)";
-    case 111: return "wgmma, 2 warpgroups taking turns, TMA, ordered wait (experiment)";
-    case kAttentionWgmmaWs3: return "wgmma, 3 warpgroups taking turns, K/V by a TMA producer warp";
+    case kAttentionWgmmaWs128: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp, 128-key tiles";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }
@@ -190,8 +187,10 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
   }
   if (attention_wgmma_supports(p) && query_tokens(p) > 64) {
     // Longer sequences, more than one query tile: the TMA kernel. Measured on an H200 with 577 tokens, 16
-    // heads (tuner, run256): 2-8% faster than the best other kernel at batches 1-128.
-    return kAttentionWgmmaWs;
+    // heads (tuner, run256): 2-8% faster than the best other kernel at batches 1-128. With 128-key tiles
+    // (run274) 3-5% faster again from batch 8 (640 work items of 128 rows), 3% slower at batch 1 (80).
+    const long items = static_cast<long>((query_tokens(p) + 127) / 128) * p.heads * p.batch;
+    return items >= sm_count ? kAttentionWgmmaWs128 : kAttentionWgmmaWs;
   }
   if (attention_wgmma_supports(p)) {
     // Measured on an H200 (docs/performance.md): two warpgroups (128 queries) per block once there are

@@ -1,6 +1,6 @@
 // Fused attention for fp16/bf16, head dim 64, on Hopper (sm_90a), with the work of a block split by
-// role as FlashAttention-3 splits it: one producer warp copies K/V tiles of 64 keys with the tensor
-// memory accelerator (TMA) into a ring of kStages stages, and two consumer warpgroups (64 query rows
+// role as FlashAttention-3 splits it: one producer warp copies K/V tiles of BK keys (64 or 128) with the
+// tensor memory accelerator (TMA) into a ring of kStages stages, and two consumer warpgroups (64 query rows
 // each) compute from them. Stages are handed over through mbarriers (full: the copy has landed; empty:
 // every consumer warp is done with it), so the consumers never wait on each other at a block barrier.
 // Persistent: one block per SM takes work items (128 query rows of one image and head) in turn, and the
@@ -35,17 +35,18 @@
 namespace vitrt::cuda {
 namespace {
 
-constexpr int kD = 64, kBK = 64;              // head dim, keys per tile
+constexpr int kD = 64;                        // head dim
 constexpr int kStages = 4;                    // K/V tiles in flight
-constexpr int kTileBytes = kBK * kD * 2;      // one K or V tile: 64 rows of 128 bytes (128-byte swizzle)
-constexpr int kQBytes = 64 * kD * 2;          // one Q tile
-// Consumers: the warpgroups of 64 query rows (2 or 3), plus the producer warp.
-constexpr int threads_for(int consumers) { return consumers * 128 + 32; }
-// [stage][K, V] tiles, two Q tiles per consumer (this item's, which also stages its output rows, and the
-// next one's), 512 bytes of ones (the B operand that sums P's rows), the mbarriers, alignment slack:
-// 98 KB with 2 consumers, 114 KB with 3.
-constexpr int smem_bytes_for(int consumers, int bk = kBK) {
-  return kStages * 2 * bk * kD * 2 + 2 * consumers * kQBytes + 512 + 128 + consumers * 1024 + 1024;
+constexpr int kConsumers = 2;                 // warpgroups of 64 query rows
+constexpr int kThreads = kConsumers * 128 + 32;  // and the producer warp
+constexpr int kQBytes = 64 * kD * 2;          // one Q tile: 64 rows of 128 bytes (128-byte swizzle)
+// One K or V tile of BK keys, and the shared memory: [stage][K, V] tiles, two Q tiles per consumer (this
+// item's, which also stages its output rows, and the next one's), 512 bytes of ones (the B operand that
+// sums P's rows), the mbarriers (128 bytes), 8 bytes per consumer thread (order_before_wait), alignment
+// slack: 100 KB with 64-key tiles, 164 KB with 128.
+constexpr int kv_bytes(int bk) { return bk * kD * 2; }
+constexpr int smem_bytes(int bk) {
+  return kStages * 2 * kv_bytes(bk) + 2 * kConsumers * kQBytes + 512 + 128 + kConsumers * 128 * 8 + 1024;
 }
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -71,34 +72,41 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float acc) {
   }
   return acc;
 }
-// Turns at the tensor cores, in a ring: warpgroup w waits on named barrier 1 + w (256 threads: its own
-// 128 and the previous warpgroup's arrival), and passes the turn by arriving on the next one's.
+// Turns at the tensor cores: warpgroup w waits on named barrier 1 + w (256 threads: its own 128 and the
+// other warpgroup's arrival), and passes the turn by arriving on the other's.
 // (Immediate barrier numbers: with a register operand ptxas reserves all 16 of a block's barriers.)
-template <int Consumers>
 __device__ __forceinline__ void turn_wait(int wg) {
   if (wg == 0) asm volatile("bar.sync 1, 256;\n" ::: "memory");
-  else if (Consumers == 2 || wg == 1) asm volatile("bar.sync 2, 256;\n" ::: "memory");
-  else asm volatile("bar.sync 3, 256;\n" ::: "memory");
+  else asm volatile("bar.sync 2, 256;\n" ::: "memory");
 }
-template <int Consumers>
 __device__ __forceinline__ void turn_pass(int wg) {
   if (wg == 0) asm volatile("bar.arrive 2, 256;\n" ::: "memory");
-  else if (Consumers == 2 || wg == 2) asm volatile("bar.arrive 1, 256;\n" ::: "memory");
-  else asm volatile("bar.arrive 3, 256;\n" ::: "memory");
+  else asm volatile("bar.arrive 1, 256;\n" ::: "memory");
+}
+// ptxas places the wait for the previous tile's P V (wgmma.wait_group 0) wherever it likes before the
+// first use of O; in the 64-key kernel it put it right after S arrived, ahead of the whole softmax, so
+// every warpgroup waited for its own P V before exponentiating (ncu: 10% of the tile loop's stall
+// samples on that one wait). A shared store, to this thread's own scratch slot that nothing reads, of
+// the tile's last probabilities is a memory operation ptxas keeps ahead of the wait, and it cannot be
+// issued before those exponentials: it anchors the wait after the softmax's maxima and most of its work
+// (run272: the wait's stall samples 2,433 -> 194, the kernel 0.7-1% faster).
+__device__ __forceinline__ void order_before_wait(unsigned scratch, float a, float b) {
+  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(scratch), "f"(a), "f"(b) : "memory");
 }
 #endif
 
 #ifdef VITRT_WGMMA_DEVICE
-template <typename T, int kConsumers, int kOrder, int BK = kBK>
+// kv_map: boxes of BK tokens (K and V tiles); q_map: boxes of 64 (Q tiles).
+template <typename T, int BK>
 __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CUtensorMap* q_map, const AttentionParams& p) {
-  constexpr int kKvBytes = BK * kD * 2;  // one K or V tile
+  constexpr int kKvBytes = kv_bytes(BK);
   wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
   T* kv_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));  // [stage][K, V]
-  T* q_s = kv_s + kStages * 2 * BK * kD;        // [item parity][consumer][64 x 64]
+  T* q_s = kv_s + kStages * 2 * BK * kD;         // [item parity][consumer][64 x 64]
   T* ones_s = q_s + 2 * kConsumers * 64 * kD;
   const unsigned bars = smem_addr(ones_s) + 512;  // K/V full[kStages], empty[kStages], Q full[2], empty[2]
-  const unsigned scratch = bars + 128 + 8 * (threadIdx.x % (kConsumers * 128));
+  const unsigned scratch = bars + 128 + 8 * threadIdx.x;  // consumer threads (order_before_wait)
   const auto kv_full = [&](int i) { return bars + 8 * (i % kStages); };
   const auto kv_empty = [&](int i) { return bars + 8 * (kStages + i % kStages); };
   const auto q_full = [&](int n) { return bars + 8 * (2 * kStages + (n & 1)); };
@@ -157,7 +165,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
   float l[1][4];                // row sums of P as rounded for P V, in every column (P times ones)
   std::uint32_t pf[BK / 16][4] = {};  // P of the previous tile, the A operand of its P V
   OnlineSoftmax sm(p.scale);
-  if (wg == kConsumers - 1) turn_pass<kConsumers>(wg);  // warpgroup 0 takes the first turn
+  if (wg == 1) turn_pass(1);  // warpgroup 0 takes the first turn
 
   // O += P V and l += P ones for the previous tile's P (pf), V at the descriptors vd; not committed.
   const auto issue_pv = [&](const std::uint64_t (&vd)[BK / 16]) {
@@ -173,7 +181,8 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
   const auto step = [&]<bool First>(int i, int j, int n) {
     float s[BK / 8][4];
     mbar_wait(kv_full(i), (i / kStages) & 1);
-    // Descriptors before the first wgmma: an input defined between two of them serializes them.
+    // Descriptors before the first wgmma: an input defined between two of them serializes them. K's
+    // blocks of 64 keys lie 8 KB apart (64 rows of 128 bytes), V's pieces of 16 keys 2 KB apart.
     const Sw128Desc q_at(q_addr(n, wg)), k_at(kv_addr(i)), v_at(kv_addr(i + kStages - 1) + kKvBytes);  // V of i - 1
     std::uint64_t qd[kD / 16], kd[BK / 64][kD / 16], vd[BK / 16];
 #pragma unroll
@@ -187,10 +196,11 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
     pin(qd);
     pin(kd);
     pin(vd);
-    turn_wait<kConsumers>(wg);
+    turn_wait(wg);
     fence_regs(o);
     fence_regs(l);
     wgmma_fence();
+    // S in blocks of 64 keys: each block's 8 accumulator tiles are a float[8][4] of s.
 #pragma unroll
     for (int kb = 0; kb < BK / 64; ++kb)
 #pragma unroll
@@ -201,7 +211,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
       issue_pv(vd);
       wgmma_commit();
     }
-    turn_pass<kConsumers>(wg);
+    turn_pass(wg);
 
     if constexpr (!First) wgmma_wait<1>();
     else wgmma_wait<0>();
@@ -213,10 +223,7 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
 #pragma unroll
       for (int e = 0; e < 4; ++e) s[r][e] = sm.prob(s[r][e], e);
     if constexpr (!First) {
-      if constexpr (kOrder == 1) {
-        // EXPERIMENT: a shared store of the last probabilities before the wait for P_{j-1} V_{j-1}
-        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(scratch), "f"(s[BK / 8 - 1][1]), "f"(s[BK / 8 - 1][3]) : "memory");
-      }
+      order_before_wait(scratch, s[BK / 8 - 1][1], s[BK / 8 - 1][3]);
       wgmma_wait<0>();
       fence_regs(o);
       fence_regs(l);
@@ -224,14 +231,12 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
     }
     OnlineSoftmax::rescale(o, c0, c1);
     OnlineSoftmax::rescale(l, c0, c1);
-    {
 #pragma unroll
-      for (int kk = 0; kk < BK / 16; ++kk) {
-        pf[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
-        pf[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
-        pf[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        pf[kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
+    for (int kk = 0; kk < BK / 16; ++kk) {
+      pf[kk][0] = pack<T>(s[2 * kk][0], s[2 * kk][1]);
+      pf[kk][1] = pack<T>(s[2 * kk][2], s[2 * kk][3]);
+      pf[kk][2] = pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pf[kk][3] = pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
   };
 
@@ -243,13 +248,13 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
 #pragma unroll
     for (int c = 0; c < BK / 16; ++c) vd[c] = v_at.at(c * 2048);
     pin(vd);
-    turn_wait<kConsumers>(wg);
+    turn_wait(wg);
     fence_regs(o);
     fence_regs(l);
     wgmma_fence();
     issue_pv(vd);
     wgmma_commit();
-    turn_pass<kConsumers>(wg);
+    turn_pass(wg);
     wgmma_wait<0>();
     fence_regs(o);
     fence_regs(l);
@@ -300,36 +305,10 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
   // Keys after the last whole tile, if few enough for tail().
   const int tail_keys = N > BK && N % BK <= kTailKeys ? N % BK : 0, tensor_tiles = key_tiles - (tail_keys > 0 ? 1 : 0);
 
-  // A warpgroup with no query rows in an item (the last query block of a head, when the rows end in an
-  // earlier warpgroup's tile): no products, no softmax, only its turns and its releases of the stages and
-  // the Q slot, in the order of the live path (the turns keep it within one tile of the others).
   int i = 0;
-  const auto idle = [&](int n) {
-    for (int j = 0; j < tensor_tiles; ++j, ++i) {
-      turn_wait<kConsumers>(wg);
-      turn_pass<kConsumers>(wg);
-      if (j > 0 && lane == 0) mbar_arrive(kv_empty(i - 1));
-    }
-    turn_wait<kConsumers>(wg);
-    turn_pass<kConsumers>(wg);
-    if (lane == 0) mbar_arrive(kv_empty(i - 1));
-    if (tail_keys > 0 && lane == 0) mbar_arrive(kv_empty(i));
-    if (tail_keys > 0) ++i;
-    if (lane == 0) mbar_arrive(q_empty(n));
-  };
-
   for (int item = blockIdx.x, n = 0; item < items; item += gridDim.x, ++n) {
     const int qb = item % q_blocks, h = item / q_blocks % p.heads, b = item / q_blocks / p.heads;
-    const int q0 = (qb * kConsumers + wg) * 64;  // this warpgroup's rows (with 2 consumers it may have none:
-                                                 // zeros through the live path, no stores)
-    // Only with 3 consumers: in the 2-consumer kernel the branch cost 9 registers (133 -> 142), and at
-    // 577 tokens (5 x 128 rows) none of its warpgroups is ever idle.
-    if constexpr (kConsumers > 2) {
-      if (q0 >= query_tokens(p)) {
-        idle(n);
-        continue;
-      }
-    }
+    const int q0 = (qb * kConsumers + wg) * 64;  // this warpgroup's rows (it may have none: zeros, no stores)
 #pragma unroll
     for (int nt = 0; nt < kD / 8; ++nt)
 #pragma unroll
@@ -355,29 +334,18 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
     __syncwarp();
     if (lane == 0) mbar_arrive(q_empty(n));
   }
-  if (wg == 0) turn_wait<kConsumers>(0);  // the last warpgroup's last pass (each warpgroup passes after every turn)
+  if (wg == 0) turn_wait(0);  // warpgroup 1's last pass (each warpgroup passes after every turn)
 }
 #endif
 
-// One block per SM (133 registers with 2 consumers). Capped at 112 registers for two blocks per SM (a few
-// spills), the 2-consumer kernel was 2-5% slower at 577 tokens (run256).
-template <typename T, int Consumers, int Order>
-__global__ void __launch_bounds__(threads_for(Consumers), 1)
-    attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap qkv_map, AttentionParams p) {
+// One block per SM (133 registers with 64-key tiles, 168 with 128). Capped at 112 registers for two blocks
+// per SM (a few spills), the 64-key kernel was 2-5% slower at 577 tokens (run256).
+template <typename T, int BK>
+__global__ void __launch_bounds__(kThreads, 1) attention_wgmma_ws_kernel(const __grid_constant__ CUtensorMap kv_map,
+                                                                         const __grid_constant__ CUtensorMap q_map,
+                                                                         AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
-  attention_ws<T, Consumers, Order>(&qkv_map, &qkv_map, p);
-#else
-  (void)qkv_map;
-  (void)p;
-#endif
-}
-// EXPERIMENT: key tiles of BK keys (K/V boxes of BK rows, Q boxes of 64).
-template <typename T, int Order, int BK>
-__global__ void __launch_bounds__(threads_for(2), 1)
-    attention_wgmma_ws_bk_kernel(const __grid_constant__ CUtensorMap kv_map, const __grid_constant__ CUtensorMap q_map,
-                                 AttentionParams p) {
-#ifdef VITRT_WGMMA_DEVICE
-  attention_ws<T, 2, Order, BK>(&kv_map, &q_map, p);
+  attention_ws<T, BK>(&kv_map, &q_map, p);
 #else
   (void)kv_map;
   (void)q_map;
@@ -385,51 +353,29 @@ __global__ void __launch_bounds__(threads_for(2), 1)
 #endif
 }
 
-template <typename T, int Consumers, int Order = 0, int BK = kBK>
+template <typename T, int BK>
 void launch(const AttentionParams& p, cudaStream_t s) {
   const bool f16 = std::is_same_v<T, __half>;
-  const CUtensorMap map = qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, kBK);
-  constexpr int threads = threads_for(Consumers), smem = smem_bytes_for(Consumers, BK);
-  const long items = static_cast<long>((query_tokens(p) + 64 * Consumers - 1) / (64 * Consumers)) * p.heads * p.batch;
-  VITRT_CHECK(items <= std::numeric_limits<int>::max(), "attention: ", items, " work items (", 64 * Consumers,
-              " query rows x heads x images) are more than the TMA kernel counts");
-  if constexpr (BK == kBK) {
-    const auto kernel = attention_wgmma_ws_kernel<T, Consumers, Order>;
-    allow_dynamic_smem(kernel, smem);
-    // Persistent: as many blocks as fit the GPU at once (at most one per item).
-    const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, threads, smem)));
-    launch_dependent(Pdl::attention, kernel, dim3(blocks), threads, smem, s, map, p);
-  } else {
-    const CUtensorMap kv_map = qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, BK);
-    const auto kernel = attention_wgmma_ws_bk_kernel<T, Order, BK>;
-    allow_dynamic_smem(kernel, smem);
-    const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, threads, smem)));
-    launch_dependent(Pdl::attention, kernel, dim3(blocks), threads, smem, s, kv_map, map, p);
-  }
+  const CUtensorMap kv_map = qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, BK);
+  const CUtensorMap q_map = BK == 64 ? kv_map : qkv_tensor_map(p.qkv, f16, p.batch, p.tokens, p.heads, kD, 64);
+  const auto kernel = attention_wgmma_ws_kernel<T, BK>;
+  constexpr int smem = smem_bytes(BK);
+  allow_dynamic_smem(kernel, smem);
+  const long items = static_cast<long>((query_tokens(p) + 64 * kConsumers - 1) / (64 * kConsumers)) * p.heads * p.batch;
+  VITRT_CHECK(items <= std::numeric_limits<int>::max(), "attention: ", items,
+              " work items (128 query rows x heads x images) are more than the TMA kernel counts");
+  // Persistent: as many blocks as fit the GPU at once (at most one per item).
+  const auto blocks = static_cast<unsigned>(std::min<long>(items, resident_blocks(kernel, kThreads, smem)));
+  launch_dependent(Pdl::attention, kernel, dim3(blocks), kThreads, smem, s, kv_map, q_map, p);
 }
 
 }  // namespace
 
 // Reached through attention_wgmma(), which has checked the shape, type, device and alignment.
 void attention_wgmma_ws(const AttentionParams& p, cudaStream_t s) {
-  const bool three = p.variant == kAttentionWgmmaWs3;
-  if (p.variant == 111) {
-    if (p.dt == DT::f16) launch<__half, 2, 1>(p, s);
-    else launch<__nv_bfloat16, 2, 1>(p, s);
-    return;
-  }
-  if (p.variant == 113) {
-    if (p.dt == DT::f16) launch<__half, 2, 0, 128>(p, s);
-    else launch<__nv_bfloat16, 2, 0, 128>(p, s);
-    return;
-  }
-  if (p.variant == 114) {
-    if (p.dt == DT::f16) launch<__half, 2, 1, 128>(p, s);
-    else launch<__nv_bfloat16, 2, 1, 128>(p, s);
-    return;
-  }
-  if (p.dt == DT::f16) three ? launch<__half, 3>(p, s) : launch<__half, 2>(p, s);
-  else three ? launch<__nv_bfloat16, 3>(p, s) : launch<__nv_bfloat16, 2>(p, s);
+  const bool k128 = p.variant == kAttentionWgmmaWs128;
+  if (p.dt == DT::f16) k128 ? launch<__half, 128>(p, s) : launch<__half, 64>(p, s);
+  else k128 ? launch<__nv_bfloat16, 128>(p, s) : launch<__nv_bfloat16, 64>(p, s);
 }
 
 }  // namespace vitrt::cuda
