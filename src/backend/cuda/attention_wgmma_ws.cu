@@ -51,7 +51,8 @@ constexpr int smem_bytes(int bk) {
 
 #ifdef VITRT_WGMMA_DEVICE
 // Up to this many keys after the last whole tile (577 = 9 x 64 + 1) are taken on the FP32 pipe, one at
-// a time, instead of as a tile of 64 (tensor-core work and exponentials for all 64).
+// a time, instead of as a whole tile (tensor-core work and exponentials for all its keys). With 128-key
+// tiles 577 = 4 x 128 + 65: the last tile is a masked one.
 constexpr int kTailKeys = 4;
 
 // Two 16-bit values (low half first) as floats.
@@ -89,7 +90,7 @@ __device__ __forceinline__ void turn_pass(int wg) {
 // samples on that one wait). A shared store, to this thread's own scratch slot that nothing reads, of
 // the tile's last probabilities is a memory operation ptxas keeps ahead of the wait, and it cannot be
 // issued before those exponentials: it anchors the wait after the softmax's maxima and most of its work
-// (run272: the wait's stall samples 2,433 -> 194, the kernel 0.7-1% faster).
+// (ncu, runs 271 and 273: the wait's stall samples 2,433 -> 194; tuner, runs 272-274: 0-1% faster).
 __device__ __forceinline__ void order_before_wait(unsigned scratch, float a, float b) {
   asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(scratch), "f"(a), "f"(b) : "memory");
 }
