@@ -20,6 +20,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
 #endif
 #include "core/half.h"
@@ -187,7 +188,11 @@ TEST_P(OpTest, Linear) {
                                                      {3 * 197, 64, 75, Epilogue::quick_gelu, false},
                                                      {3 * 197, 96, 64, Epilogue::none, true},
                                                      {3 * 197, 96, 64, Epilogue::none, true, true},
-                                                     {1, 80, 1000, Epilogue::none, false}}) {
+                                                     {1, 80, 1000, Epilogue::none, false},
+                                                     // 16-bit sessions run these on the small-batch GEMM
+                                                     {197, 768, 384, Epilogue::gelu_erf, false},
+                                                     {3 * 197, 128, 192, Epilogue::none, true},
+                                                     {5, 256, 128, Epilogue::none, true, true}}) {
     SCOPED_TRACE(::testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out);
     fresh();
     const auto w = randn(static_cast<size_t>(c.in) * c.out, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
@@ -809,6 +814,156 @@ TEST(CudaGemm, VariantsAndDefaults) {
   EXPECT_TRUE(refused([&](cuda::GemmTf32Params& q) { q.rows = 0; }));
   p.out = 384;  // N a multiple of 128 only: the 256-wide tiles drop out
   EXPECT_EQ(cuda::gemm_tf32_variants(p, 90).size(), hopper_build ? 2u : 0u);
+}
+
+TEST(CudaGemm, SmallVariantsAndDefaults) {
+  const auto at = [](std::uintptr_t a) { return reinterpret_cast<void*>(a); };
+  cuda::GemmSmallParams p;  // vit_base's qkv at batch 1
+  p.a = at(1 << 20);
+  p.lda = 768;
+  p.w = at(2 << 20);
+  p.bias = at(3 << 20);
+  p.d = at(4 << 20);
+  p.ldd = 2304;
+  p.rows = 197;
+  p.in = 768;
+  p.out = 2304;
+  const bool hopper_build = !cuda::gemm_small_variants(p, 90).empty();  // sm_90a compiled in
+  // 768 = 12 k-tiles: splits 1, 2, 4 (not 8); 64 x 128 and 128 x 128 tiles need a split to fit in
+  // shared memory (12 x 24 or 32 KiB unsplit).
+  EXPECT_EQ(cuda::gemm_small_variants(p, 90),
+            hopper_build ? std::vector<int>({111, 112, 114, 122, 124, 132, 134}) : std::vector<int>{});
+  EXPECT_EQ(cuda::gemm_small_default_variant(p, 90, 132) != 0, hopper_build);
+  EXPECT_TRUE(cuda::gemm_small_variants(p, 80).empty());
+  EXPECT_EQ(cuda::gemm_small_variant_name(cuda::gemm_small_variant(3, 4)), "vitrt small gemm 128x128, split-k 4");
+  const auto refused = [&](auto change) {
+    cuda::GemmSmallParams q = p;
+    change(q);
+    return cuda::gemm_small_variants(q, 90).empty() && cuda::gemm_small_default_variant(q, 90, 132) == 0;
+  };
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.in = 80; }));   // K not a multiple of 64
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.out = 200; }));  // N not a multiple of 64
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.lda = 770; }));  // rows not 16-byte aligned
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.ldd = 2306; }));
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.a = at((1 << 20) + 8); }));
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.bias = nullptr; }));
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.in_dt = DT::f32; }));
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.out_dt = DT::f16; }));  // bf16 in, fp16 out
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.rows = 0; }));
+  p.in = 64 * 48;  // fc2's K: only splits that leave each block at most 13 (64 x 64) k-tiles fit
+  for (int v : cuda::gemm_small_variants(p, 90)) EXPECT_GE(v % 10, 4) << v;
+  p.out = 64 * 3;  // N a multiple of 64 only: the 128-wide tiles drop out
+  for (int v : cuda::gemm_small_variants(p, 90)) EXPECT_EQ(v / 10, 11) << v;
+}
+
+// The small-batch GEMM (16-bit sessions, Hopper), every variant, against float64 references on the
+// 16-bit operands: vit_base's qkv / proj / fc1 / fc2 shapes at 197 rows, a few rows, padded strides,
+// every epilogue, fp32 and 16-bit outputs, with and without a residual. Outputs are poisoned (or hold
+// the residual) before each run; the padding columns and the row past the end must stay untouched, and
+// a second run must give the same bits (the split-K sum has a fixed order).
+TEST(CudaGemm, SmallGemm) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  const int arch = device0_arch();
+  struct Case {
+    std::int64_t rows;
+    int in, out, lda_pad, ldd_pad;
+    DT in_dt, out_dt;
+    Epilogue act;
+    bool accumulate;
+  };
+  std::uint64_t seed = 950;
+  bool ran = false;
+  for (const Case& c : std::vector<Case>{{197, 768, 2304, 0, 0, DT::bf16, DT::bf16, Epilogue::none, false},
+                                         {197, 768, 768, 0, 0, DT::bf16, DT::f32, Epilogue::none, true},
+                                         {197, 768, 3072, 0, 0, DT::bf16, DT::bf16, Epilogue::gelu_erf, false},
+                                         {197, 3072, 768, 0, 0, DT::bf16, DT::f32, Epilogue::none, true},
+                                         {5, 512, 256, 8, 4, DT::f16, DT::f16, Epilogue::quick_gelu, true},
+                                         {1, 128, 128, 0, 4, DT::f16, DT::f32, Epilogue::gelu_erf, false},
+                                         {577, 256, 192, 24, 0, DT::bf16, DT::bf16, Epilogue::none, true}}) {
+    const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
+    Buffer xa(*be, static_cast<size_t>(c.rows * lda), c.in_dt), wa(*be, static_cast<size_t>(c.out) * c.in, c.in_dt),
+        ba(*be, c.out, c.out_dt), da(*be, static_cast<size_t>((c.rows + 1) * ldd), c.out_dt);
+    const auto x = xa.rounded(randn(static_cast<size_t>(c.rows * lda), seed++));
+    const auto w = wa.rounded(randn(static_cast<size_t>(c.out) * c.in, seed++, 1.0f / std::sqrt(static_cast<float>(c.in))));
+    const auto b = ba.rounded(randn(c.out, seed++, 0.1f));
+    // The residual (or NaN where the output is not read): rows past the end and padding stay NaN.
+    auto resid = da.rounded(randn(static_cast<size_t>((c.rows + 1) * ldd), seed++));
+    for (std::int64_t r = 0; r <= c.rows; ++r)
+      for (std::int64_t col = 0; col < ldd; ++col)
+        if (!c.accumulate || r == c.rows || col >= c.out) resid[r * ldd + col] = std::numeric_limits<float>::quiet_NaN();
+    xa.set(x);
+    wa.set(w);
+    ba.set(b);
+    cuda::GemmSmallParams p;
+    p.a = xa.data();
+    p.lda = lda;
+    p.w = wa.data();
+    p.bias = ba.data();
+    p.d = da.data();
+    p.ldd = ldd;
+    p.rows = c.rows;
+    p.in = c.in;
+    p.out = c.out;
+    p.in_dt = c.in_dt;
+    p.out_dt = c.out_dt;
+    p.act = c.act;
+    p.accumulate = c.accumulate;
+    const auto variants = cuda::gemm_small_variants(p, arch);
+    if (variants.empty()) continue;
+    ran = true;
+    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
+    for (std::int64_t r = 0; r < c.rows; ++r)
+      for (int o = 0; o < c.out; ++o) {
+        double s = b[o];
+        for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
+        if (c.act == Epilogue::gelu_erf) s = 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0)));
+        if (c.act == Epilogue::quick_gelu) s = s / (1.0 + std::exp(-1.702 * s));
+        if (c.accumulate) s += resid[r * ldd + o];
+        ref[r * c.out + o] = s;
+      }
+    const double tol = c.out_dt == DT::f32 ? 1e-4 : tolerance(c.out_dt == DT::bf16 ? Precision::bf16 : Precision::fp16);
+    for (int v : variants) {
+      SCOPED_TRACE(::testing::Message() << cuda::gemm_small_variant_name(v) << ", rows " << c.rows << " in " << c.in
+                                        << " out " << c.out);
+      p.variant = v;
+      std::vector<float> first;
+      for (int run = 0; run < 2; ++run) {
+        da.set(resid);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        cuda::gemm_small(p, arch, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const auto all = da.get();
+        if (run == 1) {
+          EXPECT_EQ(std::memcmp(all.data(), first.data(), all.size() * sizeof(float)), 0) << "a second run differs";
+          break;
+        }
+        first = all;
+        std::vector<float> y(static_cast<size_t>(c.rows) * c.out);
+        std::size_t touched = 0;
+        for (std::int64_t r = 0; r <= c.rows; ++r)
+          for (std::int64_t col = 0; col < ldd; ++col) {
+            const float e = all[r * ldd + col];
+            if (r < c.rows && col < c.out) y[r * c.out + col] = e;
+            else touched += !std::isnan(e);
+          }
+        EXPECT_EQ(touched, 0u) << "elements written outside the output";
+        const double err = test::max_rel_error(y.data(), ref.data(), ref.size());
+        std::printf("[ info ] %s, %lld x %d x %d %s -> %s: max error %.3g\n", cuda::gemm_small_variant_name(v).c_str(),
+                    static_cast<long long>(c.rows), c.in, c.out, dt_name(c.in_dt), dt_name(c.out_dt), err);
+        EXPECT_LE(err, tol);
+      }
+    }
+  }
+  if (!ran) GTEST_SKIP() << "the small GEMM needs an sm_90a build on a Hopper GPU";
+  cuda::GemmSmallParams bad;  // a variant that does not take the shape refuses to run
+  bad.rows = 4;
+  bad.in = 96;
+  bad.out = 128;
+  bad.variant = cuda::gemm_small_variant(1, 1);
+  EXPECT_THROW(cuda::gemm_small(bad, arch, nullptr), vitrt::Error);
 }
 
 // Our TF32 GEMM with the activation in its epilogue (tf32 sessions, Hopper), every variant, against

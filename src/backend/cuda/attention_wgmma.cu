@@ -43,6 +43,7 @@ template <typename T, int WG, int S = 1>
 __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
   wait_prior_grid();
+  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   static_assert(S == 1 || WG == 1, "split key tiles take one warpgroup per block");
   extern __shared__ unsigned char smem_raw[];
   // [stage][K, V][64 x 64], 1024-aligned (the swizzle pattern repeats every 8 rows of 128 bytes).
@@ -194,6 +195,7 @@ template <typename T, int Q>
 __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
 #ifdef VITRT_WGMMA_DEVICE
   wait_prior_grid();
+  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   constexpr int F = Q / 4, R = Q % 4, KT = 2 * Q;  // full 64-key tiles, pieces after them, 8-key tiles
   // 145-208 keys (vit_base's 197 among them): warps whose rows all lie past the end take P = 2^(s sl -
   // inf) = 0 through the same instructions as the others instead of a branch per 16-key piece (its

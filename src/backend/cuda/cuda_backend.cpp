@@ -155,7 +155,8 @@ class CudaBackend final : public Backend {
     // Dependent launches (launch.cuh; the LayerNorm / token and TF32 GEMM groups unless VITRT_PDL says
     // otherwise), measured on the H200: bf16 -3.6% to +0.8% forward time at batch 8 by run, within ±1%
     // from 16 up, 0 to +0.9% at batches 1 and 2 (docs/performance.md, session 13).
-    cuda::allow_dependent_launch(batch >= kDependentLaunchMinBatch);
+    // Plans whose GEMMs run our small-batch GEMM are built around dependent launches (gemm_small.cuh).
+    cuda::allow_dependent_launch(batch >= kDependentLaunchMinBatch || current_->small_gemms);
     if (current_->graph) {
       mode_ = Mode::replay;
     } else if (graphs_ && current_->runs > 0) {
@@ -256,6 +257,7 @@ class CudaBackend final : public Backend {
         if (pending_norm_ && pending_norm_->second == a.src) current_->norm_tf32.at(pending_norm_->first) = 1;
       }
       pending_norm_.reset();
+      current_->small_gemms = current_->small_gemms || op->small_kernel();
       current_->linears.push_back(std::move(op));
       return;
     }
@@ -334,6 +336,7 @@ class CudaBackend final : public Backend {
     std::vector<std::unique_ptr<cuda::LinearOp>> linears;
     std::vector<int> attention_variants;
     std::vector<char> norm_tf32;  // per LayerNorm call: output stored rounded to TF32
+    bool small_gemms = false;     // a GEMM runs our small-batch GEMM
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
   };

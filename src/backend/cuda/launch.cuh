@@ -23,22 +23,49 @@ __device__ __forceinline__ void wait_prior_grid() {
 #endif
 }
 
-// kernel<<<grid, block, smem, s>>>(args...), as a dependent launch where dependent_launch(group)
-// allows it.
+// Lets the kernel after this one in the stream launch now, if it is a dependent launch: its blocks
+// may then run up to their own wait_prior_grid() (copying what does not depend on this kernel, such as
+// weights) while this one finishes. Takes effect once every block of this grid has called it or
+// exited. A no-op before compute capability 9.0.
+__device__ __forceinline__ void allow_next_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, smem, s>>>(args...) in thread-block clusters of `cluster` blocks (1 x 1 x 1:
+// none), as a dependent launch where dependent_launch(group) allows it.
 template <typename... Params, typename... Args>
-void launch_dependent(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
-                      Args&&... args) {
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
+void launch_dependent_cluster(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
+                              cudaStream_t s, dim3 cluster, Args&&... args) {
+  cudaLaunchAttribute attrs[2]{};
+  unsigned n = 0;
+  if (dependent_launch(group)) {
+    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster.x * cluster.y * cluster.z > 1) {
+    attrs[n].id = cudaLaunchAttributeClusterDimension;
+    attrs[n].val.clusterDim.x = cluster.x;
+    attrs[n].val.clusterDim.y = cluster.y;
+    attrs[n++].val.clusterDim.z = cluster.z;
+  }
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
-  cfg.attrs = &attr;
-  cfg.numAttrs = dependent_launch(group) ? 1 : 0;
+  cfg.attrs = attrs;
+  cfg.numAttrs = n;
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+// kernel<<<grid, block, smem, s>>>(args...), as a dependent launch where dependent_launch(group)
+// allows it.
+template <typename... Params, typename... Args>
+void launch_dependent(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
+                      Args&&... args) {
+  launch_dependent_cluster(group, kernel, grid, block, smem, s, dim3(1, 1, 1), std::forward<Args>(args)...);
 }
 
 }  // namespace vitrt::cuda

@@ -18,6 +18,7 @@ constexpr int kRowsPerBlock = 4;
 template <typename TI, typename TO>
 __global__ void layernorm_kernel(LayerNormParams p) {
   wait_prior_grid();
+  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.rows) return;
@@ -47,6 +48,7 @@ __global__ void layernorm_kernel(LayerNormParams p) {
 template <typename TI, typename T, int V>
 __global__ void layernorm_vec_kernel(LayerNormParams p) {
   wait_prior_grid();
+  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.rows) return;

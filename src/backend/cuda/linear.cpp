@@ -1,6 +1,8 @@
 #include "backend/cuda/linear.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/cuda_check.h"
@@ -75,13 +77,33 @@ struct AlgoConfig {
   }
 };
 
+// Up to this many rows (batch 8 of a 197-token model) 16-bit GEMMs run our small-batch GEMM.
+constexpr std::int64_t kSmallGemmMaxRows = 8 * 197;
+
 const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F_FAST_TF32 ? "tf32" : "fp32acc"; }
 
 }  // namespace
 
+std::int64_t small_gemm_max_rows() {
+  static const std::int64_t rows = [] {
+    const char* env = std::getenv("VITRT_SMALL_GEMM");
+    if (!env || !*env) return kSmallGemmMaxRows;
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    VITRT_CHECK(end && *end == 0 && v >= 0, "VITRT_SMALL_GEMM must be a row count (0: never), not '", env, "'");
+    return static_cast<std::int64_t>(v);
+  }();
+  return rows;
+}
+
 LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
                    const GemmContext& ctx)
-    : weight_(weight), beta_(a.accumulate ? 1.0f : 0.0f), post_(a.epilogue), bias_(bias), arch_(ctx.arch) {
+    : weight_(weight),
+      beta_(a.accumulate ? 1.0f : 0.0f),
+      post_(a.epilogue),
+      bias_(bias),
+      arch_(ctx.arch),
+      act_(a.epilogue) {
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
   // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
@@ -114,6 +136,8 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                           (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
                           " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
                           (own_eligible_ ? (post_ == Epilogue::gelu_erf ? " +gelu" : " +quick_gelu") : "");
+  small_eligible_ = a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
+                    !gemm_small_variants(small_params(a, 0), arch_).empty();
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
   if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
@@ -121,7 +145,17 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
       const int v = own->get<int>();
       if (v > 0 && gemm_tf32_takes(own_params(a, v), arch_, v)) own_variant_ = v;
     }
-    tuner.report({key, own_variant_ ? gemm_tf32_variant_name(own_variant_) : AlgoConfig::of(algo_).describe(),
+    if (small_eligible_) {
+      const auto small = e->find("small");
+      const int v = small != e->end() && small->is_number_integer() ? small->get<int>() : 0;
+      small_variant_ = v > 0 && gemm_small_takes(small_params(a, v), arch_, v)
+                           ? v
+                           : gemm_small_default_variant(small_params(a, 0), arch_, ctx.sm_count);
+    }
+    tuner.report({key,
+                  small_variant_ ? gemm_small_variant_name(small_variant_)
+                  : own_variant_ ? gemm_tf32_variant_name(own_variant_)
+                                 : AlgoConfig::of(algo_).describe(),
                   e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
     return;
   }
@@ -132,6 +166,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   algo_ = results[0].algo;
   algo_workspace_ = results[0].workspaceSize;
   if (own_eligible_) own_variant_ = gemm_tf32_default_variant(own_params(a, 0), arch_, ctx.sm_count);
+  if (small_eligible_) small_variant_ = gemm_small_default_variant(small_params(a, 0), arch_, ctx.sm_count);
   tuner.note_untuned(key);
 }
 
@@ -212,11 +247,18 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       }
     }
   }
-  // Our fused kernel's variants follow cuBLASLt's candidates; those run with the activation pass.
+  // Our fused kernel's variants follow cuBLASLt's candidates (those run with the activation pass), then
+  // the small-batch GEMM's.
   const std::vector<int> own = own_eligible_ ? gemm_tf32_variants(own_params(a, 0), arch_) : std::vector<int>{};
+  const std::vector<int> small = small_eligible_ ? gemm_small_variants(small_params(a, 0), arch_) : std::vector<int>{};
+  const std::size_t first_small = cands.size() + own.size();
   const CandidateTimes t = time_candidates(
-      cands.size() + own.size(),
+      first_small + small.size(),
       [&](std::size_t i) {
+        if (i >= first_small) {
+          gemm_small(small_params(a, small[i - first_small]), arch_, ctx.stream);
+          return true;
+        }
         if (i >= cands.size()) {
           GemmTf32Params p = own_params(a, own[i - cands.size()]);
           gemm_tf32(p, arch_, ctx.stream);
@@ -237,9 +279,17 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
                           {"us", t.us[best]},
                           {"default_us", t.us[0]},  // cuBLASLt's first pick
                           {"candidates", cands.size() + own.size()}};
-  if (best >= cands.size()) {
+  if (best >= cands.size() && best < first_small) {
     entry["own"] = own[best - cands.size()];
     entry["cublaslt_us"] = t.us[best_lt];
+  }
+  // The small GEMM's fastest variant, timed alone (its launch overlap is not part of that time).
+  std::size_t best_small = first_small;
+  for (std::size_t i = first_small; i < t.us.size(); ++i)
+    if (t.us[i] >= 0 && (t.us[best_small] < 0 || t.us[i] < t.us[best_small])) best_small = i;
+  if (best_small < t.us.size() && t.us[best_small] >= 0) {
+    entry["small"] = small[best_small - first_small];
+    entry["small_us"] = t.us[best_small];
   }
   ctx.tuner->put(key, std::move(entry));
 }
@@ -260,6 +310,25 @@ GemmTf32Params LinearOp::own_params(const LinearArgs& a, int variant) const {
   return p;
 }
 
+GemmSmallParams LinearOp::small_params(const LinearArgs& a, int variant) const {
+  GemmSmallParams p;
+  p.a = a.src;
+  p.lda = a.src_ld;
+  p.w = weight_;
+  p.bias = bias_;
+  p.d = a.dst;
+  p.ldd = a.dst_ld;
+  p.rows = a.rows;
+  p.in = a.w->in;
+  p.out = a.w->out;
+  p.in_dt = a.src_dt;
+  p.out_dt = a.dst_dt;
+  p.act = act_;
+  p.accumulate = a.accumulate;
+  p.variant = variant;
+  return p;
+}
+
 LinearOp::~LinearOp() {
   if (c_) cublasLtMatrixLayoutDestroy(c_);
   if (b_) cublasLtMatrixLayoutDestroy(b_);
@@ -275,6 +344,10 @@ cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t&
 }
 
 void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
+  if (small_variant_ > 0) {
+    gemm_small(small_params(a, small_variant_), arch_, s);  // checks that the variant takes these buffers
+    return;
+  }
   if (own_variant_ > 0) {
     gemm_tf32(own_params(a, own_variant_), arch_, s);  // checks that the variant takes these buffers
     return;

@@ -6,6 +6,10 @@
 // TF32 GEMMs with an fp32 output and an activation (exact GELU, QuickGELU) may instead run our own
 // kernel with the activation in its epilogue (gemm_tf32.cuh): the tuner times its variants against
 // cuBLASLt followed by the activation pass, and the cache entry says which won ("own").
+// 16-bit GEMMs of small batches (up to small_gemm_max_rows() rows) run our dependent-launch GEMM
+// (gemm_small.cuh) instead of cuBLASLt: its gain is the overlap with the kernel before it, which timing
+// a GEMM alone cannot see, so the row count decides, and the tuner only picks among its variants
+// ("small" in the cache entry).
 #pragma once
 
 #include <cublasLt.h>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/tuning.h"
 #include "core/check.h"
@@ -33,6 +38,10 @@ struct GemmContext {
   L2Flush flush;  // set only while tuning
 };
 
+// The largest row count whose 16-bit GEMMs take our small-batch GEMM: VITRT_SMALL_GEMM if set (0: never),
+// else kSmallGemmMaxRows.
+std::int64_t small_gemm_max_rows();
+
 class LinearOp {
  public:
   // weight: device [out, in] in the GEMM input type; bias: device [out] in the output type.
@@ -46,6 +55,8 @@ class LinearOp {
   void execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const;
   // Whether our fused kernel runs this GEMM (rather than cuBLASLt).
   bool own_kernel() const { return own_variant_ > 0; }
+  // Whether our small-batch GEMM runs it (a dependent launch).
+  bool small_kernel() const { return small_variant_ > 0; }
   // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
   void set_own_weight(const void* w) { own_weight_ = w; }
   // The exact weight given at construction: what cuBLASLt reads (and what tuning timed).
@@ -71,6 +82,8 @@ class LinearOp {
   bool restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes);
   // The own-kernel launch for this call's buffers (variant own_variant_).
   GemmTf32Params own_params(const LinearArgs& a, int variant) const;
+  // The small-batch GEMM's launch for this call's buffers (epilogue, residual and activation included).
+  GemmSmallParams small_params(const LinearArgs& a, int variant) const;
 
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
@@ -86,6 +99,9 @@ class LinearOp {
   int arch_ = 0;
   bool own_eligible_ = false;  // a TF32 GEMM with an activation pass: our fused kernel may take it
   int own_variant_ = 0;        // > 0: our kernel runs instead of cuBLASLt + the pass
+  Epilogue act_ = Epilogue::none;  // the layer's activation (the small GEMM applies it itself)
+  bool small_eligible_ = false;    // 16-bit, few rows, a shape our small GEMM takes
+  int small_variant_ = 0;          // > 0: our small GEMM runs instead of cuBLASLt
 };
 
 }  // namespace vitrt::cuda

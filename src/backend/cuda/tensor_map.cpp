@@ -35,4 +35,18 @@ CUtensorMap qkv_tensor_map(const void* qkv, bool f16, int batch, int tokens, int
   return map;
 }
 
+CUtensorMap matrix_tensor_map(const void* ptr, bool f16, std::int64_t rows, int cols, std::int64_t ld, int box_rows) {
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * 2};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)}, element_strides[2] = {1, 1};
+  CUtensorMap map;
+  const CUresult r = tensor_map_encoder()(
+      &map, f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(ptr), dims,
+      strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  VITRT_CHECK(r == CUDA_SUCCESS, "GEMM: cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(r), ") for a ", rows,
+              " x ", cols, " matrix with row stride ", ld, " and boxes of 64 x ", box_rows);
+  return map;
+}
+
 }  // namespace vitrt::cuda

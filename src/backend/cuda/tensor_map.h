@@ -4,6 +4,8 @@
 
 #include <cudaTypedefs.h>
 
+#include <cstdint>
+
 namespace vitrt::cuda {
 
 // cuTensorMapEncodeTiled; throws if the driver does not provide it.
@@ -14,5 +16,10 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder();
 // box_rows tokens of one image, 128-byte swizzled: rows past an image's last token come back as zeros,
 // not as the next image's. Throws with the shape if the driver refuses it.
 CUtensorMap qkv_tensor_map(const void* qkv, bool f16, int batch, int tokens, int heads, int head_dim, int box_rows);
+
+// A row-major 16-bit matrix [rows, cols] (fp16 when f16, else bf16) with row stride ld elements, read in
+// boxes of 64 columns (128 bytes) x box_rows rows, 128-byte swizzled: rows past the end come back as
+// zeros. Throws with the shape if the driver refuses it.
+CUtensorMap matrix_tensor_map(const void* ptr, bool f16, std::int64_t rows, int cols, std::int64_t ld, int box_rows);
 
 }  // namespace vitrt::cuda

@@ -1,5 +1,5 @@
 // Device helpers for copies by the tensor memory accelerator (TMA, sm_90) into shared memory and the
-// mbarriers they complete on (attention_wgmma_ws.cu; the tf32 GEMM has its own 2-D copies). The tensor
+// mbarriers they complete on (attention_wgmma_ws.cu, gemm_small.cu; the tf32 GEMM has its own 2-D copies). The tensor
 // maps come from tensor_map.h on the host.
 #pragma once
 
@@ -44,6 +44,14 @@ __device__ __forceinline__ void tma_load_box(unsigned dst, const CUtensorMap* ma
       "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
           dst),
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(col), "r"(row), "r"(image), "r"(bar)
+      : "memory");
+}
+// The box of the 2-D tensor map at (col, row) into shared memory at dst, completing on bar.
+__device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map, int col, int row, unsigned bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(col), "r"(row), "r"(bar)
       : "memory");
 }
 // Orders this thread's generic-proxy accesses to shared memory before later async-proxy ones (a TMA

@@ -1,0 +1,61 @@
+// Our own 16-bit GEMM for small batches on Hopper (wgmma, TMA, sm_90a), made to take part in
+// programmatic dependent launch: D[M, N] (+)= act(A[M, K] W[N, K]^T + bias), fp16 or bf16 operands,
+// fp32 accumulation, the output in fp32 or the operands' type.
+//
+// Why: at batch 1 of vit_base a forward is 84 kernels of ~5 us each while the work in each is ~1 us
+// (docs/performance.md). cuBLASLt's kernels neither wait programmatically nor let the next kernel start
+// early (session 15), so every GEMM pays its launch, its weight reads from DRAM and its pipeline fill
+// after the kernel before it has ended. This kernel copies its slice of W (constant during a forward)
+// into shared memory *before* griddepcontrol.wait, so that part overlaps the kernel before it, then
+// lets the kernel after it launch (griddepcontrol.launch_dependents) and only then reads A.
+//
+// Shape of the work: a block computes a BM x BN tile (BM = 64 per consumer warpgroup, BN = 64 or 128)
+// over K / split columns, all of which fit in shared memory at once (one mbarrier per 64-column
+// k-tile, no stage reuse). With split > 1 the blocks of one tile form a thread-block cluster along K,
+// and their fp32 partial sums are added through distributed shared memory in a fixed order (the
+// result does not depend on timing); each block of the cluster finishes BM / split rows.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace vitrt::cuda {
+
+struct GemmSmallParams {
+  const void* a = nullptr;  // [rows, in], row stride lda, fp16 / bf16
+  std::int64_t lda = 0;
+  const void* w = nullptr;     // [out, in], contiguous, the same type
+  const void* bias = nullptr;  // [out], in the output type (as cuBLASLt's bias pointer); required
+  void* d = nullptr;           // [rows, out], row stride ldd
+  std::int64_t ldd = 0;
+  std::int64_t rows = 0;
+  int in = 0, out = 0;
+  DT in_dt = DT::bf16;            // f16 or bf16
+  DT out_dt = DT::bf16;           // f32 or in_dt
+  Epilogue act = Epilogue::none;  // act(acc + bias)
+  bool accumulate = false;        // d += act(acc + bias) (a residual), else d = act(acc + bias)
+  int variant = 0;                // one of gemm_small_variants(); 0 = none
+};
+
+// Variants: 100 + 10 * tile + split, tile 1 = 64 x 64, 2 = 64 x 128, 3 = 128 x 128, split 1, 2, 4, 8.
+constexpr int gemm_small_variant(int tile, int split) { return 100 + 10 * tile + split; }
+
+// The variants that take this GEMM on a device of compute capability `arch` (major * 10 + minor);
+// empty when none does (not sm_90a, K not a multiple of 64 per split, N not a multiple of the tile,
+// misaligned rows, an operand slice too large for shared memory, or a type pairing it does not cover).
+std::vector<int> gemm_small_variants(const GemmSmallParams& p, int arch);
+bool gemm_small_takes(const GemmSmallParams& p, int arch, int variant);  // no allocation
+std::string gemm_small_variant_name(int variant);
+// The variant an untuned plan takes: the one whose blocks each read the fewest operand bytes, counted
+// over the waves the grid needs on `sm_count` SMs; 0 if none takes the GEMM.
+int gemm_small_default_variant(const GemmSmallParams& p, int arch, int sm_count);
+// Launches p.variant (checked against gemm_small_variants), as a dependent launch when the gemm group
+// allows it (kernel_attrs.h).
+void gemm_small(const GemmSmallParams& p, int arch, cudaStream_t s);
+
+}  // namespace vitrt::cuda
