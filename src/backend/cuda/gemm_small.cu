@@ -72,11 +72,6 @@ struct GemmSmallArgs {
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
-// The cluster barrier's second use, before exit: the other blocks' reads of this one's shared memory
-// have completed (their results were consumed before they arrive), so no release ordering is needed.
-__device__ __forceinline__ void cluster_sync_relaxed() {
-  asm volatile("barrier.cluster.arrive.relaxed.aligned;\nbarrier.cluster.wait.aligned;\n" ::: "memory");
-}
 // Four floats at shared address `addr` in the shared memory of the cluster's block `rank`. Volatile, so
 // it stays between the cluster barriers, but without a memory clobber: consecutive loads are issued
 // back to back and their latencies overlap.
@@ -220,7 +215,9 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
       else finish4<T>(p, v[i], b[i], old[i], row, n0 + cols[i]);
     }
   }
-  if constexpr (Split > 1) cluster_sync_relaxed();  // the other blocks may still read this one's partial sums
+  // The other blocks may still read this one's partial sums. The arrive must release: a remote load whose
+  // value is never used (a row past the end) may otherwise still be in flight when its source block exits.
+  if constexpr (Split > 1) cluster_sync();
 #else
   (void)p;
 #endif
