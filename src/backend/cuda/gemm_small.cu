@@ -72,41 +72,39 @@ struct GemmSmallArgs {
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
-// Four floats at shared address `addr` in the shared memory of the cluster's block `rank`. Volatile, so
-// it stays between the cluster barriers, but without a memory clobber: consecutive loads are issued
-// back to back and their latencies overlap.
+// Four floats at shared address `addr` in the shared memory of the cluster's block `rank`.
 __device__ __forceinline__ float4 load_cluster4(unsigned addr, unsigned rank) {
   unsigned remote;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(addr), "r"(rank));
   float4 v;
   asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
                : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "r"(remote));
+               : "r"(remote)
+               : "memory");
   return v;
 }
 
-// Output columns col .. col + 3 of `row`: v (the sum over K) + bias b, the activation, the residual
-// `old` when accumulating; stored in TOut.
 template <typename TOut>
-__device__ __forceinline__ void finish4(const GemmSmallArgs& p, float4 v, float4 b, float4 old, std::int64_t row,
-                                        int col) {
-  v = make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w);
+__device__ __forceinline__ void finish4(const GemmSmallArgs& p, float4 v, std::int64_t row, int col) {
+  const float4 b = load4(static_cast<const TOut*>(p.bias), col / 4);
+  v.x += b.x;
+  v.y += b.y;
+  v.z += b.z;
+  v.w += b.w;
+  TOut* const out = static_cast<TOut*>(p.d) + row * p.ldd + col;
   if (p.act == static_cast<int>(Epilogue::gelu_erf)) {
     v = make_float4(gelu_erf(v.x), gelu_erf(v.y), gelu_erf(v.z), gelu_erf(v.w));
   } else if (p.act == static_cast<int>(Epilogue::quick_gelu)) {
     v = make_float4(quick_gelu(v.x), quick_gelu(v.y), quick_gelu(v.z), quick_gelu(v.w));
   }
-  if (p.accumulate) v = make_float4(v.x + old.x, v.y + old.y, v.z + old.z, v.w + old.w);  // dst += act(...)
-  store4(static_cast<TOut*>(p.d) + row * p.ldd + col, v.x, v.y, v.z, v.w);
-}
-
-// The bias of columns col .. col + 3 and, when accumulating a row that exists, the residual there.
-template <typename TOut>
-__device__ __forceinline__ void epilogue_inputs(const GemmSmallArgs& p, std::int64_t row, int col, float4& b,
-                                                float4& old) {
-  b = load4(static_cast<const TOut*>(p.bias), col / 4);
-  old = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  if (p.accumulate && row < p.rows) old = load4(static_cast<const TOut*>(p.d) + row * p.ldd + col, 0);
+  if (p.accumulate) {  // dst += act(...), as LinearArgs says
+    const float4 o = load4(out, 0);
+    v.x += o.x;
+    v.y += o.y;
+    v.z += o.z;
+    v.w += o.w;
+  }
+  store4(out, v.x, v.y, v.z, v.w);
 }
 #endif  // VITRT_WGMMA_DEVICE
 
@@ -172,52 +170,30 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
   if constexpr (Split > 1) cluster_sync();
   else __syncthreads();
 
-  // This block's rows of the tile, in chunks of 4 columns: kPer per thread, taken kGroup at a time. The
-  // global reads (bias, residual) and the remote loads of a group are all issued before its first sum,
-  // so their latencies overlap.
-  constexpr int kRows = kBM / Split, kChunks = kRows * kBN / 4, kThreads = WG * 128, kPer = kChunks / kThreads;
-  constexpr int kGroup = kPer < 4 ? kPer : 4;
-  static_assert(kChunks % kThreads == 0 && kPer % kGroup == 0);
-  for (int g = 0; g < kPer; g += kGroup) {
-    float4 b[kGroup], old[kGroup], v[kGroup];
-    int rs[kGroup], cols[kGroup];
-#pragma unroll
-    for (int i = 0; i < kGroup; ++i) {
-      const int c = tid + (g + i) * kThreads;
-      rs[i] = static_cast<int>(rank) * kRows + c / (kBN / 4);
-      cols[i] = c % (kBN / 4) * 4;
-      if (p.out_f32) epilogue_inputs<float>(p, m0 + rs[i], n0 + cols[i], b[i], old[i]);
-      else epilogue_inputs<T>(p, m0 + rs[i], n0 + cols[i], b[i], old[i]);
-    }
+  constexpr int kRows = kBM / Split, kChunks = kRows * kBN / 4;
+  for (int c = tid; c < kChunks; c += WG * 128) {
+    const int r = static_cast<int>(rank) * kRows + c / (kBN / 4), col = c % (kBN / 4) * 4;
+    const std::int64_t row = m0 + r;
+    if (row >= p.rows) continue;
+    float4 v;
     if constexpr (Split > 1) {
-      float4 x[kGroup][Split];
+      const unsigned at = ops + static_cast<unsigned>((r * kLds + col) * 4);
+      v = load_cluster4(at, 0);
 #pragma unroll
-      for (int i = 0; i < kGroup; ++i)
-#pragma unroll
-        for (unsigned q = 0; q < Split; ++q)
-          x[i][q] = load_cluster4(ops + static_cast<unsigned>((rs[i] * kLds + cols[i]) * 4), q);
-#pragma unroll
-      for (int i = 0; i < kGroup; ++i) {
-        v[i] = x[i][0];
-#pragma unroll
-        for (int q = 1; q < Split; ++q)  // rank order: the sum does not depend on timing
-          v[i] = make_float4(v[i].x + x[i][q].x, v[i].y + x[i][q].y, v[i].z + x[i][q].z, v[i].w + x[i][q].w);
+      for (unsigned q = 1; q < Split; ++q) {  // rank order: the sum does not depend on timing
+        const float4 x = load_cluster4(at, q);
+        v.x += x.x;
+        v.y += x.y;
+        v.z += x.z;
+        v.w += x.w;
       }
     } else {
-#pragma unroll
-      for (int i = 0; i < kGroup; ++i) v[i] = *reinterpret_cast<const float4*>(partial + rs[i] * kLds + cols[i]);
+      v = *reinterpret_cast<const float4*>(partial + r * kLds + col);
     }
-#pragma unroll
-    for (int i = 0; i < kGroup; ++i) {
-      const std::int64_t row = m0 + rs[i];
-      if (row >= p.rows) continue;
-      if (p.out_f32) finish4<float>(p, v[i], b[i], old[i], row, n0 + cols[i]);
-      else finish4<T>(p, v[i], b[i], old[i], row, n0 + cols[i]);
-    }
+    if (p.out_f32) finish4<float>(p, v, row, n0 + col);
+    else finish4<T>(p, v, row, n0 + col);
   }
-  // The other blocks may still read this one's partial sums. The arrive must release: a remote load whose
-  // value is never used (a row past the end) may otherwise still be in flight when its source block exits.
-  if constexpr (Split > 1) cluster_sync();
+  if constexpr (Split > 1) cluster_sync();  // the other blocks may still read this one's partial sums
 #else
   (void)p;
 #endif

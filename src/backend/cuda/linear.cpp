@@ -77,8 +77,8 @@ struct AlgoConfig {
   }
 };
 
-// Up to this many rows (batch 8 of a 197-token model) 16-bit GEMMs run our small-batch GEMM.
-constexpr std::int64_t kSmallGemmMaxRows = 8 * 197;
+// Up to this many rows (one 64-row tile) 16-bit GEMMs run our small-batch GEMM.
+constexpr std::int64_t kSmallGemmMaxRows = 64;
 
 const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F_FAST_TF32 ? "tf32" : "fp32acc"; }
 
