@@ -189,7 +189,7 @@ TEST_P(OpTest, Linear) {
                                                      {3 * 197, 96, 64, Epilogue::none, true},
                                                      {3 * 197, 96, 64, Epilogue::none, true, true},
                                                      {1, 80, 1000, Epilogue::none, false},
-                                                     // 16-bit sessions run these on the small-batch GEMM
+                                                     // shapes the small-batch GEMM takes (in plans of batch 8 up)
                                                      {197, 768, 384, Epilogue::gelu_erf, false},
                                                      {3 * 197, 128, 192, Epilogue::none, true},
                                                      {5, 256, 128, Epilogue::none, true, true}}) {

@@ -122,6 +122,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaSetDevice(device_));
     current_ = &plans_[batch];
     *current_ = Plan{};
+    plan_batch_ = batch;
     pending_norm_.reset();
     mode_ = Mode::plan;
   }
@@ -155,8 +156,7 @@ class CudaBackend final : public Backend {
     // Dependent launches (launch.cuh; the LayerNorm / token and TF32 GEMM groups unless VITRT_PDL says
     // otherwise), measured on the H200: bf16 -3.6% to +0.8% forward time at batch 8 by run, within ±1%
     // from 16 up, 0 to +0.9% at batches 1 and 2 (docs/performance.md, session 13).
-    // Plans whose GEMMs run our small-batch GEMM are built around dependent launches (gemm_small.cuh).
-    cuda::allow_dependent_launch(batch >= kDependentLaunchMinBatch || current_->small_gemms);
+    cuda::allow_dependent_launch(batch >= kDependentLaunchMinBatch);
     if (current_->graph) {
       mode_ = Mode::replay;
     } else if (graphs_ && current_->runs > 0) {
@@ -247,7 +247,8 @@ class CudaBackend final : public Backend {
                                   stream_,
                                   props_.multiProcessorCount,
                                   props_.major * 10 + props_.minor,
-                                  tuner_->tuning() ? l2_flush() : cuda::L2Flush{}};
+                                  tuner_->tuning() ? l2_flush() : cuda::L2Flush{},
+                                  plan_batch_ >= kDependentLaunchMinBatch};
       auto op = std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx);
       // Our TF32 GEMM's tensor cores read only the TF32 bits of fp32 operands (truncation). It gets W
       // rounded to the nearest TF32 once, here, and A rounded by the LayerNorm that writes it, when that
@@ -257,7 +258,6 @@ class CudaBackend final : public Backend {
         if (pending_norm_ && pending_norm_->second == a.src) current_->norm_tf32.at(pending_norm_->first) = 1;
       }
       pending_norm_.reset();
-      current_->small_gemms = current_->small_gemms || op->small_kernel();
       current_->linears.push_back(std::move(op));
       return;
     }
@@ -336,7 +336,6 @@ class CudaBackend final : public Backend {
     std::vector<std::unique_ptr<cuda::LinearOp>> linears;
     std::vector<int> attention_variants;
     std::vector<char> norm_tf32;  // per LayerNorm call: output stored rounded to TF32
-    bool small_gemms = false;     // a GEMM runs our small-batch GEMM
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
   };
@@ -454,6 +453,7 @@ class CudaBackend final : public Backend {
   int run_batch_ = 0;
   Mode mode_ = Mode::eager;
   std::size_t linear_index_ = 0, attention_index_ = 0, norm_index_ = 0;
+  int plan_batch_ = 0;  // the batch size begin_plan set up
   // While planning: the last LayerNorm call, if its output (second) may be a TF32 GEMM's input.
   std::optional<std::pair<std::size_t, const void*>> pending_norm_;
   std::unique_ptr<TuneCache> tuner_;

@@ -77,7 +77,10 @@ struct AlgoConfig {
   }
 };
 
-// Up to this many rows (one 64-row tile) 16-bit GEMMs run our small-batch GEMM.
+// Up to this many rows (one 64-row tile) 16-bit GEMMs of dependent-launch plans run our small-batch GEMM.
+// Measured (session 21): with it the whole chain of a vit_base forward at 197 rows was 13-18% slower
+// (the kernel alone takes 1.3-1.6x cuBLASLt's time there); with the class-token GEMMs of the last block
+// only, b8 -1.0%, b16 -2.4%, b32 -0.8%, b64 0.
 constexpr std::int64_t kSmallGemmMaxRows = 64;
 
 const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F_FAST_TF32 ? "tf32" : "fp32acc"; }
@@ -136,7 +139,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                           (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
                           " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
                           (own_eligible_ ? (post_ == Epilogue::gelu_erf ? " +gelu" : " +quick_gelu") : "");
-  small_eligible_ = a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
+  small_eligible_ = ctx.dependent && a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
                     !gemm_small_variants(small_params(a, 0), arch_).empty();
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);

@@ -6,10 +6,11 @@
 // TF32 GEMMs with an fp32 output and an activation (exact GELU, QuickGELU) may instead run our own
 // kernel with the activation in its epilogue (gemm_tf32.cuh): the tuner times its variants against
 // cuBLASLt followed by the activation pass, and the cache entry says which won ("own").
-// 16-bit GEMMs of small batches (up to small_gemm_max_rows() rows) run our dependent-launch GEMM
-// (gemm_small.cuh) instead of cuBLASLt: its gain is the overlap with the kernel before it, which timing
-// a GEMM alone cannot see, so the row count decides, and the tuner only picks among its variants
-// ("small" in the cache entry).
+// 16-bit GEMMs of up to small_gemm_max_rows() rows in plans that use dependent launches run our
+// dependent-launch GEMM (gemm_small.cuh) instead of cuBLASLt: the class-token-only GEMMs of a model's last
+// block from batch 8 on. Its gain is the overlap with the kernels around it, which timing a GEMM alone
+// cannot see, so the row count decides, and the tuner only picks among its variants ("small" in the
+// cache entry). Measured in docs/performance.md (session 21).
 #pragma once
 
 #include <cublasLt.h>
@@ -36,6 +37,7 @@ struct GemmContext {
   int sm_count = 0;
   int arch = 0;   // compute capability, major * 10 + minor
   L2Flush flush;  // set only while tuning
+  bool dependent = false;  // the plan runs with dependent launches (batch 8 and up): our small GEMM may take part
 };
 
 // The largest row count whose 16-bit GEMMs take our small-batch GEMM: VITRT_SMALL_GEMM if set (0: never),
