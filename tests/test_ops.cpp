@@ -74,6 +74,29 @@ double tolerance(Precision p) {
   return 0;
 }
 
+// An epilogue's activation in float64: timm's exact GELU, or QuickGELU; none leaves s as it is.
+double activation_reference(Epilogue e, double s) {
+  if (e == Epilogue::gelu_erf) return 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0)));
+  if (e == Epilogue::quick_gelu) return s / (1.0 + std::exp(-1.702 * s));
+  return s;
+}
+
+// The rows x out elements of an output read back with row stride ldd (rows + 1 rows were allocated,
+// poisoned with NaN), and in `outside` how many elements around them (padding columns, the row past the
+// end) are no longer NaN.
+std::vector<float> output_inside(const std::vector<float>& all, std::int64_t rows, int out, std::int64_t ldd,
+                                 std::size_t& outside) {
+  std::vector<float> y(static_cast<size_t>(rows) * out);
+  outside = 0;
+  for (std::int64_t r = 0; r <= rows; ++r)
+    for (std::int64_t col = 0; col < ldd; ++col) {
+      const float e = all[r * ldd + col];
+      if (r < rows && col < out) y[r * out + col] = e;
+      else outside += !std::isnan(e);
+    }
+  return y;
+}
+
 // A backend buffer filled from host floats in `dt`, read back as floats.
 class Buffer {
  public:
@@ -214,8 +237,7 @@ TEST_P(OpTest, Linear) {
       for (int o = 0; o < c.out; ++o) {
         double s = b[o];
         for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * c.in + k]) * wr[static_cast<size_t>(o) * c.in + k];
-        if (c.epi == Epilogue::gelu_erf) s = 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0)));
-        if (c.epi == Epilogue::quick_gelu) s = s / (1.0 + std::exp(-1.702 * s));
+        s = activation_reference(c.epi, s);
         if (c.accumulate) s += resid[r * c.out + o];
         ref[r * c.out + o] = s;
       }
@@ -919,8 +941,7 @@ TEST(CudaGemm, SmallGemm) {
       for (int o = 0; o < c.out; ++o) {
         double s = b[o];
         for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
-        if (c.act == Epilogue::gelu_erf) s = 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0)));
-        if (c.act == Epilogue::quick_gelu) s = s / (1.0 + std::exp(-1.702 * s));
+        s = activation_reference(c.act, s);
         if (c.accumulate) s += resid[r * ldd + o];
         ref[r * c.out + o] = s;
       }
@@ -941,14 +962,8 @@ TEST(CudaGemm, SmallGemm) {
           break;
         }
         first = all;
-        std::vector<float> y(static_cast<size_t>(c.rows) * c.out);
         std::size_t touched = 0;
-        for (std::int64_t r = 0; r <= c.rows; ++r)
-          for (std::int64_t col = 0; col < ldd; ++col) {
-            const float e = all[r * ldd + col];
-            if (r < c.rows && col < c.out) y[r * c.out + col] = e;
-            else touched += !std::isnan(e);
-          }
+        const std::vector<float> y = output_inside(all, c.rows, c.out, ldd, touched);
         EXPECT_EQ(touched, 0u) << "elements written outside the output";
         const double err = test::max_rel_error(y.data(), ref.data(), ref.size());
         std::printf("[ info ] %s, %lld x %d x %d %s -> %s: max error %.3g\n", cuda::gemm_small_variant_name(v).c_str(),
@@ -1035,8 +1050,7 @@ TEST(CudaGemm, Tf32FusedActivation) {
             }
             s += static_cast<double>(xv) * wv;
           }
-          s = c.act == Epilogue::gelu_erf ? 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0))) : s / (1.0 + std::exp(-1.702 * s));
-          ref[m][r * c.out + o] = s;
+          ref[m][r * c.out + o] = activation_reference(c.act, s);
         }
     }
     for (int v : variants) {
@@ -1048,14 +1062,8 @@ TEST(CudaGemm, Tf32FusedActivation) {
       cuda::gemm_tf32(p, arch, nullptr);
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const auto all = da.get();
-      std::vector<float> y(static_cast<size_t>(c.rows) * c.out);
       std::size_t touched = 0;
-      for (std::int64_t r = 0; r <= c.rows; ++r)
-        for (std::int64_t col = 0; col < ldd; ++col) {
-          const float e = all[r * ldd + col];
-          if (r < c.rows && col < c.out) y[r * c.out + col] = e;
-          else touched += !std::isnan(e);
-        }
+      const std::vector<float> y = output_inside(all, c.rows, c.out, ldd, touched);
       EXPECT_EQ(touched, 0u) << "elements written outside the output";
       const double err = test::max_rel_error(y.data(), ref[0].data(), ref[0].size()),
                    err_trunc = test::max_rel_error(y.data(), ref[1].data(), ref[1].size()),

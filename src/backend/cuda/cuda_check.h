@@ -4,6 +4,8 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "core/check.h"
 
 #define CUDA_CHECK(expr)                                                                             \
@@ -23,6 +25,9 @@
   } while (0)
 
 namespace vitrt::cuda {
+// Whether a device pointer is a multiple of `bytes` (what vectorized and TMA accesses need).
+inline bool aligned(const void* ptr, std::uintptr_t bytes) { return reinterpret_cast<std::uintptr_t>(ptr) % bytes == 0; }
+
 // cuBLASLt alone (without libcublas) has no status-to-string function.
 inline const char* cublas_status_name(cublasStatus_t s) {
   switch (s) {

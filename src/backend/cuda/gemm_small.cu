@@ -241,8 +241,6 @@ void launch_variant(const GemmSmallParams& p, cudaStream_t s) {
   }
 }
 
-bool aligned(const void* ptr, std::uintptr_t bytes) { return reinterpret_cast<std::uintptr_t>(ptr) % bytes == 0; }
-
 constexpr int kVariants[] = {gemm_small_variant(1, 1), gemm_small_variant(1, 2), gemm_small_variant(1, 4),
                              gemm_small_variant(1, 8), gemm_small_variant(2, 1), gemm_small_variant(2, 2),
                              gemm_small_variant(2, 4), gemm_small_variant(2, 8), gemm_small_variant(3, 1),

@@ -219,8 +219,6 @@ void launch(const GemmTf32Params& p, cudaStream_t s) {
   }
 }
 
-bool aligned(const void* ptr, std::uintptr_t bytes) { return reinterpret_cast<std::uintptr_t>(ptr) % bytes == 0; }
-
 }  // namespace
 
 bool gemm_tf32_takes(const GemmTf32Params& p, int arch, int variant) {

@@ -2,10 +2,10 @@
 // launch_dependent() may be scheduled while the kernel before it in the stream is still finishing (its
 // last blocks draining, its writes being flushed), instead of after: the launch latency between two
 // kernels overlaps the first one's tail, inside CUDA graphs too; sooner still when the kernel before it
-// calls allow_next_grid(). Such a kernel must call
-// wait_prior_grid() before it reads or writes global memory; that waits until every kernel before it
-// in the stream has completed and its writes are visible. The wait is a no-op in a kernel launched the
-// ordinary way, and on devices before 9.0.
+// calls allow_next_grid(). Such a kernel must call wait_prior_grid() before it reads or writes global
+// memory that earlier kernels write; that waits until every kernel before it in the stream has
+// completed and its writes are visible. The wait is a no-op in a kernel launched the ordinary way, and
+// on devices before 9.0.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -61,7 +61,6 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
 
 template <typename TI, typename T>
 void launch(const LayerNormParams& p, unsigned blocks, cudaStream_t s) {
-  const auto aligned = [](const void* q, std::size_t n) { return reinterpret_cast<std::uintptr_t>(q) % n == 0; };
   const bool vec = p.dim % 128 == 0 && p.dim <= 2048 && p.src_ld % 4 == 0 && p.dst_ld % 4 == 0 &&
                    aligned(p.src, 4 * sizeof(TI)) && aligned(p.dst, 4 * sizeof(T)) && aligned(p.weight, 16) &&
                    aligned(p.bias, 16);

@@ -116,9 +116,9 @@ void tokens(const TokensArgs& a, cudaStream_t s) {
 void tokens_norm(const TokensArgs& a, const float* gamma, const float* beta, cudaStream_t s) {
   // The fused kernel takes x in fp32 with any normed type, or a 16-bit x normed into its own type (the
   // pairs sessions use); 16-byte loads need 16-byte aligned rows.
-  const auto aligned = [](const void* q) { return q == nullptr || reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
-  const bool vec = aligned(a.prefix) && aligned(a.patch_rows) && aligned(a.pos) && aligned(a.x) && aligned(a.normed) &&
-                   aligned(gamma) && aligned(beta);
+  const auto aligned16 = [](const void* q) { return q == nullptr || aligned(q, 16); };  // absent operands pass
+  const bool vec = aligned16(a.prefix) && aligned16(a.patch_rows) && aligned16(a.pos) && aligned16(a.x) &&
+                   aligned16(a.normed) && aligned16(gamma) && aligned16(beta);
   bool done = false;
   if (vec && a.x_dt == DT::f32) {
     with_storage_type(a.normed_dt, [&](auto n) { done = launch_tokens_norm<float, decltype(n)>(a, gamma, beta, s); });
