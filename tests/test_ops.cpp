@@ -851,20 +851,33 @@ TEST(CudaGemm, SmallVariantsAndDefaults) {
   p.in = 768;
   p.out = 2304;
   const bool hopper_build = !cuda::gemm_small_variants(p, 90).empty();  // sm_90a compiled in
-  // 768 = 12 k-tiles: splits 1, 2, 4 (not 8); 64 x 128 and 128 x 128 tiles need a split to fit in
-  // shared memory (12 x 24 or 32 KiB unsplit).
-  EXPECT_EQ(cuda::gemm_small_variants(p, 90),
-            hopper_build ? std::vector<int>({111, 112, 114, 122, 124, 132, 134}) : std::vector<int>{});
+  using cuda::gemm_small_variant;
+  // 768 = 12 k-tiles: splits 1, 2, 4 (not 8); every tile width built divides 2304; 64 x 128 and 128 x 128
+  // tiles need a split to fit in shared memory (12 x 24 or 32 KiB unsplit).
+  const std::vector<int> qkv_b1 = {gemm_small_variant(64, 64, 1, 1),   gemm_small_variant(64, 64, 1, 2),
+                                   gemm_small_variant(64, 64, 1, 4),   gemm_small_variant(64, 128, 1, 2),
+                                   gemm_small_variant(64, 128, 1, 4),  gemm_small_variant(128, 128, 1, 2),
+                                   gemm_small_variant(128, 128, 1, 4), gemm_small_variant(64, 72, 4, 1),
+                                   gemm_small_variant(64, 48, 4, 2),   gemm_small_variant(64, 96, 4, 2),
+                                   gemm_small_variant(64, 144, 4, 2),  gemm_small_variant(64, 192, 4, 2),
+                                   gemm_small_variant(128, 144, 2, 2), gemm_small_variant(128, 96, 2, 4),
+                                   gemm_small_variant(64, 96, 2, 4)};
+  EXPECT_EQ(cuda::gemm_small_variants(p, 90), hopper_build ? qkv_b1 : std::vector<int>{});
   EXPECT_EQ(cuda::gemm_small_default_variant(p, 90, 132) != 0, hopper_build);
   EXPECT_TRUE(cuda::gemm_small_variants(p, 80).empty());
-  EXPECT_EQ(cuda::gemm_small_variant_name(cuda::gemm_small_variant(3, 4)), "vitrt small gemm 128x128, split-k 4");
+  EXPECT_EQ(gemm_small_variant(64, 72, 4, 1), 107241);
+  EXPECT_EQ(cuda::gemm_small_variant_name(gemm_small_variant(128, 128, 1, 4)), "vitrt small gemm 128x128, split-k 4");
+  EXPECT_EQ(cuda::gemm_small_variant_name(gemm_small_variant(64, 72, 4, 1)),
+            "vitrt small gemm 64x72, W shared by 4, split-k 1");
+  EXPECT_FALSE(cuda::gemm_small_takes(p, 90, gemm_small_variant(64, 80, 1, 1)));  // a shape not built
+  EXPECT_FALSE(cuda::gemm_small_takes(p, 90, 111));                              // session 21's numbering
   const auto refused = [&](auto change) {
     cuda::GemmSmallParams q = p;
     change(q);
     return cuda::gemm_small_variants(q, 90).empty() && cuda::gemm_small_default_variant(q, 90, 132) == 0;
   };
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.in = 80; }));   // K not a multiple of 64
-  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.out = 200; }));  // N not a multiple of 64
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.out = 200; }));  // N a multiple of no tile width
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.lda = 770; }));  // rows not 16-byte aligned
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.ldd = 2306; }));
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.a = at((1 << 20) + 8); }));
@@ -873,9 +886,11 @@ TEST(CudaGemm, SmallVariantsAndDefaults) {
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.out_dt = DT::f16; }));  // bf16 in, fp16 out
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.rows = 0; }));
   p.in = 64 * 48;  // fc2's K: only splits that leave each block at most 13 (64 x 64) k-tiles fit
+  p.lda = p.in;
   for (int v : cuda::gemm_small_variants(p, 90)) EXPECT_GE(v % 10, 4) << v;
-  p.out = 64 * 3;  // N a multiple of 64 only: the 128-wide tiles drop out
-  for (int v : cuda::gemm_small_variants(p, 90)) EXPECT_EQ(v / 10, 11) << v;
+  EXPECT_EQ(cuda::gemm_small_variants(p, 90).empty(), !hopper_build);
+  p.out = 64 * 3;  // N = 192: the 128-wide tiles (and 72, 144) drop out
+  for (int v : cuda::gemm_small_variants(p, 90)) EXPECT_EQ(192 % (v / 100 % 1000), 0) << v;
 }
 
 // The small-batch GEMM (16-bit sessions, Hopper), every variant, against float64 references on the
@@ -977,7 +992,7 @@ TEST(CudaGemm, SmallGemm) {
   bad.rows = 4;
   bad.in = 96;
   bad.out = 128;
-  bad.variant = cuda::gemm_small_variant(1, 1);
+  bad.variant = cuda::gemm_small_variant(64, 64, 1, 1);
   EXPECT_THROW(cuda::gemm_small(bad, arch, nullptr), vitrt::Error);
 }
 

@@ -3,6 +3,7 @@
 // (first run eager, second captured, then replayed).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -29,8 +30,21 @@ namespace vitrt {
 namespace {
 
 constexpr std::size_t kWorkspaceBytes = 32u << 20;
-// Smallest batch whose plans use dependent launches (launch.cuh); see begin_run.
+// Smallest batch whose plans use dependent launches (launch.cuh); see begin_run. VITRT_PDL_MIN_BATCH
+// overrides it (for measurements).
 constexpr int kDependentLaunchMinBatch = 8;
+int dependent_launch_min_batch() {
+  static const int batch = [] {
+    const char* env = std::getenv("VITRT_PDL_MIN_BATCH");
+    if (!env || !*env) return kDependentLaunchMinBatch;
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    VITRT_CHECK(end && *end == 0 && v >= 1 && v <= 1 << 20, "VITRT_PDL_MIN_BATCH must be a batch size >= 1, not '",
+                env, "'");
+    return static_cast<int>(v);
+  }();
+  return batch;
+}
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 19)) >> 20) + " MiB"; }
 
@@ -156,7 +170,7 @@ class CudaBackend final : public Backend {
     // Dependent launches (launch.cuh; the LayerNorm / token and TF32 GEMM groups unless VITRT_PDL says
     // otherwise), measured on the H200: bf16 -3.6% to +0.8% forward time at batch 8 by run, within ±1%
     // from 16 up, 0 to +0.9% at batches 1 and 2 (docs/performance.md, session 13).
-    cuda::allow_dependent_launch(batch >= kDependentLaunchMinBatch);
+    cuda::allow_dependent_launch(batch >= dependent_launch_min_batch());
     if (current_->graph) {
       mode_ = Mode::replay;
     } else if (graphs_ && current_->runs > 0) {
@@ -248,7 +262,7 @@ class CudaBackend final : public Backend {
                                   props_.multiProcessorCount,
                                   props_.major * 10 + props_.minor,
                                   tuner_->tuning() ? l2_flush() : cuda::L2Flush{},
-                                  plan_batch_ >= kDependentLaunchMinBatch};
+                                  plan_batch_ >= dependent_launch_min_batch()};
       auto op = std::make_unique<cuda::LinearOp>(lt_, a, w, b, precision_, ctx);
       // Our TF32 GEMM's tensor cores read only the TF32 bits of fp32 operands (truncation). It gets W
       // rounded to the nearest TF32 once, here, and A rounded by the LayerNorm that writes it, when that

@@ -13,18 +13,19 @@
 // (r + 1) BM / split - 1 from every block of the cluster in rank order, adds bias (and the residual),
 // applies the activation and writes 4 consecutive outputs per thread; a second cluster barrier keeps
 // every block's shared memory alive until the others have read it.
-#include "backend/cuda/gemm_small.cuh"
-
 #include <cuda.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <limits>
+#include <utility>
 
 #include "backend/cuda/activation_fn.cuh"
 #include "backend/cuda/cp_async.cuh"  // smem_addr
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
+#include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/tensor_map.h"
@@ -34,28 +35,26 @@
 namespace vitrt::cuda {
 namespace {
 
-constexpr int kBK = 64;                  // K columns per k-tile (128 bytes of 16-bit values)
-constexpr int kMaxSmem = 227 * 1024;     // dynamic shared memory a block may have on sm_90
-constexpr int kBarrierBytes = 1024;      // mbarriers, one per k-tile (keeps the operands 1024-aligned)
+constexpr int kBK = 64;               // K columns per k-tile (128 bytes of 16-bit values)
+constexpr int kMaxSmem = 227 * 1024;  // dynamic shared memory a block may have on sm_90
+constexpr int kBarrierBytes = 1024;   // mbarriers, one per k-tile (keeps the operands 1024-aligned)
+constexpr int kMaxCluster = 8;        // portable cluster size
 
-struct Tile {
-  int wg, nb;  // consumer warpgroups (64 rows each), 64-column pieces of N
+// A variant's shape (gemm_small.cuh): rows per block (64 per consumer warpgroup), columns per block,
+// blocks of the cluster along M that share W's copies (multicast), and the split of K.
+struct Shape {
+  int bm = 0, bn = 0, mc = 0, split = 0;
 };
-constexpr Tile tile_of(int variant) {
-  switch ((variant - 100) / 10) {
-    case 1: return {1, 1};
-    case 2: return {1, 2};
-    case 3: return {2, 2};
-    default: return {0, 0};
-  }
-}
-constexpr int split_of(int variant) { return (variant - 100) % 10; }
+constexpr Shape shape_of(int v) { return {v / 100000 * 64, v / 100 % 1000, v / 10 % 10, v % 10}; }
+// Floats per row of the fp32 partial tile: a stride of 8 (mod 32) words puts the 8 rows of a warp's
+// 64-bit stores on distinct bank pairs.
+constexpr int partial_ld(int bn) { return bn + (40 - bn % 32) % 32; }
 
 // Operand bytes of one block (all its k-tiles), and its shared memory: alignment slack, barriers, and
 // the larger of the operands and the fp32 partial tile that reuses them.
-int operand_bytes(Tile t, int tiles) { return tiles * (64 * t.wg + 64 * t.nb) * 128; }
-int smem_bytes(Tile t, int tiles) {
-  const int partial = 64 * t.wg * (64 * t.nb + 8) * 4;
+int operand_bytes(Shape t, int tiles) { return tiles * (t.bm + t.bn) * 128; }
+int smem_bytes(Shape t, int tiles) {
+  const int partial = t.bm * partial_ld(t.bn) * 4;
   return 1024 + kBarrierBytes + std::max(operand_bytes(t, tiles), partial);
 }
 
@@ -70,7 +69,8 @@ struct GemmSmallArgs {
 
 #ifdef VITRT_WGMMA_DEVICE
 __device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::
+                   : "memory");
 }
 // Four floats at shared address `addr` in the shared memory of the cluster's block `rank`.
 __device__ __forceinline__ float4 load_cluster4(unsigned addr, unsigned rank) {
@@ -108,37 +108,71 @@ __device__ __forceinline__ void finish4(const GemmSmallArgs& p, float4 v, std::i
 }
 #endif  // VITRT_WGMMA_DEVICE
 
-template <typename T, int WG, int NB, int Split>
+#ifdef VITRT_WGMMA_DEVICE
+// acc[0 .. BN / 8) (+)= A B^T for one k16 step of a 64 x BN tile, issued as n64 pieces, then n16, then
+// an n8 (BN = 64 a + 16 b + 8 c): every piece's accumulator index is a compile-time constant.
+template <typename T, int BN, int... J64, int... J16, int... J8>
+__device__ __forceinline__ void mma_pieces(float (&acc)[BN / 8][4], const Sw128Desc& ad, const Sw128Desc& bd,
+                                           int k16, int accumulate, std::integer_sequence<int, J64...>,
+                                           std::integer_sequence<int, J16...>,
+                                           std::integer_sequence<int, J8...>) {
+  const std::uint64_t a = ad.at(32 * k16);
+  (wgmma_ss_n64_at<T, 8 * J64>(acc, a, bd.at(64 * 128 * J64 + 32 * k16), accumulate), ...);
+  constexpr int kAfter64 = BN / 64 * 64;
+  (wgmma_ss_n16<T, kAfter64 / 16 + J16>(acc, a, bd.at((kAfter64 + 16 * J16) * 128 + 32 * k16), accumulate),
+   ...);
+  (wgmma_ss_n8<T, BN / 8 - 1 + J8>(acc, a, bd.at((BN - 8) * 128 + 32 * k16), accumulate), ...);
+}
+#endif
+
+template <typename T, int WG, int BN, int MC, int Split>
 __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_constant__ GemmSmallArgs p) {
 #ifdef VITRT_WGMMA_DEVICE
-  constexpr int kBM = 64 * WG, kBN = 64 * NB, kLds = kBN + 8;
-  constexpr unsigned kABytes = kBM * 128, kTile = (kBM + kBN) * 128;
+  constexpr int kBM = 64 * WG, kLds = partial_ld(BN);
+  constexpr unsigned kABytes = kBM * 128, kTile = (kBM + BN) * 128;
+  constexpr bool kCluster = MC * Split > 1;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
   const unsigned bars = smem_addr(sm), ops = bars + kBarrierBytes;
   const int tid = static_cast<int>(threadIdx.x), tiles = p.tiles;
-  unsigned rank = 0;
-  if constexpr (Split > 1) asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
-  const int n0 = static_cast<int>(blockIdx.x) * kBN, m0 = static_cast<int>(blockIdx.y) * kBM;
-  const int k0 = static_cast<int>(rank) * tiles * kBK;
+  // Cluster (1, MC, Split): this block's place among the MC blocks that share W's copies (mi) and among
+  // the Split blocks that share the output tile (ki); its cluster rank is mi + MC ki.
+  unsigned mi = 0, ki = 0;
+  if constexpr (MC > 1) asm volatile("mov.u32 %0, %%cluster_ctaid.y;\n" : "=r"(mi));
+  if constexpr (Split > 1) asm volatile("mov.u32 %0, %%cluster_ctaid.z;\n" : "=r"(ki));
+  const int n0 = static_cast<int>(blockIdx.x) * BN, m0 = static_cast<int>(blockIdx.y) * kBM;
+  const int k0 = static_cast<int>(ki) * tiles * kBK;
   if (tid == 0) {
     for (int kt = 0; kt < tiles; ++kt) mbar_init(bars + 8 * kt, 1);
     mbar_init_fence();
   }
-  __syncthreads();
+  // Copies from the other blocks of the cluster complete on this block's barriers: they must exist first.
+  if constexpr (MC > 1)
+    cluster_sync();
+  else
+    __syncthreads();
   // W is constant for the whole forward: its copies start before the kernels this one depends on end.
+  // With MC > 1 each of the MC blocks copies every MC-th k-tile of W into all of them.
   if (tid == 0)
     for (int kt = 0; kt < tiles; ++kt) {
       mbar_arrive_expect(bars + 8 * kt, kTile);
-      tma_load_2d(ops + kt * kTile + kABytes, &p.w_map, k0 + kt * kBK, n0, bars + 8 * kt);
+      const unsigned dst = ops + kt * kTile + kABytes;
+      if constexpr (MC > 1) {
+        if (kt % MC == static_cast<int>(mi))
+          tma_load_2d_multicast(dst, &p.w_map, k0 + kt * kBK, n0, bars + 8 * kt,
+                                static_cast<std::uint16_t>(((1u << MC) - 1) << (MC * ki)));
+      } else {
+        tma_load_2d(dst, &p.w_map, k0 + kt * kBK, n0, bars + 8 * kt);
+      }
     }
   wait_prior_grid();  // A, and D when accumulating, come from the kernels before this one
   allow_next_grid();
   if (tid == 0)
-    for (int kt = 0; kt < tiles; ++kt) tma_load_2d(ops + kt * kTile, &p.a_map, k0 + kt * kBK, m0, bars + 8 * kt);
+    for (int kt = 0; kt < tiles; ++kt)
+      tma_load_2d(ops + kt * kTile, &p.a_map, k0 + kt * kBK, m0, bars + 8 * kt);
 
   const int wg = tid / 128, lane = tid % 32;
-  float d[NB][8][4];
+  float d[BN / 8][4];
   for (int kt = 0; kt < tiles; ++kt) {
     mbar_wait(bars + 8 * kt, 0);
     const unsigned tile = ops + static_cast<unsigned>(kt) * kTile;
@@ -146,42 +180,41 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
     wgmma_fence();
 #pragma unroll
     for (int k16 = 0; k16 < kBK / 16; ++k16)
-#pragma unroll
-      for (int nb = 0; nb < NB; ++nb)
-        wgmma_ss_n64<T>(d[nb], ad.at(32 * k16), bd.at(64 * 128 * nb + 32 * k16), kt > 0 || k16 > 0);
+      mma_pieces<T, BN>(d, ad, bd, k16, kt > 0 || k16 > 0, std::make_integer_sequence<int, BN / 64>{},
+                        std::make_integer_sequence<int, BN % 64 / 16>{},
+                        std::make_integer_sequence<int, BN % 16 / 8>{});
     wgmma_commit();
   }
   wgmma_wait<0>();
-#pragma unroll
-  for (int nb = 0; nb < NB; ++nb) fence_regs(d[nb]);
+  fence_regs(d);
 
   // Partial sums into this block's shared memory (over the operands: every warpgroup is done with them).
   __syncthreads();
   float* const partial = reinterpret_cast<float*>(sm + kBarrierBytes);
   const int r0 = wg * 64 + (tid % 128) / 32 * 16 + lane / 4, c0 = 2 * (lane % 4);
 #pragma unroll
-  for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      float* const at = partial + r0 * kLds + nb * 64 + 8 * j + c0;
-      *reinterpret_cast<float2*>(at) = make_float2(d[nb][j][0], d[nb][j][1]);
-      *reinterpret_cast<float2*>(at + 8 * kLds) = make_float2(d[nb][j][2], d[nb][j][3]);
-    }
-  if constexpr (Split > 1) cluster_sync();
-  else __syncthreads();
+  for (int j = 0; j < BN / 8; ++j) {
+    float* const at = partial + r0 * kLds + 8 * j + c0;
+    *reinterpret_cast<float2*>(at) = make_float2(d[j][0], d[j][1]);
+    *reinterpret_cast<float2*>(at + 8 * kLds) = make_float2(d[j][2], d[j][3]);
+  }
+  if constexpr (Split > 1)
+    cluster_sync();
+  else
+    __syncthreads();
 
-  constexpr int kRows = kBM / Split, kChunks = kRows * kBN / 4;
+  constexpr int kRows = kBM / Split, kChunks = kRows * BN / 4;
   for (int c = tid; c < kChunks; c += WG * 128) {
-    const int r = static_cast<int>(rank) * kRows + c / (kBN / 4), col = c % (kBN / 4) * 4;
+    const int r = static_cast<int>(ki) * kRows + c / (BN / 4), col = c % (BN / 4) * 4;
     const std::int64_t row = m0 + r;
     if (row >= p.rows) continue;
     float4 v;
     if constexpr (Split > 1) {
       const unsigned at = ops + static_cast<unsigned>((r * kLds + col) * 4);
-      v = load_cluster4(at, 0);
+      v = load_cluster4(at, mi);
 #pragma unroll
       for (unsigned q = 1; q < Split; ++q) {  // rank order: the sum does not depend on timing
-        const float4 x = load_cluster4(at, q);
+        const float4 x = load_cluster4(at, mi + MC * q);
         v.x += x.x;
         v.y += x.y;
         v.z += x.z;
@@ -190,22 +223,26 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
     } else {
       v = *reinterpret_cast<const float4*>(partial + r * kLds + col);
     }
-    if (p.out_f32) finish4<float>(p, v, row, n0 + col);
-    else finish4<T>(p, v, row, n0 + col);
+    if (p.out_f32)
+      finish4<float>(p, v, row, n0 + col);
+    else
+      finish4<T>(p, v, row, n0 + col);
   }
-  if constexpr (Split > 1) cluster_sync();  // the other blocks may still read this one's partial sums
+  // With Split > 1 the other blocks may still read this one's partial sums; with MC > 1 no block leaves
+  // while copies it issued into the others may be in flight.
+  if constexpr (kCluster) cluster_sync();
 #else
   (void)p;
 #endif
 }
 
-template <typename T, int WG, int NB, int Split>
+template <typename T, int WG, int BN, int MC, int Split>
 void launch(const GemmSmallParams& p, cudaStream_t s) {
-  constexpr Tile t{WG, NB};
+  constexpr Shape t{64 * WG, BN, MC, Split};
   const int tiles = p.in / kBK / Split, bytes = smem_bytes(t, tiles);
   const bool f16 = p.in_dt == DT::f16;
   const GemmSmallArgs args{matrix_tensor_map(p.a, f16, p.rows, p.in, p.lda, 64 * WG),
-                           matrix_tensor_map(p.w, f16, p.out, p.in, p.in, 64 * NB),
+                           matrix_tensor_map(p.w, f16, p.out, p.in, p.in, BN),
                            p.bias,
                            p.d,
                            p.ldd,
@@ -214,57 +251,63 @@ void launch(const GemmSmallParams& p, cudaStream_t s) {
                            p.out_dt == DT::f32,
                            static_cast<int>(p.act),
                            p.accumulate};
-  const dim3 grid(static_cast<unsigned>(p.out / (64 * NB)), static_cast<unsigned>((p.rows + 64 * WG - 1) / (64 * WG)),
+  const std::int64_t m_tiles = (p.rows + 64 * WG - 1) / (64 * WG);
+  const dim3 grid(static_cast<unsigned>(p.out / BN), static_cast<unsigned>((m_tiles + MC - 1) / MC * MC),
                   Split);
-  allow_dynamic_smem(gemm_small_kernel<T, WG, NB, Split>, bytes);
-  launch_dependent_cluster(Pdl::gemm, gemm_small_kernel<T, WG, NB, Split>, grid, dim3(WG * 128), bytes, s,
-                           dim3(1, 1, Split), args);
+  allow_dynamic_smem(gemm_small_kernel<T, WG, BN, MC, Split>, bytes);
+  launch_dependent_cluster(Pdl::gemm, gemm_small_kernel<T, WG, BN, MC, Split>, grid, dim3(WG * 128), bytes, s,
+                           dim3(1, MC, Split), args);
 }
 
-template <typename T, int WG, int NB>
-void launch_split(const GemmSmallParams& p, int split, cudaStream_t s) {
-  switch (split) {
-    case 1: launch<T, WG, NB, 1>(p, s); break;
-    case 2: launch<T, WG, NB, 2>(p, s); break;
-    case 4: launch<T, WG, NB, 4>(p, s); break;
-    default: launch<T, WG, NB, 8>(p, s); break;
-  }
-}
+// The variants built: (rows, columns, W shared by, split-K). The 64-row ones with W shared by 4 blocks
+// fit the 197-row GEMMs of batch 1 in one wave of <= 128 blocks (4 M tiles); the rest serve taller or
+// longer-K shapes.
+#define VITRT_SMALL_GEMM_VARIANTS(X)                                                                    \
+  X(1, 64, 1, 1)                                                                                        \
+  X(1, 64, 1, 2) X(1, 64, 1, 4) X(1, 64, 1, 8) X(1, 128, 1, 2) X(1, 128, 1, 4) X(1, 128, 1, 8)          \
+      X(2, 128, 1, 2) X(2, 128, 1, 4) X(2, 128, 1, 8) X(1, 72, 4, 1) X(1, 48, 4, 2) X(1, 96, 4, 2)      \
+          X(1, 144, 4, 2) X(1, 192, 4, 2) X(1, 192, 1, 8) X(2, 96, 1, 8) X(2, 144, 2, 2) X(2, 96, 2, 4) \
+              X(1, 96, 2, 4)
 
 template <typename T>
 void launch_variant(const GemmSmallParams& p, cudaStream_t s) {
-  const int split = split_of(p.variant);
-  switch (tile_of(p.variant).nb * 10 + tile_of(p.variant).wg) {
-    case 11: launch_split<T, 1, 1>(p, split, s); break;
-    case 21: launch_split<T, 1, 2>(p, split, s); break;
-    default: launch_split<T, 2, 2>(p, split, s); break;
+  switch (p.variant) {
+#define VITRT_CASE(WG, BN, MC, SPLIT)              \
+  case gemm_small_variant(64 * WG, BN, MC, SPLIT): \
+    launch<T, WG, BN, MC, SPLIT>(p, s);            \
+    break;
+    VITRT_SMALL_GEMM_VARIANTS(VITRT_CASE)
+#undef VITRT_CASE
+    default:
+      VITRT_CHECK(false, "internal: small GEMM variant ", p.variant, " is not built");
   }
 }
 
-constexpr int kVariants[] = {gemm_small_variant(1, 1), gemm_small_variant(1, 2), gemm_small_variant(1, 4),
-                             gemm_small_variant(1, 8), gemm_small_variant(2, 1), gemm_small_variant(2, 2),
-                             gemm_small_variant(2, 4), gemm_small_variant(2, 8), gemm_small_variant(3, 1),
-                             gemm_small_variant(3, 2), gemm_small_variant(3, 4), gemm_small_variant(3, 8)};
+constexpr int kVariants[] = {
+#define VITRT_ENTRY(WG, BN, MC, SPLIT) gemm_small_variant(64 * WG, BN, MC, SPLIT),
+    VITRT_SMALL_GEMM_VARIANTS(VITRT_ENTRY)
+#undef VITRT_ENTRY
+};
 
 }  // namespace
 
 bool gemm_small_takes(const GemmSmallParams& p, int arch, int variant) {
 #ifdef VITRT_CUDA_SM90A
-  const Tile t = tile_of(variant);
-  const int split = split_of(variant);
-  if (t.wg == 0 || (split != 1 && split != 2 && split != 4 && split != 8)) return false;
-  const int bm = 64 * t.wg, bn = 64 * t.nb;
+  if (std::find(std::begin(kVariants), std::end(kVariants), variant) == std::end(kVariants)) return false;
+  const Shape t = shape_of(variant);
   const int out_bytes = p.out_dt == DT::f32 ? 4 : 2;
-  const bool types = (p.in_dt == DT::bf16 || p.in_dt == DT::f16) && (p.out_dt == DT::f32 || p.out_dt == p.in_dt);
-  const bool shape = arch == 90 && p.rows > 0 && (p.rows + bm - 1) / bm <= 65535 && p.in > 0 &&
-                     p.in % (kBK * split) == 0 && p.out > 0 && p.out % bn == 0;
+  const bool types =
+      (p.in_dt == DT::bf16 || p.in_dt == DT::f16) && (p.out_dt == DT::f32 || p.out_dt == p.in_dt);
+  const std::int64_t m_tiles = (p.rows + t.bm - 1) / t.bm;
+  const bool shape = arch == 90 && t.mc * t.split <= kMaxCluster && p.rows > 0 && (m_tiles + t.mc - 1) / t.mc * t.mc <= 65535 && p.in > 0 &&
+                     p.in % (kBK * t.split) == 0 && p.out > 0 && p.out % t.bn == 0;
   const bool layout = p.a && p.w && p.d && p.bias && p.lda >= p.in && p.lda % 8 == 0 && aligned(p.a, 16) &&
                       aligned(p.w, 16) && p.ldd >= p.out && p.ldd % 4 == 0 && aligned(p.d, 4 * out_bytes) &&
                       aligned(p.bias, 4 * out_bytes);
   const bool epilogue =
       p.act == Epilogue::none || p.act == Epilogue::gelu_erf || p.act == Epilogue::quick_gelu;
   if (!(types && shape && layout && epilogue)) return false;
-  const int tiles = p.in / kBK / split;
+  const int tiles = p.in / kBK / t.split;
   return tiles * 8 <= kBarrierBytes && smem_bytes(t, tiles) <= kMaxSmem;
 #else
   (void)p;
@@ -282,18 +325,26 @@ std::vector<int> gemm_small_variants(const GemmSmallParams& p, int arch) {
 }
 
 int gemm_small_default_variant(const GemmSmallParams& p, int arch, int sm_count) {
+  // A rough time model, in units of one SM's cycles: the waves the grid needs (clusters of up to 8
+  // blocks fit in a GPC), and per wave the larger of what one block moves into its shared memory
+  // (~64 bytes a cycle) plus its tensor work (~2048 multiply-adds a cycle), and what all blocks read
+  // from L2 together (~24 bytes a cycle per SM: the copies of W shared by MC blocks are read once).
   int best = 0;
   double best_cost = std::numeric_limits<double>::infinity();
   for (int v : kVariants) {
     if (!gemm_small_takes(p, arch, v)) continue;
-    const Tile t = tile_of(v);
-    const int split = split_of(v), tiles = p.in / kBK / split;
-    const std::int64_t blocks = (p.rows + 64 * t.wg - 1) / (64 * t.wg) * (p.out / (64 * t.nb)) * split;
+    const Shape t = shape_of(v);
+    const int tiles = p.in / kBK / t.split;
+    const std::int64_t m_tiles = (p.rows + t.bm - 1) / t.bm, m_grid = (m_tiles + t.mc - 1) / t.mc * t.mc;
+    const std::int64_t blocks = m_grid * (p.out / t.bn) * t.split;
     const std::int64_t per_sm = std::max(1, kMaxSmem / smem_bytes(t, tiles));
     const std::int64_t waves = (blocks + per_sm * sm_count - 1) / (per_sm * sm_count);
-    // Bytes each block reads (its operands, and the partial sums of the other blocks of its cluster).
-    const double bytes = operand_bytes(t, tiles) + (split > 1 ? 64.0 * t.wg * 64 * t.nb * 4 : 0.0);
-    const double cost = static_cast<double>(waves) * bytes;
+    const double block_bytes = operand_bytes(t, tiles) + (t.split > 1 ? t.bm * t.bn * 4.0 : 0.0);
+    const double block = block_bytes / 64.0 + static_cast<double>(t.bm) * t.bn * tiles * kBK / 2048.0;
+    const double l2 =
+        (static_cast<double>(blocks) * tiles * (t.bm + static_cast<double>(t.bn) / t.mc) * 128.0) /
+        (24.0 * std::min<std::int64_t>(blocks, per_sm * sm_count));
+    const double cost = static_cast<double>(waves) * std::max(block, l2);
     if (cost < best_cost) {
       best_cost = cost;
       best = v;
@@ -303,19 +354,24 @@ int gemm_small_default_variant(const GemmSmallParams& p, int arch, int sm_count)
 }
 
 std::string gemm_small_variant_name(int variant) {
-  const Tile t = tile_of(variant);
-  if (t.wg == 0) return "vitrt small gemm variant " + std::to_string(variant);
-  return "vitrt small gemm " + std::to_string(64 * t.wg) + "x" + std::to_string(64 * t.nb) + ", split-k " +
-         std::to_string(split_of(variant));
+  const Shape t = shape_of(variant);
+  if (std::find(std::begin(kVariants), std::end(kVariants), variant) == std::end(kVariants))
+    return "vitrt small gemm variant " + std::to_string(variant);
+  return "vitrt small gemm " + std::to_string(t.bm) + "x" + std::to_string(t.bn) +
+         (t.mc > 1 ? ", W shared by " + std::to_string(t.mc) : std::string()) + ", split-k " +
+         std::to_string(t.split);
 }
 
 void gemm_small(const GemmSmallParams& p, int arch, cudaStream_t s) {
   VITRT_CHECK(gemm_small_takes(p, arch, p.variant), "small GEMM: ", gemm_small_variant_name(p.variant),
               " does not take a ", p.rows, "x", p.in, "x", p.out, " GEMM (", dt_name(p.in_dt), " -> ",
               dt_name(p.out_dt), ") on compute capability ", arch,
-              " (it needs sm_90a, 16-bit operands, K a multiple of 64 per split, N of the tile width, aligned rows)");
-  if (p.in_dt == DT::f16) launch_variant<__half>(p, s);
-  else launch_variant<__nv_bfloat16>(p, s);
+              " (it needs sm_90a, 16-bit operands, K a multiple of 64 per split, N a multiple of the tile "
+              "width, aligned rows)");
+  if (p.in_dt == DT::f16)
+    launch_variant<__half>(p, s);
+  else
+    launch_variant<__nv_bfloat16>(p, s);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -9,11 +9,17 @@
 // into shared memory *before* griddepcontrol.wait, so that part overlaps the kernel before it, then
 // lets the kernel after it launch (griddepcontrol.launch_dependents) and only then reads A.
 //
-// Shape of the work: a block computes a BM x BN tile (BM = 64 per consumer warpgroup, BN = 64 or 128)
-// over K / split columns, all of which fit in shared memory at once (one mbarrier per 64-column
-// k-tile, no stage reuse). With split > 1 the blocks of one tile form a thread-block cluster along K,
-// and their fp32 partial sums are added through distributed shared memory in a fixed order (the
-// result does not depend on timing); each block of the cluster finishes BM / split rows.
+// Shape of the work: a block computes a BM x BN tile (BM = 64 per consumer warpgroup, BN a multiple of
+// 8, issued as n64 / n16 / n8 wgmma pieces) over K / split columns, all of which fit in shared memory
+// at once (one mbarrier per 64-column k-tile, no stage reuse). The blocks form a thread-block cluster
+// of MC x split:
+// - the MC blocks of consecutive M tiles share W's k-tiles: each copies every MC-th one into all of
+//   them (TMA multicast), so W leaves L2 once per MC row tiles;
+// - the split blocks of one output tile divide K, and their fp32 partial sums are added through
+//   distributed shared memory in a fixed order (the result does not depend on timing); each finishes
+//   BM / split rows.
+// Tile widths other than 64 / 128 exist so that the GEMMs of batch 1 (197 rows: 4 M tiles) fill the
+// GPU in one wave (qkv: 4 x 32 tiles of 64 x 72).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -42,8 +48,11 @@ struct GemmSmallParams {
   int variant = 0;                // one of gemm_small_variants(); 0 = none
 };
 
-// Variants: 100 + 10 * tile + split, tile 1 = 64 x 64, 2 = 64 x 128, 3 = 128 x 128, split 1, 2, 4, 8.
-constexpr int gemm_small_variant(int tile, int split) { return 100 + 10 * tile + split; }
+// A variant's number: 100000 * BM / 64 + 100 * BN + 10 * MC + split, e.g. 107241 for 64 x 72 tiles with
+// W shared by 4 blocks and K unsplit. Only the combinations gemm_small.cu builds exist.
+constexpr int gemm_small_variant(int bm, int bn, int mc, int split) {
+  return 100000 * (bm / 64) + 100 * bn + 10 * mc + split;
+}
 
 // The variants that take this GEMM on a device of compute capability `arch` (major * 10 + minor);
 // empty when none does (not sm_90a, K not a multiple of 64 per split, N not a multiple of the tile,

@@ -54,6 +54,16 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(col), "r"(row), "r"(bar)
       : "memory");
 }
+// The same 2-D box into shared memory at dst in every block of the cluster named by `mask` (bit r: the
+// block of cluster rank r), completing its bytes on the mbarrier at bar in each of them.
+__device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const CUtensorMap* map, int col, int row,
+                                                      unsigned bar, std::uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(col), "r"(row), "r"(bar), "h"(mask)
+      : "memory");
+}
 // Orders this thread's generic-proxy accesses to shared memory before later async-proxy ones (a TMA
 // copy into the same bytes, a wgmma reading them).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }

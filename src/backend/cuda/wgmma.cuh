@@ -145,6 +145,44 @@ __device__ __forceinline__ void wgmma_ss_n16(float (&d)[R][4], std::uint64_t a_d
   else VITRT_WGMMA_SS_N16("bf16");
 }
 
+// The same n64 shape on accumulator tiles O .. O + 7 of a wider accumulator d[R][4] (a GEMM tile of
+// R * 8 columns issued as n64 / n16 / n8 pieces), and an n8 piece on tile C, both from shared memory.
+#define VITRT_WGMMA_D32_AT \
+  "+f"(d[O + 0][0]), "+f"(d[O + 0][1]), "+f"(d[O + 0][2]), "+f"(d[O + 0][3]), "+f"(d[O + 1][0]), \
+      "+f"(d[O + 1][1]), "+f"(d[O + 1][2]), "+f"(d[O + 1][3]), "+f"(d[O + 2][0]), "+f"(d[O + 2][1]), \
+      "+f"(d[O + 2][2]), "+f"(d[O + 2][3]), "+f"(d[O + 3][0]), "+f"(d[O + 3][1]), "+f"(d[O + 3][2]), \
+      "+f"(d[O + 3][3]), "+f"(d[O + 4][0]), "+f"(d[O + 4][1]), "+f"(d[O + 4][2]), "+f"(d[O + 4][3]), \
+      "+f"(d[O + 5][0]), "+f"(d[O + 5][1]), "+f"(d[O + 5][2]), "+f"(d[O + 5][3]), "+f"(d[O + 6][0]), \
+      "+f"(d[O + 6][1]), "+f"(d[O + 6][2]), "+f"(d[O + 6][3]), "+f"(d[O + 7][0]), "+f"(d[O + 7][1]), \
+      "+f"(d[O + 7][2]), "+f"(d[O + 7][3])
+#define VITRT_WGMMA_SS_N64_AT(TYPE)                                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                          \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " VITRT_WGMMA_D32_LIST \
+               ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                    \
+               : VITRT_WGMMA_D32_AT                                                                  \
+               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
+#define VITRT_WGMMA_SS_N8(TYPE)                                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"                                       \
+               "wgmma.mma_async.sync.aligned.m64n8k16.f32." TYPE "." TYPE                         \
+               " {%0, %1, %2, %3}, %4, %5, p, 1, 1, 0, 0;\n}\n"                                  \
+               : "+f"(d[C][0]), "+f"(d[C][1]), "+f"(d[C][2]), "+f"(d[C][3])                       \
+               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
+
+template <typename T, int O, int R>
+__device__ __forceinline__ void wgmma_ss_n64_at(float (&d)[R][4], std::uint64_t a_desc, std::uint64_t b_desc,
+                                                int accumulate) {
+  static_assert(O >= 0 && O + 8 <= R, "n64 piece outside the accumulator");
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N64_AT("f16");
+  else VITRT_WGMMA_SS_N64_AT("bf16");
+}
+
+template <typename T, int C, int R>
+__device__ __forceinline__ void wgmma_ss_n8(float (&d)[R][4], std::uint64_t a_desc, std::uint64_t b_desc, int accumulate) {
+  static_assert(C >= 0 && C < R, "n8 piece outside the accumulator");
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N8("f16");
+  else VITRT_WGMMA_SS_N8("bf16");
+}
+
 // D[64 x 8] (+)= A[64 x 16] B[16 x 8], A from registers, B K-major from shared memory. d holds rows g
 // and g + 8, columns 2t and 2t + 1 of the warp's 16 rows (the layout of one 8-wide accumulator tile).
 #define VITRT_WGMMA_RS_N8(TYPE)                                                                              \
