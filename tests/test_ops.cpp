@@ -852,24 +852,23 @@ TEST(CudaGemm, SmallVariantsAndDefaults) {
   p.out = 2304;
   const bool hopper_build = !cuda::gemm_small_variants(p, 90).empty();  // sm_90a compiled in
   using cuda::gemm_small_variant;
-  // 768 = 12 k-tiles: splits 1, 2, 4 (not 8); every tile width built divides 2304; 64 x 128 and 128 x 128
-  // tiles need a split to fit in shared memory (12 x 24 or 32 KiB unsplit).
+  // 768 = 12 k-tiles: splits 1, 2, 4 (not 8); 64 x 128 and 128 x 128 tiles need a split to fit in shared
+  // memory (12 x 24 or 32 KiB unsplit); 80, 104 and 208 do not divide 2304 (the last tile is partial).
   const std::vector<int> qkv_b1 = {gemm_small_variant(64, 64, 1, 1),   gemm_small_variant(64, 64, 1, 2),
                                    gemm_small_variant(64, 64, 1, 4),   gemm_small_variant(64, 128, 1, 2),
                                    gemm_small_variant(64, 128, 1, 4),  gemm_small_variant(128, 128, 1, 2),
-                                   gemm_small_variant(128, 128, 1, 4), gemm_small_variant(64, 72, 4, 1),
+                                   gemm_small_variant(128, 128, 1, 4), gemm_small_variant(64, 80, 4, 1),
                                    gemm_small_variant(64, 48, 4, 2),   gemm_small_variant(64, 96, 4, 2),
-                                   gemm_small_variant(64, 144, 4, 2),  gemm_small_variant(64, 192, 4, 2),
-                                   gemm_small_variant(128, 144, 2, 2), gemm_small_variant(128, 96, 2, 4),
-                                   gemm_small_variant(64, 96, 2, 4)};
+                                   gemm_small_variant(64, 208, 4, 2),  gemm_small_variant(128, 104, 2, 2),
+                                   gemm_small_variant(128, 96, 2, 4),  gemm_small_variant(64, 96, 2, 4)};
   EXPECT_EQ(cuda::gemm_small_variants(p, 90), hopper_build ? qkv_b1 : std::vector<int>{});
   EXPECT_EQ(cuda::gemm_small_default_variant(p, 90, 132) != 0, hopper_build);
   EXPECT_TRUE(cuda::gemm_small_variants(p, 80).empty());
-  EXPECT_EQ(gemm_small_variant(64, 72, 4, 1), 107241);
+  EXPECT_EQ(gemm_small_variant(64, 80, 4, 1), 108041);
   EXPECT_EQ(cuda::gemm_small_variant_name(gemm_small_variant(128, 128, 1, 4)), "vitrt small gemm 128x128, split-k 4");
-  EXPECT_EQ(cuda::gemm_small_variant_name(gemm_small_variant(64, 72, 4, 1)),
-            "vitrt small gemm 64x72, W shared by 4, split-k 1");
-  EXPECT_FALSE(cuda::gemm_small_takes(p, 90, gemm_small_variant(64, 80, 1, 1)));  // a shape not built
+  EXPECT_EQ(cuda::gemm_small_variant_name(gemm_small_variant(64, 80, 4, 1)),
+            "vitrt small gemm 64x80, W shared by 4, split-k 1");
+  EXPECT_FALSE(cuda::gemm_small_takes(p, 90, gemm_small_variant(64, 72, 4, 1)));  // a shape not built
   EXPECT_FALSE(cuda::gemm_small_takes(p, 90, 111));                              // session 21's numbering
   const auto refused = [&](auto change) {
     cuda::GemmSmallParams q = p;
@@ -877,7 +876,7 @@ TEST(CudaGemm, SmallVariantsAndDefaults) {
     return cuda::gemm_small_variants(q, 90).empty() && cuda::gemm_small_default_variant(q, 90, 132) == 0;
   };
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.in = 80; }));   // K not a multiple of 64
-  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.out = 200; }));  // N a multiple of no tile width
+  EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.out = 196; }));  // N not a multiple of 8
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.lda = 770; }));  // rows not 16-byte aligned
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.ldd = 2306; }));
   EXPECT_TRUE(refused([&](cuda::GemmSmallParams& q) { q.a = at((1 << 20) + 8); }));
@@ -889,15 +888,16 @@ TEST(CudaGemm, SmallVariantsAndDefaults) {
   p.lda = p.in;
   for (int v : cuda::gemm_small_variants(p, 90)) EXPECT_GE(v % 10, 4) << v;
   EXPECT_EQ(cuda::gemm_small_variants(p, 90).empty(), !hopper_build);
-  p.out = 64 * 3;  // N = 192: the 128-wide tiles (and 72, 144) drop out
-  for (int v : cuda::gemm_small_variants(p, 90)) EXPECT_EQ(192 % (v / 100 % 1000), 0) << v;
+  const std::vector<int> fc2 = cuda::gemm_small_variants(p, 90);
+  p.out = 200;  // N a multiple of 8 only: the same variants, with a partial last tile
+  EXPECT_EQ(cuda::gemm_small_variants(p, 90), fc2);
 }
 
 // The small-batch GEMM (16-bit sessions, Hopper), every variant, against float64 references on the
-// 16-bit operands: vit_base's qkv / proj / fc1 / fc2 shapes at 197 rows, a few rows, padded strides,
-// every epilogue, fp32 and 16-bit outputs, with and without a residual. Outputs are poisoned (or hold
-// the residual) before each run; the padding columns and the row past the end must stay untouched, and
-// a second run must give the same bits (the split-K sum has a fixed order).
+// 16-bit operands: vit_base's qkv / proj / fc1 / fc2 shapes at 197 rows, a few rows, N = 200 (partial
+// last tiles), padded strides, every epilogue, fp32 and 16-bit outputs, with and without a residual.
+// Outputs are poisoned (or hold the residual) before each run; the padding columns and the row past the
+// end must stay untouched, and a second run must give the same bits (the split-K sum has a fixed order).
 TEST(CudaGemm, SmallGemm) {
   if (!test::have_gpu()) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
@@ -919,7 +919,8 @@ TEST(CudaGemm, SmallGemm) {
                                          {197, 3072, 768, 0, 0, DT::bf16, DT::f32, Epilogue::none, true},
                                          {5, 512, 256, 8, 4, DT::f16, DT::f16, Epilogue::quick_gelu, true},
                                          {1, 128, 128, 0, 4, DT::f16, DT::f32, Epilogue::gelu_erf, false},
-                                         {577, 256, 192, 24, 0, DT::bf16, DT::bf16, Epilogue::none, true}}) {
+                                         {577, 256, 192, 24, 0, DT::bf16, DT::bf16, Epilogue::none, true},
+                                         {37, 512, 200, 0, 4, DT::bf16, DT::f32, Epilogue::gelu_erf, true}}) {
     const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
     Buffer xa(*be, static_cast<size_t>(c.rows * lda), c.in_dt), wa(*be, static_cast<size_t>(c.out) * c.in, c.in_dt),
         ba(*be, c.out, c.out_dt), da(*be, static_cast<size_t>((c.rows + 1) * ldd), c.out_dt);

@@ -38,6 +38,7 @@ namespace {
 constexpr int kBK = 64;               // K columns per k-tile (128 bytes of 16-bit values)
 constexpr int kMaxSmem = 227 * 1024;  // dynamic shared memory a block may have on sm_90
 constexpr int kBarrierBytes = 1024;   // mbarriers, one per k-tile (keeps the operands 1024-aligned)
+constexpr int kBiasBytes = 1024;      // the block's bias slice in fp32 (up to 256 columns)
 constexpr int kMaxCluster = 8;        // portable cluster size
 
 // A variant's shape (gemm_small.cuh): rows per block (64 per consumer warpgroup), columns per block,
@@ -55,7 +56,7 @@ constexpr int partial_ld(int bn) { return bn + (40 - bn % 32) % 32; }
 int operand_bytes(Shape t, int tiles) { return tiles * (t.bm + t.bn) * 128; }
 int smem_bytes(Shape t, int tiles) {
   const int partial = t.bm * partial_ld(t.bn) * 4;
-  return 1024 + kBarrierBytes + std::max(operand_bytes(t, tiles), partial);
+  return 1024 + kBarrierBytes + kBiasBytes + std::max(operand_bytes(t, tiles), partial);
 }
 
 struct GemmSmallArgs {
@@ -63,6 +64,7 @@ struct GemmSmallArgs {
   const void* bias;
   void* d;
   std::int64_t ldd, rows;
+  int out;    // N
   int tiles;  // k-tiles per block
   int out_f32, act, accumulate;
 };
@@ -85,8 +87,7 @@ __device__ __forceinline__ float4 load_cluster4(unsigned addr, unsigned rank) {
 }
 
 template <typename TOut>
-__device__ __forceinline__ void finish4(const GemmSmallArgs& p, float4 v, std::int64_t row, int col) {
-  const float4 b = load4(static_cast<const TOut*>(p.bias), col / 4);
+__device__ __forceinline__ void finish4(const GemmSmallArgs& p, float4 v, float4 b, std::int64_t row, int col) {
   v.x += b.x;
   v.y += b.y;
   v.z += b.z;
@@ -133,7 +134,8 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
   constexpr bool kCluster = MC * Split > 1;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
-  const unsigned bars = smem_addr(sm), ops = bars + kBarrierBytes;
+  const unsigned bars = smem_addr(sm), ops = bars + kBarrierBytes + kBiasBytes;
+  float4* const bias = reinterpret_cast<float4*>(sm + kBarrierBytes);
   const int tid = static_cast<int>(threadIdx.x), tiles = p.tiles;
   // Cluster (1, MC, Split): this block's place among the MC blocks that share W's copies (mi) and among
   // the Split blocks that share the output tile (ki); its cluster rank is mi + MC ki.
@@ -143,8 +145,17 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
   const int n0 = static_cast<int>(blockIdx.x) * BN, m0 = static_cast<int>(blockIdx.y) * kBM;
   const int k0 = static_cast<int>(ki) * tiles * kBK;
   if (tid == 0) {
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(&p.w_map) : "memory");
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(&p.a_map) : "memory");
     for (int kt = 0; kt < tiles; ++kt) mbar_init(bars + 8 * kt, 1);
     mbar_init_fence();
+  }
+  // The bias is constant too: its slice goes to shared memory before the wait (columns past N: zeros).
+  if (tid < BN / 4) {
+    const int col = n0 + 4 * tid;
+    bias[tid] = col >= p.out ? make_float4(0.f, 0.f, 0.f, 0.f)
+                : p.out_f32  ? load4(static_cast<const float*>(p.bias), col / 4)
+                             : load4(static_cast<const T*>(p.bias), col / 4);
   }
   // Copies from the other blocks of the cluster complete on this block's barriers: they must exist first.
   if constexpr (MC > 1)
@@ -207,7 +218,7 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
   for (int c = tid; c < kChunks; c += WG * 128) {
     const int r = static_cast<int>(ki) * kRows + c / (BN / 4), col = c % (BN / 4) * 4;
     const std::int64_t row = m0 + r;
-    if (row >= p.rows) continue;
+    if (row >= p.rows || n0 + col >= p.out) continue;  // the last tiles may reach past M and N
     float4 v;
     if constexpr (Split > 1) {
       const unsigned at = ops + static_cast<unsigned>((r * kLds + col) * 4);
@@ -223,10 +234,11 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
     } else {
       v = *reinterpret_cast<const float4*>(partial + r * kLds + col);
     }
+    const float4 b = bias[col / 4];
     if (p.out_f32)
-      finish4<float>(p, v, row, n0 + col);
+      finish4<float>(p, v, b, row, n0 + col);
     else
-      finish4<T>(p, v, row, n0 + col);
+      finish4<T>(p, v, b, row, n0 + col);
   }
   // With Split > 1 the other blocks may still read this one's partial sums; with MC > 1 no block leaves
   // while copies it issued into the others may be in flight.
@@ -247,27 +259,29 @@ void launch(const GemmSmallParams& p, cudaStream_t s) {
                            p.d,
                            p.ldd,
                            p.rows,
+                           p.out,
                            tiles,
                            p.out_dt == DT::f32,
                            static_cast<int>(p.act),
                            p.accumulate};
   const std::int64_t m_tiles = (p.rows + 64 * WG - 1) / (64 * WG);
-  const dim3 grid(static_cast<unsigned>(p.out / BN), static_cast<unsigned>((m_tiles + MC - 1) / MC * MC),
+  const dim3 grid(static_cast<unsigned>((p.out + BN - 1) / BN), static_cast<unsigned>((m_tiles + MC - 1) / MC * MC),
                   Split);
   allow_dynamic_smem(gemm_small_kernel<T, WG, BN, MC, Split>, bytes);
   launch_dependent_cluster(Pdl::gemm, gemm_small_kernel<T, WG, BN, MC, Split>, grid, dim3(WG * 128), bytes, s,
                            dim3(1, MC, Split), args);
 }
 
-// The variants built: (rows, columns, W shared by, split-K). The 64-row ones with W shared by 4 blocks
-// fit the 197-row GEMMs of batch 1 in one wave of <= 128 blocks (4 M tiles); the rest serve taller or
-// longer-K shapes.
-#define VITRT_SMALL_GEMM_VARIANTS(X)                                                                    \
-  X(1, 64, 1, 1)                                                                                        \
-  X(1, 64, 1, 2) X(1, 64, 1, 4) X(1, 64, 1, 8) X(1, 128, 1, 2) X(1, 128, 1, 4) X(1, 128, 1, 8)          \
-      X(2, 128, 1, 2) X(2, 128, 1, 4) X(2, 128, 1, 8) X(1, 72, 4, 1) X(1, 48, 4, 2) X(1, 96, 4, 2)      \
-          X(1, 144, 4, 2) X(1, 192, 4, 2) X(1, 192, 1, 8) X(2, 96, 1, 8) X(2, 144, 2, 2) X(2, 96, 2, 4) \
-              X(1, 96, 2, 4)
+// The variants built: (rows, columns, W shared by, split-K). With one block per SM the H200 holds at
+// most 30 clusters of 4 or 15 of 8 at once (120 blocks; ncu, run286), so the batch-1 shapes (197 rows:
+// 4 M tiles of 64, 2 of 128) are cut to fit that: qkv 4 x 29 tiles of 64 x 80, fc1 4 x 15 x 2 of
+// 64 x 208 or 2 x 30 x 2 of 128 x 104. The rest serve taller or longer-K shapes.
+// clang-format off
+#define VITRT_SMALL_GEMM_VARIANTS(X)                                                                         \
+  X(1, 64, 1, 1) X(1, 64, 1, 2) X(1, 64, 1, 4) X(1, 64, 1, 8) X(1, 128, 1, 2) X(1, 128, 1, 4) X(1, 128, 1, 8) \
+  X(2, 128, 1, 2) X(2, 128, 1, 4) X(2, 128, 1, 8) X(1, 80, 4, 1) X(1, 48, 4, 2) X(1, 96, 4, 2) X(1, 208, 4, 2) \
+  X(1, 192, 1, 8) X(2, 96, 1, 8) X(2, 104, 2, 2) X(2, 96, 2, 4) X(1, 96, 2, 4)
+// clang-format on
 
 template <typename T>
 void launch_variant(const GemmSmallParams& p, cudaStream_t s) {
@@ -300,7 +314,7 @@ bool gemm_small_takes(const GemmSmallParams& p, int arch, int variant) {
       (p.in_dt == DT::bf16 || p.in_dt == DT::f16) && (p.out_dt == DT::f32 || p.out_dt == p.in_dt);
   const std::int64_t m_tiles = (p.rows + t.bm - 1) / t.bm;
   const bool shape = arch == 90 && t.mc * t.split <= kMaxCluster && p.rows > 0 && (m_tiles + t.mc - 1) / t.mc * t.mc <= 65535 && p.in > 0 &&
-                     p.in % (kBK * t.split) == 0 && p.out > 0 && p.out % t.bn == 0;
+                     p.in % (kBK * t.split) == 0 && p.out > 0 && p.out % 8 == 0;
   const bool layout = p.a && p.w && p.d && p.bias && p.lda >= p.in && p.lda % 8 == 0 && aligned(p.a, 16) &&
                       aligned(p.w, 16) && p.ldd >= p.out && p.ldd % 4 == 0 && aligned(p.d, 4 * out_bytes) &&
                       aligned(p.bias, 4 * out_bytes);
@@ -336,7 +350,7 @@ int gemm_small_default_variant(const GemmSmallParams& p, int arch, int sm_count)
     const Shape t = shape_of(v);
     const int tiles = p.in / kBK / t.split;
     const std::int64_t m_tiles = (p.rows + t.bm - 1) / t.bm, m_grid = (m_tiles + t.mc - 1) / t.mc * t.mc;
-    const std::int64_t blocks = m_grid * (p.out / t.bn) * t.split;
+    const std::int64_t blocks = m_grid * ((p.out + t.bn - 1) / t.bn) * t.split;
     const std::int64_t per_sm = std::max(1, kMaxSmem / smem_bytes(t, tiles));
     const std::int64_t waves = (blocks + per_sm * sm_count - 1) / (per_sm * sm_count);
     const double block_bytes = operand_bytes(t, tiles) + (t.split > 1 ? t.bm * t.bn * 4.0 : 0.0);
@@ -366,8 +380,7 @@ void gemm_small(const GemmSmallParams& p, int arch, cudaStream_t s) {
   VITRT_CHECK(gemm_small_takes(p, arch, p.variant), "small GEMM: ", gemm_small_variant_name(p.variant),
               " does not take a ", p.rows, "x", p.in, "x", p.out, " GEMM (", dt_name(p.in_dt), " -> ",
               dt_name(p.out_dt), ") on compute capability ", arch,
-              " (it needs sm_90a, 16-bit operands, K a multiple of 64 per split, N a multiple of the tile "
-              "width, aligned rows)");
+              " (it needs sm_90a, 16-bit operands, K a multiple of 64 per split, N a multiple of 8, aligned rows)");
   if (p.in_dt == DT::f16)
     launch_variant<__half>(p, s);
   else

@@ -19,7 +19,9 @@
 //   distributed shared memory in a fixed order (the result does not depend on timing); each finishes
 //   BM / split rows.
 // Tile widths other than 64 / 128 exist so that the GEMMs of batch 1 (197 rows: 4 M tiles) fill the
-// GPU in one wave (qkv: 4 x 32 tiles of 64 x 72).
+// GPU in one wave of clusters (qkv: 4 x 29 tiles of 64 x 80); the last tile along N may reach past N
+// (W's rows there arrive as zeros and those columns are not written). The bias slice and the tensor
+// maps are fetched before griddepcontrol.wait as well.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -55,7 +57,7 @@ constexpr int gemm_small_variant(int bm, int bn, int mc, int split) {
 }
 
 // The variants that take this GEMM on a device of compute capability `arch` (major * 10 + minor);
-// empty when none does (not sm_90a, K not a multiple of 64 per split, N not a multiple of the tile,
+// empty when none does (not sm_90a, K not a multiple of 64 per split, N not a multiple of 8,
 // misaligned rows, an operand slice too large for shared memory, or a type pairing it does not cover).
 std::vector<int> gemm_small_variants(const GemmSmallParams& p, int arch);
 bool gemm_small_takes(const GemmSmallParams& p, int arch, int variant);  // no allocation
