@@ -201,7 +201,7 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
 
   // Partial sums into this block's shared memory (over the operands: every warpgroup is done with them).
   __syncthreads();
-  float* const partial = reinterpret_cast<float*>(sm + kBarrierBytes);
+  float* const partial = reinterpret_cast<float*>(sm + kBarrierBytes + kBiasBytes);  // at ops
   const int r0 = wg * 64 + (tid % 128) / 32 * 16 + lane / 4, c0 = 2 * (lane % 4);
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j) {
