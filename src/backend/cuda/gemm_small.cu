@@ -1,18 +1,20 @@
 // Our 16-bit GEMM for small batches (gemm_small.cuh): W's slice copied before griddepcontrol.wait,
-// A after it, all of K / split in shared memory at once, wgmma m64n64k16 from shared memory, and the
-// split-K partial sums added across the cluster through distributed shared memory.
+// A after it, all of K / split in shared memory at once, wgmma m64nNk16 pieces from shared memory, and
+// the split-K partial sums added across the cluster through distributed shared memory.
 //
 // A block of WG consumer warpgroups (no producer warp: thread 0 issues every copy up front, there is
-// no stage to recycle) computes rows m0 .. m0 + 64 WG - 1 and columns n0 .. n0 + 64 NB - 1 over the
+// no stage to recycle) computes rows m0 .. m0 + 64 WG - 1 and columns n0 .. n0 + BN - 1 over the
 // block's K range, k-tiles of 64 columns (128 bytes, 128-byte swizzled by the TMA copy, as the wgmma
 // descriptors read them). k-tile kt has one mbarrier, which completes when both its W and its A box
-// have landed; rows of A past the end arrive as zeros.
+// have landed (W's box possibly copied by another block of the cluster, multicast); rows of A and W
+// past the end arrive as zeros.
 // Epilogue: each thread stores its accumulators (rows g, g + 8 of its warp's 16, columns 2t, 2t + 1 of
-// every 8) into the block's shared memory, row-major with 8 floats of padding per row (two wavefronts
-// per warp's 256 bytes). After a cluster barrier block r of the cluster reads rows r BM / split ..
-// (r + 1) BM / split - 1 from every block of the cluster in rank order, adds bias (and the residual),
-// applies the activation and writes 4 consecutive outputs per thread; a second cluster barrier keeps
-// every block's shared memory alive until the others have read it.
+// every 8) into the block's shared memory, row-major with a row stride of 8 (mod 32) floats (two
+// wavefronts per warp's 256 bytes). After a cluster barrier block (mi, ki) reads rows ki BM / split ..
+// (ki + 1) BM / split - 1 from the split blocks of its row tile in rank order, adds the bias (staged in
+// shared memory before the wait) and the residual, applies the activation and writes 4 consecutive
+// outputs per thread; a second cluster barrier keeps every block's shared memory alive until the
+// others have read it.
 #include <cuda.h>
 
 #include <algorithm>
@@ -352,12 +354,15 @@ int gemm_small_default_variant(const GemmSmallParams& p, int arch, int sm_count)
     const std::int64_t m_tiles = (p.rows + t.bm - 1) / t.bm, m_grid = (m_tiles + t.mc - 1) / t.mc * t.mc;
     const std::int64_t blocks = m_grid * ((p.out + t.bn - 1) / t.bn) * t.split;
     const std::int64_t per_sm = std::max(1, kMaxSmem / smem_bytes(t, tiles));
-    const std::int64_t waves = (blocks + per_sm * sm_count - 1) / (per_sm * sm_count);
+    // Clusters of 4 or 8 are placed within a GPC: on the H200 at most 120 one-block-per-SM blocks of
+    // them are resident at once (ncu, session 22), against 132 SMs.
+    const std::int64_t resident = per_sm * (t.mc * t.split >= 4 ? sm_count * 10 / 11 : sm_count);
+    const std::int64_t waves = (blocks + resident - 1) / resident;
     const double block_bytes = operand_bytes(t, tiles) + (t.split > 1 ? t.bm * t.bn * 4.0 : 0.0);
     const double block = block_bytes / 64.0 + static_cast<double>(t.bm) * t.bn * tiles * kBK / 2048.0;
     const double l2 =
         (static_cast<double>(blocks) * tiles * (t.bm + static_cast<double>(t.bn) / t.mc) * 128.0) /
-        (24.0 * std::min<std::int64_t>(blocks, per_sm * sm_count));
+        (24.0 * std::min<std::int64_t>(blocks, resident));
     const double cost = static_cast<double>(waves) * std::max(block, l2);
     if (cost < best_cost) {
       best_cost = cost;

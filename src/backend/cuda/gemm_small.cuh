@@ -50,7 +50,7 @@ struct GemmSmallParams {
   int variant = 0;                // one of gemm_small_variants(); 0 = none
 };
 
-// A variant's number: 100000 * BM / 64 + 100 * BN + 10 * MC + split, e.g. 107241 for 64 x 72 tiles with
+// A variant's number: 100000 * BM / 64 + 100 * BN + 10 * MC + split, e.g. 108041 for 64 x 80 tiles with
 // W shared by 4 blocks and K unsplit. Only the combinations gemm_small.cu builds exist.
 constexpr int gemm_small_variant(int bm, int bn, int mc, int split) {
   return 100000 * (bm / 64) + 100 * bn + 10 * mc + split;
@@ -62,8 +62,9 @@ constexpr int gemm_small_variant(int bm, int bn, int mc, int split) {
 std::vector<int> gemm_small_variants(const GemmSmallParams& p, int arch);
 bool gemm_small_takes(const GemmSmallParams& p, int arch, int variant);  // no allocation
 std::string gemm_small_variant_name(int variant);
-// The variant an untuned plan takes: the one whose blocks each read the fewest operand bytes, counted
-// over the waves the grid needs on `sm_count` SMs; 0 if none takes the GEMM.
+// The variant an untuned plan takes: the lowest of a rough time model (waves of resident clusters on
+// `sm_count` SMs, times the larger of one block's copies + math and the whole grid's L2 reads); 0 if
+// none takes the GEMM.
 int gemm_small_default_variant(const GemmSmallParams& p, int arch, int sm_count);
 // Launches p.variant (checked against gemm_small_variants), as a dependent launch when the gemm group
 // allows it (kernel_attrs.h).
