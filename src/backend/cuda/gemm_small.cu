@@ -55,6 +55,17 @@ constexpr int partial_ld(int bn) { return bn + (40 - bn % 32) % 32; }
 
 // Operand bytes of one block (all its k-tiles), and its shared memory: alignment slack, barriers, and
 // the larger of the operands and the fp32 partial tile that reuses them.
+// The launch grid: tiles along N (the last may be partial), row tiles rounded up to whole clusters
+// (the extra ones read zeros and write nothing), and the split of K.
+struct Grid {
+  std::int64_t n, m, split;
+  std::int64_t blocks() const { return n * m * split; }
+};
+Grid grid_of(Shape t, std::int64_t rows, int out) {
+  const std::int64_t m_tiles = (rows + t.bm - 1) / t.bm;
+  return {(out + t.bn - 1) / t.bn, (m_tiles + t.mc - 1) / t.mc * t.mc, t.split};
+}
+
 int operand_bytes(Shape t, int tiles) { return tiles * (t.bm + t.bn) * 128; }
 int smem_bytes(Shape t, int tiles) {
   const int partial = t.bm * partial_ld(t.bn) * 4;
@@ -266,9 +277,8 @@ void launch(const GemmSmallParams& p, cudaStream_t s) {
                            p.out_dt == DT::f32,
                            static_cast<int>(p.act),
                            p.accumulate};
-  const std::int64_t m_tiles = (p.rows + 64 * WG - 1) / (64 * WG);
-  const dim3 grid(static_cast<unsigned>((p.out + BN - 1) / BN), static_cast<unsigned>((m_tiles + MC - 1) / MC * MC),
-                  Split);
+  const Grid g = grid_of(t, p.rows, p.out);
+  const dim3 grid(static_cast<unsigned>(g.n), static_cast<unsigned>(g.m), static_cast<unsigned>(g.split));
   allow_dynamic_smem(gemm_small_kernel<T, WG, BN, MC, Split>, bytes);
   launch_dependent_cluster(Pdl::gemm, gemm_small_kernel<T, WG, BN, MC, Split>, grid, dim3(WG * 128), bytes, s,
                            dim3(1, MC, Split), args);
@@ -314,8 +324,8 @@ bool gemm_small_takes(const GemmSmallParams& p, int arch, int variant) {
   const int out_bytes = p.out_dt == DT::f32 ? 4 : 2;
   const bool types =
       (p.in_dt == DT::bf16 || p.in_dt == DT::f16) && (p.out_dt == DT::f32 || p.out_dt == p.in_dt);
-  const std::int64_t m_tiles = (p.rows + t.bm - 1) / t.bm;
-  const bool shape = arch == 90 && t.mc * t.split <= kMaxCluster && p.rows > 0 && (m_tiles + t.mc - 1) / t.mc * t.mc <= 65535 && p.in > 0 &&
+  const bool shape = arch == 90 && t.mc * t.split <= kMaxCluster && p.rows > 0 &&
+                     grid_of(t, p.rows, p.out).m <= 65535 && p.in > 0 &&
                      p.in % (kBK * t.split) == 0 && p.out > 0 && p.out % 8 == 0;
   const bool layout = p.a && p.w && p.d && p.bias && p.lda >= p.in && p.lda % 8 == 0 && aligned(p.a, 16) &&
                       aligned(p.w, 16) && p.ldd >= p.out && p.ldd % 4 == 0 && aligned(p.d, 4 * out_bytes) &&
@@ -351,8 +361,7 @@ int gemm_small_default_variant(const GemmSmallParams& p, int arch, int sm_count)
     if (!gemm_small_takes(p, arch, v)) continue;
     const Shape t = shape_of(v);
     const int tiles = p.in / kBK / t.split;
-    const std::int64_t m_tiles = (p.rows + t.bm - 1) / t.bm, m_grid = (m_tiles + t.mc - 1) / t.mc * t.mc;
-    const std::int64_t blocks = m_grid * ((p.out + t.bn - 1) / t.bn) * t.split;
+    const std::int64_t blocks = grid_of(t, p.rows, p.out).blocks();
     const std::int64_t per_sm = std::max(1, kMaxSmem / smem_bytes(t, tiles));
     // Clusters of 4 or 8 are placed within a GPC: on the H200 at most 120 one-block-per-SM blocks of
     // them are resident at once (ncu, session 22), against 132 SMs.
