@@ -80,9 +80,28 @@ struct GemmSmallArgs {
   int out;    // N
   int tiles;  // k-tiles per block
   int out_f32, act, accumulate;
+  unsigned long long* trace;  // GemmSmallParams::trace
 };
 
 #ifdef VITRT_WGMMA_DEVICE
+// A stamp of a traced launch (GemmSmallParams::trace), by thread 0.
+__device__ __forceinline__ void stamp(const GemmSmallArgs& p, int tid, int slot) {
+  if (p.trace == nullptr || tid != 0) return;
+  const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  unsigned long long v;
+  if (slot == kStampGlobalStart || slot == kStampGlobalEnd)
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(v));
+  else if (slot == kStampSm)
+    v = [] {
+      unsigned sm;
+      asm("mov.u32 %0, %%smid;\n" : "=r"(sm));
+      return sm;
+    }();
+  else
+    v = clock64();
+  p.trace[block * kSmallGemmTraceSlots + slot] = v;
+}
+
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::
                    : "memory");
@@ -150,6 +169,9 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
   const unsigned bars = smem_addr(sm), ops = bars + kBarrierBytes + kBiasBytes;
   float4* const bias = reinterpret_cast<float4*>(sm + kBarrierBytes);
   const int tid = static_cast<int>(threadIdx.x), tiles = p.tiles;
+  stamp(p, tid, kStampGlobalStart);
+  stamp(p, tid, kStampSm);
+  stamp(p, tid, kStampEntry);
   // Cluster (1, MC, Split): this block's place among the MC blocks that share W's copies (mi) and among
   // the Split blocks that share the output tile (ki); its cluster rank is mi + MC ki.
   unsigned mi = 0, ki = 0;
@@ -175,6 +197,7 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
     cluster_sync();
   else
     __syncthreads();
+  stamp(p, tid, kStampSetup);
   // W is constant for the whole forward: its copies start before the kernels this one depends on end.
   // With MC > 1 each of the MC blocks copies every MC-th k-tile of W into all of them.
   if (tid == 0)
@@ -189,16 +212,21 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
         tma_load_2d(dst, &p.w_map, k0 + kt * kBK, n0, bars + 8 * kt);
       }
     }
+  stamp(p, tid, kStampWIssued);
   wait_prior_grid();  // A, and D when accumulating, come from the kernels before this one
   allow_next_grid();
+  stamp(p, tid, kStampWaited);
   if (tid == 0)
     for (int kt = 0; kt < tiles; ++kt)
       tma_load_2d(ops + kt * kTile, &p.a_map, k0 + kt * kBK, m0, bars + 8 * kt);
+  stamp(p, tid, kStampAIssued);
 
   const int wg = tid / 128, lane = tid % 32;
   float d[BN / 8][4];
   for (int kt = 0; kt < tiles; ++kt) {
     mbar_wait(bars + 8 * kt, 0);
+    if (kt == 0) stamp(p, tid, kStampFirstTile);
+    if (kt == tiles - 1) stamp(p, tid, kStampLastTile);
     const unsigned tile = ops + static_cast<unsigned>(kt) * kTile;
     const Sw128Desc ad(tile + static_cast<unsigned>(wg) * 64 * 128), bd(tile + kABytes);
     wgmma_fence();
@@ -211,6 +239,7 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
   }
   wgmma_wait<0>();
   fence_regs(d);
+  stamp(p, tid, kStampMath);
 
   // Partial sums into this block's shared memory (over the operands: every warpgroup is done with them).
   __syncthreads();
@@ -226,6 +255,7 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
     cluster_sync();
   else
     __syncthreads();
+  stamp(p, tid, kStampPartial);
 
   constexpr int kRows = kBM / Split, kChunks = kRows * BN / 4;
   for (int c = tid; c < kChunks; c += WG * 128) {
@@ -253,9 +283,12 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
     else
       finish4<T>(p, v, b, row, n0 + col);
   }
+  stamp(p, tid, kStampEpilogue);
   // With Split > 1 the other blocks may still read this one's partial sums; with MC > 1 no block leaves
   // while copies it issued into the others may be in flight.
   if constexpr (kCluster) cluster_sync();
+  stamp(p, tid, kStampExit);
+  stamp(p, tid, kStampGlobalEnd);
 #else
   (void)p;
 #endif
@@ -276,7 +309,8 @@ void launch(const GemmSmallParams& p, cudaStream_t s) {
                            tiles,
                            p.out_dt == DT::f32,
                            static_cast<int>(p.act),
-                           p.accumulate};
+                           p.accumulate,
+                           reinterpret_cast<unsigned long long*>(p.trace)};
   const Grid g = grid_of(t, p.rows, p.out);
   const dim3 grid(static_cast<unsigned>(g.n), static_cast<unsigned>(g.m), static_cast<unsigned>(g.split));
   allow_dynamic_smem(gemm_small_kernel<T, WG, BN, MC, Split>, bytes);
@@ -379,6 +413,10 @@ int gemm_small_default_variant(const GemmSmallParams& p, int arch, int sm_count)
     }
   }
   return best;
+}
+
+std::int64_t gemm_small_blocks(const GemmSmallParams& p) {
+  return grid_of(shape_of(p.variant), p.rows, p.out).blocks();
 }
 
 std::string gemm_small_variant_name(int variant) {

@@ -48,7 +48,33 @@ struct GemmSmallParams {
   Epilogue act = Epilogue::none;  // act(acc + bias)
   bool accumulate = false;        // d += act(acc + bias) (a residual), else d = act(acc + bias)
   int variant = 0;                // one of gemm_small_variants(); 0 = none
+  // Measurement only (bench/kernels/small_gemm_trace.cpp): when set, thread 0 of each block writes
+  // kSmallGemmTraceSlots stamps at trace[block * kSmallGemmTraceSlots ...] (SmallGemmStamp); the
+  // caller sizes it for the grid (gemm_small_blocks).
+  std::uint64_t* trace = nullptr;
 };
+
+// The stamps of a traced launch: the %globaltimer (ns) at entry and exit, the SM, and clock64 at each
+// phase of the kernel.
+enum SmallGemmStamp : int {
+  kStampGlobalStart,  // %globaltimer at entry
+  kStampSm,           // %smid
+  kStampEntry,        // clock64 from here on
+  kStampSetup,        // barriers initialized, bias staged, cluster synchronized
+  kStampWIssued,      // W's copies issued
+  kStampWaited,       // griddepcontrol.wait returned
+  kStampAIssued,      // A's copies issued
+  kStampFirstTile,    // k-tile 0 has landed
+  kStampLastTile,     // the last k-tile has landed
+  kStampMath,         // the wgmmas are done
+  kStampPartial,      // the partial tile is in shared memory and the cluster / block synchronized
+  kStampEpilogue,     // this thread's outputs are written
+  kStampExit,         // after the final cluster barrier
+  kStampGlobalEnd,    // %globaltimer at exit
+  kSmallGemmTraceSlots = 16
+};
+// The blocks a launch of p.variant has (for sizing p.trace).
+std::int64_t gemm_small_blocks(const GemmSmallParams& p);
 
 // A variant's number: 100000 * BM / 64 + 100 * BN + 10 * MC + split, e.g. 108041 for 64 x 80 tiles with
 // W shared by 4 blocks and K unsplit. Only the combinations gemm_small.cu builds exist.

@@ -1,0 +1,179 @@
+// Where the small GEMM's time goes (gemm_small.cuh), against cuBLASLt on the same GEMM: for batch-1
+// shapes of a ViT block (197 rows by default), every variant of our kernel and the tuned cuBLASLt
+// algorithm, each timed alone (median of time_us, L2 flushed and warm), and one traced launch of each
+// variant (cold and warm): per phase of the kernel, the median and the latest block's offset from its
+// own entry, plus the spread of block start and end times across the grid (%globaltimer).
+//   build/bench/small_gemm_trace [rows 197] [embed 768] [mlp 3072]
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm_small.cuh"
+#include "backend/cuda/linear.h"
+#include "backend/cuda/tuning.h"
+#include "core/half.h"
+
+using namespace vitrt;
+using namespace vitrt::cuda;
+
+namespace {
+
+void* device_random(std::size_t n, DT dt, float scale, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, scale);
+  std::vector<std::uint16_t> h16(n);
+  std::vector<float> h32(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    h32[i] = nd(rng);
+    h16[i] = float_to_bf16(h32[i]);
+  }
+  void* p = nullptr;
+  CUDA_CHECK(cudaMalloc(&p, n * dt_size(dt)));
+  CUDA_CHECK(cudaMemcpy(p, dt == DT::f32 ? static_cast<const void*>(h32.data()) : h16.data(), n * dt_size(dt),
+                        cudaMemcpyHostToDevice));
+  return p;
+}
+
+struct Case {
+  const char* name;
+  int in, out;
+  Epilogue act;
+  bool accumulate;  // fp32 residual output, else a bf16 output
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// One traced launch: per phase, the median and largest offset (µs at `ghz`) from each block's entry; the
+// spread of entries and exits across the grid from %globaltimer.
+void print_trace(const std::vector<std::uint64_t>& t, std::int64_t blocks, double ghz, const char* label) {
+  constexpr int S = kSmallGemmTraceSlots;
+  std::uint64_t g0 = UINT64_MAX, g_last_start = 0, g_end = 0;
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    g0 = std::min(g0, t[b * S + kStampGlobalStart]);
+    g_last_start = std::max(g_last_start, t[b * S + kStampGlobalStart]);
+    g_end = std::max(g_end, t[b * S + kStampGlobalEnd]);
+  }
+  std::printf("    %s: entries spread %.2f us, first entry to last exit %.2f us; per phase, from the block's entry "
+              "(median / max us):",
+              label, static_cast<double>(g_last_start - g0) / 1e3, static_cast<double>(g_end - g0) / 1e3);
+  static const char* names[] = {"", "", "", "setup", "W issued", "waited", "A issued", "tile 0", "last tile",
+                                "math", "partial", "epilogue", "exit"};
+  for (int s = kStampSetup; s <= kStampExit; ++s) {
+    std::vector<double> v;
+    for (std::int64_t b = 0; b < blocks; ++b)
+      v.push_back(static_cast<double>(t[b * S + s] - t[b * S + kStampEntry]) / (ghz * 1e3));
+    std::printf(" %s %.2f/%.2f;", names[s], median(v), *std::max_element(v.begin(), v.end()));
+  }
+  std::printf("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::int64_t rows = argc > 1 ? std::atoll(argv[1]) : 197;
+  const int E = argc > 2 ? std::atoi(argv[2]) : 768, M = argc > 3 ? std::atoi(argv[3]) : 3072;
+  cudaDeviceProp props{};
+  CUDA_CHECK(cudaGetDeviceProperties(&props, 0));
+  const int arch = props.major * 10 + props.minor;
+  int clock_khz = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
+  const double ghz = clock_khz / 1e6;
+  cudaStream_t s;
+  CUDA_CHECK(cudaStreamCreate(&s));
+  cublasLtHandle_t lt;
+  if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
+    std::fprintf(stderr, "cublasLtCreate failed\n");
+    return 1;
+  }
+  L2Flush flush{nullptr, 2 * static_cast<std::size_t>(props.l2CacheSize)};
+  CUDA_CHECK(cudaMalloc(&flush.buffer, flush.bytes));
+  constexpr std::size_t kWorkspace = 32u << 20;
+  void* workspace = nullptr;
+  CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
+  TuneCache cache(tune_device_key(props), "off", true);
+  std::printf("small GEMM against cuBLASLt, %lld rows, %s, clock %.2f GHz (stamps converted at that rate)\n",
+              static_cast<long long>(rows), props.name, ghz);
+
+  const Case cases[] = {{"qkv", E, 3 * E, Epilogue::none, false},
+                        {"proj + residual", E, E, Epilogue::none, true},
+                        {"fc1 + GELU", E, M, Epilogue::gelu_erf, false},
+                        {"fc2 + residual", M, E, Epilogue::none, true}};
+  unsigned seed = 1;
+  for (const Case& c : cases) {
+    const DT out_dt = c.accumulate ? DT::f32 : DT::bf16;
+    void* a = device_random(static_cast<std::size_t>(rows) * c.in, DT::bf16, 1.f, seed++);
+    void* w = device_random(static_cast<std::size_t>(c.out) * c.in, DT::bf16, 0.02f, seed++);
+    void* bias = device_random(static_cast<std::size_t>(c.out), out_dt, 0.02f, seed++);
+    void* d = device_random(static_cast<std::size_t>(rows) * c.out, out_dt, 1.f, seed++);
+    std::printf("\n%s: %lld x %d x %d\n", c.name, static_cast<long long>(rows), c.in, c.out);
+
+    // cuBLASLt, tuned the way `vitrt tune` does it (its candidates timed with the L2 flushed).
+    const LinearWeights lw{nullptr, nullptr, c.out, c.in};
+    const LinearArgs la{&lw, rows, a, c.in, DT::bf16, d, c.out, out_dt, c.act, c.accumulate};
+    const GemmContext ctx{&cache, workspace, kWorkspace, s, props.multiProcessorCount, arch, flush, false};
+    LinearOp op(lt, la, w, bias, Precision::bf16, ctx);
+    auto run_lt = [&] {
+      op.execute(lt, la, workspace, s);
+      return true;
+    };
+    std::printf("  cuBLASLt (tuned): %.2f us flushed, %.2f us warm\n", time_us(run_lt, s, flush),
+                time_us(run_lt, s, L2Flush{}));
+
+    GemmSmallParams p;
+    p.a = a;
+    p.lda = c.in;
+    p.w = w;
+    p.bias = bias;
+    p.d = d;
+    p.ldd = c.out;
+    p.rows = rows;
+    p.in = c.in;
+    p.out = c.out;
+    p.in_dt = DT::bf16;
+    p.out_dt = out_dt;
+    p.act = c.act;
+    p.accumulate = c.accumulate;
+    for (int v : gemm_small_variants(p, arch)) {
+      p.variant = v;
+      p.trace = nullptr;
+      auto run = [&] {
+        gemm_small(p, arch, s);
+        return true;
+      };
+      const double cold = time_us(run, s, flush), warm = time_us(run, s, L2Flush{});
+      const std::int64_t blocks = gemm_small_blocks(p);
+      std::printf("  %s (%lld blocks): %.2f us flushed, %.2f us warm\n", gemm_small_variant_name(v).c_str(),
+                  static_cast<long long>(blocks), cold, warm);
+      std::uint64_t* trace = nullptr;
+      const std::size_t bytes = static_cast<std::size_t>(blocks) * kSmallGemmTraceSlots * 8;
+      CUDA_CHECK(cudaMalloc(&trace, bytes));
+      std::vector<std::uint64_t> host(static_cast<std::size_t>(blocks) * kSmallGemmTraceSlots);
+      p.trace = trace;
+      for (bool flushed : {true, false}) {
+        if (flushed) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, s));
+        gemm_small(p, arch, s);
+        CUDA_CHECK(cudaStreamSynchronize(s));
+        CUDA_CHECK(cudaMemcpy(host.data(), trace, bytes, cudaMemcpyDeviceToHost));
+        print_trace(host, blocks, ghz, flushed ? "flushed" : "warm");
+      }
+      CUDA_CHECK(cudaFree(trace));
+    }
+    for (void* ptr : {a, w, bias, d}) CUDA_CHECK(cudaFree(ptr));
+  }
+  CUDA_CHECK(cudaFree(flush.buffer));
+  CUDA_CHECK(cudaFree(workspace));
+  cublasLtDestroy(lt);
+  CUDA_CHECK(cudaStreamDestroy(s));
+  return 0;
+}
