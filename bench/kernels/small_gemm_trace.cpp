@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
   constexpr std::size_t kWorkspace = 32u << 20;
   void* workspace = nullptr;
   CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
-  TuneCache cache(tune_device_key(props), "off", true);
+  // The tuner keeps its winners in memory (finish() is never called, so the file is not written).
+  TuneCache cache(tune_device_key(props), "/tmp/vitrt_small_gemm_trace_tune.json", true);
   std::printf("small GEMM against cuBLASLt, %lld rows, %s, clock %.2f GHz (stamps converted at that rate)\n",
               static_cast<long long>(rows), props.name, ghz);
 
