@@ -860,7 +860,8 @@ TEST(CudaGemm, SmallVariantsAndDefaults) {
                                    gemm_small_variant(128, 128, 1, 4), gemm_small_variant(64, 80, 4, 1),
                                    gemm_small_variant(64, 48, 4, 2),   gemm_small_variant(64, 96, 4, 2),
                                    gemm_small_variant(64, 208, 4, 2),  gemm_small_variant(128, 104, 2, 2),
-                                   gemm_small_variant(128, 96, 2, 4),  gemm_small_variant(64, 96, 2, 4)};
+                                   gemm_small_variant(128, 96, 2, 4),  gemm_small_variant(64, 96, 2, 4),
+                                   gemm_small_variant(64, 80, 1, 1),   gemm_small_variant(64, 32, 4, 1)};
   EXPECT_EQ(cuda::gemm_small_variants(p, 90), hopper_build ? qkv_b1 : std::vector<int>{});
   EXPECT_EQ(cuda::gemm_small_default_variant(p, 90, 132) != 0, hopper_build);
   EXPECT_TRUE(cuda::gemm_small_variants(p, 80).empty());

@@ -7,14 +7,19 @@
 // block's K range, k-tiles of 64 columns (128 bytes, 128-byte swizzled by the TMA copy, as the wgmma
 // descriptors read them). k-tile kt has one mbarrier, which completes when both its W and its A box
 // have landed (W's box possibly copied by another block of the cluster, multicast); rows of A and W
-// past the end arrive as zeros.
-// Epilogue: each thread stores its accumulators (rows g, g + 8 of its warp's 16, columns 2t, 2t + 1 of
-// every 8) into the block's shared memory, row-major with a row stride of 8 (mod 32) floats (two
-// wavefronts per warp's 256 bytes). After a cluster barrier block (mi, ki) reads rows ki BM / split ..
-// (ki + 1) BM / split - 1 from the split blocks of its row tile in rank order, adds the bias (staged in
-// shared memory before the wait) and the residual, applies the activation and writes 4 consecutive
-// outputs per thread; a second cluster barrier keeps every block's shared memory alive until the
-// others have read it.
+// past the end arrive as zeros. The bias slice is staged in shared memory by the block's last threads
+// while thread 0 issues the copies (session 23's phase stamps: loading it before the first barrier
+// held every block up by ~0.5 us).
+// Epilogue, unsplit K: straight from the accumulators (rows g, g + 8 of each warp's 16, columns 2t,
+// 2t + 1 of every 8), every residual load issued before the first output. With W shared (MC > 1) a
+// block arrives on the cluster barrier once its last k-tile has landed and waits on it only before it
+// leaves, so that no block leaves while a copy it issued into another is in flight.
+// Epilogue, split K: each thread stores its accumulators into the block's shared memory, row-major
+// with a row stride of 8 (mod 32) floats (two wavefronts per warp's 256 bytes). After a cluster
+// barrier block (mi, ki) reads rows ki BM / split .. (ki + 1) BM / split - 1 from the split blocks of
+// its row tile in rank order, adds the bias and the residual, applies the activation and writes 4
+// consecutive outputs per thread; a second cluster barrier keeps every block's shared memory alive
+// until the others have read it.
 #include <cuda.h>
 
 #include <algorithm>
@@ -53,8 +58,6 @@ constexpr Shape shape_of(int v) { return {v / 100000 * 64, v / 100 % 1000, v / 1
 // 64-bit stores on distinct bank pairs.
 constexpr int partial_ld(int bn) { return bn + (40 - bn % 32) % 32; }
 
-// Operand bytes of one block (all its k-tiles), and its shared memory: alignment slack, barriers, and
-// the larger of the operands and the fp32 partial tile that reuses them.
 // The launch grid: tiles along N (the last may be partial), row tiles rounded up to whole clusters
 // (the extra ones read zeros and write nothing), and the split of K.
 struct Grid {
@@ -66,9 +69,11 @@ Grid grid_of(Shape t, std::int64_t rows, int out) {
   return {(out + t.bn - 1) / t.bn, (m_tiles + t.mc - 1) / t.mc * t.mc, t.split};
 }
 
+// Operand bytes of one block (all its k-tiles), and its shared memory: alignment slack, barriers, the
+// bias slice, and the larger of the operands and (split-K) the fp32 partial tile that reuses them.
 int operand_bytes(Shape t, int tiles) { return tiles * (t.bm + t.bn) * 128; }
 int smem_bytes(Shape t, int tiles) {
-  const int partial = t.bm * partial_ld(t.bn) * 4;
+  const int partial = t.split > 1 ? t.bm * partial_ld(t.bn) * 4 : 0;  // split-K only
   return 1024 + kBarrierBytes + kBiasBytes + std::max(operand_bytes(t, tiles), partial);
 }
 
@@ -102,9 +107,13 @@ __device__ __forceinline__ void stamp(const GemmSmallArgs& p, int tid, int slot)
   p.trace[block * kSmallGemmTraceSlots + slot] = v;
 }
 
+__device__ __forceinline__ void cluster_arrive() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::
-                   : "memory");
+  cluster_arrive();
+  cluster_wait();
 }
 // Four floats at shared address `addr` in the shared memory of the cluster's block `rank`.
 __device__ __forceinline__ float4 load_cluster4(unsigned addr, unsigned rank) {
@@ -139,6 +148,58 @@ __device__ __forceinline__ void finish4(const GemmSmallArgs& p, float4 v, float4
   }
   store4(out, v.x, v.y, v.z, v.w);
 }
+
+// Two consecutive outputs (an even column: 8- or 4-byte aligned, as gemm_small_takes checks).
+__device__ __forceinline__ float2 load2(const float* src) { return *reinterpret_cast<const float2*>(src); }
+template <typename T>
+__device__ __forceinline__ float2 load2(const T* src) {
+  const unsigned raw = *reinterpret_cast<const unsigned*>(src);
+  const T* v = reinterpret_cast<const T*>(&raw);
+  return make_float2(to_f32(v[0]), to_f32(v[1]));
+}
+__device__ __forceinline__ void store2(float* dst, float2 v) { *reinterpret_cast<float2*>(dst) = v; }
+template <typename T>
+__device__ __forceinline__ void store2(T* dst, float2 v) {
+  T h[2] = {from_f32<T>(v.x), from_f32<T>(v.y)};
+  *reinterpret_cast<unsigned*>(dst) = *reinterpret_cast<const unsigned*>(h);
+}
+
+// The epilogue of an unsplit tile, straight from the accumulators: this thread's rows `row`, row + 8
+// and, per 8 columns j, columns n0 + 8 j + c0, + 1 (the wgmma layout). Every residual load is issued
+// before the first output is computed.
+template <typename TOut, int BN>
+__device__ __forceinline__ void finish_direct(const GemmSmallArgs& p, const float (&d)[BN / 8][4], const float* bias,
+                                              std::int64_t row, int n0, int c0) {
+  TOut* const out = static_cast<TOut*>(p.d);
+  bool ok[2];
+  ok[0] = row < p.rows;
+  ok[1] = row + 8 < p.rows;
+  float2 res[BN / 8][2];
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int col = n0 + 8 * j + c0;
+      res[j][h] = p.accumulate && ok[h] && col < p.out ? load2(out + (row + 8 * h) * p.ldd + col)
+                                                       : make_float2(0.f, 0.f);
+    }
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int col = n0 + 8 * j + c0;
+      if (!ok[h] || col >= p.out) continue;  // the last tiles may reach past M and N
+      float2 v = make_float2(d[j][2 * h] + bias[8 * j + c0], d[j][2 * h + 1] + bias[8 * j + c0 + 1]);
+      if (p.act == static_cast<int>(Epilogue::gelu_erf)) {
+        v = make_float2(gelu_erf(v.x), gelu_erf(v.y));
+      } else if (p.act == static_cast<int>(Epilogue::quick_gelu)) {
+        v = make_float2(quick_gelu(v.x), quick_gelu(v.y));
+      }
+      v.x += res[j][h].x;  // zeros unless accumulating (dst += act(...), as LinearArgs says)
+      v.y += res[j][h].y;
+      store2(out + (row + 8 * h) * p.ldd + col, v);
+    }
+}
 #endif  // VITRT_WGMMA_DEVICE
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -163,7 +224,6 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
 #ifdef VITRT_WGMMA_DEVICE
   constexpr int kBM = 64 * WG, kLds = partial_ld(BN);
   constexpr unsigned kABytes = kBM * 128, kTile = (kBM + BN) * 128;
-  constexpr bool kCluster = MC * Split > 1;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
   const unsigned bars = smem_addr(sm), ops = bars + kBarrierBytes + kBiasBytes;
@@ -184,13 +244,6 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&p.a_map) : "memory");
     for (int kt = 0; kt < tiles; ++kt) mbar_init(bars + 8 * kt, 1);
     mbar_init_fence();
-  }
-  // The bias is constant too: its slice goes to shared memory before the wait (columns past N: zeros).
-  if (tid < BN / 4) {
-    const int col = n0 + 4 * tid;
-    bias[tid] = col >= p.out ? make_float4(0.f, 0.f, 0.f, 0.f)
-                : p.out_f32  ? load4(static_cast<const float*>(p.bias), col / 4)
-                             : load4(static_cast<const T*>(p.bias), col / 4);
   }
   // Copies from the other blocks of the cluster complete on this block's barriers: they must exist first.
   if constexpr (MC > 1)
@@ -213,6 +266,15 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
       }
     }
   stamp(p, tid, kStampWIssued);
+  // The bias is constant too: the last BN / 4 threads (not thread 0, which issues the copies) stage its
+  // slice in shared memory before the wait (columns past N: zeros); it is read after a barrier that
+  // follows the main loop.
+  if (const int i = tid - (WG * 128 - BN / 4); i >= 0) {
+    const int col = n0 + 4 * i;
+    bias[i] = col >= p.out ? make_float4(0.f, 0.f, 0.f, 0.f)
+              : p.out_f32  ? load4(static_cast<const float*>(p.bias), col / 4)
+                           : load4(static_cast<const T*>(p.bias), col / 4);
+  }
   wait_prior_grid();  // A, and D when accumulating, come from the kernels before this one
   allow_next_grid();
   stamp(p, tid, kStampWaited);
@@ -237,35 +299,46 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
                         std::make_integer_sequence<int, BN % 16 / 8>{});
     wgmma_commit();
   }
+  // Every k-tile of this block has landed, so every copy a block of the cluster issued into it is done:
+  // once all have arrived here, none has a copy in flight and each may leave (the wait is at the end).
+  if constexpr (MC > 1 && Split == 1) cluster_arrive();
   wgmma_wait<0>();
   fence_regs(d);
   stamp(p, tid, kStampMath);
-
-  // Partial sums into this block's shared memory (over the operands: every warpgroup is done with them).
-  __syncthreads();
-  float* const partial = reinterpret_cast<float*>(sm + kBarrierBytes + kBiasBytes);  // at ops
   const int r0 = wg * 64 + (tid % 128) / 32 * 16 + lane / 4, c0 = 2 * (lane % 4);
-#pragma unroll
-  for (int j = 0; j < BN / 8; ++j) {
-    float* const at = partial + r0 * kLds + 8 * j + c0;
-    *reinterpret_cast<float2*>(at) = make_float2(d[j][0], d[j][1]);
-    *reinterpret_cast<float2*>(at + 8 * kLds) = make_float2(d[j][2], d[j][3]);
-  }
-  if constexpr (Split > 1)
-    cluster_sync();
-  else
-    __syncthreads();
-  stamp(p, tid, kStampPartial);
 
-  constexpr int kRows = kBM / Split, kChunks = kRows * BN / 4;
-  for (int c = tid; c < kChunks; c += WG * 128) {
-    const int r = static_cast<int>(ki) * kRows + c / (BN / 4), col = c % (BN / 4) * 4;
-    const std::int64_t row = m0 + r;
-    if (row >= p.rows || n0 + col >= p.out) continue;  // the last tiles may reach past M and N
-    float4 v;
-    if constexpr (Split > 1) {
+  if constexpr (Split == 1) {
+    __syncthreads();  // the bias slice
+    stamp(p, tid, kStampPartial);
+    const float* const bias_f = reinterpret_cast<const float*>(bias);
+    if (p.out_f32)
+      finish_direct<float, BN>(p, d, bias_f, m0 + r0, n0, c0);
+    else
+      finish_direct<T, BN>(p, d, bias_f, m0 + r0, n0, c0);
+    stamp(p, tid, kStampEpilogue);
+    if constexpr (MC > 1) cluster_wait();
+    stamp(p, tid, kStampExit);
+    stamp(p, tid, kStampGlobalEnd);
+  } else {
+    // Partial sums into this block's shared memory (over the operands: every warpgroup is done with them).
+    __syncthreads();
+    float* const partial = reinterpret_cast<float*>(sm + kBarrierBytes + kBiasBytes);  // at ops
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+      float* const at = partial + r0 * kLds + 8 * j + c0;
+      *reinterpret_cast<float2*>(at) = make_float2(d[j][0], d[j][1]);
+      *reinterpret_cast<float2*>(at + 8 * kLds) = make_float2(d[j][2], d[j][3]);
+    }
+    cluster_sync();
+    stamp(p, tid, kStampPartial);
+
+    constexpr int kRows = kBM / Split, kChunks = kRows * BN / 4;
+    for (int c = tid; c < kChunks; c += WG * 128) {
+      const int r = static_cast<int>(ki) * kRows + c / (BN / 4), col = c % (BN / 4) * 4;
+      const std::int64_t row = m0 + r;
+      if (row >= p.rows || n0 + col >= p.out) continue;  // the last tiles may reach past M and N
       const unsigned at = ops + static_cast<unsigned>((r * kLds + col) * 4);
-      v = load_cluster4(at, mi);
+      float4 v = load_cluster4(at, mi);
 #pragma unroll
       for (unsigned q = 1; q < Split; ++q) {  // rank order: the sum does not depend on timing
         const float4 x = load_cluster4(at, mi + MC * q);
@@ -274,21 +347,19 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
         v.z += x.z;
         v.w += x.w;
       }
-    } else {
-      v = *reinterpret_cast<const float4*>(partial + r * kLds + col);
+      const float4 b = bias[col / 4];
+      if (p.out_f32)
+        finish4<float>(p, v, b, row, n0 + col);
+      else
+        finish4<T>(p, v, b, row, n0 + col);
     }
-    const float4 b = bias[col / 4];
-    if (p.out_f32)
-      finish4<float>(p, v, b, row, n0 + col);
-    else
-      finish4<T>(p, v, b, row, n0 + col);
+    stamp(p, tid, kStampEpilogue);
+    // The other blocks may still read this one's partial sums (and with MC > 1 no block may leave while
+    // copies it issued into the others are in flight, which the first cluster barrier already rules out).
+    cluster_sync();
+    stamp(p, tid, kStampExit);
+    stamp(p, tid, kStampGlobalEnd);
   }
-  stamp(p, tid, kStampEpilogue);
-  // With Split > 1 the other blocks may still read this one's partial sums; with MC > 1 no block leaves
-  // while copies it issued into the others may be in flight.
-  if constexpr (kCluster) cluster_sync();
-  stamp(p, tid, kStampExit);
-  stamp(p, tid, kStampGlobalEnd);
 #else
   (void)p;
 #endif
@@ -326,7 +397,7 @@ void launch(const GemmSmallParams& p, cudaStream_t s) {
 #define VITRT_SMALL_GEMM_VARIANTS(X)                                                                         \
   X(1, 64, 1, 1) X(1, 64, 1, 2) X(1, 64, 1, 4) X(1, 64, 1, 8) X(1, 128, 1, 2) X(1, 128, 1, 4) X(1, 128, 1, 8) \
   X(2, 128, 1, 2) X(2, 128, 1, 4) X(2, 128, 1, 8) X(1, 80, 4, 1) X(1, 48, 4, 2) X(1, 96, 4, 2) X(1, 208, 4, 2) \
-  X(1, 192, 1, 8) X(2, 96, 1, 8) X(2, 104, 2, 2) X(2, 96, 2, 4) X(1, 96, 2, 4)
+  X(1, 192, 1, 8) X(2, 96, 1, 8) X(2, 104, 2, 2) X(2, 96, 2, 4) X(1, 96, 2, 4) X(1, 80, 1, 1) X(1, 32, 4, 1)
 // clang-format on
 
 template <typename T>
