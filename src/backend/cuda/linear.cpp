@@ -1,8 +1,12 @@
 #include "backend/cuda/linear.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/cuda_check.h"
@@ -99,6 +103,27 @@ std::int64_t small_gemm_max_rows() {
   return rows;
 }
 
+// Measurement only: VITRT_SMALL_GEMM_SHAPES=KxN[,KxN...] limits the small GEMM to GEMMs of those inner /
+// output sizes (unset: any), to find which GEMMs of a forward gain from it.
+bool small_gemm_shape_allowed(std::int64_t in, std::int64_t out) {
+  static const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = [] {
+    std::vector<std::pair<std::int64_t, std::int64_t>> v;
+    const char* env = std::getenv("VITRT_SMALL_GEMM_SHAPES");
+    for (std::string_view rest(env ? env : ""); !rest.empty();) {
+      const std::size_t comma = rest.find(',');
+      const std::string item(rest.substr(0, comma));
+      long long k = 0, n = 0;
+      char tail = 0;
+      VITRT_CHECK(std::sscanf(item.c_str(), "%lldx%lld%c", &k, &n, &tail) == 2,
+                  "VITRT_SMALL_GEMM_SHAPES must list KxN sizes separated by commas, not '", env, "'");
+      v.emplace_back(k, n);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    return v;
+  }();
+  return shapes.empty() || std::find(shapes.begin(), shapes.end(), std::make_pair(in, out)) != shapes.end();
+}
+
 LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
                    const GemmContext& ctx)
     : weight_(weight),
@@ -140,7 +165,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                           " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
                           (own_eligible_ ? (post_ == Epilogue::gelu_erf ? " +gelu" : " +quick_gelu") : "");
   small_eligible_ = ctx.dependent && a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
-                    !gemm_small_variants(small_params(a, 0), arch_).empty();
+                    small_gemm_shape_allowed(a.w->in, a.w->out) && !gemm_small_variants(small_params(a, 0), arch_).empty();
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
   if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
