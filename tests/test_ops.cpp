@@ -897,6 +897,8 @@ TEST(CudaGemm, SmallVariantsAndDefaults) {
 // The small-batch GEMM (16-bit sessions, Hopper), every variant, against float64 references on the
 // 16-bit operands: vit_base's qkv / proj / fc1 / fc2 shapes at 197 rows, a few rows, N = 200 (partial
 // last tiles), padded strides, every epilogue, fp32 and 16-bit outputs, with and without a residual.
+// Unsplit variants write through a TMA store or add where the output rows are 16-byte aligned and the
+// residual (if any) is fp32, else directly: both paths occur (the last case's rows are 280 bytes).
 // Outputs are poisoned (or hold the residual) before each run; the padding columns and the row past the
 // end must stay untouched, and a second run must give the same bits (the split-K sum has a fixed order).
 TEST(CudaGemm, SmallGemm) {
@@ -921,7 +923,8 @@ TEST(CudaGemm, SmallGemm) {
                                          {5, 512, 256, 8, 4, DT::f16, DT::f16, Epilogue::quick_gelu, true},
                                          {1, 128, 128, 0, 4, DT::f16, DT::f32, Epilogue::gelu_erf, false},
                                          {577, 256, 192, 24, 0, DT::bf16, DT::bf16, Epilogue::none, true},
-                                         {37, 512, 200, 0, 4, DT::bf16, DT::f32, Epilogue::gelu_erf, true}}) {
+                                         {37, 512, 200, 0, 4, DT::bf16, DT::f32, Epilogue::gelu_erf, true},
+                                         {64, 256, 136, 0, 4, DT::bf16, DT::bf16, Epilogue::none, false}}) {
     const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
     Buffer xa(*be, static_cast<size_t>(c.rows * lda), c.in_dt), wa(*be, static_cast<size_t>(c.out) * c.in, c.in_dt),
         ba(*be, c.out, c.out_dt), da(*be, static_cast<size_t>((c.rows + 1) * ldd), c.out_dt);

@@ -70,21 +70,23 @@ Grid grid_of(Shape t, std::int64_t rows, int out) {
 }
 
 // Operand bytes of one block (all its k-tiles), and its shared memory: alignment slack, barriers, the
-// bias slice, and the larger of the operands and (split-K) the fp32 partial tile that reuses them.
+// bias slice, and the larger of the operands and the output or partial tile that reuses them.
 int operand_bytes(Shape t, int tiles) { return tiles * (t.bm + t.bn) * 128; }
 int smem_bytes(Shape t, int tiles) {
-  const int partial = t.split > 1 ? t.bm * partial_ld(t.bn) * 4 : 0;  // split-K only
+  // split-K: the fp32 partial tile; unsplit: the output tile staged for its TMA store
+  const int partial = t.split > 1 ? t.bm * partial_ld(t.bn) * 4 : t.bm * t.bn * 4;
   return 1024 + kBarrierBytes + kBiasBytes + std::max(operand_bytes(t, tiles), partial);
 }
 
 struct GemmSmallArgs {
-  CUtensorMap a_map, w_map;
+  CUtensorMap a_map, w_map, d_map;  // d_map: only with tma_out
   const void* bias;
   void* d;
   std::int64_t ldd, rows;
   int out;    // N
   int tiles;  // k-tiles per block
   int out_f32, act, accumulate;
+  int tma_out;  // unsplit K: the tile leaves through shared memory as one TMA store (or add)
   unsigned long long* trace;  // GemmSmallParams::trace
 };
 
@@ -200,6 +202,25 @@ __device__ __forceinline__ void finish_direct(const GemmSmallArgs& p, const floa
       store2(out + (row + 8 * h) * p.ldd + col, v);
     }
 }
+
+// act(acc + bias) of this thread's outputs (as finish_direct's) into the block's BM x BN output tile in
+// shared memory, row-major in the output type (the residual, if any, is added by the TMA add).
+template <typename TOut, int BN>
+__device__ __forceinline__ void stage_tile(const GemmSmallArgs& p, const float (&d)[BN / 8][4], const float* bias,
+                                           TOut* tile, int r0, int c0) {
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float2 v = make_float2(d[j][2 * h] + bias[8 * j + c0], d[j][2 * h + 1] + bias[8 * j + c0 + 1]);
+      if (p.act == static_cast<int>(Epilogue::gelu_erf)) {
+        v = make_float2(gelu_erf(v.x), gelu_erf(v.y));
+      } else if (p.act == static_cast<int>(Epilogue::quick_gelu)) {
+        v = make_float2(quick_gelu(v.x), quick_gelu(v.y));
+      }
+      store2(tile + (r0 + 8 * h) * BN + 8 * j + c0, v);
+    }
+}
 #endif  // VITRT_WGMMA_DEVICE
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -242,6 +263,7 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
   if (tid == 0) {
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&p.w_map) : "memory");
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&p.a_map) : "memory");
+    if (Split == 1 && p.tma_out) asm volatile("prefetch.tensormap [%0];\n" ::"l"(&p.d_map) : "memory");
     for (int kt = 0; kt < tiles; ++kt) mbar_init(bars + 8 * kt, 1);
     mbar_init_fence();
   }
@@ -308,13 +330,31 @@ __global__ void __launch_bounds__(WG * 128) gemm_small_kernel(const __grid_const
   const int r0 = wg * 64 + (tid % 128) / 32 * 16 + lane / 4, c0 = 2 * (lane % 4);
 
   if constexpr (Split == 1) {
-    __syncthreads();  // the bias slice
+    __syncthreads();  // the bias slice; every warpgroup's wgmmas are done with the operands
     stamp(p, tid, kStampPartial);
     const float* const bias_f = reinterpret_cast<const float*>(bias);
-    if (p.out_f32)
+    if (p.tma_out) {
+      // The tile, staged over the operands, leaves as one TMA store (a TMA add onto a residual): per
+      // session 23's stamps a thread's scattered 4-8 byte stores took ~2 us for a 64 x 80 tile.
+      if (p.out_f32)
+        stage_tile<float, BN>(p, d, bias_f, reinterpret_cast<float*>(sm + kBarrierBytes + kBiasBytes), r0, c0);
+      else
+        stage_tile<T, BN>(p, d, bias_f, reinterpret_cast<T*>(sm + kBarrierBytes + kBiasBytes), r0, c0);
+      fence_proxy_async();  // the tile's generic writes, before the TMA unit reads them
+      __syncthreads();
+      if (tid == 0) {
+        if (p.accumulate)
+          tma_add_2d(&p.d_map, ops, n0, m0);
+        else
+          tma_store_2d(&p.d_map, ops, n0, m0);
+        bulk_commit();
+        bulk_wait_read();  // the shared memory stays until the copy has read it
+      }
+    } else if (p.out_f32) {
       finish_direct<float, BN>(p, d, bias_f, m0 + r0, n0, c0);
-    else
+    } else {
       finish_direct<T, BN>(p, d, bias_f, m0 + r0, n0, c0);
+    }
     stamp(p, tid, kStampEpilogue);
     if constexpr (MC > 1) cluster_wait();
     stamp(p, tid, kStampExit);
@@ -370,8 +410,14 @@ void launch(const GemmSmallParams& p, cudaStream_t s) {
   constexpr Shape t{64 * WG, BN, MC, Split};
   const int tiles = p.in / kBK / Split, bytes = smem_bytes(t, tiles);
   const bool f16 = p.in_dt == DT::f16;
+  // The TMA store needs 16-byte aligned rows; its add would round a 16-bit residual sum twice (the tile
+  // is staged in the output type), so 16-bit residuals keep the direct stores.
+  const std::int64_t out_bytes = p.out_dt == DT::f32 ? 4 : 2;
+  const bool tma_out = Split == 1 && !(p.accumulate && p.out_dt != DT::f32) && aligned(p.d, 16) &&
+                       p.ldd * out_bytes % 16 == 0;
   const GemmSmallArgs args{matrix_tensor_map(p.a, f16, p.rows, p.in, p.lda, 64 * WG),
                            matrix_tensor_map(p.w, f16, p.out, p.in, p.in, BN),
+                           tma_out ? output_tensor_map(p.d, p.out_dt, p.rows, p.out, p.ldd, 64 * WG, BN) : CUtensorMap{},
                            p.bias,
                            p.d,
                            p.ldd,
@@ -381,6 +427,7 @@ void launch(const GemmSmallParams& p, cudaStream_t s) {
                            p.out_dt == DT::f32,
                            static_cast<int>(p.act),
                            p.accumulate,
+                           tma_out,
                            reinterpret_cast<unsigned long long*>(p.trace)};
   const Grid g = grid_of(t, p.rows, p.out);
   const dim3 grid(static_cast<unsigned>(g.n), static_cast<unsigned>(g.m), static_cast<unsigned>(g.split));

@@ -49,4 +49,24 @@ CUtensorMap matrix_tensor_map(const void* ptr, bool f16, std::int64_t rows, int 
   return map;
 }
 
+CUtensorMap output_tensor_map(void* ptr, DT dt, std::int64_t rows, int cols, std::int64_t ld, int box_rows,
+                              int box_cols) {
+  const std::size_t size = dt_size(dt);
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * size};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_cols), static_cast<cuuint32_t>(box_rows)},
+                   element_strides[2] = {1, 1};
+  const CUtensorMapDataType type = dt == DT::f32   ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
+                                   : dt == DT::f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                   : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  CUtensorMap map;
+  const CUresult r = tensor_map_encoder()(&map, type, 2, ptr, dims, strides, box, element_strides,
+                                          CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                          CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  VITRT_CHECK(r == CUDA_SUCCESS, "GEMM: cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(r), ") for a ",
+              rows, " x ", cols, " ", dt_name(dt), " output with row stride ", ld, " and boxes of ", box_cols, " x ",
+              box_rows);
+  return map;
+}
+
 }  // namespace vitrt::cuda

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "backend/backend.h"
+
 namespace vitrt::cuda {
 
 // cuTensorMapEncodeTiled; throws if the driver does not provide it.
@@ -21,5 +23,11 @@ CUtensorMap qkv_tensor_map(const void* qkv, bool f16, int batch, int tokens, int
 // boxes of 64 columns (128 bytes) x box_rows rows, 128-byte swizzled: rows past the end come back as
 // zeros. Throws with the shape if the driver refuses it.
 CUtensorMap matrix_tensor_map(const void* ptr, bool f16, std::int64_t rows, int cols, std::int64_t ld, int box_rows);
+
+// A row-major output matrix [rows, cols] of `dt` (f32, f16 or bf16) with row stride ld elements, written
+// in dense boxes of box_cols x box_rows (no swizzle): elements past the end are not written. Needs a
+// 16-byte aligned pointer and row stride. Throws with the shape if the driver refuses it.
+CUtensorMap output_tensor_map(void* ptr, DT dt, std::int64_t rows, int cols, std::int64_t ld, int box_rows,
+                              int box_cols);
 
 }  // namespace vitrt::cuda

@@ -64,6 +64,25 @@ __device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const CUtens
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(col), "r"(row), "r"(bar), "h"(mask)
       : "memory");
 }
+// The box of the 2-D tensor map at (col, row) from shared memory at src (dense, row-major) into global
+// memory (elements past the tensor's bounds are not written); add: added to the global values there (in
+// the map's type, each element once) instead of stored. One bulk group per call (bulk_commit).
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, unsigned src, int col, int row) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(
+                   reinterpret_cast<std::uint64_t>(map)),
+               "r"(src), "r"(col), "r"(row)
+               : "memory");
+}
+__device__ __forceinline__ void tma_add_2d(const CUtensorMap* map, unsigned src, int col, int row) {
+  asm volatile("cp.reduce.async.bulk.tensor.2d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(
+                   reinterpret_cast<std::uint64_t>(map)),
+               "r"(src), "r"(col), "r"(row)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Waits until this thread's committed bulk copies have read their shared memory (the source may then be
+// reused or freed; the global writes complete with the grid).
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
 // Orders this thread's generic-proxy accesses to shared memory before later async-proxy ones (a TMA
 // copy into the same bytes, a wgmma reading them).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
