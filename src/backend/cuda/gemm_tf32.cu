@@ -25,6 +25,7 @@
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/tensor_map.h"
+#include "backend/cuda/tma.cuh"
 #include "backend/cuda/wgmma.cuh"
 
 namespace vitrt::cuda {
@@ -82,29 +83,14 @@ struct GemmTf32Args {
 };
 
 #ifdef VITRT_WGMMA_DEVICE
-__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
-}
-__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+// mbarrier waits as a branch inside the PTX (tma.cuh's mbar_wait loops in C++ around one try_wait): the
+// form this kernel was measured with; the other helpers are tma.cuh's.
+__device__ __forceinline__ void mbar_wait_branch(unsigned bar, unsigned parity) {
   asm volatile(
       "{\n.reg .pred done;\nWAIT:\n"
       "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
       "@!done bra WAIT;\n}\n" ::"r"(bar),
       "r"(parity)
-      : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(unsigned bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-// A box of the 2-D tensor `map` at (column x, row y) into shared memory at dst; completes on bar.
-__device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map, int x, int y, unsigned bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
-          dst),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(y), "r"(bar)
       : "memory");
 }
 #endif  // VITRT_WGMMA_DEVICE
@@ -134,7 +120,7 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(con
       mbar_init(bars + 8 * s, 1);
       mbar_init(bars + 8 * (S + s), WG);
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbar_init_fence();
   }
   __syncthreads();
   wait_prior_grid();  // A (and D, for its earlier readers) belong to the kernels before this one
@@ -143,9 +129,9 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(con
     if (lane == 0) {
       for (int kt = 0; kt < tiles; ++kt) {
         const int s = kt % S;
-        if (kt >= S) mbar_wait(bars + 8 * (S + s), static_cast<unsigned>((kt / S - 1) & 1));
+        if (kt >= S) mbar_wait_branch(bars + 8 * (S + s), static_cast<unsigned>((kt / S - 1) & 1));
         const unsigned full = bars + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
-        mbar_expect_tx(full, kStage);
+        mbar_arrive_expect(full, kStage);
         tma_load_2d(dst, &p.a_map, kt * kBK, m0, full);  // rows past the end arrive as zeros
         tma_load_2d(dst + kABytes, &p.w_map, kt * kBK, n0, full);
       }
@@ -157,7 +143,7 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(con
   float d[BN / 8][4];
   for (int kt = 0; kt < tiles; ++kt) {
     const int s = kt % S;
-    mbar_wait(bars + 8 * s, static_cast<unsigned>((kt / S) & 1));
+    mbar_wait_branch(bars + 8 * s, static_cast<unsigned>((kt / S) & 1));
     const unsigned stage = base + static_cast<unsigned>(s * kStage);
     const Sw128Desc ad(stage + static_cast<unsigned>(wg * 64 * 128)), bd(stage + kABytes);
     wgmma_fence();

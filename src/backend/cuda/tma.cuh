@@ -1,6 +1,6 @@
 // Device helpers for copies by the tensor memory accelerator (TMA, sm_90) into shared memory and the
-// mbarriers they complete on (attention_wgmma_ws.cu, gemm_small.cu; the tf32 GEMM has its own 2-D copies). The tensor
-// maps come from tensor_map.h on the host.
+// mbarriers they complete on (attention_wgmma_ws.cu, gemm_small.cu, gemm_tf32.cu). The tensor maps come
+// from tensor_map.h on the host.
 #pragma once
 
 #include <cuda.h>  // CUtensorMap
@@ -23,9 +23,10 @@ __device__ __forceinline__ void mbar_arrive_expect(unsigned bar, unsigned bytes)
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
 // Until the barrier's phase with the given parity has completed. The loop is C++ around one try_wait;
-// the tf32 GEMM keeps its own helpers, whose loop is a branch inside the PTX: with that form here the
-// TMA attention kernel took 127 registers instead of 133 and ran 3-4% slower at 577 tokens (run262),
-// and the GEMM's code changes with this one (not measured), so each keeps the form it was measured with.
+// the tf32 GEMM keeps its own wait (mbar_wait_branch), whose loop is a branch inside the PTX: with that
+// form here the TMA attention kernel took 127 registers instead of 133 and ran 3-4% slower at 577
+// tokens (run262), and the GEMM's code changes with this one (not measured), so each keeps the form it
+// was measured with.
 __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
   unsigned done;
   do {
