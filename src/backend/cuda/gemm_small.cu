@@ -166,6 +166,19 @@ __device__ __forceinline__ void store2(T* dst, float2 v) {
   *reinterpret_cast<unsigned*>(dst) = *reinterpret_cast<const unsigned*>(h);
 }
 
+// act(acc + bias) of the two outputs of a thread's accumulator tile j, row half h (columns 8 j + c0, + 1).
+template <int BN>
+__device__ __forceinline__ float2 bias_act2(const GemmSmallArgs& p, const float (&d)[BN / 8][4], const float* bias,
+                                            int j, int h, int c0) {
+  float2 v = make_float2(d[j][2 * h] + bias[8 * j + c0], d[j][2 * h + 1] + bias[8 * j + c0 + 1]);
+  if (p.act == static_cast<int>(Epilogue::gelu_erf)) {
+    v = make_float2(gelu_erf(v.x), gelu_erf(v.y));
+  } else if (p.act == static_cast<int>(Epilogue::quick_gelu)) {
+    v = make_float2(quick_gelu(v.x), quick_gelu(v.y));
+  }
+  return v;
+}
+
 // The epilogue of an unsplit tile, straight from the accumulators: this thread's rows `row`, row + 8
 // and, per 8 columns j, columns n0 + 8 j + c0, + 1 (the wgmma layout). Every residual load is issued
 // before the first output is computed.
@@ -191,12 +204,7 @@ __device__ __forceinline__ void finish_direct(const GemmSmallArgs& p, const floa
     for (int h = 0; h < 2; ++h) {
       const int col = n0 + 8 * j + c0;
       if (!ok[h] || col >= p.out) continue;  // the last tiles may reach past M and N
-      float2 v = make_float2(d[j][2 * h] + bias[8 * j + c0], d[j][2 * h + 1] + bias[8 * j + c0 + 1]);
-      if (p.act == static_cast<int>(Epilogue::gelu_erf)) {
-        v = make_float2(gelu_erf(v.x), gelu_erf(v.y));
-      } else if (p.act == static_cast<int>(Epilogue::quick_gelu)) {
-        v = make_float2(quick_gelu(v.x), quick_gelu(v.y));
-      }
+      float2 v = bias_act2<BN>(p, d, bias, j, h, c0);
       v.x += res[j][h].x;  // zeros unless accumulating (dst += act(...), as LinearArgs says)
       v.y += res[j][h].y;
       store2(out + (row + 8 * h) * p.ldd + col, v);
@@ -212,12 +220,7 @@ __device__ __forceinline__ void stage_tile(const GemmSmallArgs& p, const float (
   for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float2 v = make_float2(d[j][2 * h] + bias[8 * j + c0], d[j][2 * h + 1] + bias[8 * j + c0 + 1]);
-      if (p.act == static_cast<int>(Epilogue::gelu_erf)) {
-        v = make_float2(gelu_erf(v.x), gelu_erf(v.y));
-      } else if (p.act == static_cast<int>(Epilogue::quick_gelu)) {
-        v = make_float2(quick_gelu(v.x), quick_gelu(v.y));
-      }
+      float2 v = bias_act2<BN>(p, d, bias, j, h, c0);
       store2(tile + (r0 + 8 * h) * BN + 8 * j + c0, v);
     }
 }
