@@ -2,7 +2,7 @@
 # Installs vitrt's build and test dependencies from Debian/Ubuntu packages (only what is missing).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build git pkg-config libdnnl-dev nlohmann-json3-dev libcli11-dev
-      libjpeg62-turbo-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libjpeg62-turbo-dev libpng-dev zlib1g-dev ocl-icd-opencl-dev libgtest-dev libgmock-dev libbenchmark-dev
       python3-numpy python3-torch python3-torchvision python3-pil libopenblas0-pthread)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -21,6 +21,7 @@
 #include "backend/cuda/linear.h"
 #include "backend/cuda/tuning.h"
 #include "core/half.h"
+#include "gap_kernels.h"
 
 using namespace vitrt;
 using namespace vitrt::cuda;
@@ -102,6 +103,57 @@ void print_trace(const std::vector<std::uint64_t>& t, std::int64_t blocks, doubl
   std::printf("\n");
 }
 
+// The launch-gap experiment: what comes before a kernel (nothing, a memset that evicts L2 and leaves it
+// dirty, or a read that evicts it clean), then a one-block primer kernel that asks for `primer_smem`
+// bytes of shared memory and stamps its end, then the kernel timed between two events. Per condition,
+// the median over 9 runs of the event time and of the gap from the primer's end to the kernel's first
+// block entry (`first_entry` returns it, or 0 where the kernel cannot report it).
+struct GapRig {
+  unsigned long long* stamps = nullptr;  // [0] primer end, [1] probe's first entry
+  unsigned* sink = nullptr;
+  const L2Flush* flush = nullptr;
+  int sms = 0;
+  cudaStream_t s = nullptr;
+};
+
+void gap_experiment(const GapRig& rig, const char* label, const std::function<void()>& prepare,
+                    const std::function<void()>& run, const std::function<unsigned long long()>& first_entry) {
+  cudaEvent_t e[2];
+  CUDA_CHECK(cudaEventCreate(&e[0]));
+  CUDA_CHECK(cudaEventCreate(&e[1]));
+  static const char* pre_names[] = {"warm", "memset-flushed", "read-flushed"};
+  std::printf("    gap, %s:", label);
+  for (int pre = 0; pre < 3; ++pre) {
+    for (int primer_smem : {0, 200 * 1024}) {
+      std::vector<double> times, gaps;
+      for (int r = 0; r < 10; ++r) {
+        prepare();
+        if (pre == 1) CUDA_CHECK(cudaMemsetAsync(rig.flush->buffer, 0, rig.flush->bytes, rig.s));
+        if (pre == 2) bench::launch_read_flush(rig.flush->buffer, rig.flush->bytes, rig.sink, rig.sms, rig.s);
+        bench::launch_primer(rig.stamps, primer_smem, rig.s);
+        CUDA_CHECK(cudaEventRecord(e[0], rig.s));
+        run();
+        CUDA_CHECK(cudaEventRecord(e[1], rig.s));
+        CUDA_CHECK(cudaEventSynchronize(e[1]));
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e[0], e[1]));
+        unsigned long long primer_end = 0;
+        CUDA_CHECK(cudaMemcpy(&primer_end, rig.stamps, sizeof primer_end, cudaMemcpyDeviceToHost));
+        const unsigned long long first = first_entry();
+        if (r == 0) continue;  // warm-up
+        times.push_back(1000.0 * ms);
+        if (first) gaps.push_back(static_cast<double>(static_cast<long long>(first - primer_end)) / 1e3);
+      }
+      std::printf(" %s/primer %dK: %.2f us", pre_names[pre], primer_smem / 1024, median(times));
+      if (!gaps.empty()) std::printf(" (gap %.2f)", median(gaps));
+      std::printf(";");
+    }
+  }
+  std::printf("\n");
+  CUDA_CHECK(cudaEventDestroy(e[0]));
+  CUDA_CHECK(cudaEventDestroy(e[1]));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,6 +177,13 @@ int main(int argc, char** argv) {
   constexpr std::size_t kWorkspace = 32u << 20;
   void* workspace = nullptr;
   CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
+  GapRig rig;
+  CUDA_CHECK(cudaMalloc(&rig.stamps, 2 * sizeof(unsigned long long)));
+  CUDA_CHECK(cudaMalloc(&rig.sink, sizeof(unsigned)));
+  rig.flush = &flush;
+  rig.sms = props.multiProcessorCount;
+  rig.s = s;
+  const bool gaps_only = std::getenv("SMALL_GEMM_GAPS") != nullptr;  // only the gap experiment, default variants
   // The tuner keeps its winners in memory (finish() is never called, so the file is not written).
   TuneCache cache(tune_device_key(props), "/tmp/vitrt_small_gemm_trace_tune.json", true);
   std::printf("small GEMM against cuBLASLt, %lld rows, %s, clock %.2f GHz (stamps converted at that rate)\n",
@@ -154,6 +213,7 @@ int main(int argc, char** argv) {
     };
     std::printf("  cuBLASLt (tuned): %.2f us flushed, %.2f us back to back\n", time_us(run_lt, s, flush),
                 loop_us(run_lt, s));
+    gap_experiment(rig, "cuBLASLt", [] {}, [&] { run_lt(); }, [] { return 0ull; });
 
     GemmSmallParams p;
     p.a = a;
@@ -169,7 +229,39 @@ int main(int argc, char** argv) {
     p.out_dt = out_dt;
     p.act = c.act;
     p.accumulate = c.accumulate;
-    for (int v : gemm_small_variants(p, arch)) {
+    {
+      // The default variant, traced so that its first block's entry is known; and an empty stand-in
+      // kernel with as many blocks and 200 KiB of shared memory.
+      p.variant = gemm_small_default_variant(p, arch, props.multiProcessorCount);
+      const std::int64_t blocks = gemm_small_blocks(p);
+      std::uint64_t* trace = nullptr;
+      const std::size_t bytes = static_cast<std::size_t>(blocks) * kSmallGemmTraceSlots * 8;
+      CUDA_CHECK(cudaMalloc(&trace, bytes));
+      std::vector<std::uint64_t> host(static_cast<std::size_t>(blocks) * kSmallGemmTraceSlots);
+      p.trace = trace;
+      gap_experiment(
+          rig, ("ours " + gemm_small_variant_name(p.variant)).c_str(), [] {}, [&] { gemm_small(p, arch, s); },
+          [&] {
+            CUDA_CHECK(cudaMemcpy(host.data(), trace, bytes, cudaMemcpyDeviceToHost));
+            std::uint64_t first = UINT64_MAX;
+            for (std::int64_t b = 0; b < blocks; ++b) first = std::min(first, host[b * kSmallGemmTraceSlots + kStampGlobalStart]);
+            return static_cast<unsigned long long>(first);
+          });
+      CUDA_CHECK(cudaFree(trace));
+      p.trace = nullptr;
+      gap_experiment(
+          rig, "empty kernel, same blocks, 200 KiB",
+          [&] { CUDA_CHECK(cudaMemsetAsync(rig.stamps + 1, 0xff, sizeof(unsigned long long), s)); },
+          [&] {
+            bench::launch_probe(rig.stamps + 1, static_cast<int>(blocks), 200 * 1024, s);
+          },
+          [&] {
+            unsigned long long first = 0;
+            CUDA_CHECK(cudaMemcpy(&first, rig.stamps + 1, sizeof first, cudaMemcpyDeviceToHost));
+            return first;
+          });
+    }
+    for (int v : gaps_only ? std::vector<int>{} : gemm_small_variants(p, arch)) {
       p.variant = v;
       p.trace = nullptr;
       auto run = [&] {
@@ -197,6 +289,8 @@ int main(int argc, char** argv) {
     for (void* ptr : {a, w, bias, d}) CUDA_CHECK(cudaFree(ptr));
   }
   CUDA_CHECK(cudaFree(flush.buffer));
+  CUDA_CHECK(cudaFree(rig.stamps));
+  CUDA_CHECK(cudaFree(rig.sink));
   CUDA_CHECK(cudaFree(workspace));
   cublasLtDestroy(lt);
   CUDA_CHECK(cudaStreamDestroy(s));

@@ -1,0 +1,68 @@
+// Helper kernels for measuring the time between one kernel's end and the next one's first block
+// (small_gemm_trace's launch-gap experiment). Measurement only.
+#include "gap_kernels.h"
+
+#include "backend/cuda/cuda_check.h"
+
+namespace vitrt::bench {
+
+namespace {
+
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// One block; thread 0 writes the time just before the kernel ends. The dynamic shared memory it asks
+// for sets the SM's shared-memory configuration.
+__global__ void primer_kernel(unsigned long long* end_ns, int smem_words) {
+  extern __shared__ unsigned words[];
+  if (threadIdx.x < static_cast<unsigned>(smem_words)) words[threadIdx.x] = threadIdx.x;
+  __syncthreads();
+  if (threadIdx.x == 0) end_ns[0] = global_ns();
+}
+
+// Every block: atomicMin of its entry time into first_ns[0]. The same dynamic shared memory as the
+// kernel it stands in for.
+__global__ void probe_kernel(unsigned long long* first_ns, int smem_words) {
+  const unsigned long long t = global_ns();
+  extern __shared__ unsigned words[];
+  if (threadIdx.x < static_cast<unsigned>(smem_words)) words[threadIdx.x] = threadIdx.x;
+  if (threadIdx.x == 0) atomicMin(first_ns, t);
+}
+
+// Reads `n` words and writes one word only if their sum is a value it never is for the zeros they
+// hold: evicts L2 without leaving dirty lines to write back.
+__global__ void read_flush_kernel(const uint4* data, std::size_t n, unsigned* sink) {
+  unsigned acc = 0;
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const uint4 v = data[i];
+    acc += v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9e3779b9u) sink[0] = acc;
+}
+
+}  // namespace
+
+void launch_primer(unsigned long long* end_ns, int smem_bytes, cudaStream_t s) {
+  if (smem_bytes > 48 * 1024)
+    CUDA_CHECK(cudaFuncSetAttribute(primer_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  primer_kernel<<<1, 128, static_cast<std::size_t>(smem_bytes), s>>>(end_ns, smem_bytes / 4);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_probe(unsigned long long* first_ns, int blocks, int smem_bytes, cudaStream_t s) {
+  if (smem_bytes > 48 * 1024)
+    CUDA_CHECK(cudaFuncSetAttribute(probe_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  probe_kernel<<<blocks, 128, static_cast<std::size_t>(smem_bytes), s>>>(first_ns, smem_bytes / 4);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_read_flush(const void* buffer, std::size_t bytes, unsigned* sink, int sms, cudaStream_t s) {
+  read_flush_kernel<<<4 * sms, 512, 0, s>>>(static_cast<const uint4*>(buffer), bytes / sizeof(uint4), sink);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace vitrt::bench
