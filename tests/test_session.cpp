@@ -15,6 +15,8 @@
 
 #ifdef VITRT_HAVE_CUDA
 #include <cuda_runtime.h>
+
+#include "backend/cuda/stream_pool.h"
 #endif
 
 #include "core/arena.h"
@@ -267,6 +269,29 @@ TEST(SessionCuda, TuningCacheRoundTrip) {
     EXPECT_EQ(cached.tune_results().size(), results.size());
     EXPECT_EQ(run(cached, x, 3), got);
   }
+}
+
+// Sessions made one after another reuse one stream (stream_pool.h); sessions alive at once get their own.
+TEST(SessionCuda, StreamPool) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  cudaStream_t a = cuda::acquire_stream();
+  cudaStream_t b = cuda::acquire_stream();
+  EXPECT_NE(a, b);
+  // Released with work queued: it is waited for, so the next holder starts on an idle stream.
+  void* p = nullptr;
+  ASSERT_EQ(cudaMalloc(&p, 64 << 20), cudaSuccess);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(cudaMemsetAsync(p, i, 64 << 20, a), cudaSuccess);
+  cuda::release_stream(a);
+  cudaStream_t c = cuda::acquire_stream();
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(cudaStreamQuery(c), cudaSuccess);
+  cuda::release_stream(b);
+  cuda::release_stream(c);
+  cudaFree(p);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
 }
 #endif
 

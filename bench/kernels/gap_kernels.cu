@@ -2,6 +2,9 @@
 // (small_gemm_trace's launch-gap experiment). Measurement only.
 #include "gap_kernels.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "backend/cuda/cuda_check.h"
 
 namespace vitrt::bench {
@@ -30,6 +33,14 @@ __global__ void probe_kernel(unsigned long long* first_ns, int smem_words) {
   extern __shared__ unsigned words[];
   if (threadIdx.x < static_cast<unsigned>(smem_words)) words[threadIdx.x] = threadIdx.x;
   if (threadIdx.x == 0) atomicMin(first_ns, t);
+}
+
+// An empty kernel for the graph floor: with `trigger`, it lets the next kernel launch at once
+// (griddepcontrol.launch_dependents).
+__global__ void empty_kernel(int trigger) {
+  extern __shared__ unsigned words[];
+  if (trigger) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  if (threadIdx.x == 0 && trigger < 0) words[0] = 0;  // never: keeps the shared memory declared
 }
 
 // Reads `n` words and writes one word only if their sum is a value it never is for the zeros they
@@ -63,6 +74,47 @@ void launch_probe(unsigned long long* first_ns, int blocks, int smem_bytes, cuda
 void launch_read_flush(const void* buffer, std::size_t bytes, unsigned* sink, int sms, cudaStream_t s) {
   read_flush_kernel<<<4 * sms, 512, 0, s>>>(static_cast<const uint4*>(buffer), bytes / sizeof(uint4), sink);
   CUDA_CHECK(cudaGetLastError());
+}
+
+double graph_floor_us(int nodes, int blocks, int smem_bytes, int pdl, bool alternate, cudaStream_t s) {
+  CUDA_CHECK(cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+  cudaGraph_t graph;
+  CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < nodes; ++i) {
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(blocks));
+    cfg.blockDim = dim3(128);
+    cfg.dynamicSmemBytes = alternate && i % 2 ? 0 : static_cast<std::size_t>(smem_bytes);
+    cfg.stream = s;
+    cfg.attrs = &attr;
+    cfg.numAttrs = pdl > 0 ? 1 : 0;
+    CUDA_CHECK(cudaLaunchKernelEx(&cfg, empty_kernel, pdl == 2 ? 1 : 0));
+  }
+  CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  cudaGraphExec_t exec;
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t e[2];
+  CUDA_CHECK(cudaEventCreate(&e[0]));
+  CUDA_CHECK(cudaEventCreate(&e[1]));
+  std::vector<double> t;
+  for (int r = 0; r < 12; ++r) {
+    CUDA_CHECK(cudaEventRecord(e[0], s));
+    CUDA_CHECK(cudaGraphLaunch(exec, s));
+    CUDA_CHECK(cudaEventRecord(e[1], s));
+    CUDA_CHECK(cudaEventSynchronize(e[1]));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, e[0], e[1]));
+    if (r >= 2) t.push_back(1000.0 * ms / nodes);
+  }
+  std::sort(t.begin(), t.end());
+  CUDA_CHECK(cudaEventDestroy(e[0]));
+  CUDA_CHECK(cudaEventDestroy(e[1]));
+  CUDA_CHECK(cudaGraphExecDestroy(exec));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+  return t[t.size() / 2];
 }
 
 }  // namespace vitrt::bench

@@ -18,4 +18,10 @@ void launch_probe(unsigned long long* first_ns, int blocks, int smem_bytes, cuda
 // Evicts L2 by reading `bytes` (zeros) instead of writing them, so no dirty lines are left to drain.
 void launch_read_flush(const void* buffer, std::size_t bytes, unsigned* sink, int sms, cudaStream_t s);
 
+// Per node, median µs of a CUDA graph of `nodes` empty kernels launched one after another (`blocks` blocks
+// of 128 threads, `smem_bytes` of dynamic shared memory; with `alternate`, every other one has none):
+// pdl 0: plain stream order; 1: programmatic (dependent-launch) edges, each kernel triggering at its
+// end; 2: such edges, each kernel triggering at its start.
+double graph_floor_us(int nodes, int blocks, int smem_bytes, int pdl, bool alternate, cudaStream_t s);
+
 }  // namespace vitrt::bench

@@ -184,6 +184,20 @@ int main(int argc, char** argv) {
   rig.sms = props.multiProcessorCount;
   rig.s = s;
   const bool gaps_only = std::getenv("SMALL_GEMM_GAPS") != nullptr;  // only the gap experiment, default variants
+  if (gaps_only) {
+    // The floor a chain of kernels pays per kernel in a CUDA graph, whatever the kernels do.
+    std::printf("graph of 84 empty kernels, per kernel (us): blocks / shared memory / edges\n");
+    for (int blocks : {1, props.multiProcessorCount})
+      for (int smem : {0, 200 * 1024})
+        for (int pdl : {0, 1, 2})
+          std::printf("  %d / %dK / %s: %.2f\n", blocks, smem / 1024,
+                      pdl == 0 ? "plain" : pdl == 1 ? "dependent, trigger at end" : "dependent, trigger at start",
+                      bench::graph_floor_us(84, blocks, smem, pdl, false, s));
+    for (int pdl : {0, 1, 2})
+      std::printf("  %d / alternating 200K and 0 / %s: %.2f\n", props.multiProcessorCount,
+                  pdl == 0 ? "plain" : pdl == 1 ? "dependent, trigger at end" : "dependent, trigger at start",
+                  bench::graph_floor_us(84, props.multiProcessorCount, 200 * 1024, pdl, true, s));
+  }
   // The tuner keeps its winners in memory (finish() is never called, so the file is not written).
   TuneCache cache(tune_device_key(props), "/tmp/vitrt_small_gemm_trace_tune.json", true);
   std::printf("small GEMM against cuBLASLt, %lld rows, %s, clock %.2f GHz (stamps converted at that rate)\n",

@@ -1,5 +1,5 @@
 // CUDA backend: cuBLASLt GEMMs planned per batch size, our kernels for attention, LayerNorm and the
-// small ops, one stream per session, and CUDA-graph capture/replay of the whole forward per batch size
+// small ops, one stream per session (from a pool: stream_pool.h), and CUDA-graph capture/replay of the whole forward per batch size
 // (first run eager, second captured, then replayed).
 #include <algorithm>
 #include <cmath>
@@ -23,6 +23,7 @@
 #include "backend/cuda/linear.h"
 #include "backend/cuda/patch_embed.cuh"
 #include "backend/cuda/pooling.cuh"
+#include "backend/cuda/stream_pool.h"
 #include "backend/cuda/tuning.h"
 #include "core/half.h"
 
@@ -65,7 +66,7 @@ class CudaBackend final : public Backend {
     if (stream) {
       stream_ = static_cast<cudaStream_t>(stream);
     } else {
-      CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      stream_ = cuda::acquire_stream();  // reused across sessions made one after another (stream_pool.h)
       own_stream_ = true;
     }
     tuner_ = std::make_unique<TuneCache>(cuda::tune_device_key(props_), tune_cache, tune);
@@ -83,7 +84,7 @@ class CudaBackend final : public Backend {
     plans_.clear();
     for (const auto& [ptr, bytes] : owned_) cudaFree(ptr);
     if (lt_) cublasLtDestroy(lt_);
-    if (own_stream_) cudaStreamDestroy(stream_);
+    if (own_stream_) cuda::release_stream(stream_);
   }
 
   std::string device_name() const override {

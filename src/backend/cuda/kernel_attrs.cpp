@@ -24,28 +24,6 @@ void allow_dynamic_smem(const void* kernel, int bytes) {
   have = bytes;
 }
 
-void apply_carveout_preference(const void* kernel) {
-  static const int carveout = [] {
-    const char* env = std::getenv("VITRT_SMEM_CARVEOUT");
-    if (!env || !*env) return -2;  // unset: leave the driver's choice
-    char* end = nullptr;
-    const long v = std::strtol(env, &end, 10);
-    VITRT_CHECK(*end == '\0' && v >= -1 && v <= 100, "VITRT_SMEM_CARVEOUT must be an integer from -1 to 100, got '",
-                env, "'");
-    return static_cast<int>(v);
-  }();
-  if (carveout == -2) return;
-  int device = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  static std::mutex mutex;
-  static std::map<std::pair<const void*, int>, bool> done;
-  const std::lock_guard lock(mutex);
-  bool& set = done[{kernel, device}];
-  if (set) return;
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, carveout));
-  set = true;
-}
-
 int resident_blocks(const void* kernel, int threads, int smem_bytes) {
   int device = 0, sms = 0, per_sm = 0;
   CUDA_CHECK(cudaGetDevice(&device));

@@ -23,12 +23,6 @@ int resident_blocks(void (*kernel)(Args...), int threads, int smem_bytes) {
   return resident_blocks(reinterpret_cast<const void*>(kernel), threads, smem_bytes);
 }
 
-// For measurements: when VITRT_SMEM_CARVEOUT is set (an integer, -1 to 100, the percentage of the SM's
-// unified L1/shared storage preferred as shared memory; cudaFuncAttributePreferredSharedMemoryCarveout),
-// sets it once per (kernel, device) for every kernel launched through launch.cuh. Unset: nothing is set
-// and the driver chooses, as before. Thread-safe.
-void apply_carveout_preference(const void* kernel);
-
 // Kernel groups for programmatic dependent launch (launch.cuh).
 enum class Pdl : unsigned { norm = 1, attention = 2, gemm = 4 };  // gemm: our TF32 GEMM, the activation pass
 

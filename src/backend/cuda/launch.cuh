@@ -51,7 +51,6 @@ void launch_dependent_cluster(Pdl group, void (*kernel)(Params...), dim3 grid, d
     attrs[n].val.clusterDim.y = cluster.y;
     attrs[n++].val.clusterDim.z = cluster.z;
   }
-  apply_carveout_preference(reinterpret_cast<const void*>(kernel));
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;

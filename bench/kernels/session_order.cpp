@@ -1,0 +1,85 @@
+// Does a session's speed depend on the sessions made before it in the process? Makes `count` sessions of
+// one batch size one after another and times each (median ms of the forward, as `vitrt bench`):
+//   session_order MODEL BATCH COUNT MODE [TUNE_CACHE]
+// MODE: seq (each session destroyed before the next), alive (all kept), pad:MIB (before each session,
+// cudaMalloc MIB and keep it, shifting where the session's memory lands), shared-stream (every session on
+// one stream the program owns), streams:K (K streams created and destroyed before the first session),
+// kept:K (K streams created before the first session and kept).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "vitrt/vitrt.h"
+
+int main(int argc, char** argv) {
+  if (argc < 5) {
+    std::fprintf(stderr, "usage: session_order MODEL BATCH COUNT MODE [TUNE_CACHE]\n");
+    return 2;
+  }
+  const std::string model_name = argv[1], mode = argv[4];
+  const int batch = std::atoi(argv[2]), count = std::atoi(argv[3]);
+  auto model = vitrt::Model::synthetic(model_name);
+  vitrt::SessionOptions o;
+  o.batch_sizes = {batch};
+  o.precision = vitrt::Precision::bf16;
+  o.device = vitrt::Device::parse("cuda");
+  o.tune_cache = argc > 5 ? argv[5] : "off";
+  cudaStream_t stream = nullptr;
+  if (mode == "shared-stream") {
+    if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) return 1;
+    o.cuda_stream = stream;
+  }
+  std::vector<cudaStream_t> extra;
+  if (mode.rfind("streams:", 0) == 0 || mode.rfind("kept:", 0) == 0) {
+    extra.resize(static_cast<std::size_t>(std::atoi(mode.c_str() + mode.find(':') + 1)));
+    for (auto& e : extra)
+      if (cudaStreamCreateWithFlags(&e, cudaStreamNonBlocking) != cudaSuccess) return 1;
+    if (mode[0] == 's') {
+      for (auto e : extra) cudaStreamDestroy(e);
+      extra.clear();
+    }
+  }
+  std::vector<std::unique_ptr<vitrt::Session>> alive;
+  std::vector<void*> pads;
+  std::vector<float> x;
+  std::printf("%s b%d %s:", model_name.c_str(), batch, mode.c_str());
+  for (int i = 0; i < count; ++i) {
+    if (mode.rfind("pad:", 0) == 0) {
+      void* p = nullptr;
+      if (cudaMalloc(&p, static_cast<std::size_t>(std::atoll(mode.c_str() + 4)) << 20) != cudaSuccess) return 1;
+      pads.push_back(p);
+    }
+    auto s = std::make_unique<vitrt::Session>(model, o);
+    if (x.empty()) {
+      x.resize(static_cast<std::size_t>(s->input_elements_per_image()) * batch);
+      std::mt19937 rng(1234);
+      std::normal_distribution<float> nd(0.f, 1.f);
+      for (auto& v : x) v = nd(rng);
+    }
+    std::vector<double> ms = s->benchmark(x.data(), batch, 20, 200);
+    std::sort(ms.begin(), ms.end());
+    std::printf(" %.3f", ms[ms.size() / 2]);
+    std::fflush(stdout);
+    if (mode == "alive") alive.push_back(std::move(s));
+  }
+  if (mode == "alive") {
+    std::printf(" | again:");
+    for (auto& s : alive) {
+      std::vector<double> ms = s->benchmark(x.data(), batch, 20, 200);
+      std::sort(ms.begin(), ms.end());
+      std::printf(" %.3f", ms[ms.size() / 2]);
+    }
+  }
+  std::printf("\n");
+  alive.clear();
+  for (void* p : pads) cudaFree(p);
+  if (stream) cudaStreamDestroy(stream);
+  for (auto e : extra) cudaStreamDestroy(e);
+  return 0;
+}
