@@ -4,7 +4,8 @@
 // MODE: seq (each session destroyed before the next), alive (all kept), pad:MIB (before each session,
 // cudaMalloc MIB and keep it, shifting where the session's memory lands), shared-stream (every session on
 // one stream the program owns), streams:K (K streams created and destroyed before the first session),
-// kept:K (K streams created before the first session and kept).
+// kept:K (K streams created before the first session and kept), used:K (K streams that each run one
+// memset, then are destroyed, before the first session), usedkept:K (the same, kept).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -36,11 +37,17 @@ int main(int argc, char** argv) {
     o.cuda_stream = stream;
   }
   std::vector<cudaStream_t> extra;
-  if (mode.rfind("streams:", 0) == 0 || mode.rfind("kept:", 0) == 0) {
+  if (mode.rfind("streams:", 0) == 0 || mode.rfind("kept:", 0) == 0 || mode.rfind("used", 0) == 0) {
     extra.resize(static_cast<std::size_t>(std::atoi(mode.c_str() + mode.find(':') + 1)));
-    for (auto& e : extra)
+    void* scratch = nullptr;
+    if (cudaMalloc(&scratch, 1 << 20) != cudaSuccess) return 1;
+    for (auto& e : extra) {
       if (cudaStreamCreateWithFlags(&e, cudaStreamNonBlocking) != cudaSuccess) return 1;
-    if (mode[0] == 's') {
+      if (mode.rfind("used", 0) == 0 && cudaMemsetAsync(scratch, 0, 1 << 20, e) != cudaSuccess) return 1;
+    }
+    if (cudaDeviceSynchronize() != cudaSuccess) return 1;
+    cudaFree(scratch);
+    if (mode[0] == 's' || mode.rfind("used:", 0) == 0) {
       for (auto e : extra) cudaStreamDestroy(e);
       extra.clear();
     }

@@ -1,7 +1,7 @@
 // Streams for sessions that do not bring their own, kept per device and handed to the next session
-// instead of being destroyed. On the H200 (driver 580, CUDA 13.0), once a process had created a third
-// stream, every forward of every session in it, old or new, ran ~5% slower at batch 4 (run298,
-// docs/performance.md, session 24); sessions made one after another (`vitrt bench -b 1,2,4,...`, a
+// instead of being destroyed. On the H200 (driver 580, CUDA 13.0), once a third stream of a process had
+// run a forward, every forward of every session in it, old or new, ran ~5% slower at batch 4 (run298,
+// run302; streams that ran only a memset do not count; docs/performance.md, session 24); sessions made one after another (`vitrt bench -b 1,2,4,...`, a
 // server reopening sessions) now share one stream, and only sessions that are alive at the same time
 // need streams of their own.
 #pragma once
