@@ -5,7 +5,12 @@
 // cudaMalloc MIB and keep it, shifting where the session's memory lands), shared-stream (every session on
 // one stream the program owns), streams:K (K streams created and destroyed before the first session),
 // kept:K (K streams created before the first session and kept), used:K (K streams that each run one
-// memset, then are destroyed, before the first session), usedkept:K (the same, kept).
+// memset, then are destroyed, before the first session), usedkept:K (the same, kept), usedgraph:K (K
+// streams that each launch a captured graph of one memset, then are destroyed), own (each session on a
+// new stream of the program's, destroyed after it: what sessions did before the pool), own-nographs
+// (the same without CUDA graphs), usedlt:K (K streams that each run one cuBLASLt bf16 matmul, 256^3,
+// then are destroyed), usedln:K (K streams that each run one of vitrt's LayerNorm kernels).
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -16,7 +21,39 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/layernorm.cuh"
 #include "vitrt/vitrt.h"
+
+namespace {
+
+// One 256^3 bf16 matmul (fp32 accumulation) through cuBLASLt on `s`, with its heuristic's first algorithm.
+bool lt_matmul(cudaStream_t s, void* buf) {
+  cublasLtHandle_t lt = nullptr;
+  if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) return false;
+  const int n = 256;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t l = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  cublasLtMatmulHeuristicResult_t h{};
+  int found = 0;
+  const float one = 1.f, zero = 0.f;
+  char* b = static_cast<char*>(buf);
+  bool ok = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatrixLayoutCreate(&l, CUDA_R_16BF, n, n, n) == CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulAlgoGetHeuristic(lt, op, l, l, l, l, pref, 1, &h, &found) == CUBLAS_STATUS_SUCCESS &&
+            found > 0 &&
+            cublasLtMatmul(lt, op, &one, b, l, b + n * n * 2, l, &zero, b + 2 * n * n * 2, l, b + 2 * n * n * 2, l,
+                           &h.algo, nullptr, 0, s) == CUBLAS_STATUS_SUCCESS &&
+            cudaStreamSynchronize(s) == cudaSuccess;
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (l) cublasLtMatrixLayoutDestroy(l);
+  if (op) cublasLtMatmulDescDestroy(op);
+  cublasLtDestroy(lt);
+  return ok;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 5) {
@@ -43,11 +80,39 @@ int main(int argc, char** argv) {
     if (cudaMalloc(&scratch, 1 << 20) != cudaSuccess) return 1;
     for (auto& e : extra) {
       if (cudaStreamCreateWithFlags(&e, cudaStreamNonBlocking) != cudaSuccess) return 1;
-      if (mode.rfind("used", 0) == 0 && cudaMemsetAsync(scratch, 0, 1 << 20, e) != cudaSuccess) return 1;
+      if (mode.rfind("usedlt", 0) == 0) {
+        if (!lt_matmul(e, scratch)) return 1;
+      } else if (mode.rfind("usedln", 0) == 0) {
+        vitrt::cuda::LayerNormParams p{};
+        p.src = scratch;
+        p.src_ld = 768;
+        p.dst = static_cast<char*>(scratch) + (512 << 10);
+        p.dst_ld = 768;
+        p.dst_dt = vitrt::DT::bf16;
+        p.weight = static_cast<const float*>(scratch);
+        p.bias = static_cast<const float*>(scratch);
+        p.rows = 64;
+        p.dim = 768;
+        p.eps = 1e-6f;
+        vitrt::cuda::layernorm(p, e);
+        if (cudaStreamSynchronize(e) != cudaSuccess) return 1;
+      } else if (mode.rfind("usedgraph", 0) == 0) {
+        cudaGraph_t g = nullptr;
+        cudaGraphExec_t ge = nullptr;
+        if (cudaStreamBeginCapture(e, cudaStreamCaptureModeThreadLocal) != cudaSuccess ||
+            cudaMemsetAsync(scratch, 0, 1 << 20, e) != cudaSuccess || cudaStreamEndCapture(e, &g) != cudaSuccess ||
+            cudaGraphInstantiate(&ge, g, 0) != cudaSuccess || cudaGraphLaunch(ge, e) != cudaSuccess ||
+            cudaStreamSynchronize(e) != cudaSuccess)
+          return 1;
+        cudaGraphExecDestroy(ge);
+        cudaGraphDestroy(g);
+      } else if (mode.rfind("used", 0) == 0 && cudaMemsetAsync(scratch, 0, 1 << 20, e) != cudaSuccess) {
+        return 1;
+      }
     }
     if (cudaDeviceSynchronize() != cudaSuccess) return 1;
     cudaFree(scratch);
-    if (mode[0] == 's' || mode.rfind("used:", 0) == 0) {
+    if (mode[0] == 's' || (mode.rfind("used", 0) == 0 && mode.rfind("usedkept", 0) != 0)) {
       for (auto e : extra) cudaStreamDestroy(e);
       extra.clear();
     }
@@ -62,6 +127,12 @@ int main(int argc, char** argv) {
       if (cudaMalloc(&p, static_cast<std::size_t>(std::atoll(mode.c_str() + 4)) << 20) != cudaSuccess) return 1;
       pads.push_back(p);
     }
+    cudaStream_t own = nullptr;
+    if (mode.rfind("own", 0) == 0) {
+      if (cudaStreamCreateWithFlags(&own, cudaStreamNonBlocking) != cudaSuccess) return 1;
+      o.cuda_stream = own;
+      o.cuda_graphs = mode == "own";
+    }
     auto s = std::make_unique<vitrt::Session>(model, o);
     if (x.empty()) {
       x.resize(static_cast<std::size_t>(s->input_elements_per_image()) * batch);
@@ -74,6 +145,8 @@ int main(int argc, char** argv) {
     std::printf(" %.3f", ms[ms.size() / 2]);
     std::fflush(stdout);
     if (mode == "alive") alive.push_back(std::move(s));
+    s.reset();
+    if (own) cudaStreamDestroy(own);
   }
   if (mode == "alive") {
     std::printf(" | again:");
