@@ -258,7 +258,8 @@ int main(int argc, char** argv) {
           [&] {
             CUDA_CHECK(cudaMemcpy(host.data(), trace, bytes, cudaMemcpyDeviceToHost));
             std::uint64_t first = UINT64_MAX;
-            for (std::int64_t b = 0; b < blocks; ++b) first = std::min(first, host[b * kSmallGemmTraceSlots + kStampGlobalStart]);
+            for (std::int64_t b = 0; b < blocks; ++b)
+              first = std::min(first, host[b * kSmallGemmTraceSlots + kStampGlobalStart]);
             return static_cast<unsigned long long>(first);
           });
       CUDA_CHECK(cudaFree(trace));

@@ -45,7 +45,7 @@ struct SessionOptions {
   bool cuda_graphs = true;  // CUDA: capture the forward once per batch size and replay it
   // CUDA: run on this cudaStream_t. Null: a stream of the session's own, taken from a per-device pool and
   // handed to the next session when this one ends (on an H200, a process in which a third stream had
-  // run work was ~5% slower at small batches; sessions made one after another now share one stream).
+  // run a forward was ~5% slower at small batches; sessions made one after another now share one).
   void* cuda_stream = nullptr;
   // CUDA tuning cache written by `vitrt tune`: a path; "" = $VITRT_TUNE_CACHE if set, else
   // $XDG_CACHE_HOME/vitrt/tune-cache.json (~/.cache when unset); "off" = heuristics only.

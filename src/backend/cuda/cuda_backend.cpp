@@ -1,6 +1,6 @@
 // CUDA backend: cuBLASLt GEMMs planned per batch size, our kernels for attention, LayerNorm and the
-// small ops, one stream per session (from a pool: stream_pool.h), and CUDA-graph capture/replay of the whole forward per batch size
-// (first run eager, second captured, then replayed).
+// small ops, one stream per session (from a pool: stream_pool.h), and CUDA-graph capture/replay of the
+// whole forward per batch size (first run eager, second captured, then replayed).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
