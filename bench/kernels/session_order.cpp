@@ -9,7 +9,8 @@
 // streams that each launch a captured graph of one memset, then are destroyed), own (each session on a
 // new stream of the program's, destroyed after it: what sessions did before the pool), own-nographs
 // (the same without CUDA graphs), usedlt:K (K streams that each run one cuBLASLt bf16 matmul, 256^3,
-// then are destroyed), usedln:K (K streams that each run one of vitrt's LayerNorm kernels).
+// then are destroyed), usedln:K (K streams that each run one of vitrt's LayerNorm kernels), usedattn:K
+// (K streams that each run vitrt's attention kernel once, 197 tokens, 12 heads of 64, bf16).
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/attention.cuh"
 #include "backend/cuda/layernorm.cuh"
 #include "vitrt/vitrt.h"
 
@@ -77,11 +79,24 @@ int main(int argc, char** argv) {
   if (mode.rfind("streams:", 0) == 0 || mode.rfind("kept:", 0) == 0 || mode.rfind("used", 0) == 0) {
     extra.resize(static_cast<std::size_t>(std::atoi(mode.c_str() + mode.find(':') + 1)));
     void* scratch = nullptr;
-    if (cudaMalloc(&scratch, 1 << 20) != cudaSuccess) return 1;
+    if (cudaMalloc(&scratch, 4 << 20) != cudaSuccess || cudaMemset(scratch, 0, 4 << 20) != cudaSuccess) return 1;
     for (auto& e : extra) {
       if (cudaStreamCreateWithFlags(&e, cudaStreamNonBlocking) != cudaSuccess) return 1;
       if (mode.rfind("usedlt", 0) == 0) {
         if (!lt_matmul(e, scratch)) return 1;
+      } else if (mode.rfind("usedattn", 0) == 0) {
+        vitrt::cuda::AttentionParams p{};
+        p.qkv = scratch;
+        p.out = static_cast<char*>(scratch) + (2 << 20);
+        p.batch = 1;
+        p.tokens = 197;
+        p.heads = 12;
+        p.head_dim = 64;
+        p.scale = 0.125f;
+        p.dt = vitrt::DT::bf16;
+        p.arch = 90;
+        vitrt::cuda::attention(p, e);
+        if (cudaStreamSynchronize(e) != cudaSuccess) return 1;
       } else if (mode.rfind("usedln", 0) == 0) {
         vitrt::cuda::LayerNormParams p{};
         p.src = scratch;
