@@ -10,7 +10,8 @@
 // new stream of the program's, destroyed after it: what sessions did before the pool), own-nographs
 // (the same without CUDA graphs), usedlt:K (K streams that each run one cuBLASLt bf16 matmul, 256^3,
 // then are destroyed), usedln:K (K streams that each run one of vitrt's LayerNorm kernels), usedattn:K
-// (K streams that each run vitrt's attention kernel once, 197 tokens, 12 heads of 64, bf16).
+// (K streams that each run vitrt's attention kernel once, 197 tokens, 12 heads of 64, bf16), usedcopy:K
+// (K streams that each copy 4 MiB from pageable host memory to the device, as a session's weight upload).
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -84,6 +85,11 @@ int main(int argc, char** argv) {
       if (cudaStreamCreateWithFlags(&e, cudaStreamNonBlocking) != cudaSuccess) return 1;
       if (mode.rfind("usedlt", 0) == 0) {
         if (!lt_matmul(e, scratch)) return 1;
+      } else if (mode.rfind("usedcopy", 0) == 0) {
+        std::vector<char> host(4 << 20, 1);
+        if (cudaMemcpyAsync(scratch, host.data(), host.size(), cudaMemcpyHostToDevice, e) != cudaSuccess ||
+            cudaStreamSynchronize(e) != cudaSuccess)
+          return 1;
       } else if (mode.rfind("usedattn", 0) == 0) {
         vitrt::cuda::AttentionParams p{};
         p.qkv = scratch;
