@@ -2,9 +2,9 @@
 // instead of being destroyed. On the H200 (driver 580, CUDA 13.0), once a third stream of a process had
 // run a forward, every forward of every session in it, old or new, ran ~5% slower at batch 4; streams
 // that ran only a memset, a cuBLASLt matmul, a LayerNorm or an attention kernel, or a pageable copy do
-// not count (run298-run305, docs/performance.md, session 24). Sessions made one after another (`vitrt bench -b 1,2,4,...`, a
-// server reopening sessions) now share one stream; only sessions alive at the same time need streams
-// of their own.
+// not count (run298-run305, docs/performance.md, session 24). Sessions made one after another
+// (`vitrt bench -b 1,2,4,...`, a server reopening sessions) now share one stream; only sessions alive at
+// the same time need streams of their own.
 #pragma once
 
 #include <cuda_runtime.h>
