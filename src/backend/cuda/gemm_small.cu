@@ -43,6 +43,7 @@ namespace vitrt::cuda {
 namespace {
 
 constexpr int kBK = 64;               // K columns per k-tile (128 bytes of 16-bit values)
+static_assert(kBK * 2 == 128, "matrix_tensor_map reads boxes of 128 bytes of columns");
 constexpr int kMaxSmem = 227 * 1024;  // dynamic shared memory a block may have on sm_90
 constexpr int kBarrierBytes = 1024;   // mbarriers, one per k-tile (keeps the operands 1024-aligned)
 constexpr int kBiasBytes = 1024;      // the block's bias slice in fp32 (up to 256 columns)
@@ -412,14 +413,13 @@ template <typename T, int WG, int BN, int MC, int Split>
 void launch(const GemmSmallParams& p, cudaStream_t s) {
   constexpr Shape t{64 * WG, BN, MC, Split};
   const int tiles = p.in / kBK / Split, bytes = smem_bytes(t, tiles);
-  const bool f16 = p.in_dt == DT::f16;
   // The TMA store needs 16-byte aligned rows; its add would round a 16-bit residual sum twice (the tile
   // is staged in the output type), so 16-bit residuals keep the direct stores.
   const std::int64_t out_bytes = p.out_dt == DT::f32 ? 4 : 2;
   const bool tma_out = Split == 1 && !(p.accumulate && p.out_dt != DT::f32) && aligned(p.d, 16) &&
                        p.ldd * out_bytes % 16 == 0;
-  const GemmSmallArgs args{matrix_tensor_map(p.a, f16, p.rows, p.in, p.lda, 64 * WG),
-                           matrix_tensor_map(p.w, f16, p.out, p.in, p.in, BN),
+  const GemmSmallArgs args{matrix_tensor_map(p.a, p.in_dt, p.rows, p.in, p.lda, 64 * WG),
+                           matrix_tensor_map(p.w, p.in_dt, p.out, p.in, p.in, BN),
                            tma_out ? output_tensor_map(p.d, p.out_dt, p.rows, p.out, p.ldd, 64 * WG, BN) : CUtensorMap{},
                            p.bias,
                            p.d,

@@ -32,6 +32,7 @@ namespace vitrt::cuda {
 namespace {
 
 constexpr int kBK = 32;
+static_assert(kBK * 4 == 128, "matrix_tensor_map reads boxes of 128 bytes of columns");
 
 template <int WG, int BN, int S>
 constexpr int smem_bytes() {
@@ -175,27 +176,18 @@ __global__ void __launch_bounds__(threads<WG>(), MinBlocks) gemm_tf32_kernel(con
 #endif
 }
 
-// The tensor map of a row-major fp32 matrix [rows, cols] with row stride ld, read in boxes of
-// box_rows x 32 columns, 128-byte swizzled (the layout the wgmma descriptors expect).
-CUtensorMap tensor_map(const float* ptr, std::int64_t rows, int cols, std::int64_t ld, int box_rows) {
-  CUtensorMap m{};
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * sizeof(float)};
-  const cuuint32_t box[2] = {kBK, static_cast<cuuint32_t>(box_rows)}, elem[2] = {1, 1};
-  const CUresult r = tensor_map_encoder()(&m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, const_cast<float*>(ptr), dims, strides, box,
-                                    elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  VITRT_CHECK(r == CUDA_SUCCESS, "tf32 GEMM: cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for a ", rows,
-              " x ", cols, " matrix with row stride ", ld);
-  return m;
-}
-
 template <int WG, int BN, int S, int MinBlocks>
 void launch(const GemmTf32Params& p, cudaStream_t s) {
   constexpr int kBM = 64 * WG, bytes = smem_bytes<WG, BN, S>();
   const dim3 grid(static_cast<unsigned>(p.out / BN), static_cast<unsigned>((p.rows + kBM - 1) / kBM));
-  const GemmTf32Args args{tensor_map(p.a, p.rows, p.in, p.lda, kBM), tensor_map(p.w, p.out, p.in, p.in, BN), p.bias, p.d,
-                          p.ldd, p.rows, p.in};
+  // Boxes of 32 fp32 columns (kBK) x the tile's rows, 128-byte swizzled.
+  const GemmTf32Args args{matrix_tensor_map(p.a, DT::f32, p.rows, p.in, p.lda, kBM),
+                          matrix_tensor_map(p.w, DT::f32, p.out, p.in, p.in, BN),
+                          p.bias,
+                          p.d,
+                          p.ldd,
+                          p.rows,
+                          p.in};
   if (p.act == Epilogue::quick_gelu) {
     allow_dynamic_smem(gemm_tf32_kernel<WG, BN, S, MinBlocks, true>, bytes);
     launch_dependent(Pdl::gemm, gemm_tf32_kernel<WG, BN, S, MinBlocks, true>, grid, threads<WG>(), bytes, s, args);

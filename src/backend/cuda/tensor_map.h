@@ -19,10 +19,11 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder();
 // not as the next image's. Throws with the shape if the driver refuses it.
 CUtensorMap qkv_tensor_map(const void* qkv, bool f16, int batch, int tokens, int heads, int head_dim, int box_rows);
 
-// A row-major 16-bit matrix [rows, cols] (fp16 when f16, else bf16) with row stride ld elements, read in
-// boxes of 64 columns (128 bytes) x box_rows rows, 128-byte swizzled: rows past the end come back as
-// zeros. Throws with the shape if the driver refuses it.
-CUtensorMap matrix_tensor_map(const void* ptr, bool f16, std::int64_t rows, int cols, std::int64_t ld, int box_rows);
+// A row-major matrix [rows, cols] of `dt` (f32, f16 or bf16) with row stride ld elements, read in boxes
+// of 128 bytes of columns (32 fp32 or 64 16-bit values) x box_rows rows, 128-byte swizzled (the layout
+// the wgmma descriptors read): rows past the end come back as zeros. Throws with the shape if the driver
+// refuses it.
+CUtensorMap matrix_tensor_map(const void* ptr, DT dt, std::int64_t rows, int cols, std::int64_t ld, int box_rows);
 
 // A row-major output matrix [rows, cols] of `dt` (f32, f16 or bf16) with row stride ld elements, written
 // in dense boxes of box_cols x box_rows (no swizzle): elements past the end are not written. Needs a
