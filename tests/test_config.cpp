@@ -2,15 +2,46 @@
 // (tests/golden/timm_builtin_cfgs.json, written by tools/make_golden.py --cfgs).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "core/env.h"
 #include "test_util.h"
 #include "vitrt/vitrt.h"
 
 namespace vitrt {
 namespace {
+
+// The VITRT_* knobs' parsing (core/env.h): integers in a range, comma lists.
+TEST(Env, IntegerAndCommaItems) {
+  const char* name = "VITRT_TEST_ENV_INTEGER";
+  unsetenv(name);
+  EXPECT_EQ(env_integer(name, 0, 10, "a count"), std::nullopt);
+  setenv(name, "", 1);
+  EXPECT_EQ(env_integer(name, 0, 10, "a count"), std::nullopt);
+  setenv(name, "7", 1);
+  EXPECT_EQ(env_integer(name, 0, 10, "a count"), 7);
+  for (const char* bad : {"12x", "x", "11", "-1"}) {
+    setenv(name, bad, 1);
+    try {
+      env_integer(name, 0, 10, "a count");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string(name) + " must be a count, not '" + bad + "'"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  unsetenv(name);
+  using Items = std::vector<std::string_view>;
+  EXPECT_EQ(comma_items(""), Items{});
+  EXPECT_EQ(comma_items("norm"), Items{"norm"});
+  EXPECT_EQ(comma_items("a,,b"), (Items{"a", "", "b"}));
+  EXPECT_EQ(comma_items("768x768,"), Items{"768x768"});
+}
 
 TEST(BuiltinConfigs, MatchTimm) {
   const auto j = nlohmann::json::parse(std::ifstream(test::golden_dir() + "/timm_builtin_cfgs.json"));

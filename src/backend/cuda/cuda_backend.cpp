@@ -3,7 +3,6 @@
 // whole forward per batch size (first run eager, second captured, then replayed).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -25,6 +24,7 @@
 #include "backend/cuda/pooling.cuh"
 #include "backend/cuda/stream_pool.h"
 #include "backend/cuda/tuning.h"
+#include "core/env.h"
 #include "core/half.h"
 
 namespace vitrt {
@@ -35,15 +35,8 @@ constexpr std::size_t kWorkspaceBytes = 32u << 20;
 // overrides it (for measurements).
 constexpr int kDependentLaunchMinBatch = 8;
 int dependent_launch_min_batch() {
-  static const int batch = [] {
-    const char* env = std::getenv("VITRT_PDL_MIN_BATCH");
-    if (!env || !*env) return kDependentLaunchMinBatch;
-    char* end = nullptr;
-    const long v = std::strtol(env, &end, 10);
-    VITRT_CHECK(end && *end == 0 && v >= 1 && v <= 1 << 20, "VITRT_PDL_MIN_BATCH must be a batch size >= 1, not '",
-                env, "'");
-    return static_cast<int>(v);
-  }();
+  static const int batch = static_cast<int>(
+      env_integer("VITRT_PDL_MIN_BATCH", 1, 1 << 20, "a batch size >= 1").value_or(kDependentLaunchMinBatch));
   return batch;
 }
 

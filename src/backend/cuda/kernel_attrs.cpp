@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
+#include "core/env.h"
 
 namespace vitrt::cuda {
 
@@ -48,15 +49,11 @@ bool dependent_launch(Pdl group) {
     // Unset: norm and gemm; attention was measured slower (docs/performance.md, session 13).
     if (!env) return bit(Pdl::norm) | bit(Pdl::gemm);
     unsigned mask = 0;
-    for (std::string_view rest(env); !rest.empty();) {
-      const std::size_t comma = rest.find(',');
-      const std::string_view name = rest.substr(0, comma);
+    for (const std::string_view name : comma_items(env))
       mask |= name == "norm"        ? bit(Pdl::norm)
               : name == "attention" ? bit(Pdl::attention)
               : name == "gemm"      ? bit(Pdl::gemm)
                                     : 0u;
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
     return mask;
   }();
   if (!(allowed & bit(group))) return false;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "core/env.h"
 
 namespace vitrt::cuda {
 namespace {
@@ -92,14 +94,9 @@ const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F
 }  // namespace
 
 std::int64_t small_gemm_max_rows() {
-  static const std::int64_t rows = [] {
-    const char* env = std::getenv("VITRT_SMALL_GEMM");
-    if (!env || !*env) return kSmallGemmMaxRows;
-    char* end = nullptr;
-    const long long v = std::strtoll(env, &end, 10);
-    VITRT_CHECK(end && *end == 0 && v >= 0, "VITRT_SMALL_GEMM must be a row count (0: never), not '", env, "'");
-    return static_cast<std::int64_t>(v);
-  }();
+  static const std::int64_t rows =
+      env_integer("VITRT_SMALL_GEMM", 0, std::numeric_limits<long long>::max(), "a row count (0: never)")
+          .value_or(kSmallGemmMaxRows);
   return rows;
 }
 
@@ -109,15 +106,13 @@ bool small_gemm_shape_allowed(std::int64_t in, std::int64_t out) {
   static const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = [] {
     std::vector<std::pair<std::int64_t, std::int64_t>> v;
     const char* env = std::getenv("VITRT_SMALL_GEMM_SHAPES");
-    for (std::string_view rest(env ? env : ""); !rest.empty();) {
-      const std::size_t comma = rest.find(',');
-      const std::string item(rest.substr(0, comma));
+    for (const std::string_view listed : comma_items(env ? env : "")) {
+      const std::string item(listed);
       long long k = 0, n = 0;
       char tail = 0;
       VITRT_CHECK(std::sscanf(item.c_str(), "%lldx%lld%c", &k, &n, &tail) == 2,
                   "VITRT_SMALL_GEMM_SHAPES must list KxN sizes separated by commas, not '", env, "'");
       v.emplace_back(k, n);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
     return v;
   }();
