@@ -77,6 +77,26 @@ void launch_read_flush(const void* buffer, std::size_t bytes, unsigned* sink, in
   CUDA_CHECK(cudaGetLastError());
 }
 
+double event_median_us(const std::function<void()>& work, cudaStream_t s, int rounds, int warmup, int per) {
+  cudaEvent_t e[2];
+  CUDA_CHECK(cudaEventCreate(&e[0]));
+  CUDA_CHECK(cudaEventCreate(&e[1]));
+  std::vector<double> t;
+  for (int r = 0; r < warmup + rounds; ++r) {
+    CUDA_CHECK(cudaEventRecord(e[0], s));
+    work();
+    CUDA_CHECK(cudaEventRecord(e[1], s));
+    CUDA_CHECK(cudaEventSynchronize(e[1]));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, e[0], e[1]));
+    if (r >= warmup) t.push_back(1000.0 * ms / per);
+  }
+  CUDA_CHECK(cudaEventDestroy(e[0]));
+  CUDA_CHECK(cudaEventDestroy(e[1]));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
 double graph_floor_us(int nodes, int blocks, int smem_bytes, int pdl, bool alternate, cudaStream_t s) {
   CUDA_CHECK(cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
   cudaGraph_t graph;
@@ -97,25 +117,10 @@ double graph_floor_us(int nodes, int blocks, int smem_bytes, int pdl, bool alter
   CUDA_CHECK(cudaStreamEndCapture(s, &graph));
   cudaGraphExec_t exec;
   CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  cudaEvent_t e[2];
-  CUDA_CHECK(cudaEventCreate(&e[0]));
-  CUDA_CHECK(cudaEventCreate(&e[1]));
-  std::vector<double> t;
-  for (int r = 0; r < 12; ++r) {
-    CUDA_CHECK(cudaEventRecord(e[0], s));
-    CUDA_CHECK(cudaGraphLaunch(exec, s));
-    CUDA_CHECK(cudaEventRecord(e[1], s));
-    CUDA_CHECK(cudaEventSynchronize(e[1]));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, e[0], e[1]));
-    if (r >= 2) t.push_back(1000.0 * ms / nodes);
-  }
-  std::sort(t.begin(), t.end());
-  CUDA_CHECK(cudaEventDestroy(e[0]));
-  CUDA_CHECK(cudaEventDestroy(e[1]));
+  const double us = event_median_us([&] { CUDA_CHECK(cudaGraphLaunch(exec, s)); }, s, 10, 2, nodes);
   CUDA_CHECK(cudaGraphExecDestroy(exec));
   CUDA_CHECK(cudaGraphDestroy(graph));
-  return t[t.size() / 2];
+  return us;
 }
 
 }  // namespace vitrt::bench

@@ -1,11 +1,16 @@
-// Helper kernels for small_gemm_trace's launch-gap experiment (measurement only).
+// Helper kernels and event timing for small_gemm_trace (measurement only).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <functional>
 
 namespace vitrt::bench {
+
+// Runs work() between two events `warmup` + `rounds` times and returns the median over the last `rounds`
+// of the µs between the events, divided by `per` (the launches or kernels work() holds).
+double event_median_us(const std::function<void()>& work, cudaStream_t s, int rounds, int warmup, int per);
 
 // One block that asks for `smem_bytes` of dynamic shared memory and writes %globaltimer into end_ns[0]
 // just before it ends.

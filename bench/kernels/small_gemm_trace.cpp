@@ -55,23 +55,11 @@ struct Case {
 // kernels pays per GEMM without dependent launches (time_us without a flush would add the host's launch
 // latency, since the GPU idles between its runs).
 double loop_us(const std::function<bool()>& run, cudaStream_t s, int n = 50) {
-  cudaEvent_t e[2];
-  CUDA_CHECK(cudaEventCreate(&e[0]));
-  CUDA_CHECK(cudaEventCreate(&e[1]));
-  std::vector<double> t;
-  for (int r = 0; r < 6; ++r) {
-    CUDA_CHECK(cudaEventRecord(e[0], s));
-    for (int i = 0; i < n; ++i) run();
-    CUDA_CHECK(cudaEventRecord(e[1], s));
-    CUDA_CHECK(cudaEventSynchronize(e[1]));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, e[0], e[1]));
-    if (r > 0) t.push_back(1000.0 * ms / n);  // the first run warms up
-  }
-  CUDA_CHECK(cudaEventDestroy(e[0]));
-  CUDA_CHECK(cudaEventDestroy(e[1]));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return bench::event_median_us(
+      [&] {
+        for (int i = 0; i < n; ++i) run();
+      },
+      s, 5, 1, n);  // the first run warms up
 }
 
 double median(std::vector<double> v) {
