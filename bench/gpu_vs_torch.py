@@ -9,12 +9,16 @@ same run. It counts the model's FLOPs (every token through every block, as PyTor
 for class-token models vitrt executes fewer, since the last block's output is needed for the class
 token only.
 
+Per batch, eager, the compiled model and vitrt (a `vitrt bench` process of its own) are timed in turn,
+--rounds times (default 3), so that drift of the GPU's clock and temperature reaches all three alike; the
+table gives each one's median and the ratio of the medians, with the lowest and highest per-round ratio.
+
 With --tune, `vitrt tune` first times the GEMM algorithms and attention variants for these batch sizes
 (its wall time is printed) into --tune-cache, which the vitrt rows then use.
 
 usage: python3 bench/gpu_vs_torch.py --vitrt build/bin/vitrt [--model vit_base_patch16_224]
                                      [--batches 1,2,4,...] [--precision bf16] [--compile-mode auto]
-                                     [--tune] [--tune-cache FILE]
+                                     [--rounds 3] [--tune] [--tune-cache FILE]
 """
 import argparse
 import json
@@ -63,6 +67,8 @@ def main():
     ap.add_argument("--precision", default="bf16", choices=list(DTYPES))
     ap.add_argument("--compile-mode", default="auto", help="auto | none | reduce-overhead | max-autotune")
     ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="times each of eager, torch.compile and vitrt is timed per batch, in turn (medians reported)")
     ap.add_argument("--json")
     ap.add_argument("--tune", action="store_true", help="run `vitrt tune` for these batches first")
     ap.add_argument("--tune-cache", help="tuning cache for vitrt (default: vitrt's own default)")
@@ -108,29 +114,22 @@ def bench_model(args, model_name, rate):
         x_all = torch.randn(max(batches), 3, size, size, generator=torch.Generator().manual_seed(0))
         x_path = os.path.join(tmp, "x.npy")
         np.save(x_path, x_all.numpy())
-        # vitrt: one process, every batch size, forward timed with CUDA events on its stream.
-        out = subprocess.run([args.vitrt, "bench", "--model", model_name, "--device", "cuda", "--precision",
-                              args.precision, "--batch", ",".join(map(str, batches)), "--iters", str(args.iters),
-                              "--warmup", "10", "--input", x_path, "--json"] + cache, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr)
-            return None
-        vj = json.loads(out.stdout)
-        vrows = {r["batch"]: r for r in vj["rows"]}
         info = json.loads(subprocess.run([args.vitrt, "info", model_name, "--json"], capture_output=True, text=True,
                                          check=True).stdout)
         gflop = info["gflops_per_image"]
+        commit = None
 
         for i, b in enumerate(batches):
             x = x_all[:b].to("cuda", dt)
+            mode = args.compile_mode
+            if mode == "auto":
+                mode = "max-autotune" if i in (0, len(batches) - 1) else "reduce-overhead"
             with torch.inference_mode():
                 torch.cuda.reset_peak_memory_stats()
-                eager = time_cuda(lambda: model(x), 5, args.iters)
+                model(x)
+                torch.cuda.synchronize()
                 eager_mem = torch.cuda.max_memory_allocated() / 2 ** 20
-                mode = args.compile_mode
-                if mode == "auto":
-                    mode = "max-autotune" if i in (0, len(batches) - 1) else "reduce-overhead"
-                comp, comp_s = float("nan"), float("nan")
+                cm, comp_s = None, float("nan")
                 if mode != "none":
                     torch._dynamo.reset()
                     cm = torch.compile(model, mode=mode, fullgraph=True, dynamic=False)
@@ -139,25 +138,45 @@ def bench_model(args, model_name, rate):
                         cm(x)
                     torch.cuda.synchronize()
                     comp_s = time.perf_counter() - t0
-                    comp = time_cuda(lambda: cm(x), 5, args.iters)
-            v = vrows[b]["latency_ms_median"]
+                # Rounds of eager, compiled and vitrt in turn (vitrt: a process of its own per round, the
+                # forward timed with CUDA events on its stream), so that the GPU's clock and temperature
+                # drift reaches all three alike.
+                eager_t, comp_t, vit_t = [], [], []
+                for _ in range(args.rounds):
+                    eager_t.append(time_cuda(lambda: model(x), 5, args.iters))
+                    comp_t.append(time_cuda(lambda: cm(x), 5, args.iters) if cm is not None else float("nan"))
+                    out = subprocess.run([args.vitrt, "bench", "--model", model_name, "--device", "cuda", "--precision",
+                                          args.precision, "--batch", str(b), "--iters", str(args.iters), "--warmup", "10",
+                                          "--input", x_path, "--json"] + cache, capture_output=True, text=True)
+                    if out.returncode != 0:
+                        print(out.stderr)
+                        return None
+                    vj = json.loads(out.stdout)
+                    commit = vj["commit"]
+                    vrow = vj["rows"][0]
+                    vit_t.append(vrow["latency_ms_median"])
+            eager, comp, v = statistics.median(eager_t), statistics.median(comp_t), statistics.median(vit_t)
             best = min(eager, comp) if comp == comp else eager
+            per_round = [(min(e, c) if c == c else e) / w for e, c, w in zip(eager_t, comp_t, vit_t)]
             rows.append(dict(batch=b, eager_ms=eager, compile_ms=comp, compile_mode=mode, compile_s=comp_s,
-                             vitrt_ms=v, ratio=best / v, eager_peak_mib=eager_mem,
-                             vitrt_device_mib=vrows[b]["device_mib"], vitrt_tflops=gflop * b / v))
+                             vitrt_ms=v, ratio=best / v, ratio_min=min(per_round), ratio_max=max(per_round),
+                             rounds=dict(eager_ms=eager_t, compile_ms=comp_t, vitrt_ms=vit_t),
+                             eager_peak_mib=eager_mem, vitrt_device_mib=vrow["device_mib"], vitrt_tflops=gflop * b / v))
             print(f"batch {b}: eager {eager:.3f} ms, compile[{mode}] {comp:.3f} ms ({comp_s:.0f} s), vitrt {v:.3f} ms, "
-                  f"x{best / v:.2f}", flush=True)
+                  f"x{best / v:.2f} (rounds {' '.join(f'{r:.3f}' for r in per_round)})", flush=True)
 
     print(f"\n{model_name}, {args.precision}, {torch.cuda.get_device_name()}, torch {torch.__version__}, timm "
-          f"{timm.__version__}, vitrt {vj['commit']} (residual stream {args.precision if args.residual_16bit and args.precision in ('bf16', 'fp16') else 'fp32'}); "
-          f"{args.iters} timed iterations after warm-up, medians, CUDA events\n")
-    print("| batch | eager ms | eager img/s | torch.compile ms | img/s | mode | compile s | vitrt ms | vitrt img/s | vitrt / best PyTorch |")
-    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+          f"{timm.__version__}, vitrt {commit} (residual stream {args.precision if args.residual_16bit and args.precision in ('bf16', 'fp16') else 'fp32'}); "
+          f"{args.iters} timed iterations after warm-up, medians, CUDA events; {args.rounds} round(s) of the three in "
+          f"turn, the median round shown\n")
+    print("| batch | eager ms | eager img/s | torch.compile ms | img/s | mode | compile s | vitrt ms | vitrt img/s | "
+          "vitrt / best PyTorch | per round, lowest-highest |")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
     for r in rows:
         b = r["batch"]
         print(f"| {b} | {r['eager_ms']:.3f} | {b * 1e3 / r['eager_ms']:,.0f} | {r['compile_ms']:.3f} | "
               f"{b * 1e3 / r['compile_ms']:,.0f} | {r['compile_mode']} | {r['compile_s']:.0f} | {r['vitrt_ms']:.3f} | "
-              f"{b * 1e3 / r['vitrt_ms']:,.0f} | {r['ratio']:.2f}x |")
+              f"{b * 1e3 / r['vitrt_ms']:,.0f} | {r['ratio']:.3f}x | {r['ratio_min']:.3f}-{r['ratio_max']:.3f} |")
     if tune_s is not None:
         print(f"\ntuning: `vitrt tune` for batches {','.join(map(str, batches))} took {tune_s:.1f} s (wall, process start to exit)")
     last = rows[-1]
