@@ -75,6 +75,8 @@ def main():
     ap.add_argument("--residual-16bit", action="store_true",
                     help="vitrt keeps the residual stream in the 16-bit type, as PyTorch (default: fp32)")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, not {args.rounds}")
     rate = gemm_rate()
     results = []
     for name in args.model.split(","):
@@ -168,7 +170,7 @@ def bench_model(args, model_name, rate):
     print(f"\n{model_name}, {args.precision}, {torch.cuda.get_device_name()}, torch {torch.__version__}, timm "
           f"{timm.__version__}, vitrt {commit} (residual stream {args.precision if args.residual_16bit and args.precision in ('bf16', 'fp16') else 'fp32'}); "
           f"{args.iters} timed iterations after warm-up, medians, CUDA events; {args.rounds} round(s) of the three in "
-          f"turn, the median round shown\n")
+          f"turn, each engine's median over the rounds\n")
     print("| batch | eager ms | eager img/s | torch.compile ms | img/s | mode | compile s | vitrt ms | vitrt img/s | "
           "vitrt / best PyTorch | per round, lowest-highest |")
     print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
