@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -42,13 +43,34 @@
 
 namespace {
 
+// A CUDA backend of its own on `s`, in bf16, reading the tuning cache `cache`.
+std::unique_ptr<vitrt::Backend> bf16_backend(cudaStream_t s, const std::string& cache) {
+  auto be = vitrt::make_cuda_backend(0, s, false, cache);
+  be->resolve_precision(vitrt::Precision::bf16);
+  return be;
+}
+
+// Plans `ops` (batch 1) on `be`, runs them `runs` times on its stream `s` and waits: true once they have
+// finished without error.
+bool plan_and_run(vitrt::Backend& be, cudaStream_t s, const std::function<void()>& ops, int runs = 1) {
+  be.begin_plan(1);
+  ops();
+  be.end_plan();
+  be.end_planning();
+  for (int i = 0; i < runs; ++i) {
+    be.begin_run(1);
+    ops();
+    be.end_run();
+  }
+  return cudaStreamSynchronize(s) == cudaSuccess;
+}
+
 // One of the stem's ops of vit_base at batch 1 through a CUDA backend of its own on `s`, planned and run
 // once: patchify (the image into 16 x 16 patch columns), tokens (class token, position rows and the
 // first LayerNorm) or mean (the mean of tokens, as a pooling head).
 bool backend_stem(cudaStream_t s, const std::string& op, const std::string& cache) {
   using vitrt::DT;
-  auto be = vitrt::make_cuda_backend(0, s, false, cache);
-  be->resolve_precision(vitrt::Precision::bf16);
+  auto be = bf16_backend(s, cache);
   void* a = be->allocate(3 * 224 * 224 * 4);
   void* b = be->allocate(197 * 768 * 4);
   void* c = be->allocate(197 * 768 * 4);
@@ -75,14 +97,7 @@ bool backend_stem(cudaStream_t s, const std::string& op, const std::string& cach
       be->mean_tokens(a, DT::f32, 1, 197, 768, 1, 196, static_cast<float*>(b));
     }
   };
-  be->begin_plan(1);
-  run();
-  be->end_plan();
-  be->end_planning();
-  be->begin_run(1);
-  run();
-  be->end_run();
-  const bool ok = cudaStreamSynchronize(s) == cudaSuccess;
+  const bool ok = plan_and_run(*be, s, run);
   be->release(a);
   be->release(b);
   be->release(c);
@@ -94,8 +109,7 @@ bool backend_stem(cudaStream_t s, const std::string& op, const std::string& cach
 // mask: which of the seven ops run ('1' / '0' each, in order; empty: all).
 bool backend_block(cudaStream_t s, const std::string& cache, int runs, const std::string& mask = "") {
   using vitrt::DT;
-  auto be = vitrt::make_cuda_backend(0, s, false, cache);
-  be->resolve_precision(vitrt::Precision::bf16);
+  auto be = bf16_backend(s, cache);
   const std::int64_t R = 197, E = 768, M = 3072;
   std::vector<float> wq(3 * E * E, 0.01f), wp(E * E, 0.01f), w1(E * M, 0.01f), w2(M * E, 0.01f);
   std::vector<float> bq(3 * E, 0.f), bp(E, 0.f), b1(M, 0.f), b2(E, 0.f), g(E, 1.f), gb(E, 0.f);
@@ -117,16 +131,7 @@ bool backend_block(cudaStream_t s, const std::string& cache, int runs, const std
     if (on(5)) be->linear({&l1, R, h, E, DT::bf16, mlp, M, DT::bf16, vitrt::Epilogue::gelu_erf});
     if (on(6)) be->linear({&l2, R, mlp, M, DT::bf16, x, E, DT::f32, vitrt::Epilogue::none, true});
   };
-  be->begin_plan(1);
-  run();
-  be->end_plan();
-  be->end_planning();
-  for (int i = 0; i < runs; ++i) {
-    be->begin_run(1);
-    run();
-    be->end_run();
-  }
-  const bool ok = cudaStreamSynchronize(s) == cudaSuccess;
+  const bool ok = plan_and_run(*be, s, run, runs);
   for (void* p : {x, h, qkv, at, mlp}) be->release(p);
   return ok;
 }
@@ -135,13 +140,7 @@ bool backend_block(cudaStream_t s, const std::string& cache, int runs, const std
 // planned and run once, as a session's forward runs it. op: qkv, proj, fc1, fc2 or head.
 bool backend_gemm(cudaStream_t s, const std::string& op, const std::string& cache) {
   using vitrt::DT;
-  if (op == "patchify" || op == "tokens" || op == "mean") return backend_stem(s, op, cache);
-  if (op.rfind("blockmask", 0) == 0) return backend_block(s, cache, 1, op.substr(9));
-  if (op.rfind("block", 0) == 0) {
-    return backend_block(s, cache, op.size() > 5 ? std::atoi(op.c_str() + 5) : 1);
-  }
-  auto be = vitrt::make_cuda_backend(0, s, false, cache);
-  be->resolve_precision(vitrt::Precision::bf16);
+  auto be = bf16_backend(s, cache);
   const bool head = op == "head";
   const std::int64_t rows = head ? 1 : 197, in = op == "fc2" ? 3072 : 768,
                      out = op == "qkv" ? 2304 : op == "fc1" ? 3072 : head ? 1000 : 768;
@@ -154,17 +153,20 @@ bool backend_gemm(cudaStream_t s, const std::string& op, const std::string& cach
   const vitrt::LinearArgs a{&lw, rows, src, in, src_dt, dst, out, dst_dt,
                             op == "fc1" ? vitrt::Epilogue::gelu_erf : vitrt::Epilogue::none,
                             op == "proj" || op == "fc2", head};
-  be->begin_plan(1);
-  be->linear(a);
-  be->end_plan();
-  be->end_planning();
-  be->begin_run(1);
-  be->linear(a);
-  be->end_run();
-  const bool ok = cudaStreamSynchronize(s) == cudaSuccess;
+  const bool ok = plan_and_run(*be, s, [&] { be->linear(a); });
   be->release(src);
   be->release(dst);
   return ok;
+}
+
+// usedop's OP (see the modes above): a GEMM, a stem op, a block or part of one.
+bool backend_op(cudaStream_t s, const std::string& op, const std::string& cache) {
+  if (op == "patchify" || op == "tokens" || op == "mean") return backend_stem(s, op, cache);
+  if (op.rfind("blockmask", 0) == 0) return backend_block(s, cache, 1, op.substr(9));
+  if (op.rfind("block", 0) == 0) {
+    return backend_block(s, cache, op.size() > 5 ? std::atoi(op.c_str() + 5) : 1);
+  }
+  return backend_gemm(s, op, cache);
 }
 
 // One n^3 matmul (fp32 accumulation) through cuBLASLt on `s`, with its heuristic's first algorithm: bf16
@@ -227,7 +229,7 @@ int main(int argc, char** argv) {
     for (auto& e : extra) {
       if (cudaStreamCreateWithFlags(&e, cudaStreamNonBlocking) != cudaSuccess) return 1;
       if (mode.rfind("usedop", 0) == 0) {  // usedop:K:OP
-        if (!backend_gemm(e, mode.substr(mode.find(':', mode.find(':') + 1) + 1), o.tune_cache)) return 1;
+        if (!backend_op(e, mode.substr(mode.find(':', mode.find(':') + 1) + 1), o.tune_cache)) return 1;
       } else if (mode.rfind("usedd2h", 0) == 0) {
         std::vector<char> host(1 << 20);
         if (cudaMemcpyAsync(host.data(), scratch, host.size(), cudaMemcpyDeviceToHost, e) != cudaSuccess ||
