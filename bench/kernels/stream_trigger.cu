@@ -5,7 +5,9 @@
 // CUDA events), then lets one and then a second new stream launch an empty kernel LAUNCHES times (default
 // 3) each, and destroys the stream, timing the graph again after each. The launches are ordinary ones
 // (plain), carry the programmatic-serialization attribute (pdl), or are the nodes of one captured graph
-// that the stream launches once (graph). Build: part of the bench targets (CUDA builds).
+// that the stream launches once (graph). Build: part of the bench targets (CUDA builds); the file stands
+// alone (`nvcc stream_trigger.cu`, for a report upstream), so it times with its own event loop rather
+// than bench::event_median_us (gap_kernels.h).
 #include <cuda_runtime.h>
 
 #include <algorithm>
