@@ -3,10 +3,12 @@
 #include "gap_kernels.h"
 
 #include <algorithm>
+#include <random>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/launch.cuh"
+#include "core/half.h"
 
 namespace vitrt::bench {
 
@@ -75,6 +77,22 @@ void launch_probe(unsigned long long* first_ns, int blocks, int smem_bytes, cuda
 void launch_read_flush(const void* buffer, std::size_t bytes, unsigned* sink, int sms, cudaStream_t s) {
   read_flush_kernel<<<4 * sms, 512, 0, s>>>(static_cast<const uint4*>(buffer), bytes / sizeof(uint4), sink);
   CUDA_CHECK(cudaGetLastError());
+}
+
+void* device_random(std::size_t n, DT dt, float scale, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, scale);
+  std::vector<std::uint16_t> h16(n);
+  std::vector<float> h32(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    h32[i] = nd(rng);
+    h16[i] = float_to_bf16(h32[i]);
+  }
+  void* p = nullptr;
+  CUDA_CHECK(cudaMalloc(&p, n * dt_size(dt)));
+  CUDA_CHECK(cudaMemcpy(p, dt == DT::f32 ? static_cast<const void*>(h32.data()) : h16.data(), n * dt_size(dt),
+                        cudaMemcpyHostToDevice));
+  return p;
 }
 
 double event_median_us(const std::function<void()>& work, cudaStream_t s, int rounds, int warmup, int per) {

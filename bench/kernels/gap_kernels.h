@@ -1,4 +1,4 @@
-// Helper kernels and event timing for small_gemm_trace (measurement only).
+// Helper kernels, event timing and random device data for the GPU benches (measurement only).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -6,7 +6,12 @@
 #include <cstddef>
 #include <functional>
 
+#include "backend/backend.h"  // DT
+
 namespace vitrt::bench {
+
+// n normal values (mean 0, deviation `scale`, from `seed`) in a new device buffer of `dt` (f32 or bf16).
+void* device_random(std::size_t n, DT dt, float scale, unsigned seed);
 
 // Runs work() between two events `warmup` + `rounds` times and returns the median over the last `rounds`
 // of the µs between the events, divided by `per` (the launches or kernels work() holds).

@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -20,29 +19,12 @@
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/linear.h"
 #include "backend/cuda/tuning.h"
-#include "core/half.h"
 #include "gap_kernels.h"
 
 using namespace vitrt;
 using namespace vitrt::cuda;
 
 namespace {
-
-void* device_random(std::size_t n, DT dt, float scale, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, scale);
-  std::vector<std::uint16_t> h16(n);
-  std::vector<float> h32(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    h32[i] = nd(rng);
-    h16[i] = float_to_bf16(h32[i]);
-  }
-  void* p = nullptr;
-  CUDA_CHECK(cudaMalloc(&p, n * dt_size(dt)));
-  CUDA_CHECK(cudaMemcpy(p, dt == DT::f32 ? static_cast<const void*>(h32.data()) : h16.data(), n * dt_size(dt),
-                        cudaMemcpyHostToDevice));
-  return p;
-}
 
 struct Case {
   const char* name;
@@ -198,10 +180,10 @@ int main(int argc, char** argv) {
   unsigned seed = 1;
   for (const Case& c : cases) {
     const DT out_dt = c.accumulate ? DT::f32 : DT::bf16;
-    void* a = device_random(static_cast<std::size_t>(rows) * c.in, DT::bf16, 1.f, seed++);
-    void* w = device_random(static_cast<std::size_t>(c.out) * c.in, DT::bf16, 0.02f, seed++);
-    void* bias = device_random(static_cast<std::size_t>(c.out), out_dt, 0.02f, seed++);
-    void* d = device_random(static_cast<std::size_t>(rows) * c.out, out_dt, 1.f, seed++);
+    void* a = bench::device_random(static_cast<std::size_t>(rows) * c.in, DT::bf16, 1.f, seed++);
+    void* w = bench::device_random(static_cast<std::size_t>(c.out) * c.in, DT::bf16, 0.02f, seed++);
+    void* bias = bench::device_random(static_cast<std::size_t>(c.out), out_dt, 0.02f, seed++);
+    void* d = bench::device_random(static_cast<std::size_t>(rows) * c.out, out_dt, 1.f, seed++);
     std::printf("\n%s: %lld x %d x %d\n", c.name, static_cast<long long>(rows), c.in, c.out);
 
     // cuBLASLt, tuned the way `vitrt tune` does it (its candidates timed with the L2 flushed).
