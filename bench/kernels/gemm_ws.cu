@@ -66,7 +66,7 @@ __host__ __device__ constexpr int epi_bytes() {
 template <int MI, bool Coop>
 struct Tile {
   static constexpr int tm = 64 * MI, tn = 256 / MI, bm = Coop ? 2 * tm : tm, a_bytes = bm * 128,
-                       stage = (bm + tn) * 128;
+                       stage = a_bytes + tn * 128;
 };
 template <int MI, bool Coop, int S, Epi E>
 constexpr int smem_bytes() {
