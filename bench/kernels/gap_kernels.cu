@@ -3,6 +3,7 @@
 #include "gap_kernels.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -77,6 +78,18 @@ void launch_probe(unsigned long long* first_ns, int blocks, int smem_bytes, cuda
 void launch_read_flush(const void* buffer, std::size_t bytes, unsigned* sink, int sms, cudaStream_t s) {
   read_flush_kernel<<<4 * sms, 512, 0, s>>>(static_cast<const uint4*>(buffer), bytes / sizeof(uint4), sink);
   CUDA_CHECK(cudaGetLastError());
+}
+
+bool make_lt_rig(const cudaDeviceProp& props, LtRig& rig) {
+  CUDA_CHECK(cudaStreamCreate(&rig.s));
+  if (cublasLtCreate(&rig.lt) != CUBLAS_STATUS_SUCCESS) {
+    std::fprintf(stderr, "cublasLtCreate failed\n");
+    return false;
+  }
+  rig.flush = {nullptr, 2 * static_cast<std::size_t>(props.l2CacheSize)};
+  CUDA_CHECK(cudaMalloc(&rig.flush.buffer, rig.flush.bytes));
+  CUDA_CHECK(cudaMalloc(&rig.workspace, LtRig::kWorkspace));
+  return true;
 }
 
 void* device_random(std::size_t n, DT dt, float scale, unsigned seed) {

@@ -1,14 +1,27 @@
 // Helper kernels, event timing and random device data for the GPU benches (measurement only).
 #pragma once
 
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <functional>
 
-#include "backend/backend.h"  // DT
+#include "backend/backend.h"        // DT
+#include "backend/cuda/tuning.h"  // L2Flush
 
 namespace vitrt::bench {
+
+// What the GEMM benches set up alike: a stream, a cuBLASLt handle, the tuner's L2 flush buffer (twice the
+// L2) and a cuBLASLt workspace. make_lt_rig is false, with a message, if cuBLASLt does not start.
+struct LtRig {
+  static constexpr std::size_t kWorkspace = 32u << 20;
+  cudaStream_t s = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  cuda::L2Flush flush;
+  void* workspace = nullptr;
+};
+bool make_lt_rig(const cudaDeviceProp& props, LtRig& rig);
 
 // n normal values (mean 0, deviation `scale`, from `seed`) in a new device buffer of `dt` (f32 or bf16).
 void* device_random(std::size_t n, DT dt, float scale, unsigned seed);

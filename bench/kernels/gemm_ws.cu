@@ -83,20 +83,11 @@ struct WsArgs {
 };
 
 #ifdef VITRT_WGMMA_DEVICE
-#define GWS_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
-#define GWS_D16(i) GWS_D4(i), GWS_D4(i + 1), GWS_D4(i + 2), GWS_D4(i + 3)
-#define GWS_D64(i) GWS_D16(i), GWS_D16(i + 4), GWS_D16(i + 8), GWS_D16(i + 12)
-#define GWS_L64                                                                                          \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "  \
-  "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, "   \
-  "%40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, "   \
-  "%59, %60, %61, %62, %63}"
-
 // D[64 x 128] (+)= A[64 x 16] B[16 x 128], both K-major from shared memory.
 __device__ __forceinline__ void mma_n128(float (&d)[16][4], std::uint64_t a, std::uint64_t b, int accumulate) {
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " GWS_L64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
-               : GWS_D64(0)
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " VITRT_GEMM_LIST64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+               : VITRT_GEMM_D64(0)
                : "l"(a), "l"(b), "r"(accumulate));
 }
 #endif
@@ -418,18 +409,13 @@ int main(int argc, char** argv) {
     std::printf("gemm_ws needs sm_90 (this device is sm_%d)\n", arch);
     return 1;
   }
-  cudaStream_t s;
-  CUDA_CHECK(cudaStreamCreate(&s));
-  cublasLtHandle_t lt;
-  if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
-    std::fprintf(stderr, "cublasLtCreate failed\n");
-    return 1;
-  }
-  L2Flush flush{nullptr, 2 * static_cast<std::size_t>(props.l2CacheSize)};
-  CUDA_CHECK(cudaMalloc(&flush.buffer, flush.bytes));
-  constexpr std::size_t kWorkspace = 32u << 20;
-  void* workspace = nullptr;
-  CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
+  bench::LtRig lr;
+  if (!bench::make_lt_rig(props, lr)) return 1;
+  const cudaStream_t s = lr.s;
+  const cublasLtHandle_t lt = lr.lt;
+  const L2Flush& flush = lr.flush;
+  void* const workspace = lr.workspace;
+  constexpr std::size_t kWorkspace = bench::LtRig::kWorkspace;
   TuneCache cache(tune_device_key(props), "/tmp/vitrt_gemm_ws_tune.json", true);
   std::printf("gemm_ws against tuned cuBLASLt, %lld rows, %s; us: flushed (as tuned) / back to back (20 per event pair)\n",
               static_cast<long long>(rows), props.name);

@@ -135,18 +135,13 @@ int main(int argc, char** argv) {
   int clock_khz = 0;
   CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
   const double ghz = clock_khz / 1e6;
-  cudaStream_t s;
-  CUDA_CHECK(cudaStreamCreate(&s));
-  cublasLtHandle_t lt;
-  if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
-    std::fprintf(stderr, "cublasLtCreate failed\n");
-    return 1;
-  }
-  L2Flush flush{nullptr, 2 * static_cast<std::size_t>(props.l2CacheSize)};
-  CUDA_CHECK(cudaMalloc(&flush.buffer, flush.bytes));
-  constexpr std::size_t kWorkspace = 32u << 20;
-  void* workspace = nullptr;
-  CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
+  bench::LtRig lr;
+  if (!bench::make_lt_rig(props, lr)) return 1;
+  const cudaStream_t s = lr.s;
+  const cublasLtHandle_t lt = lr.lt;
+  const L2Flush& flush = lr.flush;
+  void* const workspace = lr.workspace;
+  constexpr std::size_t kWorkspace = bench::LtRig::kWorkspace;
   GapRig rig;
   CUDA_CHECK(cudaMalloc(&rig.stamps, 2 * sizeof(unsigned long long)));
   CUDA_CHECK(cudaMalloc(&rig.sink, sizeof(unsigned)));
