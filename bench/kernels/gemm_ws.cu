@@ -20,6 +20,7 @@
 // level with cuBLASLt on qkv and fc1 without GELU (0.97-1.01); with GELU it is 1.09-1.10x, and the
 // residual GEMMs 1.05-1.10x.
 //   gemm_ws [rows 50432] [embed 768] [mlp 3072] [case name prefix] [variant index, -1: all] [stamps]
+//   gemm_ws 0 0 0 gelu_probe     (which GELU cuBLASLt's epilogue computes)
 #include <cublasLt.h>
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -499,6 +500,53 @@ struct Case {
   Epi epi;
 };
 
+// Which GELU cuBLASLt's GELU_BIAS epilogue computes: W = 0, so D = GELU(bias) rounded to bf16, for 4,096
+// bf16 inputs in [-8, 8). Each output is compared with the exact GELU (erf form) and with the tanh form,
+// both rounded to bf16 on the host.
+int gelu_probe(const GemmContext& ctx, cublasLtHandle_t lt) {
+  constexpr int kRows = 64, kIn = 64, kOut = 4096;
+  std::vector<__nv_bfloat16> hb(kOut), hw(static_cast<std::size_t>(kOut) * kIn, __float2bfloat16(0.0f));
+  for (int i = 0; i < kOut; ++i) hb[static_cast<std::size_t>(i)] = __float2bfloat16(-8.0f + 16.0f * static_cast<float>(i) / kOut);
+  void* a = bench::device_random(static_cast<std::size_t>(kRows) * kIn, DT::bf16, 1.f, 7);
+  void *w = nullptr, *bias = nullptr, *d = nullptr;
+  CUDA_CHECK(cudaMalloc(&w, hw.size() * 2));
+  CUDA_CHECK(cudaMalloc(&bias, hb.size() * 2));
+  CUDA_CHECK(cudaMalloc(&d, static_cast<std::size_t>(kRows) * kOut * 2));
+  CUDA_CHECK(cudaMemcpy(w, hw.data(), hw.size() * 2, cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(bias, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice));
+  const LinearWeights lw{nullptr, nullptr, kOut, kIn};
+  const LinearArgs la{&lw, kRows, a, kIn, DT::bf16, d, kOut, DT::bf16, Epilogue::gelu_erf, false};
+  LinearOp op(lt, la, w, bias, Precision::bf16, ctx);
+  op.execute(lt, la, ctx.workspace, ctx.stream);
+  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  const std::vector<float> got = to_host(d, static_cast<std::size_t>(kOut), DT::bf16);  // the first row
+  int exact = 0, tanh_form = 0;
+  double worst_exact = 0, worst_abs = 0, worst_abs_rounded = 0, worst_x = 0;
+  for (int i = 0; i < kOut; ++i) {
+    const double x = __bfloat162float(hb[static_cast<std::size_t>(i)]);
+    const double e = 0.5 * x * std::erfc(-x / std::sqrt(2.0));
+    const double t = 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+    const float g = got[static_cast<std::size_t>(i)];
+    exact += g == __bfloat162float(__float2bfloat16(static_cast<float>(e)));
+    tanh_form += g == __bfloat162float(__float2bfloat16(static_cast<float>(t)));
+    worst_exact = std::max(worst_exact, std::fabs(g - e) / std::max(std::fabs(e), 1e-30));
+    if (x <= -2.0 && std::fabs(g - e) > worst_abs) {  // the tail, where the outputs are small
+      worst_abs = std::fabs(g - e);
+      worst_x = x;
+    }
+    if (x <= -2.0)
+      worst_abs_rounded = std::max(worst_abs_rounded, std::fabs(__bfloat162float(__float2bfloat16(static_cast<float>(e))) - e));
+    if (i % 256 == 0)
+      std::printf("  x %8.4f: cuBLASLt %.6g, exact %.6g, tanh form %.6g\n", x, static_cast<double>(g), e, t);
+  }
+  std::printf("cuBLASLt GELU_BIAS (bf16 out) on %d inputs in [-8, 8): equal to the exact GELU rounded to bf16: %d, "
+              "to the tanh form rounded: %d; largest relative difference from the exact value %.3g, for x <= -2 the largest "
+              "absolute difference is %.3g (at x = %.4f; rounding the exact value to bf16 alone: up to %.3g)\n",
+              kOut, exact, tanh_form, worst_exact, worst_abs, worst_x, worst_abs_rounded);
+  for (void* q : {a, w, bias, d}) CUDA_CHECK(cudaFree(q));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -522,6 +570,8 @@ int main(int argc, char** argv) {
   void* const workspace = lr.workspace;
   constexpr std::size_t kWorkspace = bench::LtRig::kWorkspace;
   TuneCache cache(tune_device_key(props), "/tmp/vitrt_gemm_ws_tune.json", true);
+  if (only_case == "gelu_probe")
+    return gelu_probe(GemmContext{&cache, workspace, kWorkspace, s, sms, arch, flush, false}, lt);
   std::printf("gemm_ws against tuned cuBLASLt, %lld rows, %s; us: flushed (as tuned) / back to back (20 per event pair)\n",
               static_cast<long long>(rows), props.name);
 
