@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "backend/backend.h"        // DT
+#include "backend/cuda/linear.h"  // GemmContext
 #include "backend/cuda/tuning.h"  // L2Flush
 
 namespace vitrt::bench {
@@ -20,6 +21,10 @@ struct LtRig {
   cublasLtHandle_t lt = nullptr;
   cuda::L2Flush flush;
   void* workspace = nullptr;
+  // LinearOp's context on this rig: its stream, workspace and flush buffer, no dependent launches.
+  cuda::GemmContext context(TuneCache* cache, int sms, int arch) const {
+    return {cache, workspace, kWorkspace, s, sms, arch, flush, false};
+  }
 };
 bool make_lt_rig(const cudaDeviceProp& props, LtRig& rig);
 

@@ -568,11 +568,8 @@ int main(int argc, char** argv) {
   const cudaStream_t s = lr.s;
   const cublasLtHandle_t lt = lr.lt;
   const L2Flush& flush = lr.flush;
-  void* const workspace = lr.workspace;
-  constexpr std::size_t kWorkspace = bench::LtRig::kWorkspace;
   TuneCache cache(tune_device_key(props), "/tmp/vitrt_gemm_ws_tune.json", true);
-  if (only_case == "gelu_probe")
-    return gelu_probe(GemmContext{&cache, workspace, kWorkspace, s, sms, arch, flush, false}, lt);
+  if (only_case == "gelu_probe") return gelu_probe(lr.context(&cache, sms, arch), lt);
   std::printf("gemm_ws against tuned cuBLASLt, %lld rows, %s; us: flushed (as tuned) / back to back (20 per event pair)\n",
               static_cast<long long>(rows), props.name);
 
@@ -614,10 +611,9 @@ int main(int argc, char** argv) {
     const LinearWeights lw{nullptr, nullptr, c.out, c.in};
     const LinearArgs la{&lw, rows, a, c.in, DT::bf16, d_lt, c.out, out_dt,
                         epi_gelu(c.epi) ? Epilogue::gelu_erf : Epilogue::none, res};
-    const GemmContext ctx{&cache, workspace, kWorkspace, s, sms, arch, flush, false};
-    LinearOp op(lt, la, w, bias_lt, Precision::bf16, ctx);
+    LinearOp op(lt, la, w, bias_lt, Precision::bf16, lr.context(&cache, sms, arch));
     auto run_lt = [&] {
-      op.execute(lt, la, workspace, s);
+      op.execute(lt, la, lr.workspace, s);
       return true;
     };
     CUDA_CHECK(cudaMemcpy(d_lt, d0, nd * dt_size(out_dt), cudaMemcpyDeviceToDevice));

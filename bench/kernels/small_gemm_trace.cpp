@@ -140,8 +140,6 @@ int main(int argc, char** argv) {
   const cudaStream_t s = lr.s;
   const cublasLtHandle_t lt = lr.lt;
   const L2Flush& flush = lr.flush;
-  void* const workspace = lr.workspace;
-  constexpr std::size_t kWorkspace = bench::LtRig::kWorkspace;
   GapRig rig;
   CUDA_CHECK(cudaMalloc(&rig.stamps, 2 * sizeof(unsigned long long)));
   CUDA_CHECK(cudaMalloc(&rig.sink, sizeof(unsigned)));
@@ -184,10 +182,9 @@ int main(int argc, char** argv) {
     // cuBLASLt, tuned the way `vitrt tune` does it (its candidates timed with the L2 flushed).
     const LinearWeights lw{nullptr, nullptr, c.out, c.in};
     const LinearArgs la{&lw, rows, a, c.in, DT::bf16, d, c.out, out_dt, c.act, c.accumulate};
-    const GemmContext ctx{&cache, workspace, kWorkspace, s, props.multiProcessorCount, arch, flush, false};
-    LinearOp op(lt, la, w, bias, Precision::bf16, ctx);
+    LinearOp op(lt, la, w, bias, Precision::bf16, lr.context(&cache, props.multiProcessorCount, arch));
     auto run_lt = [&] {
-      op.execute(lt, la, workspace, s);
+      op.execute(lt, la, lr.workspace, s);
       return true;
     };
     std::printf("  cuBLASLt (tuned): %.2f us flushed, %.2f us back to back\n", time_us(run_lt, s, flush),
@@ -271,7 +268,7 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaFree(flush.buffer));
   CUDA_CHECK(cudaFree(rig.stamps));
   CUDA_CHECK(cudaFree(rig.sink));
-  CUDA_CHECK(cudaFree(workspace));
+  CUDA_CHECK(cudaFree(lr.workspace));
   cublasLtDestroy(lt);
   CUDA_CHECK(cudaStreamDestroy(s));
   return 0;
