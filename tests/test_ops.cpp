@@ -22,6 +22,7 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
+#include "backend/cuda/gemm_ws.cuh"
 #endif
 #include "core/half.h"
 #include "test_util.h"
@@ -838,6 +839,60 @@ TEST(CudaGemm, VariantsAndDefaults) {
   EXPECT_EQ(cuda::gemm_tf32_variants(p, 90).size(), hopper_build ? 2u : 0u);
 }
 
+// The warp-specialized GEMM's launch on these operands (its variant still to set).
+cuda::GemmWsParams ws_launch(const void* x, std::int64_t lda, const void* w, const void* bias, void* d,
+                             std::int64_t ldd, std::int64_t rows, int in, int out, DT dt, Epilogue act, int sm_count) {
+  cuda::GemmWsParams p;
+  p.a = x;
+  p.lda = lda;
+  p.w = w;
+  p.bias = bias;
+  p.d = d;
+  p.ldd = ldd;
+  p.rows = rows;
+  p.in = in;
+  p.out = out;
+  p.dt = dt;
+  p.act = act;
+  p.sm_count = sm_count;
+  return p;
+}
+
+// Which shapes our warp-specialized 16-bit GEMM takes (host logic only, no GPU needed).
+TEST(CudaGemm, WarpSpecializedVariants) {
+  const auto at = [](std::uintptr_t a) { return reinterpret_cast<void*>(a); };
+  // vit_base's fc1 at batch 256
+  cuda::GemmWsParams p = ws_launch(at(1 << 20), 768, at(2 << 20), at(3 << 20), at(4 << 20), 3072, 256 * 197, 768, 3072,
+                                   DT::bf16, Epilogue::gelu_erf, 0);
+  const bool hopper_build = !cuda::gemm_ws_variants(p, 90).empty();  // sm_90a compiled in
+  EXPECT_EQ(cuda::gemm_ws_variants(p, 90),
+            hopper_build ? std::vector<int>({cuda::kGemmWsCoop, cuda::kGemmWsPingPong}) : std::vector<int>{});
+  EXPECT_TRUE(cuda::gemm_ws_variants(p, 80).empty());
+  EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, 3));
+  const auto refused = [&](auto change) {
+    cuda::GemmWsParams q = p;
+    change(q);
+    return cuda::gemm_ws_variants(q, 90).empty();
+  };
+  if (hopper_build) {
+    EXPECT_FALSE(refused([&](cuda::GemmWsParams& q) { q.dt = DT::f16; }));
+    EXPECT_FALSE(refused([&](cuda::GemmWsParams& q) { q.act = Epilogue::none; }));
+    EXPECT_FALSE(refused([&](cuda::GemmWsParams& q) { q.rows = 1; }));
+    EXPECT_FALSE(refused([&](cuda::GemmWsParams& q) { q.lda = 776; }));
+  }
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.dt = DT::f32; }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.act = Epilogue::quick_gelu; }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.in = 800; }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.out = 200; }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.lda = 770; }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.ldd = 3076; }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.a = at((1 << 20) + 8); }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.d = at((4 << 20) + 8); }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.bias = nullptr; }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.bias = at((3 << 20) + 2); }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.rows = 0; }));
+}
+
 TEST(CudaGemm, SmallVariantsAndDefaults) {
   const auto at = [](std::uintptr_t a) { return reinterpret_cast<void*>(a); };
   cuda::GemmSmallParams p;  // vit_base's qkv at batch 1
@@ -893,6 +948,37 @@ TEST(CudaGemm, SmallVariantsAndDefaults) {
   p.out = 200;  // N a multiple of 8 only: the same variants, with a partial last tile
   EXPECT_EQ(cuda::gemm_small_variants(p, 90), fc2);
 }
+
+#ifdef VITRT_HAVE_CUDA
+// Runs a GEMM kernel twice on the output `out` (rows + 1 rows of stride ldd), `reset` before each run:
+// the second run must give the same bits, and nothing around the rows x cols output (padding columns,
+// the row past the end; left NaN by `reset`) may be written. Returns the first run's max normalized
+// error against ref (NaN if a CUDA call failed).
+double run_twice(Buffer& out, const std::function<void()>& reset, const std::function<void()>& launch,
+                 std::int64_t rows, int cols, std::int64_t ldd, const std::vector<double>& ref) {
+  std::vector<float> first;
+  double err = 0;
+  for (int run = 0; run < 2; ++run) {
+    reset();
+    // The backend uploads on its own stream; the kernels here run on the default stream.
+    if (cudaDeviceSynchronize() != cudaSuccess) break;
+    launch();
+    if (cudaDeviceSynchronize() != cudaSuccess) break;
+    const auto all = out.get();
+    if (run == 1) {
+      EXPECT_EQ(std::memcmp(all.data(), first.data(), all.size() * sizeof(float)), 0) << "a second run differs";
+      return err;
+    }
+    first = all;
+    std::size_t touched = 0;
+    const std::vector<float> y = output_inside(all, rows, cols, ldd, touched);
+    EXPECT_EQ(touched, 0u) << "elements written outside the output";
+    err = test::max_rel_error(y.data(), ref.data(), ref.size());
+  }
+  ADD_FAILURE() << "CUDA error: " << cudaGetErrorString(cudaGetLastError());
+  return std::numeric_limits<double>::quiet_NaN();
+}
+#endif
 
 // The small-batch GEMM (16-bit sessions, Hopper), every variant, against float64 references on the
 // 16-bit operands: vit_base's qkv / proj / fc1 / fc2 shapes at 197 rows, a few rows, N = 200 (partial
@@ -970,26 +1056,11 @@ TEST(CudaGemm, SmallGemm) {
       SCOPED_TRACE(::testing::Message() << cuda::gemm_small_variant_name(v) << ", rows " << c.rows << " in " << c.in
                                         << " out " << c.out);
       p.variant = v;
-      std::vector<float> first;
-      for (int run = 0; run < 2; ++run) {
-        da.set(resid);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        cuda::gemm_small(p, arch, nullptr);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const auto all = da.get();
-        if (run == 1) {
-          EXPECT_EQ(std::memcmp(all.data(), first.data(), all.size() * sizeof(float)), 0) << "a second run differs";
-          break;
-        }
-        first = all;
-        std::size_t touched = 0;
-        const std::vector<float> y = output_inside(all, c.rows, c.out, ldd, touched);
-        EXPECT_EQ(touched, 0u) << "elements written outside the output";
-        const double err = test::max_rel_error(y.data(), ref.data(), ref.size());
-        std::printf("[ info ] %s, %lld x %d x %d %s -> %s: max error %.3g\n", cuda::gemm_small_variant_name(v).c_str(),
-                    static_cast<long long>(c.rows), c.in, c.out, dt_name(c.in_dt), dt_name(c.out_dt), err);
-        EXPECT_LE(err, tol);
-      }
+      const double err = run_twice(
+          da, [&] { da.set(resid); }, [&] { cuda::gemm_small(p, arch, nullptr); }, c.rows, c.out, ldd, ref);
+      std::printf("[ info ] %s, %lld x %d x %d %s -> %s: max error %.3g\n", cuda::gemm_small_variant_name(v).c_str(),
+                  static_cast<long long>(c.rows), c.in, c.out, dt_name(c.in_dt), dt_name(c.out_dt), err);
+      EXPECT_LE(err, tol);
     }
   }
   if (!ran) GTEST_SKIP() << "the small GEMM needs an sm_90a build on a Hopper GPU";
@@ -1105,6 +1176,129 @@ TEST(CudaGemm, Tf32FusedActivation) {
   bad.out = 128;
   bad.variant = cuda::kGemmTf32N128x2;
   EXPECT_THROW(cuda::gemm_tf32(bad, arch, nullptr), vitrt::Error);
+}
+
+// Our warp-specialized 16-bit GEMM (gemm_ws.cuh), every variant, against float64 references on the
+// rounded operands: vit_base's qkv and fc1 shapes at 197 and 3 x 197 rows, 577 rows with head-dim-80
+// widths (K = 320), one row, padded row strides, fp16 and bf16, bias only and the exact GELU. Outputs
+// (rows + 1 rows, padding included) are poisoned before each run; nothing outside the output may be
+// written, and a second run must give the same bits.
+TEST(CudaGemm, WarpSpecialized) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  int sm_count = 0;
+  const int arch = device0_arch(&sm_count);
+  struct Case {
+    std::int64_t rows;
+    int in, out, lda_pad, ldd_pad;
+    DT dt;
+    Epilogue act;
+  };
+  std::uint64_t seed = 1200;
+  bool ran = false;
+  for (const Case& c : std::vector<Case>{{197, 768, 2304, 0, 0, DT::bf16, Epilogue::none},
+                                         {3 * 197, 768, 3072, 0, 0, DT::bf16, Epilogue::gelu_erf},
+                                         {577, 320, 640, 8, 24, DT::f16, Epilogue::gelu_erf},
+                                         {577, 320, 960, 0, 8, DT::bf16, Epilogue::none},
+                                         {1, 64, 128, 0, 0, DT::f16, Epilogue::none},
+                                         {1000, 128, 384, 64, 0, DT::f16, Epilogue::gelu_erf}}) {
+    const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
+    Buffer xa(*be, static_cast<size_t>(c.rows * lda), c.dt), wa(*be, static_cast<size_t>(c.out) * c.in, c.dt),
+        ba(*be, c.out, c.dt), da(*be, static_cast<size_t>((c.rows + 1) * ldd), c.dt);
+    const auto x = xa.rounded(randn(static_cast<size_t>(c.rows * lda), seed++));
+    const auto w = wa.rounded(randn(static_cast<size_t>(c.out) * c.in, seed++, 1.0f / std::sqrt(static_cast<float>(c.in))));
+    const auto b = ba.rounded(randn(c.out, seed++, 0.5f));
+    xa.set(x);
+    wa.set(w);
+    ba.set(b);
+    cuda::GemmWsParams p = ws_launch(xa.data(), lda, wa.data(), ba.data(), da.data(), ldd, c.rows, c.in, c.out, c.dt, c.act, sm_count);
+    const auto variants = cuda::gemm_ws_variants(p, arch);
+    if (variants.empty()) continue;
+    ran = true;
+    EXPECT_EQ(variants, std::vector<int>({cuda::kGemmWsCoop, cuda::kGemmWsPingPong}));
+    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
+    for (std::int64_t r = 0; r < c.rows; ++r)
+      for (int o = 0; o < c.out; ++o) {
+        double s = b[o];
+        for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
+        ref[r * c.out + o] = activation_reference(c.act, s);
+      }
+    for (int v : variants) {
+      SCOPED_TRACE(::testing::Message() << cuda::gemm_ws_variant_name(v) << ", rows " << c.rows << " in " << c.in
+                                        << " out " << c.out << " " << dt_name(c.dt));
+      p.variant = v;
+      const double err =
+          run_twice(da, [&] { da.poison(); }, [&] { cuda::gemm_ws(p, arch, nullptr); }, c.rows, c.out, ldd, ref);
+      std::printf("[ info ] %s, %lld x %d x %d %s%s: max error %.3g\n", cuda::gemm_ws_variant_name(v).c_str(),
+                  static_cast<long long>(c.rows), c.in, c.out, dt_name(c.dt), c.act == Epilogue::gelu_erf ? " + GELU" : "",
+                  err);
+      EXPECT_LE(err, tolerance(c.dt == DT::bf16 ? Precision::bf16 : Precision::fp16));
+    }
+  }
+  if (!ran) GTEST_SKIP() << "the warp-specialized GEMM needs an sm_90a build on a Hopper GPU";
+  cuda::GemmWsParams bad;  // a variant that does not take the shape refuses to run
+  bad.rows = 4;
+  bad.in = 96;
+  bad.out = 128;
+  bad.variant = cuda::kGemmWsCoop;
+  EXPECT_THROW(cuda::gemm_ws(bad, arch, nullptr), vitrt::Error);
+}
+
+// The GELU in that GEMM's epilogue is timm's exact (erf) form, not the tanh form: with W = 0 the output
+// is GELU(bias), here for 4,096 fp16 inputs in [-8, 8). Each output must be the exact value within one
+// fp16 step (the tanh form is 4.9e-4 off at x = -2.7, about 60 steps there), and 0 <= GELU(x) <= x
+// for x > 0, GELU(x) < 0 for x < 0 down to where fp16 underflows.
+TEST(CudaGemm, WarpSpecializedGeluIsExact) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  int sm_count = 0;
+  const int arch = device0_arch(&sm_count);
+  constexpr int kRows = 128, kIn = 64, kOut = 4096;
+  Buffer xa(*be, static_cast<size_t>(kRows) * kIn, DT::f16), wa(*be, static_cast<size_t>(kOut) * kIn, DT::f16),
+      ba(*be, kOut, DT::f16), da(*be, static_cast<size_t>(kRows) * kOut, DT::f16);
+  std::vector<float> xs(kOut);
+  for (int i = 0; i < kOut; ++i) xs[i] = -8.0f + 16.0f * static_cast<float>(i) / kOut;
+  const auto bias = ba.rounded(xs);
+  xa.set(randn(static_cast<size_t>(kRows) * kIn, 1300));
+  wa.set(std::vector<float>(static_cast<size_t>(kOut) * kIn, 0.0f));
+  ba.set(bias);
+  cuda::GemmWsParams p = ws_launch(xa.data(), kIn, wa.data(), ba.data(), da.data(), kOut, kRows, kIn, kOut, DT::f16, Epilogue::gelu_erf, sm_count);
+  const auto variants = cuda::gemm_ws_variants(p, arch);
+  if (variants.empty()) GTEST_SKIP() << "the warp-specialized GEMM needs an sm_90a build on a Hopper GPU";
+  for (int v : variants) {
+    SCOPED_TRACE(cuda::gemm_ws_variant_name(v));
+    p.variant = v;
+    da.poison();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend uploads on its own stream
+    cuda::gemm_ws(p, arch, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const auto y = da.get();
+    int worst_i = 0;
+    double worst_steps = 0;
+    for (int r = 0; r < kRows; r += 37)
+      for (int i = 0; i < kOut; ++i) {
+        const double x = bias[i], e = activation_reference(Epilogue::gelu_erf, x), g = y[static_cast<size_t>(r) * kOut + i];
+        // One fp16 step at |e|: 2^(exponent - 10), and at least the subnormal spacing 2^-24.
+        const double step = std::max(std::ldexp(1.0, std::ilogb(std::max(std::fabs(e), 1e-30)) - 10), std::ldexp(1.0, -24));
+        const double steps = std::fabs(g - e) / step;
+        if (!(steps <= worst_steps)) {
+          worst_steps = steps;
+          worst_i = i;
+        }
+        if (x > 0) {
+          EXPECT_TRUE(g >= 0 && g <= x) << "x = " << x << ": " << g;
+        } else if (x < 0 && e < -std::ldexp(1.0, -24)) {
+          EXPECT_LT(g, 0.0) << "x = " << x;
+        }
+      }
+    std::printf("[ info ] %s: GELU within %.2f fp16 steps of the exact value (worst at x = %g)\n",
+                cuda::gemm_ws_variant_name(v).c_str(), worst_steps, static_cast<double>(bias[worst_i]));
+    EXPECT_LE(worst_steps, 1.0) << "at x = " << bias[worst_i];
+  }
 }
 #endif
 

@@ -1,5 +1,5 @@
-// The element-wise activations on fp32 values, shared by the activation kernel and the GEMM epilogues
-// of our own kernels, so a fused epilogue computes exactly what the separate pass does.
+// The element-wise activations on fp32 values, shared by the activation pass and our GEMMs' epilogues:
+// erff's exact GELU and QuickGELU, and two cheaper exact GELUs for epilogues (and the 16-bit pass).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -10,11 +10,6 @@ namespace vitrt::cuda {
 __device__ __forceinline__ float gelu_erf(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
 // QuickGELU, x * sigmoid(1.702 x) (CLIP-style models).
 __device__ __forceinline__ float quick_gelu(float v) { return v / (1.0f + __expf(-1.702f * v)); }
-
-template <bool kQuick>
-__device__ __forceinline__ float activate(float v) {
-  return kQuick ? quick_gelu(v) : gelu_erf(v);
-}
 
 // GELU for TF32 GEMM epilogues, where erff's two branches (both taken in most warps) cost about as
 // many instructions as the GEMM's main loop issues: x * Phi(x) with erfc from Abramowitz & Stegun
@@ -32,6 +27,28 @@ __device__ __forceinline__ float gelu_erf_epilogue(float x) {
   q = fmaf(t, q, 0.254829592f);
   const float h = 0.5f * x * (q * t * e);  // x erfc(|x| / sqrt 2) / 2
   return x >= 0.0f ? x - h : h;
+}
+
+// Exact GELU, x Phi(x), with one special-function op, for the 16-bit GEMM's epilogue
+// (gemm_ws_kernel.cuh). With a = min(|x|, 6), log2(erfc(a / sqrt 2) / 2) is a degree-7 polynomial
+// (least squares on [0, 6]; float32 Horner error 1.3e-5, so erfc to 9e-6 relative), and
+// GELU(x) = max(x, 0) - a erfc(a / sqrt 2) / 2 on both sides of 0. Against the exact function: 5e-7
+// absolute everywhere, 9e-6 relative for |x| <= 6 (below -6 the output is ~-6e-9 instead of smaller
+// still). gelu_erf_epilogue is 1.5e-7 absolute but up to 1.7e-3 relative in the negative tail, and
+// spends a reciprocal and an exp2 where this spends one exp2 (fc1's epilogue at vit_base b256: 431-438
+// against 404-414 us, run340-341).
+__device__ __forceinline__ float gelu_erf_ex2(float x) {
+  const float a = fminf(fabsf(x), 6.0f);
+  float p = fmaf(a, -1.94483573e-06f, 6.38587080e-05f);
+  p = fmaf(a, p, -9.48855362e-04f);
+  p = fmaf(a, p, 8.58230516e-03f);
+  p = fmaf(a, p, -5.41181564e-02f);
+  p = fmaf(a, p, -4.58297640e-01f);
+  p = fmaf(a, p, -1.15132451e+00f);
+  p = fmaf(a, p, -0.99998695f);
+  float e;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(e) : "f"(p));
+  return fmaf(-a, e, fmaxf(x, 0.0f));
 }
 
 }  // namespace vitrt::cuda

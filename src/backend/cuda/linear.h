@@ -11,6 +11,9 @@
 // block from batch 8 on. Its gain is the overlap with the kernels around it, which timing a GEMM alone
 // cannot see, so the row count decides, and the tuner only picks among its variants ("small" in the
 // cache entry). Measured in docs/performance.md (session 21).
+// Other 16-bit GEMMs without a residual may run our warp-specialized GEMM (gemm_ws.cuh) when the tuner
+// timed it faster than cuBLASLt ("ws" in the cache entry): bias only, or bias + exact GELU where the
+// session computes the exact GELU (then against cuBLASLt's bias-only GEMM followed by the GELU pass).
 #pragma once
 
 #include <cublasLt.h>
@@ -23,6 +26,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
+#include "backend/cuda/gemm_ws.cuh"
 #include "backend/cuda/tuning.h"
 #include "core/check.h"
 
@@ -44,6 +48,13 @@ struct GemmContext {
 // else kSmallGemmMaxRows.
 std::int64_t small_gemm_max_rows();
 
+// Whether 16-bit sessions compute timm's exact (erf) GELU: VITRT_EXACT_GELU (0 or 1), default 1. When
+// off, a GELU after a 16-bit GEMM is cuBLASLt's GELU epilogue, the tanh form (docs/verification.md).
+bool exact_gelu_16bit();
+// Whether our warp-specialized 16-bit GEMM may take part in tuning and run: VITRT_GEMM_WS (0 or 1),
+// default 1.
+bool gemm_ws_enabled();
+
 class LinearOp {
  public:
   // weight: device [out, in] in the GEMM input type; bias: device [out] in the output type.
@@ -59,6 +70,8 @@ class LinearOp {
   bool own_kernel() const { return own_variant_ > 0; }
   // Whether our small-batch GEMM runs it (a dependent launch).
   bool small_kernel() const { return small_variant_ > 0; }
+  // Whether our warp-specialized 16-bit GEMM runs it.
+  bool ws_kernel() const { return ws_variant_ > 0; }
   // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
   void set_own_weight(const void* w) { own_weight_ = w; }
   // The exact weight given at construction: what cuBLASLt reads (and what tuning timed).
@@ -84,8 +97,12 @@ class LinearOp {
   bool restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes);
   // The own-kernel launch for this call's buffers (variant own_variant_).
   GemmTf32Params own_params(const LinearArgs& a, int variant) const;
+  template <typename P>
+  P operands(const LinearArgs& a, int variant) const;
   // The small-batch GEMM's launch for this call's buffers (epilogue, residual and activation included).
   GemmSmallParams small_params(const LinearArgs& a, int variant) const;
+  // The warp-specialized GEMM's launch for this call's buffers (bias and activation included).
+  GemmWsParams ws_params(const LinearArgs& a, int variant) const;
 
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
@@ -104,6 +121,9 @@ class LinearOp {
   Epilogue act_ = Epilogue::none;  // the layer's activation (the small GEMM applies it itself)
   bool small_eligible_ = false;    // 16-bit, few rows, a shape our small GEMM takes
   int small_variant_ = 0;          // > 0: our small GEMM runs instead of cuBLASLt
+  int sm_count_ = 0;
+  bool ws_eligible_ = false;  // 16-bit, no residual, bias (+ exact GELU): our warp-specialized GEMM may take it
+  int ws_variant_ = 0;        // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
 };
 
 }  // namespace vitrt::cuda

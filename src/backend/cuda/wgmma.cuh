@@ -72,6 +72,12 @@ __device__ __forceinline__ unsigned sw128_f32(int r, int c) {
   return static_cast<unsigned>(r * 128 + ((((c >> 2) ^ r) & 7) << 4) + (c & 3) * 4);
 }
 
+// Byte offset of the 16-bit element (row r, column c) in a 128-byte-swizzled tile whose rows hold 64
+// elements (chunk j of 8 elements of row r lives at chunk j ^ (r % 8)).
+__device__ __forceinline__ unsigned sw128_b16(int r, int c) {
+  return static_cast<unsigned>(r * 128 + ((((c >> 3) ^ r) & 7) << 4) + (c & 7) * 2);
+}
+
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int Pending>
@@ -200,6 +206,21 @@ __device__ __forceinline__ void wgmma_ss_n8(float (&d)[R][4], std::uint64_t a_de
   static_assert(C >= 0 && C < R, "n8 piece outside the accumulator");
   if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N8("f16");
   else VITRT_WGMMA_SS_N8("bf16");
+}
+
+// D[64 x 128] (+)= A[64 x 16] B[16 x 128], both K-major from shared memory: the 16-bit GEMM's shape
+// (gemm_ws_kernel.cuh). D is overwritten when !accumulate.
+#define VITRT_WGMMA_SS_N128(TYPE)                                                                            \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                  \
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " " VITRT_GEMM_LIST64            \
+               ", %64, %65, p, 1, 1, 0, 0;\n}\n"                                                            \
+               : VITRT_GEMM_D64(0)                                                                          \
+               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
+template <typename T>
+__device__ __forceinline__ void wgmma_ss_n128(float (&d)[16][4], std::uint64_t a_desc, std::uint64_t b_desc,
+                                              int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N128("f16");
+  else VITRT_WGMMA_SS_N128("bf16");
 }
 
 // D[64 x 8] (+)= A[64 x 16] B[16 x 8], A from registers, B K-major from shared memory. d holds rows g
