@@ -19,6 +19,7 @@
 #ifdef VITRT_HAVE_CUDA
 #include <cuda_runtime.h>
 
+#include "backend/cuda/activation.cuh"
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
@@ -798,6 +799,54 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
   p.arch = arch;
   p.variant = cuda::kAttentionTf32Bf16x3;
   EXPECT_THROW(cuda::attention(p, nullptr), vitrt::Error);
+}
+
+// The activation pass (after cuBLASLt's GEMMs) at rows longer than one sweep of a block (so each thread
+// goes round more than once), rows whose length or stride is not a multiple of 16 bytes (one element per
+// access), padded strides, every storage type, GELU and QuickGELU. The padding between rows must stay
+// NaN, and each output must be the float64 reference within fp32's or one 16-bit step's error.
+TEST(CudaActivation, PassAtEveryAlignment) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  struct Case {
+    std::int64_t rows, cols, ld;
+  };
+  std::uint64_t seed = 1400;
+  for (DT dt : {DT::f32, DT::f16, DT::bf16})
+    for (Epilogue act : {Epilogue::gelu_erf, Epilogue::quick_gelu})
+      for (const Case& c : std::vector<Case>{{3, 5000, 5000}, {5, 4100, 4104}, {7, 3000, 3004}, {2, 37, 40}}) {
+        SCOPED_TRACE(::testing::Message() << dt_name(dt) << (act == Epilogue::gelu_erf ? " GELU " : " QuickGELU ")
+                                          << c.rows << " x " << c.cols << " stride " << c.ld);
+        const std::size_t n = static_cast<std::size_t>(c.rows * c.ld);
+        Buffer buf(*be, n, dt);
+        auto x = buf.rounded(randn(n, seed++, 3.0f));
+        for (std::int64_t r = 0; r < c.rows; ++r)
+          for (std::int64_t col = c.cols; col < c.ld; ++col) x[r * c.ld + col] = std::numeric_limits<float>::quiet_NaN();
+        buf.set(x);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend uploads on its own stream
+        cuda::activation({buf.data(), c.rows, c.cols, c.ld, dt, act}, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const auto y = buf.get();
+        double worst = 0;
+        for (std::int64_t r = 0; r < c.rows; ++r)
+          for (std::int64_t col = 0; col < c.ld; ++col) {
+            const std::size_t i = static_cast<std::size_t>(r * c.ld + col);
+            if (col >= c.cols) {
+              ASSERT_TRUE(std::isnan(y[i])) << "padding written at row " << r << ", column " << col;
+              continue;
+            }
+            const double e = activation_reference(act, x[i]);
+            // fp32: 2e-6, relative above 1 (erff's 1 + erf cancels in the negative tail, as PyTorch's
+            // does); 16-bit: one step of the output's type at |e|.
+            const double allowed = dt == DT::f32 ? 2e-6 * std::max(std::fabs(e), 1.0)
+                                                 : std::ldexp(1.0, std::ilogb(std::max(std::fabs(e), 1e-4)) -
+                                                                       (dt == DT::f16 ? 10 : 7));
+            worst = std::max(worst, std::fabs(y[i] - e) / allowed);
+          }
+        EXPECT_LE(worst, 1.0);
+      }
 }
 
 // Which shapes our TF32 GEMM takes, and what untuned sessions run (host logic only, no GPU needed).
