@@ -13,7 +13,8 @@
 // cache entry). Measured in docs/performance.md (session 21).
 // Other 16-bit GEMMs without a residual may run our warp-specialized GEMM (gemm_ws.cuh) when the tuner
 // timed it faster than cuBLASLt ("ws" in the cache entry): bias only, or bias + exact GELU where the
-// session computes the exact GELU (then against cuBLASLt's bias-only GEMM followed by the GELU pass).
+// session computes the exact GELU (VITRT_EXACT_GELU=1; then against cuBLASLt's bias-only GEMM followed
+// by the GELU pass).
 #pragma once
 
 #include <cublasLt.h>
@@ -48,7 +49,7 @@ struct GemmContext {
 // else kSmallGemmMaxRows.
 std::int64_t small_gemm_max_rows();
 
-// Whether 16-bit sessions compute timm's exact (erf) GELU: VITRT_EXACT_GELU (0 or 1), default 1. When
+// Whether 16-bit sessions compute timm's exact (erf) GELU: VITRT_EXACT_GELU (0 or 1), default 0. When
 // off, a GELU after a 16-bit GEMM is cuBLASLt's GELU epilogue, the tanh form (docs/verification.md).
 bool exact_gelu_16bit();
 // Whether our warp-specialized 16-bit GEMM may take part in tuning and run: VITRT_GEMM_WS (0 or 1),
