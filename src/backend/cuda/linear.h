@@ -11,10 +11,9 @@
 // block from batch 8 on. Its gain is the overlap with the kernels around it, which timing a GEMM alone
 // cannot see, so the row count decides, and the tuner only picks among its variants ("small" in the
 // cache entry). Measured in docs/performance.md (session 21).
-// Other 16-bit GEMMs without a residual may run our warp-specialized GEMM (gemm_ws.cuh) when the tuner
-// timed it faster than cuBLASLt ("ws" in the cache entry): bias only, or bias + exact GELU where the
-// session computes the exact GELU (VITRT_EXACT_GELU=1; then against cuBLASLt's bias-only GEMM followed
-// by the GELU pass).
+// 16-bit GEMMs with the exact GELU (VITRT_EXACT_GELU=1) may run our warp-specialized GEMM (gemm_ws.cuh),
+// with the GELU in its epilogue, when the tuner timed it faster than cuBLASLt's bias-only GEMM followed
+// by the GELU pass ("ws" in the cache entry); bias-only GEMMs too with VITRT_GEMM_WS=2.
 #pragma once
 
 #include <cublasLt.h>
@@ -52,9 +51,9 @@ std::int64_t small_gemm_max_rows();
 // Whether 16-bit sessions compute timm's exact (erf) GELU: VITRT_EXACT_GELU (0 or 1), default 0. When
 // off, a GELU after a 16-bit GEMM is cuBLASLt's GELU epilogue, the tanh form (docs/verification.md).
 bool exact_gelu_16bit();
-// Whether our warp-specialized 16-bit GEMM may take part in tuning and run: VITRT_GEMM_WS (0 or 1),
-// default 1.
-bool gemm_ws_enabled();
+// Which 16-bit GEMMs our warp-specialized GEMM may take part in tuning for (VITRT_GEMM_WS): 0 none; 1
+// (the default) those with the exact GELU (VITRT_EXACT_GELU=1); 2 those and the bias-only ones too.
+int gemm_ws_mode();
 
 class LinearOp {
  public:
