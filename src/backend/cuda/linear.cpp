@@ -198,17 +198,17 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
   if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
-    if (const auto own = e->find("own"); own_eligible_ && own != e->end() && own->is_number_integer()) {
-      const int v = own->get<int>();
-      if (v > 0 && gemm_tf32_takes(own_params(a, v), arch_, v)) own_variant_ = v;
-    }
-    if (const auto ws = e->find("ws"); ws_eligible_ && ws != e->end() && ws->is_number_integer()) {
-      const int v = ws->get<int>();
-      if (v > 0 && gemm_ws_takes(ws_params(a, v), arch_, v)) ws_variant_ = v;
-    }
+    // The variant of one of our kernels the entry names under `field` (0: none).
+    const auto cached = [e](const char* field) {
+      const auto it = e->find(field);
+      return it != e->end() && it->is_number_integer() ? it->get<int>() : 0;
+    };
+    if (const int v = cached("own"); own_eligible_ && v > 0 && gemm_tf32_takes(own_params(a, v), arch_, v))
+      own_variant_ = v;
+    if (const int v = cached("ws"); ws_eligible_ && v > 0 && gemm_ws_takes(ws_params(a, v), arch_, v))
+      ws_variant_ = v;
     if (small_eligible_) {
-      const auto small = e->find("small");
-      const int v = small != e->end() && small->is_number_integer() ? small->get<int>() : 0;
+      const int v = cached("small");
       small_variant_ = v > 0 && gemm_small_takes(small_params(a, v), arch_, v)
                            ? v
                            : gemm_small_default_variant(small_params(a, 0), arch_, ctx.sm_count);

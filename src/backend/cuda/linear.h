@@ -70,8 +70,6 @@ class LinearOp {
   bool own_kernel() const { return own_variant_ > 0; }
   // Whether our small-batch GEMM runs it (a dependent launch).
   bool small_kernel() const { return small_variant_ > 0; }
-  // Whether our warp-specialized 16-bit GEMM runs it.
-  bool ws_kernel() const { return ws_variant_ > 0; }
   // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
   void set_own_weight(const void* w) { own_weight_ = w; }
   // The exact weight given at construction: what cuBLASLt reads (and what tuning timed).
