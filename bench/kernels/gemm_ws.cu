@@ -117,23 +117,10 @@ void launch_stamps(Variant v, Epi e, const ws::Args& args, int sms, cudaStream_t
 // `stamps`, the kernel built with per-block clocks runs and writes them there.
 void gemm_ws(Variant v, Epi e, const void* a, const void* w, const void* bias, void* d, std::int64_t rows, int n,
              int k, int sms, cudaStream_t s, unsigned long long* stamps = nullptr) {
-  const int tm = v.bm(), tn = v.bn();
+  const int tn = v.bn();
   VITRT_CHECK(n % (tn * v.cl) == 0 && k % ws::kBK == 0, "gemm_ws: n must be a multiple of ", tn * v.cl, " and k of ",
               ws::kBK);
-  const ws::Args args{matrix_tensor_map(a, DT::bf16, rows, k, k, tm / v.cl),
-                      matrix_tensor_map(w, DT::bf16, n, k, k, tn),
-                      ws::epi_tma(e) ? matrix_tensor_map(d, ws::epi_f32(e) ? DT::f32 : DT::bf16, rows, n, n, 128)
-                                     : CUtensorMap{},
-                      bias,
-                      d,
-                      rows,
-                      n,
-                      n,
-                      k,
-                      n / tn / v.cl,
-                      static_cast<int>((rows + tm - 1) / tm) * (n / tn / v.cl),
-                      v.share,
-                      stamps};
+  const ws::Args args = ws::make_args(v.coop, e, v.cl, a, k, w, bias, d, n, DT::bf16, rows, n, k, v.share, stamps);
   if (stamps) launch_stamps<true>(v, e, args, sms, s);
   else launch_stamps<false>(v, e, args, sms, s);
 }

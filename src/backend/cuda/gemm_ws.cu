@@ -29,27 +29,10 @@ template <typename T, bool Coop, ws::Epi E>
 void launch(const GemmWsParams& p, cudaStream_t s) {
   constexpr int S = ws::fit_stages(Coop, E, kBuffers), bytes = ws::smem_bytes(Coop, S, E, kBuffers);
   constexpr auto kernel = ws::gemm_ws_kernel<T, Coop, S, E, 1, kBuffers, false>;
-  using Tl = ws::Tile<Coop>;
   allow_dynamic_smem(kernel, bytes);
-  const int n_tiles = p.out / Tl::tn;
-  const std::int64_t tiles = (p.rows + Tl::bm - 1) / Tl::bm * n_tiles;
   const int blocks = p.sm_count > 0 ? p.sm_count : resident_blocks(kernel, ws::kThreads, bytes);
-  // Boxes of 64 16-bit columns (ws::kBK) x the rows a block reads (A), a tile's columns (W) and 128 rows
-  // (D's epilogue chunks), 128-byte swizzled as the kernel stages them.
-  const ws::Args args{matrix_tensor_map(p.a, p.dt, p.rows, p.in, p.lda, Tl::bm),
-                      matrix_tensor_map(p.w, p.dt, p.out, p.in, p.in, Tl::tn),
-                      matrix_tensor_map(p.d, p.dt, p.rows, p.out, p.ldd, 128),
-                      p.bias,
-                      p.d,
-                      p.rows,
-                      p.ldd,
-                      p.out,
-                      p.in,
-                      n_tiles,
-                      static_cast<int>(tiles),
-                      0,
-                      nullptr};
-  launch_dependent(Pdl::gemm, kernel, dim3(static_cast<unsigned>(std::min<std::int64_t>(blocks, tiles))),
+  const ws::Args args = ws::make_args(Coop, E, 1, p.a, p.lda, p.w, p.bias, p.d, p.ldd, p.dt, p.rows, p.out, p.in);
+  launch_dependent(Pdl::gemm, kernel, dim3(static_cast<unsigned>(std::min(blocks, args.tiles))),
                    dim3(ws::kThreads), bytes, s, args);
 }
 

@@ -27,6 +27,7 @@
 #include "backend/cuda/activation_fn.cuh"
 #include "backend/cuda/cp_async.cuh"  // smem_addr
 #include "backend/cuda/launch.cuh"    // wait_prior_grid
+#include "backend/cuda/tensor_map.h"
 #include "backend/cuda/tma.cuh"
 #include "backend/cuda/wgmma.cuh"
 
@@ -83,6 +84,31 @@ struct Args {
   // free stage, the consumers' waits for a full stage, their waits for their turn, the block's time.
   unsigned long long* stamps;
 };
+
+// The arguments for D = A W^T + bias (+ GELU, or added to D): A [rows, k] with row stride lda and W [n, k]
+// in `dt`, bias [n] in `dt`, D [rows, n] with row stride ldd (fp32 for the residual epilogues, else
+// `dt`). Tiles of Tile<Coop>, in clusters of `cl` blocks along N, each block copying bm / cl rows of A.
+// D's tensor map only where the epilogue stores by TMA. The maps' boxes are 128 bytes of columns x the
+// rows a block copies (A), a tile's columns (W) and 128 rows (D's epilogue chunks), 128-byte swizzled as
+// the kernel stages them. The tile count must fit an int.
+inline Args make_args(bool coop, Epi e, int cl, const void* a, std::int64_t lda, const void* w, const void* bias,
+                      void* d, std::int64_t ldd, DT dt, std::int64_t rows, int n, int k, int share = 0,
+                      unsigned long long* stamps = nullptr) {
+  const int bm = coop ? Tile<true>::bm : Tile<false>::bm, tn = Tile<true>::tn, n_tiles = n / tn / cl;
+  return {matrix_tensor_map(a, dt, rows, k, lda, bm / cl),
+          matrix_tensor_map(w, dt, n, k, k, tn),
+          epi_tma(e) ? matrix_tensor_map(d, epi_f32(e) ? DT::f32 : dt, rows, n, ldd, 128) : CUtensorMap{},
+          bias,
+          d,
+          rows,
+          ldd,
+          n,
+          k,
+          n_tiles,
+          static_cast<int>((rows + bm - 1) / bm * n_tiles),
+          share,
+          stamps};
+}
 
 #ifdef VITRT_WGMMA_DEVICE
 // Two fp32 values rounded to T, packed.
