@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #ifdef VITRT_HAVE_CUDA
@@ -24,6 +26,7 @@
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/gemm_ws.cuh"
+#include "backend/cuda/tuning_fill.cuh"
 #endif
 #include "core/half.h"
 #include "test_util.h"
@@ -847,6 +850,55 @@ TEST(CudaActivation, PassAtEveryAlignment) {
           }
         EXPECT_LE(worst, 1.0);
       }
+}
+
+// The data tuning times kernels on: every byte written (tails of 1-3 bytes too), every 16-bit word
+// finite and of ordinary size as fp16 and as bf16, every 4-byte group as fp32, signs mixed, and the same
+// bytes for the same seed only.
+TEST(CudaTuning, FillLooksLikeActivations) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  for (std::size_t bytes : {std::size_t{1}, std::size_t{6}, std::size_t{7}, std::size_t{4096}, std::size_t{1000003}}) {
+    SCOPED_TRACE(::testing::Message() << bytes << " bytes");
+    void* d = nullptr;
+    ASSERT_EQ(cudaMalloc(&d, bytes), cudaSuccess);
+    const auto fill = [&](std::uint32_t seed) {
+      EXPECT_EQ(cudaMemset(d, 0xff, bytes), cudaSuccess);  // NaN in every type
+      cuda::fill_tuning_data(d, bytes, seed, nullptr);
+      std::vector<unsigned char> h(bytes);
+      EXPECT_EQ(cudaMemcpy(h.data(), d, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+      return h;
+    };
+    const std::vector<unsigned char> h = fill(5);
+    std::size_t negative = 0;
+    for (std::size_t i = 1; i < bytes; i += 2) {  // the high byte of each 16-bit word: sign | 01111 | 2 bits
+      ASSERT_EQ(h[i] & 0x7c, 0x3c) << "byte " << i << " is 0x" << std::hex << int{h[i]};
+      negative += h[i] >> 7;
+    }
+    for (std::size_t i = 0; i + 1 < bytes; i += 2) {
+      std::uint16_t w = 0;
+      std::memcpy(&w, &h[i], 2);
+      const float f16 = std::fabs(fp16_to_float(w)), b16 = std::fabs(bf16_to_float(w));
+      ASSERT_TRUE(f16 >= 1.0f && f16 < 2.0f) << "word at byte " << i << " as fp16: " << f16;
+      ASSERT_TRUE(b16 >= 0x1p-7f && b16 < 2.0f) << "word at byte " << i << " as bf16: " << b16;
+    }
+    for (std::size_t i = 0; i + 3 < bytes; i += 4) {
+      float f = 0;
+      std::memcpy(&f, &h[i], 4);
+      ASSERT_TRUE(std::fabs(f) >= 0x1p-7f && std::fabs(f) < 2.0f) << "fp32 at byte " << i << ": " << f;
+    }
+    if (bytes % 2) {  // a low byte: random, so this checks only that it was written (0xff is unlikely)
+      EXPECT_NE(h[bytes - 1], 0xff) << "the last byte was not written";
+    }
+    if (bytes > 4096) {
+      const double words = static_cast<double>(bytes / 2);
+      EXPECT_NEAR(static_cast<double>(negative) / words, 0.5, 0.01);
+      EXPECT_EQ(fill(5), h);
+      EXPECT_NE(fill(6), h);
+    }
+    ASSERT_EQ(cudaFree(d), cudaSuccess);
+  }
 }
 
 // Which shapes our TF32 GEMM takes, and what untuned sessions run (host logic only, no GPU needed).

@@ -24,6 +24,7 @@
 #include "backend/cuda/pooling.cuh"
 #include "backend/cuda/stream_pool.h"
 #include "backend/cuda/tuning.h"
+#include "backend/cuda/tuning_fill.cuh"
 #include "core/env.h"
 #include "core/half.h"
 
@@ -103,8 +104,11 @@ class CudaBackend final : public Backend {
                  mib(total_b), " (", cudaGetErrorString(e), ")");
     }
     owned_.emplace(p, bytes);
-    // Tuning times kernels on the session's buffers while planning: start them as zeros, not garbage.
-    if (tuner_ && tuner_->tuning()) CUDA_CHECK(cudaMemset(p, 0, bytes == 0 ? 256 : bytes));
+    // Tuning times kernels on the session's buffers while planning, before any input exists. They start
+    // with data that looks like activations (tuning_fill.cuh): on zeros, which they held until session
+    // 29, cuBLASLt's large GEMMs ran 5-7% faster than on real data and our ping-pong GEMM did not
+    // (run366), so the tuner compared kernels on data no forward sees.
+    if (tuner_ && tuner_->tuning()) cuda::fill_tuning_data(p, bytes == 0 ? 256 : bytes, fills_++, stream_);
     return p;
   }
   void release(void* p) override {
@@ -466,6 +470,7 @@ class CudaBackend final : public Backend {
   std::optional<std::pair<std::size_t, const void*>> pending_norm_;
   std::unique_ptr<TuneCache> tuner_;
   cuda::L2Flush flush_;
+  std::uint32_t fills_ = 0;  // seeds of fill_tuning_data
   // device_lock.h: held while planning a batch size, during each plan's first eager run, and while capturing.
   std::optional<cuda::DeviceExclusive> planning_, first_run_;
   std::optional<cuda::CaptureShared> capture_;
