@@ -12,6 +12,10 @@
 // residual GEMMs 1.04-1.10x. Session 28 (run348): 0.75-0.78x of cuBLASLt + the pass at 50,432 rows.
 //   gemm_ws [rows 50432] [embed 768] [mlp 3072] [case name prefix] [variant index, -1: all] [stamps]
 //   gemm_ws 0 0 0 gelu_probe     (which GELU cuBLASLt's epilogue computes; VITRT_EXACT_GELU=1: the pass)
+// GEMM_WS_ZERO_A=1 makes A all zeros (what `vitrt tune` timed on before session 29: cuBLASLt 5-7%
+// faster at 50,432 rows, our ping-pong unchanged; run366); GEMM_WS_PDL=1 launches our kernels as
+// dependent launches, as the library does (no change, run366). Variants 101 and 102 are the library's
+// own launches (gemm_ws.cuh).
 #include <cublasLt.h>
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -26,6 +30,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm_ws.cuh"
 #include "backend/cuda/gemm_ws_kernel.cuh"
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/linear.h"
@@ -60,19 +65,25 @@ void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
   constexpr auto kernel = ws::gemm_ws_kernel<__nv_bfloat16, Coop, S, E, CL, NB, Stamps>;
   constexpr int bytes = ws::smem_bytes(Coop, S, E, NB);
   allow_dynamic_smem(kernel, bytes);
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = CL;
-  attr.val.clusterDim.y = 1;
-  attr.val.clusterDim.z = 1;
+  static const bool pdl = std::getenv("GEMM_WS_PDL") != nullptr;
+  cudaLaunchAttribute attr[2]{};
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = CL;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t cfg{};
   cfg.blockDim = dim3(ws::kThreads);
   cfg.dynamicSmemBytes = bytes;
   cfg.stream = s;
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 2 : 1;
   // One wave: as many clusters as fit at once (not every SM can join a cluster of two when the GPCs'
-  // SM counts are odd; a second wave of persistent blocks would double the time).
+  // SM counts are odd; a second wave of persistent blocks would double the time). Blocks that are not in
+  // clusters are launched without the cluster attribute, as the library launches them: with a cluster
+  // dimension of 1 x 1 x 1 set, ping-pong qkv at 50,432 rows took 297 us instead of 243 (run371; the
+  // blocks' own clock counts were the same), which sessions 26-28 measured as ping-pong's own speed.
   static const int resident = [&] {
     cfg.gridDim = dim3(static_cast<unsigned>(sms / CL * CL));
     int n = 0;
@@ -82,6 +93,10 @@ void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
     return n;
   }();
   cfg.gridDim = dim3(static_cast<unsigned>(std::min(resident, args.tiles) * CL));
+  if (CL == 1) {  // no cluster attribute at all: see the note above
+    cfg.attrs = attr + 1;
+    cfg.numAttrs = pdl ? 1 : 0;
+  }
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args));
 }
 
@@ -135,6 +150,19 @@ std::vector<float> to_host(const void* p, std::size_t n, DT dt) {
   CUDA_CHECK(cudaMemcpy(h.data(), p, n * 2, cudaMemcpyDeviceToHost));
   for (std::size_t i = 0; i < n; ++i) out[i] = __bfloat162float(h[i]);
   return out;
+}
+
+// How many outputs differ from cuBLASLt's by more than 2% + 0.02 (NaN counts); the largest difference
+// and the largest reference output.
+std::size_t outside(const std::vector<float>& got, const std::vector<float>& ref, double& worst, double& scale) {
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    scale = std::max(scale, static_cast<double>(std::fabs(ref[i])));
+    const double diff = std::fabs(static_cast<double>(got[i]) - ref[i]);
+    if (!(diff <= 0.02 * (1.0 + std::fabs(ref[i])))) ++bad;
+    if (!(diff <= worst)) worst = diff;
+  }
+  return bad;
 }
 
 struct Case {
@@ -235,6 +263,8 @@ int main(int argc, char** argv) {
     const DT out_dt = res ? DT::f32 : DT::bf16;
     const std::size_t nd = static_cast<std::size_t>(rows) * c.out;
     void* a = bench::device_random(static_cast<std::size_t>(rows) * c.in, DT::bf16, 1.f, seed++);
+    if (std::getenv("GEMM_WS_ZERO_A"))
+      CUDA_CHECK(cudaMemset(a, 0, static_cast<std::size_t>(rows) * c.in * 2));
     void* w = bench::device_random(static_cast<std::size_t>(c.out) * c.in, DT::bf16, 0.03f, seed++);
     void* bias = bench::device_random(static_cast<std::size_t>(c.out), DT::bf16, 0.5f, seed++);
     void* d0 = bench::device_random(nd, out_dt, 1.f, seed++);  // the residual's starting value
@@ -281,15 +311,8 @@ int main(int argc, char** argv) {
         CUDA_CHECK(cudaMemset(d_ws, 0xff, nd * dt_size(out_dt)));  // poison: NaN where nothing is written
       run_ws();
       CUDA_CHECK(cudaStreamSynchronize(s));
-      const std::vector<float> got = to_host(d_ws, nd, out_dt);
       double worst = 0, scale = 0;
-      std::size_t bad = 0;
-      for (std::size_t i = 0; i < nd; ++i) {
-        scale = std::max(scale, static_cast<double>(std::fabs(ref[i])));
-        const double diff = std::fabs(static_cast<double>(got[i]) - ref[i]);
-        if (!(diff <= 0.02 * (1.0 + std::fabs(ref[i])))) ++bad;
-        if (!(diff <= worst)) worst = diff;
-      }
+      const std::size_t bad = outside(to_host(d_ws, nd, out_dt), ref, worst, scale);
       const double ws_flushed = time_us(run_ws, s, flush);
       const double ws_b2b = bench::event_median_us([&] { for (int r = 0; r < 20; ++r) run_ws(); }, s, 7, 2, 20);
       std::printf("  ours [%d] %s %dx%d, %d stages, %d epilogue buffers, cluster %d (share %d): %.1f / %.1f us (%.0f TFLOP/s), ours / cuBLASLt %.3f / %.3f; max |diff| %.3g "
@@ -320,6 +343,40 @@ int main(int argc, char** argv) {
                       "wait for a full stage %.1f%%, for their turn %.1f%% (per consumer)\n",
                       blocks, total, 100 * sum[0] / sum[3], 50 * sum[1] / sum[3], 50 * sum[2] / sum[3]);
         }
+      }
+    }
+    // The library's own launches of its variants (gemm_ws.cu): dependent launches, its grid.
+    if (c.epi == Epi::bias_tma || c.epi == Epi::gelu_tma) {
+      GemmWsParams lp;
+      lp.a = a;
+      lp.lda = c.in;
+      lp.w = w;
+      lp.bias = bias;
+      lp.d = d_ws;
+      lp.ldd = c.out;
+      lp.rows = rows;
+      lp.in = c.in;
+      lp.out = c.out;
+      lp.act = c.epi == Epi::gelu_tma ? Epilogue::gelu_erf : Epilogue::none;
+      lp.sm_count = sms;
+      for (int lv : gemm_ws_variants(lp, arch)) {
+        if (only_variant >= 0 && only_variant != 100 + lv) continue;
+        lp.variant = lv;
+        auto run_lib = [&] {
+          vitrt::cuda::gemm_ws(lp, arch, s);
+          return true;
+        };
+        CUDA_CHECK(cudaMemset(d_ws, 0xff, nd * dt_size(out_dt)));
+        run_lib();
+        CUDA_CHECK(cudaStreamSynchronize(s));
+        double worst = 0, scale = 0;
+        const std::size_t bad = outside(to_host(d_ws, nd, out_dt), ref, worst, scale);
+        const double t_flushed = time_us(run_lib, s, flush);
+        const double t_b2b = bench::event_median_us([&] { for (int r = 0; r < 20; ++r) run_lib(); }, s, 7, 2, 20);
+        std::printf("  library [%d] %s: %.1f / %.1f us, ours / cuBLASLt %.3f / %.3f; max |diff| %.3g, %zu outside 2%%\n",
+                    100 + lv, gemm_ws_variant_name(lv).c_str(), t_flushed, t_b2b, t_flushed / lt_flushed, t_b2b / lt_b2b,
+                    worst, bad);
+        if (bad) ++failures;
       }
     }
     for (void* p : {a, w, bias, d0, d_lt, d_ws}) CUDA_CHECK(cudaFree(p));
