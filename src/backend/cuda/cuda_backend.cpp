@@ -108,7 +108,11 @@ class CudaBackend final : public Backend {
     // with data that looks like activations (tuning_fill.cuh): on zeros, which they held until session
     // 29, cuBLASLt's large GEMMs ran 5-7% faster than on real data and our ping-pong GEMM did not
     // (run366), so the tuner compared kernels on data no forward sees.
-    if (tuner_ && tuner_->tuning()) cuda::fill_tuning_data(p, bytes == 0 ? 256 : bytes, fills_++, stream_);
+    // Done before returning: weights are copied in with cudaMemcpy, which does not wait for stream_.
+    if (tuner_ && tuner_->tuning()) {
+      cuda::fill_tuning_data(p, bytes == 0 ? 256 : bytes, fills_++, stream_);
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
     return p;
   }
   void release(void* p) override {
