@@ -14,8 +14,9 @@
 //   gemm_ws 0 0 0 gelu_probe     (which GELU cuBLASLt's epilogue computes; VITRT_EXACT_GELU=1: the pass)
 // GEMM_WS_ZERO_A=1 makes A all zeros (what `vitrt tune` timed on before session 29: cuBLASLt 5-7%
 // faster at 50,432 rows, our ping-pong unchanged; run366); GEMM_WS_PDL=1 launches our kernels as
-// dependent launches, as the library does (no change, run366). Variants 101 and 102 are the library's
-// own launches (gemm_ws.cuh).
+// dependent launches, as the library does (no change, run366); GEMM_WS_CLUSTER_ATTR=1 launches the
+// unclustered variants with a 1 x 1 x 1 cluster attribute, as sessions 26-28 did (see launch_one).
+// Variants 101 and 102 are the library's own launches (gemm_ws.cuh).
 #include <cublasLt.h>
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -93,7 +94,8 @@ void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
     return n;
   }();
   cfg.gridDim = dim3(static_cast<unsigned>(std::min(resident, args.tiles) * CL));
-  if (CL == 1) {  // no cluster attribute at all: see the note above
+  static const bool force_attr = std::getenv("GEMM_WS_CLUSTER_ATTR") != nullptr;
+  if (CL == 1 && !force_attr) {  // no cluster attribute at all: see the note above
     cfg.attrs = attr + 1;
     cfg.numAttrs = pdl ? 1 : 0;
   }
@@ -322,26 +324,43 @@ int main(int argc, char** argv) {
                   ws_b2b / lt_b2b, worst, scale, bad);
       if (bad) ++failures;
       if (stamps) {  // one launch with the per-block clocks on: where the block's time goes
-        const std::size_t ns = 4 * static_cast<std::size_t>(sms);
+        const std::size_t ns = ws::kStamps * static_cast<std::size_t>(sms);
         unsigned long long* st = nullptr;
         CUDA_CHECK(cudaMalloc(&st, ns * 8));
         CUDA_CHECK(cudaMemset(st, 0, ns * 8));
-        gemm_ws(v, c.epi, a, w, bias, d_ws, rows, c.out, c.in, sms, s, st);
+        // As timed (flushed before each launch), and the last of 10 in a row, so that the clock has
+        // settled as it has in the timed medians (a single launch after an idle host sync ran at 1.35-1.64 GHz).
+        for (int r = 0; r < 10; ++r) {
+          if (r == 9) CUDA_CHECK(cudaMemsetAsync(st, 0, ns * 8, s));
+          if (flush.buffer) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, s));
+          gemm_ws(v, c.epi, a, w, bias, d_ws, rows, c.out, c.in, sms, s, st);
+        }
         std::vector<unsigned long long> h(ns);
         CUDA_CHECK(cudaMemcpy(h.data(), st, ns * 8, cudaMemcpyDeviceToHost));
         CUDA_CHECK(cudaFree(st));
         double sum[4] = {0, 0, 0, 0};
+        unsigned long long first_start = ~0ull, last_start = 0, last_end = 0;
+        double run_ns = 0;
         int blocks = 0;
         for (int b = 0; b < sms; ++b) {
-          if (h[4 * b + 3] == 0) continue;
+          const unsigned long long* q = &h[static_cast<std::size_t>(ws::kStamps) * b];
+          if (q[3] == 0) continue;
           ++blocks;
-          for (int q = 0; q < 4; ++q) sum[q] += static_cast<double>(h[4 * b + q]);
+          for (int i = 0; i < 4; ++i) sum[i] += static_cast<double>(q[i]);
+          first_start = std::min(first_start, q[4]);
+          last_start = std::max(last_start, q[4]);
+          last_end = std::max(last_end, q[5]);
+          run_ns += static_cast<double>(q[5] - q[4]);
         }
         if (blocks > 0) {
           const double total = sum[3] / blocks;
           std::printf("    clocks, mean of %d blocks: %.0f per block; producer waits for a free stage %.1f%%, consumers "
                       "wait for a full stage %.1f%%, for their turn %.1f%% (per consumer)\n",
                       blocks, total, 100 * sum[0] / sum[3], 50 * sum[1] / sum[3], 50 * sum[2] / sum[3]);
+          std::printf("    globaltimer: blocks start within %.1f us of the first, run %.1f us on average (%.2f GHz by "
+                      "their clocks), the grid spans %.1f us\n",
+                      1e-3 * static_cast<double>(last_start - first_start), 1e-3 * run_ns / blocks,
+                      total / (run_ns / blocks), 1e-3 * static_cast<double>(last_end - first_start));
         }
       }
     }

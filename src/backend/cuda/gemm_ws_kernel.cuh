@@ -80,10 +80,13 @@ struct Args {
   // freed by both blocks; 0 = each block copies its A and frees its own stages (only the launch is a
   // cluster's). 1 and 0 isolate what the multicast and the coupling each cost.
   int share;
-  // Kernels built with Stamps only: per-block clock64 sums, 4 per block: the producer's waits for a
-  // free stage, the consumers' waits for a full stage, their waits for their turn, the block's time.
+  // Kernels built with Stamps only, kStamps per block: clock64 sums of the producer's waits for a free
+  // stage, the consumers' waits for a full stage, their waits for their turn, and the block's time; then
+  // %globaltimer (ns) at the block's start and end.
   unsigned long long* stamps;
 };
+
+constexpr int kStamps = 6;  // Args::stamps per block
 
 // The arguments for D = A W^T + bias (+ GELU, or added to D): A [rows, k] with row stride lda and W [n, k]
 // in `dt`, bias [n] in `dt`, D [rows, n] with row stride ldd (fp32 for the residual epilogues, else
@@ -289,8 +292,8 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
   }
   if (epi_tma(E) && leader) bulk_wait_read();  // shared memory outlives the copies' reads
   if (Stamps && p.stamps != nullptr && leader) {
-    atomicAdd(p.stamps + 4 * blockIdx.x + 1, wait_full);
-    atomicAdd(p.stamps + 4 * blockIdx.x + 2, wait_turn);
+    atomicAdd(p.stamps + kStamps * blockIdx.x + 1, wait_full);
+    atomicAdd(p.stamps + kStamps * blockIdx.x + 2, wait_turn);
   }
 }
 #endif  // VITRT_WGMMA_DEVICE
@@ -310,6 +313,8 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
   const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
   const int ktiles = p.k / kBK;
   const long long start = stamp<Stamps>();
+  unsigned long long start_ns = 0;
+  if constexpr (Stamps) asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(start_ns));
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 1);
@@ -358,15 +363,20 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
           tma_load_2d(dst + Tl::a_bytes, &p.w_map, kt * kBK, n0, full);
         }
       }
-      if (Stamps && p.stamps != nullptr) atomicAdd(p.stamps + 4 * blockIdx.x, wait_empty);
+      if (Stamps && p.stamps != nullptr) atomicAdd(p.stamps + kStamps * blockIdx.x, wait_empty);
     }
   } else {
     consume<T, Coop, S, E, CL, NB, Stamps>(p, base, full0, empty0, turn0, cl, clusters, rank);
   }
   // No block leaves while its peer may still copy into it or arrive on its barriers.
   if constexpr (CL > 1) cluster_sync_all();
-  if (Stamps && p.stamps != nullptr && tid == 0)
-    atomicAdd(p.stamps + 4 * blockIdx.x + 3, static_cast<unsigned long long>(stamp<Stamps>() - start));
+  if (Stamps && p.stamps != nullptr && tid == 0) {
+    atomicAdd(p.stamps + kStamps * blockIdx.x + 3, static_cast<unsigned long long>(stamp<Stamps>() - start));
+    unsigned long long end_ns = 0;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(end_ns));
+    p.stamps[kStamps * blockIdx.x + 4] = start_ns;
+    p.stamps[kStamps * blockIdx.x + 5] = end_ns;
+  }
 #else
   (void)p;
 #endif
