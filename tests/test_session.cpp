@@ -264,7 +264,10 @@ TEST(SessionCuda, TuningCacheRoundTrip) {
       }
       EXPECT_GT(r.candidates, 0) << r.shape;
       EXPECT_GT(r.tuned_us, 0.0) << r.shape;
-      EXPECT_LE(r.tuned_us, r.default_us) << r.shape;  // the heuristic's pick is one of the candidates
+      // The heuristic's pick is one of the candidates; a pick the forward check made instead came within
+      // 3% of the fastest alone.
+      const bool forward_checked = r.choice.find("(forward check)") != std::string::npos;
+      EXPECT_LE(r.tuned_us, r.default_us * (forward_checked ? 1.03 : 1.0) + 1e-9) << r.shape;
     }
     o.tune = false;
     Session cached(m, o);

@@ -115,6 +115,12 @@ class Backend {
   virtual void end_plan() = 0;
   // After the last plan (tuning backends write their cache and report untuned shapes here).
   virtual void end_planning() {}
+  // Tuning sessions, after the plans: settles the tuner's near-ties in one planned batch by timing whole
+  // forwards (`forward_ms` runs and times one, in ms) and keeps what the forward finds fastest.
+  virtual void refine_tuning(int batch, const std::function<double()>& forward_ms) {
+    (void)batch;
+    (void)forward_ms;
+  }
   virtual std::string tune_cache_path() const { return ""; }
   virtual std::vector<TuneResult> tune_results() const { return {}; }
   virtual void begin_run(int batch) = 0;

@@ -65,6 +65,14 @@ void TuneCache::put(const std::string& key, nlohmann::json value) {
 
 void TuneCache::report(TuneResult r) { reported_.emplace(r.shape, std::move(r)); }
 
+void TuneCache::rechoose(const std::string& key, nlohmann::json value, const std::string& choice, double us) {
+  put(key, std::move(value));
+  if (auto it = reported_.find(key); it != reported_.end()) {
+    it->second.choice = choice;
+    it->second.tuned_us = us;
+  }
+}
+
 void TuneCache::note_untuned(const std::string& key) {
   if (std::find(untuned_.begin(), untuned_.end(), key) == untuned_.end()) untuned_.push_back(key);
 }

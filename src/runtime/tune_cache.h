@@ -31,6 +31,8 @@ class TuneCache {
   void put(const std::string& key, nlohmann::json value);
   // Remembers what the plan uses for a shape (reported by Session::tune_results).
   void report(TuneResult r);
+  // Replaces a shape's entry and its reported choice and time (a tuning session's forward check).
+  void rechoose(const std::string& key, nlohmann::json value, const std::string& choice, double us);
   void note_untuned(const std::string& key);
   // After planning: writes new entries (merged with the file's current content), and says once per
   // process how many shapes fell back to heuristics.

@@ -186,7 +186,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                   (ws_mode == 2 && a.epilogue == Epilogue::none)) &&
                  !gemm_ws_variants(ws_params(a, 0), arch_).empty();
   // Keys name an activation pass that follows cuBLASLt's GEMM (its candidates are timed with it).
-  const std::string key = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
+  key_ = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
                           " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
                           (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
                           " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
@@ -195,6 +195,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                                                            : "");
   small_eligible_ = ctx.dependent && a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
                     small_gemm_shape_allowed(a.w->in, a.w->out) && !gemm_small_variants(small_params(a, 0), arch_).empty();
+  const std::string& key = key_;
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
   if (const nlohmann::json* e = tuner.find(key); e && restore(lt, *e, ctx.workspace_bytes)) {
@@ -213,11 +214,15 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                            ? v
                            : gemm_small_default_variant(small_params(a, 0), arch_, ctx.sm_count);
     }
+    if (const auto alts = e->find("alternatives"); alts != e->end() && alts->is_array() && !small_variant_ &&
+                                                   !own_variant_ && !ws_variant_)
+      alternatives_.assign(alts->begin(), alts->end());
     tuner.report({key,
                   small_variant_ ? gemm_small_variant_name(small_variant_)
                   : own_variant_ ? gemm_tf32_variant_name(own_variant_)
                   : ws_variant_  ? gemm_ws_variant_name(ws_variant_)
-                                 : AlgoConfig::of(algo_).describe(),
+                                 : AlgoConfig::of(algo_).describe() +
+                                      (e->value("forward_check", false) ? " (forward check)" : ""),
                   e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
     return;
   }
@@ -246,6 +251,13 @@ std::vector<cublasLtMatmulHeuristicResult_t> LinearOp::heuristics(cublasLtHandle
   results.resize(status == CUBLAS_STATUS_SUCCESS ? static_cast<std::size_t>(found) : 0);
   std::erase_if(results, [](const cublasLtMatmulHeuristicResult_t& r) { return r.state != CUBLAS_STATUS_SUCCESS; });
   return results;
+}
+
+nlohmann::json LinearOp::algo_json() const { return AlgoConfig::of(algo_).json(); }
+std::string LinearOp::algo_name() const { return AlgoConfig::of(algo_).describe(); }
+
+bool LinearOp::use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::size_t workspace_bytes) {
+  return restore(lt, nlohmann::json{{"algo", algo}}, workspace_bytes);
 }
 
 bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes) {
@@ -353,6 +365,19 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   if (best >= first_ws && best < first_small) {
     entry["ws"] = wsv[best - first_ws];
     entry["cublaslt_us"] = t.us[best_lt];
+  }
+  // cuBLASLt's candidates within 3% of a cuBLASLt pick, fastest first (at most 3): flushed and alone they
+  // are a tie, and in the forward they need not be (three tunings of vit_base at batch 1 gave forwards of
+  // 0.432-0.443 ms; session 29). A tuning session times the forward with each (refine_tuning).
+  if (best < cands.size()) {
+    std::vector<std::size_t> near;
+    for (std::size_t i = 0; i < cands.size(); ++i)
+      if (i != best && t.us[i] > 0 && t.us[i] <= 1.03 * t.us[best]) near.push_back(i);
+    std::sort(near.begin(), near.end(), [&](std::size_t x, std::size_t y) { return t.us[x] < t.us[y]; });
+    if (near.size() > 3) near.resize(3);
+    nlohmann::json alts = nlohmann::json::array();
+    for (std::size_t i : near) alts.push_back({{"algo", AlgoConfig::of(cands[i].algo).json()}, {"us", t.us[i]}});
+    if (!alts.empty()) entry["alternatives"] = std::move(alts);
   }
   // The small GEMM's fastest variant, timed alone (its launch overlap is not part of that time).
   std::size_t best_small = first_small;

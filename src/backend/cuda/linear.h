@@ -74,6 +74,17 @@ class LinearOp {
   void set_own_weight(const void* w) { own_weight_ = w; }
   // The exact weight given at construction: what cuBLASLt reads (and what tuning timed).
   const void* exact_weight() const { return weight_; }
+  // The forward check of tuning sessions (CudaBackend::refine_tuning): this GEMM's tuning-cache key, and
+  // the cuBLASLt candidates the tuner timed within 3% of its pick ({"algo", "us"} each; empty where our
+  // kernel was picked or the entry has none).
+  const std::string& key() const { return key_; }
+  const std::vector<nlohmann::json>& alternatives() const { return alternatives_; }
+  // The cuBLASLt algorithm this op runs, as a cache entry's "algo", and in words.
+  nlohmann::json algo_json() const;
+  std::string algo_name() const;
+  // Switches to a cuBLASLt algorithm given as a cache entry's "algo"; false (and no change) where it does
+  // not apply to this GEMM.
+  bool use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::size_t workspace_bytes);
   // Our kernel runs this GEMM: the caller frees the exact weight, which this op then no longer names.
   void forget_exact_weight() {
     VITRT_CHECK(own_kernel() && own_weight_, "internal: only a GEMM on our kernel can drop its cuBLASLt weight");
@@ -108,6 +119,8 @@ class LinearOp {
   cudaDataType_t in_t_ = CUDA_R_32F, out_t_ = CUDA_R_32F;
   cublasLtMatmulAlgo_t algo_{};
   std::size_t algo_workspace_ = 0;
+  std::string key_;
+  std::vector<nlohmann::json> alternatives_;
   const void* weight_ = nullptr;
   const void* own_weight_ = nullptr;  // set_own_weight; weight_ until then
   float beta_ = 0.0f;
