@@ -187,12 +187,12 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                  !gemm_ws_variants(ws_params(a, 0), arch_).empty();
   // Keys name an activation pass that follows cuBLASLt's GEMM (its candidates are timed with it).
   key_ = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
-                          " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
-                          (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
-                          " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
-                          (post_ == Epilogue::gelu_erf     ? " +gelu"
-                           : post_ == Epilogue::quick_gelu ? " +quick_gelu"
-                                                           : "");
+         " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
+         (fuse_gelu ? " gelu_bias" : " bias") + (a.accumulate ? " beta=1" : " beta=0") +
+         " ld=" + std::to_string(a.src_ld) + "," + std::to_string(a.dst_ld) +
+         (post_ == Epilogue::gelu_erf     ? " +gelu"
+          : post_ == Epilogue::quick_gelu ? " +quick_gelu"
+                                          : "");
   small_eligible_ = ctx.dependent && a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
                     small_gemm_shape_allowed(a.w->in, a.w->out) && !gemm_small_variants(small_params(a, 0), arch_).empty();
   const std::string& key = key_;
