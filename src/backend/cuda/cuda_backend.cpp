@@ -157,63 +157,52 @@ class CudaBackend final : public Backend {
       flush_ = {};
     }
   }
-  // The forward check of tuning. The tuner times each GEMM alone with L2 flushed; where cuBLASLt
-  // candidates came within 3% of its pick, the forward can still tell them apart (three tunings of
-  // vit_base at batch 1 gave forwards of 0.432-0.443 ms; session 29). In batches whose forward takes at
-  // most kRefineMs, each such shape is run with each alternative in turn (every GEMM of that shape in the
-  // plan at once), and the whole forward is timed against the current pick, which is timed again after
-  // each alternative; an alternative is kept only when it is 0.3% faster than both of those timings.
-  // VITRT_TUNE_FORWARD=0 turns it off.
+  // The forward check of tuning. The tuner times each GEMM and attention call alone with L2 flushed;
+  // where candidates came within 3% of its pick (cuBLASLt's algorithms, attention variants), the forward
+  // can still tell them apart (three tunings of vit_base at batch 1 gave forwards of 0.432-0.443 ms;
+  // session 29). In batches whose forward takes at most kRefineMs, each such shape is run with each
+  // alternative in turn (every use of that shape in the plan at once), and the whole forward is timed
+  // against the current pick, which is timed again after each alternative; an alternative is kept only
+  // when it is 0.3% faster than both of those timings. VITRT_TUNE_FORWARD=0 turns it off.
   void refine_tuning(int batch, const std::function<double()>& forward_ms) override {
     static const bool on = env_integer("VITRT_TUNE_FORWARD", 0, 1, "0 or 1").value_or(1) == 1;
     if (!tuner_ || !tuner_->tuning() || !on) return;
-    constexpr double kRefineMs = 3.0, kMargin = 0.997;
+    constexpr double kRefineMs = 3.0;
     Plan& plan = plans_.at(batch);
-    std::map<std::string, std::vector<cuda::LinearOp*>> shapes;
+    std::map<std::string, std::vector<cuda::LinearOp*>> gemms;
     for (auto& op : plan.linears)
-      if (!op->alternatives().empty()) shapes[op->key()].push_back(op.get());
-    if (shapes.empty()) return;
+      if (!op->alternatives().empty()) gemms[op->key()].push_back(op.get());
+    std::map<std::string, std::vector<std::size_t>> attentions;  // indices into the plan's attention calls
+    for (std::size_t i = 0; i < plan.attention_keys.size(); ++i)
+      if (!plan.attention_alternatives[i].empty()) attentions[plan.attention_keys[i]].push_back(i);
+    if (gemms.empty() && attentions.empty()) return;
     double incumbent_ms = forward_ms();
     if (incumbent_ms > kRefineMs) return;
-    // Every GEMM of a shape switched together; the plan's graph captured again on its next run.
-    const auto use = [&](const std::vector<cuda::LinearOp*>& ops, const nlohmann::json& algo) {
-      bool ok = true;
-      for (cuda::LinearOp* op : ops) ok = op->use_algo(lt_, algo, kWorkspaceBytes) && ok;
-      if (plan.graph) {
-        CUDA_CHECK(cudaGraphExecDestroy(plan.graph));
-        plan.graph = nullptr;
-      }
-      return ok;
-    };
-    for (auto& [key, ops] : shapes) {
+    for (auto& [key, ops] : gemms) {
       const nlohmann::json* entry = tuner_->find(key);
       if (!entry) continue;
-      const nlohmann::json first = ops.front()->algo_json();
-      nlohmann::json incumbent = first;
-      double incumbent_us = entry->value("us", 0.0);
-      for (const nlohmann::json& alt : ops.front()->alternatives()) {
-        const double alt_ms = use(ops, alt.at("algo")) ? forward_ms() : -1;
-        use(ops, incumbent);
-        const double again_ms = forward_ms();
-        if (alt_ms > 0 && alt_ms < kMargin * std::min(incumbent_ms, again_ms)) {
-          incumbent = alt.at("algo");
-          incumbent_us = alt.value("us", 0.0);
-          incumbent_ms = alt_ms;
-          use(ops, incumbent);
-        } else {
-          incumbent_ms = again_ms;
-        }
-      }
-      if (incumbent == first) continue;
-      nlohmann::json changed = *entry;
-      changed["algo"] = incumbent;
-      changed["us"] = incumbent_us;
-      nlohmann::json alts = nlohmann::json::array({{{"algo", first}, {"us", entry->value("us", 0.0)}}});
-      for (const nlohmann::json& alt : ops.front()->alternatives())
-        if (alt.at("algo") != incumbent) alts.push_back(alt);
-      changed["alternatives"] = std::move(alts);
-      changed["forward_check"] = true;
-      tuner_->rechoose(key, std::move(changed), ops.front()->algo_name() + " (forward check)", incumbent_us);
+      const nlohmann::json current = {{"algo", ops.front()->algo_json()}, {"us", entry->value("us", 0.0)}};
+      const auto apply = [&](const nlohmann::json& c) {
+        bool ok = true;
+        for (cuda::LinearOp* op : ops) ok = op->use_algo(lt_, c.at("algo"), kWorkspaceBytes) && ok;
+        return ok;
+      };
+      const nlohmann::json kept = settle(plan, current, ops.front()->alternatives(), apply, forward_ms, incumbent_ms);
+      if (kept != current) record_choice(key, *entry, current, kept, ops.front()->alternatives(), ops.front()->algo_name());
+    }
+    for (auto& [key, calls] : attentions) {
+      const nlohmann::json* entry = tuner_->find(key);
+      if (!entry) continue;
+      const nlohmann::json current = {{"variant", plan.attention_variants[calls.front()]},
+                                      {"us", entry->value("us", 0.0)}};
+      const std::vector<nlohmann::json>& alts = plan.attention_alternatives[calls.front()];
+      const auto apply = [&](const nlohmann::json& c) {
+        for (std::size_t i : calls) plan.attention_variants[i] = c.at("variant").get<int>();
+        return true;
+      };
+      const nlohmann::json kept = settle(plan, current, alts, apply, forward_ms, incumbent_ms);
+      if (kept != current)
+        record_choice(key, *entry, current, kept, alts, cuda::attention_variant_name(kept.at("variant").get<int>()));
     }
   }
   std::string tune_cache_path() const override { return tuner_->path(); }
@@ -349,7 +338,11 @@ class CudaBackend final : public Backend {
     if (mode_ == Mode::plan) {
       VITRT_CHECK(cuda::attention_supports(a.head_dim), "CUDA attention: head dim ", a.head_dim,
                   " is not supported (1..128)");
-      current_->attention_variants.push_back(plan_attention(p));
+      std::string key;
+      std::vector<nlohmann::json> alternatives;
+      current_->attention_variants.push_back(plan_attention(p, key, alternatives));
+      current_->attention_keys.push_back(std::move(key));
+      current_->attention_alternatives.push_back(std::move(alternatives));
       return;
     }
     if (!launching()) return;
@@ -410,6 +403,8 @@ class CudaBackend final : public Backend {
   struct Plan {
     std::vector<std::unique_ptr<cuda::LinearOp>> linears;
     std::vector<int> attention_variants;
+    std::vector<std::string> attention_keys;                       // per attention call: its tuning key
+    std::vector<std::vector<nlohmann::json>> attention_alternatives;  // and the tuner's near-ties there
     std::vector<char> norm_tf32;  // per LayerNorm call: output stored rounded to TF32
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
@@ -437,6 +432,51 @@ class CudaBackend final : public Backend {
     }
   }
 
+  // One shape's forward check (refine_tuning): `apply` switches every use of the shape in the plan to a
+  // choice ({"algo": ...} or {"variant": ...}, with its time alone as "us"), false where it does not
+  // apply; the plan's graph is captured again on its next run. Returns the choice kept, `current` when no
+  // alternative beat it; `incumbent_ms` is the forward's latest time with the choice in place.
+  nlohmann::json settle(Plan& plan, const nlohmann::json& current, const std::vector<nlohmann::json>& alts,
+                        const std::function<bool(const nlohmann::json&)>& apply,
+                        const std::function<double()>& forward_ms, double& incumbent_ms) {
+    constexpr double kMargin = 0.997;
+    const auto use = [&](const nlohmann::json& c) {
+      const bool ok = apply(c);
+      if (plan.graph) {
+        CUDA_CHECK(cudaGraphExecDestroy(plan.graph));
+        plan.graph = nullptr;
+      }
+      return ok;
+    };
+    nlohmann::json incumbent = current;
+    for (const nlohmann::json& alt : alts) {
+      const double alt_ms = use(alt) ? forward_ms() : -1;
+      use(incumbent);
+      const double again_ms = forward_ms();
+      if (alt_ms > 0 && alt_ms < kMargin * std::min(incumbent_ms, again_ms)) {
+        incumbent = alt;
+        incumbent_ms = alt_ms;
+        use(incumbent);
+      } else {
+        incumbent_ms = again_ms;
+      }
+    }
+    return incumbent;
+  }
+  // The forward check's choice into the cache entry: its fields replace the pick's, the former pick joins
+  // the alternatives, and the entry says "forward_check" (the report: "(forward check)").
+  void record_choice(const std::string& key, const nlohmann::json& entry, const nlohmann::json& former,
+                     const nlohmann::json& kept, const std::vector<nlohmann::json>& alts, const std::string& name) {
+    nlohmann::json changed = entry;
+    for (const auto& [field, value] : kept.items()) changed[field] = value;
+    nlohmann::json others = nlohmann::json::array({former});
+    for (const nlohmann::json& alt : alts)
+      if (alt != kept) others.push_back(alt);
+    changed["alternatives"] = std::move(others);
+    changed["forward_check"] = true;
+    tuner_->rechoose(key, std::move(changed), name + " (forward check)", kept.value("us", 0.0));
+  }
+
   // Scratch for flushing L2 between timed runs, allocated on first use while tuning.
   cuda::L2Flush l2_flush() {
     if (!flush_.buffer) {
@@ -447,9 +487,10 @@ class CudaBackend final : public Backend {
   }
 
   // The attention kernel variant for a shape: from the tuning cache, timed now when tuning, else the
-  // default for the shape.
-  int plan_attention(cuda::AttentionParams p) {
-    const std::string key = "attention batch=" + std::to_string(p.batch) + " tokens=" + std::to_string(p.tokens) +
+  // default for the shape. Also its tuning key, and the variants the tuner timed within 3% of its pick
+  // ({"variant", "us"}, for the forward check; only those that still apply to the shape).
+  int plan_attention(cuda::AttentionParams p, std::string& key, std::vector<nlohmann::json>& alternatives) {
+    key = "attention batch=" + std::to_string(p.batch) + " tokens=" + std::to_string(p.tokens) +
                             " heads=" + std::to_string(p.heads) + " dim=" + std::to_string(p.head_dim) + " " +
                             dt_name(p.dt) + (p.tf32_session ? " tf32" : "") +
                             (cuda::query_tokens(p) < p.tokens ? " queries=" + std::to_string(p.queries) : "");
@@ -472,17 +513,35 @@ class CudaBackend final : public Backend {
         times[cuda::attention_variant_name(variants[i])] = t.us[i];
       }
       const int best = t.best < 0 ? fallback : variants[static_cast<std::size_t>(t.best)];
-      tuner_->put(key, {{"variant", best},
-                        {"us", t.best < 0 ? -1.0 : t.us[static_cast<std::size_t>(t.best)]},
-                        {"default_us", default_us},
-                        {"candidates", variants.size()},
-                        {"times_us", times}});
+      nlohmann::json entry = {{"variant", best},
+                              {"us", t.best < 0 ? -1.0 : t.us[static_cast<std::size_t>(t.best)]},
+                              {"default_us", default_us},
+                              {"candidates", variants.size()},
+                              {"times_us", times}};
+      if (t.best >= 0) {  // near-ties, fastest first (at most 3)
+        const double best_us = t.us[static_cast<std::size_t>(t.best)];
+        std::vector<std::size_t> near;
+        for (std::size_t i = 0; i < variants.size(); ++i)
+          if (static_cast<int>(i) != t.best && t.us[i] > 0 && t.us[i] <= 1.03 * best_us) near.push_back(i);
+        std::sort(near.begin(), near.end(), [&](std::size_t x, std::size_t y) { return t.us[x] < t.us[y]; });
+        if (near.size() > 3) near.resize(3);
+        nlohmann::json alts = nlohmann::json::array();
+        for (std::size_t i : near) alts.push_back({{"variant", variants[i]}, {"us", t.us[i]}});
+        if (!alts.empty()) entry["alternatives"] = std::move(alts);
+      }
+      tuner_->put(key, std::move(entry));
     }
     if (const nlohmann::json* e = tuner_->find(key)) {
       const int v = e->value("variant", -1);
       if (std::find(variants.begin(), variants.end(), v) != variants.end()) {
-        tuner_->report({key, cuda::attention_variant_name(v), e->value("default_us", 0.0), e->value("us", 0.0),
-                        e->value("candidates", 0), true});
+        if (const auto alts = e->find("alternatives"); alts != e->end() && alts->is_array())
+          for (const nlohmann::json& alt : *alts)
+            if (alt.contains("variant") && alt.at("variant").is_number_integer() &&
+                std::find(variants.begin(), variants.end(), alt.at("variant").get<int>()) != variants.end())
+              alternatives.push_back(alt);
+        tuner_->report({key,
+                        cuda::attention_variant_name(v) + (e->value("forward_check", false) ? " (forward check)" : ""),
+                        e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
         return v;
       }
     }
