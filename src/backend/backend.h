@@ -116,8 +116,9 @@ class Backend {
   // After the last plan (tuning backends write their cache and report untuned shapes here).
   virtual void end_planning() {}
   // Tuning sessions, after the plans: settles the tuner's near-ties in one planned batch by timing whole
-  // forwards (`forward_ms` runs and times one, in ms) and keeps what the forward finds fastest.
-  virtual void refine_tuning(int batch, const std::function<double()>& forward_ms) {
+  // forwards (`forward_ms(n)`: the median of n timed forwards, in ms) and keeps what the forward finds
+  // fastest.
+  virtual void refine_tuning(int batch, const std::function<double(int)>& forward_ms) {
     (void)batch;
     (void)forward_ms;
   }

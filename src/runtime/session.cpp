@@ -160,8 +160,8 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   // A tuning session settles the tuner's near-ties by timing whole forwards (on the buffers' tuning data).
   if (options_.tune)
     for (int b : p.batches)
-      backend_->refine_tuning(b, [&] {
-        std::vector<double> ms = backend_->time_runs([&] { forward(b, b); }, 3, 15);
+      backend_->refine_tuning(b, [&](int iters) {
+        std::vector<double> ms = backend_->time_runs([&] { forward(b, b); }, iters > 1 ? 3 : 2, iters);
         std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2), ms.end());
         return ms[ms.size() / 2];
       });

@@ -164,10 +164,11 @@ class CudaBackend final : public Backend {
   // alternative in turn (every use of that shape in the plan at once), and the whole forward is timed
   // against the current pick, which is timed again after each alternative; an alternative is kept only
   // when it is 0.3% faster than both of those timings. VITRT_TUNE_FORWARD=0 turns it off.
-  void refine_tuning(int batch, const std::function<double()>& forward_ms) override {
+  void refine_tuning(int batch, const std::function<double(int)>& forward_ms) override {
     static const bool on = env_integer("VITRT_TUNE_FORWARD", 0, 1, "0 or 1").value_or(1) == 1;
     if (!tuner_ || !tuner_->tuning() || !on) return;
     constexpr double kRefineMs = 3.0;
+    constexpr int kIters = 15;
     Plan& plan = plans_.at(batch);
     std::map<std::string, std::vector<cuda::LinearOp*>> gemms;
     for (auto& op : plan.linears)
@@ -176,8 +177,8 @@ class CudaBackend final : public Backend {
     for (std::size_t i = 0; i < plan.attention_keys.size(); ++i)
       if (!plan.attention_alternatives[i].empty()) attentions[plan.attention_keys[i]].push_back(i);
     if (gemms.empty() && attentions.empty()) return;
-    double incumbent_ms = forward_ms();
-    if (incumbent_ms > kRefineMs) return;
+    if (forward_ms(1) > kRefineMs) return;  // one forward says whether the batch takes part
+    double incumbent_ms = forward_ms(kIters);
     for (auto& [key, ops] : gemms) {
       const nlohmann::json* entry = tuner_->find(key);
       if (!entry) continue;
@@ -438,8 +439,9 @@ class CudaBackend final : public Backend {
   // alternative beat it; `incumbent_ms` is the forward's latest time with the choice in place.
   nlohmann::json settle(Plan& plan, const nlohmann::json& current, const std::vector<nlohmann::json>& alts,
                         const std::function<bool(const nlohmann::json&)>& apply,
-                        const std::function<double()>& forward_ms, double& incumbent_ms) {
+                        const std::function<double(int)>& forward_ms, double& incumbent_ms) {
     constexpr double kMargin = 0.997;
+    constexpr int kIters = 15;
     const auto use = [&](const nlohmann::json& c) {
       const bool ok = apply(c);
       if (plan.graph) {
@@ -450,9 +452,9 @@ class CudaBackend final : public Backend {
     };
     nlohmann::json incumbent = current;
     for (const nlohmann::json& alt : alts) {
-      const double alt_ms = use(alt) ? forward_ms() : -1;
+      const double alt_ms = use(alt) ? forward_ms(kIters) : -1;
       use(incumbent);
-      const double again_ms = forward_ms();
+      const double again_ms = forward_ms(kIters);
       if (alt_ms > 0 && alt_ms < kMargin * std::min(incumbent_ms, again_ms)) {
         incumbent = alt;
         incumbent_ms = alt_ms;
