@@ -859,7 +859,8 @@ TEST(CudaTuning, FillLooksLikeActivations) {
   if (!test::have_gpu()) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
   }
-  for (std::size_t bytes : {std::size_t{1}, std::size_t{6}, std::size_t{7}, std::size_t{4096}, std::size_t{1000003}}) {
+  for (std::size_t bytes :
+       {std::size_t{1}, std::size_t{6}, std::size_t{7}, std::size_t{4096}, std::size_t{1000003}}) {
     SCOPED_TRACE(::testing::Message() << bytes << " bytes");
     void* d = nullptr;
     ASSERT_EQ(cudaMalloc(&d, bytes), cudaSuccess);

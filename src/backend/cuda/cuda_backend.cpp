@@ -160,8 +160,8 @@ class CudaBackend final : public Backend {
   // The forward check of tuning. The tuner times each GEMM and attention call alone with L2 flushed;
   // where candidates came within 3% of its pick (cuBLASLt's algorithms, attention variants), the forward
   // can still tell them apart (three tunings of vit_base at batch 1 gave forwards of 0.432-0.443 ms;
-  // session 29). In batches whose forward takes at most kRefineMs, each such shape is run with each
-  // alternative in turn (every use of that shape in the plan at once), and the whole forward is timed
+  // session 29). In batches whose forward (one run) takes at most kRefineMs, each such shape is run with
+  // each alternative in turn (every use of that shape in the plan at once), and the whole forward is timed
   // against the current pick, which is timed again after each alternative; an alternative is kept only
   // when it is 0.3% faster than both of those timings. VITRT_TUNE_FORWARD=0 turns it off.
   void refine_tuning(int batch, const std::function<double(int)>& forward_ms) override {
@@ -188,8 +188,9 @@ class CudaBackend final : public Backend {
         for (cuda::LinearOp* op : ops) ok = op->use_algo(lt_, c.at("algo"), kWorkspaceBytes) && ok;
         return ok;
       };
-      const nlohmann::json kept = settle(plan, current, ops.front()->alternatives(), apply, forward_ms, incumbent_ms);
-      if (kept != current) record_choice(key, *entry, current, kept, ops.front()->alternatives(), ops.front()->algo_name());
+      const std::vector<nlohmann::json>& alts = ops.front()->alternatives();
+      const nlohmann::json kept = settle(plan, current, alts, apply, forward_ms, incumbent_ms);
+      if (kept != current) record_choice(key, *entry, current, kept, alts, ops.front()->algo_name());
     }
     for (auto& [key, calls] : attentions) {
       const nlohmann::json* entry = tuner_->find(key);
@@ -202,8 +203,10 @@ class CudaBackend final : public Backend {
         return true;
       };
       const nlohmann::json kept = settle(plan, current, alts, apply, forward_ms, incumbent_ms);
-      if (kept != current)
-        record_choice(key, *entry, current, kept, alts, cuda::attention_variant_name(kept.at("variant").get<int>()));
+      if (kept != current) {
+        const int v = kept.at("variant").get<int>();
+        record_choice(key, *entry, current, kept, alts, cuda::attention_variant_name(v));
+      }
     }
   }
   std::string tune_cache_path() const override { return tuner_->path(); }
@@ -468,7 +471,8 @@ class CudaBackend final : public Backend {
   // The forward check's choice into the cache entry: its fields replace the pick's, the former pick joins
   // the alternatives, and the entry says "forward_check" (the report: "(forward check)").
   void record_choice(const std::string& key, const nlohmann::json& entry, const nlohmann::json& former,
-                     const nlohmann::json& kept, const std::vector<nlohmann::json>& alts, const std::string& name) {
+                     const nlohmann::json& kept, const std::vector<nlohmann::json>& alts,
+                     const std::string& name) {
     nlohmann::json changed = entry;
     for (const auto& [field, value] : kept.items()) changed[field] = value;
     nlohmann::json others = nlohmann::json::array({former});
@@ -541,9 +545,9 @@ class CudaBackend final : public Backend {
             if (alt.contains("variant") && alt.at("variant").is_number_integer() &&
                 std::find(variants.begin(), variants.end(), alt.at("variant").get<int>()) != variants.end())
               alternatives.push_back(alt);
-        tuner_->report({key,
-                        cuda::attention_variant_name(v) + (e->value("forward_check", false) ? " (forward check)" : ""),
-                        e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
+        const std::string checked = e->value("forward_check", false) ? " (forward check)" : "";
+        tuner_->report({key, cuda::attention_variant_name(v) + checked, e->value("default_us", 0.0),
+                        e->value("us", 0.0), e->value("candidates", 0), true});
         return v;
       }
     }

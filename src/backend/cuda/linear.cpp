@@ -376,7 +376,8 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
     std::sort(near.begin(), near.end(), [&](std::size_t x, std::size_t y) { return t.us[x] < t.us[y]; });
     if (near.size() > 3) near.resize(3);
     nlohmann::json alts = nlohmann::json::array();
-    for (std::size_t i : near) alts.push_back({{"algo", AlgoConfig::of(cands[i].algo).json()}, {"us", t.us[i]}});
+    for (std::size_t i : near)
+      alts.push_back({{"algo", AlgoConfig::of(cands[i].algo).json()}, {"us", t.us[i]}});
     if (!alts.empty()) entry["alternatives"] = std::move(alts);
   }
   // The small GEMM's fastest variant, timed alone (its launch overlap is not part of that time).

@@ -37,7 +37,8 @@ __global__ void fill_tail(unsigned char* p, std::size_t n, std::uint32_t seed) {
 }  // namespace
 
 void fill_tuning_data(void* p, std::size_t bytes, std::uint32_t seed, cudaStream_t s) {
-  VITRT_CHECK(reinterpret_cast<std::uintptr_t>(p) % 4 == 0, "fill_tuning_data: the buffer must be 4-byte aligned");
+  VITRT_CHECK(reinterpret_cast<std::uintptr_t>(p) % 4 == 0,
+              "fill_tuning_data: the buffer must be 4-byte aligned");
   const std::size_t n = bytes / 4;
   if (n > 0) {
     const auto blocks = static_cast<unsigned>(std::min<std::size_t>((n + kThreads - 1) / kThreads, 4096));
