@@ -396,6 +396,33 @@ TEST(TuneCache, WritesMergesAndReadsPerDevice) {
   EXPECT_THROW(TuneCache("GPU A | sm_90", "off", true), Error);
 }
 
+// The forward check's bookkeeping: rechoose replaces an entry tuned in this session and what the session
+// reports for it, and the file keeps the new entry.
+TEST(TuneCache, RechooseReplacesEntryAndReport) {
+  const std::string path = ::testing::TempDir() + "vitrt_tune_rechoose.json";
+  std::remove(path.c_str());
+  {
+    TuneCache a("GPU A | sm_90", path, true);
+    a.put("gemm x", {{"algo", {{"id", 1}}}, {"us", 10.0}, {"default_us", 10.5}});
+    a.report({"gemm x", "algo 1", 10.5, 10.0, 7, false});
+    a.rechoose("gemm x", {{"algo", {{"id", 2}}}, {"us", 10.2}, {"default_us", 10.5}, {"forward_check", true}},
+               "algo 2 (forward check)", 10.2);
+    ASSERT_NE(a.find("gemm x"), nullptr);
+    EXPECT_EQ(a.find("gemm x")->at("algo").at("id").get<int>(), 2);
+    const auto results = a.results();
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].choice, "algo 2 (forward check)");
+    EXPECT_EQ(results[0].tuned_us, 10.2);
+    EXPECT_EQ(results[0].default_us, 10.5);  // what the heuristic's pick took stays
+    EXPECT_EQ(results[0].candidates, 7);
+    a.finish();
+  }
+  TuneCache b("GPU A | sm_90", path, false);
+  ASSERT_NE(b.find("gemm x"), nullptr);
+  EXPECT_EQ(b.find("gemm x")->at("algo").at("id").get<int>(), 2);
+  EXPECT_TRUE(b.find("gemm x")->value("forward_check", false));
+}
+
 TEST(TuneCache, BrokenFilesAreClearErrors) {
   const std::string path = ::testing::TempDir() + "vitrt_tune_broken.json";
   for (const char* text : {"{not json", "[1, 2]", "{\"format\": \"other\", \"devices\": {}}"}) {
