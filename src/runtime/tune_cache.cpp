@@ -63,6 +63,10 @@ void TuneCache::put(const std::string& key, nlohmann::json value) {
   fresh_[key] = std::move(value);
 }
 
+std::string forward_check_note(const nlohmann::json& entry) {
+  return entry.value("forward_check", false) ? " (forward check)" : "";
+}
+
 void TuneCache::report(TuneResult r) { reported_.emplace(r.shape, std::move(r)); }
 
 void TuneCache::rechoose(const std::string& key, nlohmann::json value, const std::string& choice, double us) {

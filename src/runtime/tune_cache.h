@@ -15,6 +15,10 @@
 
 namespace vitrt {
 
+// What a report adds to a choice the forward check of a tuning session made (the entry says
+// "forward_check"): " (forward check)", else "".
+std::string forward_check_note(const nlohmann::json& entry);
+
 class TuneCache {
  public:
   // `device_key` names the GPU identity (name, compute capability, CUDA and library versions);

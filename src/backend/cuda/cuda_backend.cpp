@@ -108,11 +108,8 @@ class CudaBackend final : public Backend {
     // with data that looks like activations (tuning_fill.cuh): on zeros, which they held until session
     // 29, cuBLASLt's large GEMMs ran 5-7% faster than on real data and our ping-pong GEMM did not
     // (run366), so the tuner compared kernels on data no forward sees.
-    // Done before returning: weights are copied in with cudaMemcpy, which does not wait for stream_.
-    if (tuner_ && tuner_->tuning()) {
-      cuda::fill_tuning_data(p, bytes == 0 ? 256 : bytes, fills_++, stream_);
-      CUDA_CHECK(cudaStreamSynchronize(stream_));
-    }
+    // On stream_, like every write to the backend's buffers (weights too: device_copy uploads there).
+    if (tuner_ && tuner_->tuning()) cuda::fill_tuning_data(p, bytes == 0 ? 256 : bytes, fills_++, stream_);
     return p;
   }
   void release(void* p) override {
@@ -168,7 +165,6 @@ class CudaBackend final : public Backend {
     static const bool on = env_integer("VITRT_TUNE_FORWARD", 0, 1, "0 or 1").value_or(1) == 1;
     if (!tuner_ || !tuner_->tuning() || !on) return;
     constexpr double kRefineMs = 3.0;
-    constexpr int kIters = 15;
     Plan& plan = plans_.at(batch);
     std::map<std::string, std::vector<cuda::LinearOp*>> gemms;
     for (auto& op : plan.linears)
@@ -178,7 +174,7 @@ class CudaBackend final : public Backend {
       if (!plan.attention_alternatives[i].empty()) attentions[plan.attention_keys[i]].push_back(i);
     if (gemms.empty() && attentions.empty()) return;
     if (forward_ms(1) > kRefineMs) return;  // one forward says whether the batch takes part
-    double incumbent_ms = forward_ms(kIters);
+    double incumbent_ms = forward_ms(kForwardCheckRuns);
     for (auto& [key, ops] : gemms) {
       const nlohmann::json* entry = tuner_->find(key);
       if (!entry) continue;
@@ -436,6 +432,8 @@ class CudaBackend final : public Backend {
     }
   }
 
+  static constexpr int kForwardCheckRuns = 15;  // forwards in each median of the forward check
+
   // One shape's forward check (refine_tuning): `apply` switches every use of the shape in the plan to a
   // choice ({"algo": ...} or {"variant": ...}, with its time alone as "us"), false where it does not
   // apply; the plan's graph is captured again on its next run. Returns the choice kept, `current` when no
@@ -444,7 +442,6 @@ class CudaBackend final : public Backend {
                         const std::function<bool(const nlohmann::json&)>& apply,
                         const std::function<double(int)>& forward_ms, double& incumbent_ms) {
     constexpr double kMargin = 0.997;
-    constexpr int kIters = 15;
     const auto use = [&](const nlohmann::json& c) {
       const bool ok = apply(c);
       if (plan.graph) {
@@ -455,9 +452,9 @@ class CudaBackend final : public Backend {
     };
     nlohmann::json incumbent = current;
     for (const nlohmann::json& alt : alts) {
-      const double alt_ms = use(alt) ? forward_ms(kIters) : -1;
+      const double alt_ms = use(alt) ? forward_ms(kForwardCheckRuns) : -1;
       use(incumbent);
-      const double again_ms = forward_ms(kIters);
+      const double again_ms = forward_ms(kForwardCheckRuns);
       if (alt_ms > 0 && alt_ms < kMargin * std::min(incumbent_ms, again_ms)) {
         incumbent = alt;
         incumbent_ms = alt_ms;
@@ -480,7 +477,8 @@ class CudaBackend final : public Backend {
       if (alt != kept) others.push_back(alt);
     changed["alternatives"] = std::move(others);
     changed["forward_check"] = true;
-    tuner_->rechoose(key, std::move(changed), name + " (forward check)", kept.value("us", 0.0));
+    const std::string choice = name + forward_check_note(changed);
+    tuner_->rechoose(key, std::move(changed), choice, kept.value("us", 0.0));
   }
 
   // Scratch for flushing L2 between timed runs, allocated on first use while tuning.
@@ -524,15 +522,10 @@ class CudaBackend final : public Backend {
                               {"default_us", default_us},
                               {"candidates", variants.size()},
                               {"times_us", times}};
-      if (t.best >= 0) {  // near-ties, fastest first (at most 3)
-        const double best_us = t.us[static_cast<std::size_t>(t.best)];
-        std::vector<std::size_t> near;
-        for (std::size_t i = 0; i < variants.size(); ++i)
-          if (static_cast<int>(i) != t.best && t.us[i] > 0 && t.us[i] <= 1.03 * best_us) near.push_back(i);
-        std::sort(near.begin(), near.end(), [&](std::size_t x, std::size_t y) { return t.us[x] < t.us[y]; });
-        if (near.size() > 3) near.resize(3);
+      if (t.best >= 0) {
         nlohmann::json alts = nlohmann::json::array();
-        for (std::size_t i : near) alts.push_back({{"variant", variants[i]}, {"us", t.us[i]}});
+        for (std::size_t i : cuda::near_ties(t, static_cast<std::size_t>(t.best), variants.size()))
+          alts.push_back({{"variant", variants[i]}, {"us", t.us[i]}});
         if (!alts.empty()) entry["alternatives"] = std::move(alts);
       }
       tuner_->put(key, std::move(entry));
@@ -545,9 +538,8 @@ class CudaBackend final : public Backend {
             if (alt.contains("variant") && alt.at("variant").is_number_integer() &&
                 std::find(variants.begin(), variants.end(), alt.at("variant").get<int>()) != variants.end())
               alternatives.push_back(alt);
-        const std::string checked = e->value("forward_check", false) ? " (forward check)" : "";
-        tuner_->report({key, cuda::attention_variant_name(v) + checked, e->value("default_us", 0.0),
-                        e->value("us", 0.0), e->value("candidates", 0), true});
+        tuner_->report({key, cuda::attention_variant_name(v) + forward_check_note(*e),
+                        e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
         return v;
       }
     }
@@ -556,7 +548,8 @@ class CudaBackend final : public Backend {
   }
 
   // Device copy of host fp32 data in `dt` (fp32 rounded to TF32 when `tf32`), made once per (pointer,
-  // dtype, rounding) while planning.
+  // dtype, rounding) while planning. Uploaded on stream_, after the buffer's tuning fill (allocate) and
+  // before the kernels that read it; a pageable source is staged before upload() returns.
   const void* device_copy(const float* host, std::size_t n, DT dt, bool tf32 = false) {
     const auto key = std::tuple{static_cast<const void*>(host), dt, tf32 && dt == DT::f32};
     auto it = weights_.find(key);
@@ -566,13 +559,13 @@ class CudaBackend final : public Backend {
     if (dt == DT::f32 && std::get<2>(key)) {
       std::vector<float> h(host, host + n);
       for (float& v : h) v = round_to_tf32(v);
-      CUDA_CHECK(cudaMemcpy(d, h.data(), n * 4, cudaMemcpyHostToDevice));
+      upload(d, h.data(), n * 4);
     } else if (dt == DT::f32) {
-      CUDA_CHECK(cudaMemcpy(d, host, n * 4, cudaMemcpyHostToDevice));
+      upload(d, host, n * 4);
     } else {
       std::vector<std::uint16_t> h(n);
       for (std::size_t i = 0; i < n; ++i) h[i] = dt == DT::bf16 ? float_to_bf16(host[i]) : float_to_fp16(host[i]);
-      CUDA_CHECK(cudaMemcpy(d, h.data(), n * 2, cudaMemcpyHostToDevice));
+      upload(d, h.data(), n * 2);
     }
     weights_.emplace(key, d);
     return d;

@@ -221,8 +221,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                   small_variant_ ? gemm_small_variant_name(small_variant_)
                   : own_variant_ ? gemm_tf32_variant_name(own_variant_)
                   : ws_variant_  ? gemm_ws_variant_name(ws_variant_)
-                                 : AlgoConfig::of(algo_).describe() +
-                                      (e->value("forward_check", false) ? " (forward check)" : ""),
+                                 : AlgoConfig::of(algo_).describe() + forward_check_note(*e),
                   e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
     return;
   }
@@ -366,17 +365,12 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
     entry["ws"] = wsv[best - first_ws];
     entry["cublaslt_us"] = t.us[best_lt];
   }
-  // cuBLASLt's candidates within 3% of a cuBLASLt pick, fastest first (at most 3): flushed and alone they
+  // cuBLASLt's candidates within 3% of a cuBLASLt pick (near_ties): flushed and alone they
   // are a tie, and in the forward they need not be (three tunings of vit_base at batch 1 gave forwards of
   // 0.432-0.443 ms; session 29). A tuning session times the forward with each (refine_tuning).
   if (best < cands.size()) {
-    std::vector<std::size_t> near;
-    for (std::size_t i = 0; i < cands.size(); ++i)
-      if (i != best && t.us[i] > 0 && t.us[i] <= 1.03 * t.us[best]) near.push_back(i);
-    std::sort(near.begin(), near.end(), [&](std::size_t x, std::size_t y) { return t.us[x] < t.us[y]; });
-    if (near.size() > 3) near.resize(3);
     nlohmann::json alts = nlohmann::json::array();
-    for (std::size_t i : near)
+    for (std::size_t i : near_ties(t, best, cands.size()))
       alts.push_back({{"algo", AlgoConfig::of(cands[i].algo).json()}, {"us", t.us[i]}});
     if (!alts.empty()) entry["alternatives"] = std::move(alts);
   }

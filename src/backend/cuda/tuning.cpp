@@ -66,4 +66,13 @@ CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size
   return t;
 }
 
+std::vector<std::size_t> near_ties(const CandidateTimes& t, std::size_t best, std::size_t n) {
+  std::vector<std::size_t> near;
+  for (std::size_t i = 0; i < n; ++i)
+    if (i != best && t.us[i] > 0 && t.us[i] <= 1.03 * t.us[best]) near.push_back(i);
+  std::sort(near.begin(), near.end(), [&](std::size_t x, std::size_t y) { return t.us[x] < t.us[y]; });
+  if (near.size() > 3) near.resize(3);
+  return near;
+}
+
 }  // namespace vitrt::cuda

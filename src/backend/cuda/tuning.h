@@ -33,4 +33,8 @@ struct CandidateTimes {
 CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream,
                                const L2Flush& flush);
 
+// The near-ties of candidate `best` for the forward check (CudaBackend::refine_tuning): of candidates
+// 0..n-1 other than `best`, those that ran within 3% of its time, fastest first, at most 3.
+std::vector<std::size_t> near_ties(const CandidateTimes& t, std::size_t best, std::size_t n);
+
 }  // namespace vitrt::cuda
