@@ -1,0 +1,140 @@
+// Experiment (docs/performance.md, session 30): does cuBLASLt hold a faster algorithm for one of our GEMMs
+// than the tuner's pick? The tuner times the heuristic's candidates (up to 24) and split-K variants of
+// them. This sweeps every algorithm id cuBLASLt lists for the types, each with every tile size it
+// supports, at every stage count it lists (and the automatic one), in each of five cluster shapes (auto,
+// 1x1, 2x1, 1x2, 4x1), and times all that the GEMM accepts back to back, the best again and flushed.
+// Session 30 (run389-390): of ~27,000 configurations cuBLASLt accepted 857 per shape; none was faster than
+// the tuner's pick by more than the spread between two timings of the same configuration, on vit_large's
+// and vit_base's GEMMs from 197 to 50,432 rows. At vit_large b8 (4,616 rows) the pick is the nvjet 256 x 144
+// tile that PyTorch's compiled model runs too (bench/torch_kernels.py, run388).
+//   lt_sweep ROWS IN OUT [bias|gelu|residual] [top 12]
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/linear.h"
+#include "backend/cuda/tuning.h"
+#include "gap_kernels.h"
+
+using namespace vitrt;
+using namespace vitrt::cuda;
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: %s ROWS IN OUT [bias|gelu|residual] [top]\n", argv[0]);
+    return 2;
+  }
+  setenv("VITRT_GEMM_WS", "0", 1);  // cuBLASLt only
+  const std::int64_t rows = std::atoll(argv[1]);
+  const int in = std::atoi(argv[2]), out = std::atoi(argv[3]);
+  const std::string epi = argc > 4 ? argv[4] : "bias";
+  const int top = argc > 5 ? std::atoi(argv[5]) : 12;
+  const bool res = epi == "residual";
+  cudaDeviceProp props{};
+  CUDA_CHECK(cudaGetDeviceProperties(&props, 0));
+  const int arch = props.major * 10 + props.minor, sms = props.multiProcessorCount;
+  bench::LtRig lr;
+  if (!bench::make_lt_rig(props, lr)) return 1;
+  const DT out_dt = res ? DT::f32 : DT::bf16;
+  void* a = bench::device_random(static_cast<std::size_t>(rows) * in, DT::bf16, 1.f, 1);
+  void* w = bench::device_random(static_cast<std::size_t>(out) * in, DT::bf16, 0.03f, 2);
+  void* bias = bench::device_random(static_cast<std::size_t>(out), out_dt, 0.5f, 3);
+  void* d = bench::device_random(static_cast<std::size_t>(rows) * out, out_dt, 1.f, 4);
+  TuneCache cache(tune_device_key(props), "/tmp/vitrt_lt_sweep_tune.json", true);
+  const LinearWeights lw{nullptr, nullptr, out, in};
+  const LinearArgs la{
+      &lw, rows, a, in, DT::bf16, d, out, out_dt, epi == "gelu" ? Epilogue::gelu_erf : Epilogue::none, res};
+  LinearOp op(lr.lt, la, w, bias, Precision::bf16, lr.context(&cache, sms, arch));
+  const double flop = 2.0 * static_cast<double>(rows) * in * out;
+  auto b2b = [&] {
+    return bench::event_median_us(
+        [&] {
+          for (int r = 0; r < 10; ++r) op.execute(lr.lt, la, lr.workspace, lr.s);
+        },
+        lr.s, 5, 1, 10);
+  };
+  auto flushed = [&] {
+    return time_us(
+        [&] {
+          op.execute(lr.lt, la, lr.workspace, lr.s);
+          return true;
+        },
+        lr.s, lr.flush);
+  };
+  const nlohmann::json picked = op.algo_json();
+  const std::string picked_name = op.algo_name();
+  const double pick_b2b = b2b(), pick_flushed = flushed();
+  std::printf(
+      "%lld x %d -> %d, %s, %s: the tuner's pick %s: %.1f us back to back (%.0f TFLOP/s), %.1f flushed\n",
+      static_cast<long long>(rows), in, out, epi.c_str(), props.name, picked_name.c_str(), pick_b2b,
+      flop / pick_b2b * 1e-6, pick_flushed);
+
+  const cudaDataType_t out_t = res ? CUDA_R_32F : CUDA_R_16BF;
+  std::vector<int> ids(256);
+  int n_ids = 0;
+  CUBLAS_CHECK(cublasLtMatmulAlgoGetIds(lr.lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF,
+                                        out_t, out_t, static_cast<int>(ids.size()), ids.data(), &n_ids));
+  ids.resize(static_cast<std::size_t>(n_ids));
+  struct Timed {
+    double us;
+    nlohmann::json algo;
+    std::string name;
+  };
+  std::vector<Timed> timed;
+  int tried = 0;
+  for (const int id : ids) {
+    cublasLtMatmulAlgo_t algo{};
+    if (cublasLtMatmulAlgoInit(lr.lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, out_t, out_t,
+                               id, &algo) != CUBLAS_STATUS_SUCCESS)
+      continue;
+    std::size_t bytes = 0;
+    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_TILE_IDS, nullptr, 0, &bytes);
+    std::vector<std::uint32_t> tiles(bytes / 4);
+    if (!tiles.empty())
+      cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_TILE_IDS, tiles.data(), bytes, &bytes);
+    if (tiles.empty()) tiles.push_back(CUBLASLT_MATMUL_TILE_UNDEFINED);
+    bytes = 0;
+    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_STAGES_IDS, nullptr, 0, &bytes);
+    std::vector<std::uint32_t> stages(bytes / 4);
+    if (!stages.empty())
+      cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_STAGES_IDS, stages.data(), bytes, &bytes);
+    stages.insert(stages.begin(), CUBLASLT_MATMUL_STAGES_UNDEFINED);
+    for (const std::uint32_t tile : tiles) {
+      for (const std::uint32_t stage : stages) {
+        for (const int cluster :
+             {CUBLASLT_CLUSTER_SHAPE_AUTO, CUBLASLT_CLUSTER_SHAPE_1x1x1, CUBLASLT_CLUSTER_SHAPE_2x1x1,
+              CUBLASLT_CLUSTER_SHAPE_1x2x1, CUBLASLT_CLUSTER_SHAPE_4x1x1}) {
+          const nlohmann::json cfg = {{"id", id},    {"tile", tile},   {"stages", stage},
+                                      {"splitk", 1}, {"reduction", 0}, {"swizzle", 0},
+                                      {"custom", 0}, {"inner", 0},     {"cluster", cluster}};
+          ++tried;
+          if (!op.use_algo(lr.lt, cfg, bench::LtRig::kWorkspace)) continue;
+          op.execute(lr.lt, la, lr.workspace, lr.s);
+          if (cudaStreamSynchronize(lr.s) != cudaSuccess) {
+            cudaGetLastError();
+            continue;
+          }
+          timed.push_back({b2b(), op.algo_json(), op.algo_name()});
+        }
+      }
+    }
+  }
+  std::sort(timed.begin(), timed.end(), [](const Timed& x, const Timed& y) { return x.us < y.us; });
+  std::printf("%d algorithm ids, %d configurations tried, %zu accepted\n", n_ids, tried, timed.size());
+  for (std::size_t i = 0; i < timed.size() && static_cast<int>(i) < top; ++i) {
+    op.use_algo(lr.lt, timed[i].algo, bench::LtRig::kWorkspace);
+    const double again = b2b(), fl = flushed();
+    std::printf("  %-70s %.1f us back to back (again %.1f, %.0f TFLOP/s), %.1f flushed; / pick %.3f\n",
+                timed[i].name.c_str(), timed[i].us, again, flop / again * 1e-6, fl, again / pick_b2b);
+  }
+  op.use_algo(lr.lt, picked, bench::LtRig::kWorkspace);
+  std::printf("  the pick again: %.1f us back to back\n", b2b());
+  for (void* p : {a, w, bias, d}) CUDA_CHECK(cudaFree(p));
+  return 0;
+}
