@@ -101,6 +101,11 @@ bool exact_gelu_16bit() {
   return on;
 }
 
+bool tile_variants_on() {
+  static const bool on = env_integer("VITRT_TUNE_TILES", 0, 1, "0 or 1").value_or(1) == 1;
+  return on;
+}
+
 int gemm_ws_mode() {
   static const int mode = static_cast<int>(env_integer("VITRT_GEMM_WS", 0, 2, "0, 1 or 2").value_or(1));
   return mode;
@@ -289,6 +294,39 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   std::vector<Candidate> cands;
   for (const auto& r : heuristics(lt, 24, ctx.workspace_bytes, st)) cands.push_back({r.algo, r.workspaceSize});
   if (cands.empty()) return;  // the heuristic path reports the error
+  // Tile and cluster-shape variants of cuBLASLt's first pick that its heuristic does not list: 128 x 128
+  // tiles and the 128 x 256 / 256 x 128 ones, each alone and in clusters of two along either side, with
+  // the first pick's algorithm and stages and no other options (keeping the first pick's swizzle, custom
+  // option and inner shape, they did not win: run395). Session 30's sweep of every configuration
+  // (bench/kernels/lt_sweep.cpp) found 128 x 128 tiles in clusters of two 5-7% faster than the heuristic's
+  // candidates on fc1 with the GELU epilogue; with these variants the tuner picks them for most large
+  // GEMMs, and forwards of vit_base b128-b256 and vit_large b32-b128 took 1.2-3.9% less (run396).
+  // VITRT_TUNE_TILES=0 leaves them out.
+  if (tile_variants_on()) {
+    const AlgoConfig first = AlgoConfig::of(cands.front().algo);
+    for (const std::uint32_t tile :
+         {CUBLASLT_MATMUL_TILE_128x128, CUBLASLT_MATMUL_TILE_128x256, CUBLASLT_MATMUL_TILE_256x128})
+      for (const std::uint16_t cluster : {CUBLASLT_CLUSTER_SHAPE_1x1x1, CUBLASLT_CLUSTER_SHAPE_2x1x1,
+                                          CUBLASLT_CLUSTER_SHAPE_1x2x1}) {
+        AlgoConfig c;
+        c.id = first.id;
+        c.stages = first.stages;
+        c.tile = tile;
+        c.cluster = cluster;
+        cublasLtMatmulAlgo_t v{};
+        cublasLtMatmulHeuristicResult_t check{};
+        if (cublasLtMatmulAlgoInit(lt, compute_, CUDA_R_32F, in_t_, in_t_, out_t_, out_t_, c.id, &v) !=
+                CUBLAS_STATUS_SUCCESS ||
+            !c.apply(v) ||
+            cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &v, &check) != CUBLAS_STATUS_SUCCESS ||
+            check.workspaceSize > ctx.workspace_bytes)
+          continue;
+        const nlohmann::json j = AlgoConfig::of(v).json();
+        if (std::none_of(cands.begin(), cands.end(),
+                         [&](const Candidate& x) { return AlgoConfig::of(x.algo).json() == j; }))
+          cands.push_back({v, check.workspaceSize});
+      }
+  }
   // Split-K variants of the leading candidates when the output has too few tiles to fill the GPU
   // (small batches): K is cut in parts computed in parallel and reduced.
   const std::uint64_t tiles = (a.rows + 127) / 128 * ((a.w->out + 127) / 128);

@@ -54,6 +54,9 @@ bool exact_gelu_16bit();
 // Which 16-bit GEMMs our warp-specialized GEMM may take part in tuning for (VITRT_GEMM_WS): 0 none; 1
 // (the default) those with the exact GELU (VITRT_EXACT_GELU=1); 2 those and the bias-only ones too.
 int gemm_ws_mode();
+// Whether tuning also times tile and cluster-shape variants of cuBLASLt's first pick (VITRT_TUNE_TILES,
+// 0 or 1, default 1; LinearOp::tune).
+bool tile_variants_on();
 
 class LinearOp {
  public:
