@@ -302,6 +302,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   // candidates on fc1 with the GELU epilogue; with these variants the tuner picks them for most large
   // GEMMs, and forwards of vit_base b128-b256 and vit_large b32-b128 took 1.2-3.9% less (run396).
   // VITRT_TUNE_TILES=0 leaves them out.
+  const std::size_t first_tile = cands.size();
   if (tile_variants_on()) {
     const AlgoConfig first = AlgoConfig::of(cands.front().algo);
     for (const std::uint32_t tile :
@@ -327,6 +328,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
           cands.push_back({v, check.workspaceSize});
       }
   }
+  const std::size_t end_tile = cands.size();
   // Split-K variants of the leading candidates when the output has too few tiles to fill the GPU
   // (small batches): K is cut in parts computed in parallel and reduced.
   const std::uint64_t tiles = (a.rows + 127) / 128 * ((a.w->out + 127) / 128);
@@ -406,9 +408,21 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   // cuBLASLt's candidates within 3% of a cuBLASLt pick (near_ties): flushed and alone they
   // are a tie, and in the forward they need not be (three tunings of vit_base at batch 1 gave forwards of
   // 0.432-0.443 ms; session 29). A tuning session times the forward with each (refine_tuning).
+  // Where one of the tile variants won, the fastest other candidate is an alternative however far behind
+  // alone: at vit_base b32 the variants' forward was 1-2% slower than the heuristic's pick (run396).
   if (best < cands.size()) {
+    std::vector<std::size_t> near = near_ties(t, best, cands.size());
+    if (best >= first_tile && best < end_tile) {
+      std::size_t other = cands.size();
+      for (std::size_t i = 0; i < cands.size(); ++i)
+        if ((i < first_tile || i >= end_tile) && t.us[i] > 0 &&
+            (other == cands.size() || t.us[i] < t.us[other]))
+          other = i;
+      if (other < cands.size() && std::find(near.begin(), near.end(), other) == near.end())
+        near.push_back(other);
+    }
     nlohmann::json alts = nlohmann::json::array();
-    for (std::size_t i : near_ties(t, best, cands.size()))
+    for (std::size_t i : near)
       alts.push_back({{"algo", AlgoConfig::of(cands[i].algo).json()}, {"us", t.us[i]}});
     if (!alts.empty()) entry["alternatives"] = std::move(alts);
   }
