@@ -3,10 +3,10 @@
 // them. This sweeps every algorithm id cuBLASLt lists for the types, each with every tile size it
 // supports, at every stage count it lists (and the automatic one), in each of five cluster shapes (auto,
 // 1x1, 2x1, 1x2, 4x1), and times all that the GEMM accepts back to back, the best again and flushed.
-// Session 30 (run389-390): of ~27,000 configurations cuBLASLt accepted 857 per shape; none was faster than
-// the tuner's pick by more than the spread between two timings of the same configuration, on vit_large's
-// and vit_base's GEMMs from 197 to 50,432 rows. At vit_large b8 (4,616 rows) the pick is the nvjet 256 x 144
-// tile that PyTorch's compiled model runs too (bench/torch_kernels.py, run388).
+// Session 30 (run389-390, run394): of ~27,000 configurations cuBLASLt accepted 577-857 per shape. The one
+// that beat the tuner's pick beyond the spread between two timings was the 128 x 128 tile in clusters of
+// two on fc1 with GELU (5-7%, 4,616 and 50,432 rows), which the tuner now also times (linear.cpp). At
+// vit_large b8 the pick was the nvjet 256 x 144 tile that PyTorch's compiled model runs too (run388).
 //   lt_sweep ROWS IN OUT [bias|gelu|residual] [top 12]
 #include <cublasLt.h>
 #include <cuda_runtime.h>
