@@ -12,22 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from gpu_vs_torch import time_cuda  # same directory
+
 BACKENDS = (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION))
 
 
 def time_us(fn, bursts=7, per=20):
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(bursts):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(per):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / per * 1000)
-    return sorted(times)[len(times) // 2]
+    """Median µs per call of `bursts` event-timed bursts of `per` calls (gpu_vs_torch's timer)."""
+    return time_cuda(lambda: [fn() for _ in range(per)], 5, bursts) / per * 1000
 
 
 def main():

@@ -261,28 +261,34 @@ nlohmann::json LinearOp::algo_json() const { return AlgoConfig::of(algo_).json()
 std::string LinearOp::algo_name() const { return AlgoConfig::of(algo_).describe(); }
 
 bool LinearOp::use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::size_t workspace_bytes) {
-  return restore(lt, nlohmann::json{{"algo", algo}}, workspace_bytes);
+  return checked(lt, algo, workspace_bytes, algo_, algo_workspace_);
 }
 
-bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes) {
+bool LinearOp::checked(cublasLtHandle_t lt, const nlohmann::json& config, std::size_t workspace_bytes,
+                       cublasLtMatmulAlgo_t& algo, std::size_t& workspace) const {
   AlgoConfig cfg;
   try {
-    cfg = AlgoConfig::parse(entry.at("algo"));
+    cfg = AlgoConfig::parse(config);
   } catch (const nlohmann::json::exception&) {
     return false;
   }
-  cublasLtMatmulAlgo_t algo{};
-  if (cublasLtMatmulAlgoInit(lt, compute_, CUDA_R_32F, in_t_, in_t_, out_t_, out_t_, cfg.id, &algo) !=
+  cublasLtMatmulAlgo_t a{};
+  if (cublasLtMatmulAlgoInit(lt, compute_, CUDA_R_32F, in_t_, in_t_, out_t_, out_t_, cfg.id, &a) !=
           CUBLAS_STATUS_SUCCESS ||
-      !cfg.apply(algo))
+      !cfg.apply(a))
     return false;
   cublasLtMatmulHeuristicResult_t check{};
-  if (cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &algo, &check) != CUBLAS_STATUS_SUCCESS ||
+  if (cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &a, &check) != CUBLAS_STATUS_SUCCESS ||
       check.workspaceSize > workspace_bytes)
     return false;
-  algo_ = algo;
-  algo_workspace_ = check.workspaceSize;
+  algo = a;
+  workspace = check.workspaceSize;
   return true;
+}
+
+bool LinearOp::restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes) {
+  const auto it = entry.find("algo");
+  return it != entry.end() && checked(lt, *it, workspace_bytes, algo_, algo_workspace_);
 }
 
 void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key) {
@@ -314,18 +320,12 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
         c.stages = first.stages;
         c.tile = tile;
         c.cluster = cluster;
-        cublasLtMatmulAlgo_t v{};
-        cublasLtMatmulHeuristicResult_t check{};
-        if (cublasLtMatmulAlgoInit(lt, compute_, CUDA_R_32F, in_t_, in_t_, out_t_, out_t_, c.id, &v) !=
-                CUBLAS_STATUS_SUCCESS ||
-            !c.apply(v) ||
-            cublasLtMatmulAlgoCheck(lt, desc_, a_, b_, c_, c_, &v, &check) != CUBLAS_STATUS_SUCCESS ||
-            check.workspaceSize > ctx.workspace_bytes)
-          continue;
-        const nlohmann::json j = AlgoConfig::of(v).json();
+        Candidate v{};
+        if (!checked(lt, c.json(), ctx.workspace_bytes, v.algo, v.workspace)) continue;
+        const nlohmann::json j = AlgoConfig::of(v.algo).json();
         if (std::none_of(cands.begin(), cands.end(),
                          [&](const Candidate& x) { return AlgoConfig::of(x.algo).json() == j; }))
-          cands.push_back({v, check.workspaceSize});
+          cands.push_back(v);
       }
   }
   const std::size_t end_tile = cands.size();

@@ -105,6 +105,10 @@ class LinearOp {
                                                           cublasStatus_t& status) const;
   // Times every candidate for this shape and stores the winner in the tuner.
   void tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext& ctx, const std::string& key);
+  // The algorithm a configuration (a cache entry's "algo") describes, checked against this GEMM and the
+  // workspace: false, and `algo` / `workspace` unchanged, where it does not apply.
+  bool checked(cublasLtHandle_t lt, const nlohmann::json& config, std::size_t workspace_bytes,
+               cublasLtMatmulAlgo_t& algo, std::size_t& workspace) const;
   // The algorithm a cache entry describes, checked against this GEMM; false if it no longer applies.
   bool restore(cublasLtHandle_t lt, const nlohmann::json& entry, std::size_t workspace_bytes);
   // The own-kernel launch for this call's buffers (variant own_variant_).
