@@ -93,17 +93,17 @@ int main(int argc, char** argv) {
     if (cublasLtMatmulAlgoInit(lr.lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, out_t, out_t,
                                id, &algo) != CUBLAS_STATUS_SUCCESS)
       continue;
-    std::size_t bytes = 0;
-    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_TILE_IDS, nullptr, 0, &bytes);
-    std::vector<std::uint32_t> tiles(bytes / 4);
-    if (!tiles.empty())
-      cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_TILE_IDS, tiles.data(), bytes, &bytes);
+    // The ids an array-valued capability lists (its size asked first).
+    const auto cap_ids = [&](cublasLtMatmulAlgoCapAttributes_t cap) {
+      std::size_t bytes = 0;
+      cublasLtMatmulAlgoCapGetAttribute(&algo, cap, nullptr, 0, &bytes);
+      std::vector<std::uint32_t> v(bytes / 4);
+      if (!v.empty()) cublasLtMatmulAlgoCapGetAttribute(&algo, cap, v.data(), bytes, &bytes);
+      return v;
+    };
+    std::vector<std::uint32_t> tiles = cap_ids(CUBLASLT_ALGO_CAP_TILE_IDS);
     if (tiles.empty()) tiles.push_back(CUBLASLT_MATMUL_TILE_UNDEFINED);
-    bytes = 0;
-    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_STAGES_IDS, nullptr, 0, &bytes);
-    std::vector<std::uint32_t> stages(bytes / 4);
-    if (!stages.empty())
-      cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_STAGES_IDS, stages.data(), bytes, &bytes);
+    std::vector<std::uint32_t> stages = cap_ids(CUBLASLT_ALGO_CAP_STAGES_IDS);
     stages.insert(stages.begin(), CUBLASLT_MATMUL_STAGES_UNDEFINED);
     for (const std::uint32_t tile : tiles) {
       for (const std::uint32_t stage : stages) {
