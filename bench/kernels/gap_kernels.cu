@@ -2,8 +2,11 @@
 // (small_gemm_trace's launch-gap experiment). Measurement only.
 #include "gap_kernels.h"
 
+#include <cuda.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -59,7 +62,144 @@ __global__ void read_flush_kernel(const uint4* data, std::size_t n, unsigned* si
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
 
+// Lets the next kernel launch, waits until spin_ns after the first block's start, then copies.
+__global__ void late_copy_kernel(uint4* dst1, const uint4* src1, std::size_t n1, uint4* dst2, const uint4* src2,
+                                 std::size_t n2, unsigned spin_ns) {
+  cuda::allow_next_grid();
+  if (threadIdx.x == 0) {
+    const unsigned long long until = global_ns() + spin_ns;
+    while (global_ns() < until) {
+    }
+  }
+  __syncthreads();
+  const std::size_t step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n1; i += step)
+    dst1[i] = src1[i];
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n2; i += step)
+    dst2[i] = src2[i];
+}
+
+// A driver entry point as of CUDA 12.3, through the runtime (no link against libcuda); null if absent.
+template <typename F>
+F driver_entry(const char* symbol) {
+  void* fn = nullptr;
+  cudaDriverEntryPointQueryResult found{};
+  if (cudaGetDriverEntryPointByVersion(symbol, &fn, 12030, cudaEnableDefault, &found) != cudaSuccess ||
+      found != cudaDriverEntryPointSuccess)
+    return nullptr;
+  return reinterpret_cast<F>(fn);
+}
+
 }  // namespace
+
+bool lt_setup(int argc, char** argv, const char* extra_name, int extra_default, LtShape& shape, LtRig& rig) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: %s ROWS IN OUT [bias|gelu|residual] [%s]\n", argv[0], extra_name);
+    return false;
+  }
+  setenv("VITRT_GEMM_WS", "0", 1);  // cuBLASLt only
+  shape.rows = std::atoll(argv[1]);
+  shape.in = std::atoi(argv[2]);
+  shape.out = std::atoi(argv[3]);
+  shape.epi = argc > 4 ? argv[4] : "bias";
+  shape.extra = argc > 5 ? std::atoi(argv[5]) : extra_default;
+  shape.res = shape.epi == "residual";
+  shape.out_dt = shape.res ? DT::f32 : DT::bf16;
+  CUDA_CHECK(cudaGetDeviceProperties(&shape.props, 0));
+  shape.arch = shape.props.major * 10 + shape.props.minor;
+  shape.sms = shape.props.multiProcessorCount;
+  return make_lt_rig(shape.props, rig);
+}
+
+double b2b_us(const cuda::LinearOp& op, const LinearArgs& la, const LtRig& rig) {
+  return event_median_us(
+      [&] {
+        for (int r = 0; r < 10; ++r) op.execute(rig.lt, la, rig.workspace, rig.s);
+      },
+      rig.s, 5, 1, 10);
+}
+
+std::vector<nlohmann::json> lt_configs(cublasLtHandle_t lt, cudaDataType_t out_t, int& n_ids) {
+  std::vector<int> ids(256);
+  n_ids = 0;
+  CUBLAS_CHECK(cublasLtMatmulAlgoGetIds(lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, out_t, out_t,
+                                        static_cast<int>(ids.size()), ids.data(), &n_ids));
+  ids.resize(static_cast<std::size_t>(n_ids));
+  std::vector<nlohmann::json> configs;
+  for (const int id : ids) {
+    cublasLtMatmulAlgo_t algo{};
+    if (cublasLtMatmulAlgoInit(lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, out_t, out_t, id,
+                               &algo) != CUBLAS_STATUS_SUCCESS)
+      continue;
+    // The ids an array-valued capability lists (its size asked first).
+    const auto cap_ids = [&](cublasLtMatmulAlgoCapAttributes_t cap) {
+      std::size_t bytes = 0;
+      cublasLtMatmulAlgoCapGetAttribute(&algo, cap, nullptr, 0, &bytes);
+      std::vector<std::uint32_t> v(bytes / 4);
+      if (!v.empty()) cublasLtMatmulAlgoCapGetAttribute(&algo, cap, v.data(), bytes, &bytes);
+      return v;
+    };
+    std::vector<std::uint32_t> tiles = cap_ids(CUBLASLT_ALGO_CAP_TILE_IDS);
+    if (tiles.empty()) tiles.push_back(CUBLASLT_MATMUL_TILE_UNDEFINED);
+    std::vector<std::uint32_t> stages = cap_ids(CUBLASLT_ALGO_CAP_STAGES_IDS);
+    stages.insert(stages.begin(), CUBLASLT_MATMUL_STAGES_UNDEFINED);
+    for (const std::uint32_t tile : tiles)
+      for (const std::uint32_t stage : stages)
+        for (const int cluster :
+             {CUBLASLT_CLUSTER_SHAPE_AUTO, CUBLASLT_CLUSTER_SHAPE_1x1x1, CUBLASLT_CLUSTER_SHAPE_2x1x1,
+              CUBLASLT_CLUSTER_SHAPE_1x2x1, CUBLASLT_CLUSTER_SHAPE_4x1x1})
+          configs.push_back({{"id", id},    {"tile", tile},   {"stages", stage},
+                             {"splitk", 1}, {"reduction", 0}, {"swizzle", 0},
+                             {"custom", 0}, {"inner", 0},     {"cluster", cluster}});
+  }
+  return configs;
+}
+
+void launch_late_copy(void* dst1, const void* src1, std::size_t bytes1, void* dst2, const void* src2,
+                      std::size_t bytes2, unsigned spin_ns, cudaStream_t s) {
+  late_copy_kernel<<<16, 256, 0, s>>>(static_cast<uint4*>(dst1), static_cast<const uint4*>(src1), bytes1 / 16,
+                                      static_cast<uint4*>(dst2), static_cast<const uint4*>(src2), bytes2 / 16,
+                                      spin_ns);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+std::string kernel_node_name(cudaGraphNode_t node) {
+  using GetParams = CUresult (*)(CUgraphNode, CUDA_KERNEL_NODE_PARAMS*);
+  using FuncName = CUresult (*)(const char**, CUfunction);
+  using KernelName = CUresult (*)(const char**, CUkernel);
+  static const auto get_params = driver_entry<GetParams>("cuGraphKernelNodeGetParams");
+  static const auto func_name = driver_entry<FuncName>("cuFuncGetName");
+  static const auto kernel_name = driver_entry<KernelName>("cuKernelGetName");
+  CUDA_KERNEL_NODE_PARAMS p{};
+  if (!get_params || get_params(reinterpret_cast<CUgraphNode>(node), &p) != CUDA_SUCCESS) return "";
+  const char* name = nullptr;
+  if (p.func && func_name && func_name(&name, p.func) == CUDA_SUCCESS && name) return name;
+  if (p.kern && kernel_name && kernel_name(&name, p.kern) == CUDA_SUCCESS && name) return name;
+  return "";
+}
+
+int make_edges_programmatic(cudaGraph_t graph, const std::function<bool(const std::string&)>& want_to) {
+  std::size_t n = 0;
+  CUDA_CHECK(cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &n));
+  std::vector<cudaGraphNode_t> from(n), to(n);
+  std::vector<cudaGraphEdgeData> data(n);
+  CUDA_CHECK(cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &n));
+  int changed = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    cudaGraphNodeType tf{}, tt{};
+    CUDA_CHECK(cudaGraphNodeGetType(from[i], &tf));
+    CUDA_CHECK(cudaGraphNodeGetType(to[i], &tt));
+    if (tf != cudaGraphNodeTypeKernel || tt != cudaGraphNodeTypeKernel) continue;
+    if (data[i].type == cudaGraphDependencyTypeProgrammatic || !want_to(kernel_node_name(to[i]))) continue;
+    CUDA_CHECK(cudaGraphRemoveDependencies(graph, &from[i], &to[i], &data[i], 1));
+    cudaGraphEdgeData e{};
+    e.from_port = cudaGraphKernelNodePortProgrammatic;
+    e.type = cudaGraphDependencyTypeProgrammatic;
+    CUDA_CHECK(cudaGraphAddDependencies(graph, &from[i], &to[i], &e, 1));
+    ++changed;
+  }
+  return changed;
+}
 
 void launch_primer(unsigned long long* end_ns, int smem_bytes, cudaStream_t s) {
   if (smem_bytes > 48 * 1024)

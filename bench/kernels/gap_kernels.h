@@ -5,7 +5,10 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "backend/backend.h"        // DT
 #include "backend/cuda/linear.h"  // GemmContext
@@ -51,5 +54,43 @@ void launch_read_flush(const void* buffer, std::size_t bytes, unsigned* sink, in
 // pdl 0: plain stream order; 1: programmatic (dependent-launch) edges, each kernel triggering at its
 // end; 2: such edges, each kernel triggering at its start.
 double graph_floor_us(int nodes, int blocks, int smem_bytes, int pdl, bool alternate, cudaStream_t s);
+
+// The command line and set-up lt_sweep and lt_pdl share: `prog ROWS IN OUT [bias|gelu|residual] [extra]`
+// (a residual GEMM writes fp32, the others bf16), the device's properties and an LtRig. Sets
+// VITRT_GEMM_WS=0 (cuBLASLt only). False, after a message, on a short command line or if cuBLASLt does not
+// start.
+struct LtShape {
+  std::int64_t rows = 0;
+  int in = 0, out = 0;
+  std::string epi;
+  bool res = false;
+  int extra = 0;
+  cudaDeviceProp props{};
+  int arch = 0, sms = 0;
+  DT out_dt = DT::bf16;
+};
+bool lt_setup(int argc, char** argv, const char* extra_name, int extra_default, LtShape& shape, LtRig& rig);
+
+// µs per launch of op (as configured now) back to back: 10 launches per event pair, median of 5.
+double b2b_us(const cuda::LinearOp& op, const LinearArgs& la, const LtRig& rig);
+
+// Every cuBLASLt configuration for bf16 x bf16 -> out_t GEMMs with fp32 compute that lt_sweep and lt_pdl
+// try: each algorithm id cuBLASLt lists, with each tile it supports (or none), each stage count it lists
+// and the automatic one, in five cluster shapes (auto, 1x1, 2x1, 1x2, 4x1); split-K and options off.
+// Each as a cache entry's "algo"; `ids` gets how many algorithm ids were listed.
+std::vector<nlohmann::json> lt_configs(cublasLtHandle_t lt, cudaDataType_t out_t, int& ids);
+
+// One block that lets the next kernel launch at once (griddepcontrol.launch_dependents), waits `spin_ns`
+// and only then copies bytes1 from src1 to dst1 and bytes2 from src2 to dst2 (bytes multiples of 16): a
+// writer late enough that a kernel after it on a programmatic edge reads stale data unless it waits.
+void launch_late_copy(void* dst1, const void* src1, std::size_t bytes1, void* dst2, const void* src2,
+                      std::size_t bytes2, unsigned spin_ns, cudaStream_t s);
+
+// The kernel a graph's kernel node runs, by name ("" where the driver does not say).
+std::string kernel_node_name(cudaGraphNode_t node);
+
+// Turns every edge of `graph` into a programmatic (dependent-launch) edge where both ends are kernel nodes
+// and want_to(name of the node it enters) is true. Returns how many edges it changed.
+int make_edges_programmatic(cudaGraph_t graph, const std::function<bool(const std::string&)>& want_to);
 
 }  // namespace vitrt::bench

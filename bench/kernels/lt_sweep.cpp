@@ -26,22 +26,10 @@ using namespace vitrt;
 using namespace vitrt::cuda;
 
 int main(int argc, char** argv) {
-  if (argc < 4) {
-    std::fprintf(stderr, "usage: %s ROWS IN OUT [bias|gelu|residual] [top]\n", argv[0]);
-    return 2;
-  }
-  setenv("VITRT_GEMM_WS", "0", 1);  // cuBLASLt only
-  const std::int64_t rows = std::atoll(argv[1]);
-  const int in = std::atoi(argv[2]), out = std::atoi(argv[3]);
-  const std::string epi = argc > 4 ? argv[4] : "bias";
-  const int top = argc > 5 ? std::atoi(argv[5]) : 12;
-  const bool res = epi == "residual";
-  cudaDeviceProp props{};
-  CUDA_CHECK(cudaGetDeviceProperties(&props, 0));
-  const int arch = props.major * 10 + props.minor, sms = props.multiProcessorCount;
+  bench::LtShape sh;
   bench::LtRig lr;
-  if (!bench::make_lt_rig(props, lr)) return 1;
-  const DT out_dt = res ? DT::f32 : DT::bf16;
+  if (!bench::lt_setup(argc, argv, "top", 12, sh, lr)) return argc < 4 ? 2 : 1;
+  const auto& [rows, in, out, epi, res, top, props, arch, sms, out_dt] = sh;
   void* a = bench::device_random(static_cast<std::size_t>(rows) * in, DT::bf16, 1.f, 1);
   void* w = bench::device_random(static_cast<std::size_t>(out) * in, DT::bf16, 0.03f, 2);
   void* bias = bench::device_random(static_cast<std::size_t>(out), out_dt, 0.5f, 3);
@@ -52,13 +40,7 @@ int main(int argc, char** argv) {
       &lw, rows, a, in, DT::bf16, d, out, out_dt, epi == "gelu" ? Epilogue::gelu_erf : Epilogue::none, res};
   LinearOp op(lr.lt, la, w, bias, Precision::bf16, lr.context(&cache, sms, arch));
   const double flop = 2.0 * static_cast<double>(rows) * in * out;
-  auto b2b = [&] {
-    return bench::event_median_us(
-        [&] {
-          for (int r = 0; r < 10; ++r) op.execute(lr.lt, la, lr.workspace, lr.s);
-        },
-        lr.s, 5, 1, 10);
-  };
+  auto b2b = [&] { return bench::b2b_us(op, la, lr); };
   auto flushed = [&] {
     return time_us(
         [&] {
@@ -75,58 +57,26 @@ int main(int argc, char** argv) {
       static_cast<long long>(rows), in, out, epi.c_str(), props.name, picked_name.c_str(), pick_b2b,
       flop / pick_b2b * 1e-6, pick_flushed);
 
-  const cudaDataType_t out_t = res ? CUDA_R_32F : CUDA_R_16BF;
-  std::vector<int> ids(256);
   int n_ids = 0;
-  CUBLAS_CHECK(cublasLtMatmulAlgoGetIds(lr.lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF,
-                                        out_t, out_t, static_cast<int>(ids.size()), ids.data(), &n_ids));
-  ids.resize(static_cast<std::size_t>(n_ids));
+  const std::vector<nlohmann::json> configs = bench::lt_configs(lr.lt, res ? CUDA_R_32F : CUDA_R_16BF, n_ids);
   struct Timed {
     double us;
     nlohmann::json algo;
     std::string name;
   };
   std::vector<Timed> timed;
-  int tried = 0;
-  for (const int id : ids) {
-    cublasLtMatmulAlgo_t algo{};
-    if (cublasLtMatmulAlgoInit(lr.lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, out_t, out_t,
-                               id, &algo) != CUBLAS_STATUS_SUCCESS)
+  const std::size_t tried = configs.size();
+  for (const nlohmann::json& cfg : configs) {
+    if (!op.use_algo(lr.lt, cfg, bench::LtRig::kWorkspace)) continue;
+    op.execute(lr.lt, la, lr.workspace, lr.s);
+    if (cudaStreamSynchronize(lr.s) != cudaSuccess) {
+      cudaGetLastError();
       continue;
-    // The ids an array-valued capability lists (its size asked first).
-    const auto cap_ids = [&](cublasLtMatmulAlgoCapAttributes_t cap) {
-      std::size_t bytes = 0;
-      cublasLtMatmulAlgoCapGetAttribute(&algo, cap, nullptr, 0, &bytes);
-      std::vector<std::uint32_t> v(bytes / 4);
-      if (!v.empty()) cublasLtMatmulAlgoCapGetAttribute(&algo, cap, v.data(), bytes, &bytes);
-      return v;
-    };
-    std::vector<std::uint32_t> tiles = cap_ids(CUBLASLT_ALGO_CAP_TILE_IDS);
-    if (tiles.empty()) tiles.push_back(CUBLASLT_MATMUL_TILE_UNDEFINED);
-    std::vector<std::uint32_t> stages = cap_ids(CUBLASLT_ALGO_CAP_STAGES_IDS);
-    stages.insert(stages.begin(), CUBLASLT_MATMUL_STAGES_UNDEFINED);
-    for (const std::uint32_t tile : tiles) {
-      for (const std::uint32_t stage : stages) {
-        for (const int cluster :
-             {CUBLASLT_CLUSTER_SHAPE_AUTO, CUBLASLT_CLUSTER_SHAPE_1x1x1, CUBLASLT_CLUSTER_SHAPE_2x1x1,
-              CUBLASLT_CLUSTER_SHAPE_1x2x1, CUBLASLT_CLUSTER_SHAPE_4x1x1}) {
-          const nlohmann::json cfg = {{"id", id},    {"tile", tile},   {"stages", stage},
-                                      {"splitk", 1}, {"reduction", 0}, {"swizzle", 0},
-                                      {"custom", 0}, {"inner", 0},     {"cluster", cluster}};
-          ++tried;
-          if (!op.use_algo(lr.lt, cfg, bench::LtRig::kWorkspace)) continue;
-          op.execute(lr.lt, la, lr.workspace, lr.s);
-          if (cudaStreamSynchronize(lr.s) != cudaSuccess) {
-            cudaGetLastError();
-            continue;
-          }
-          timed.push_back({b2b(), op.algo_json(), op.algo_name()});
-        }
-      }
     }
+    timed.push_back({b2b(), op.algo_json(), op.algo_name()});
   }
   std::sort(timed.begin(), timed.end(), [](const Timed& x, const Timed& y) { return x.us < y.us; });
-  std::printf("%d algorithm ids, %d configurations tried, %zu accepted\n", n_ids, tried, timed.size());
+  std::printf("%d algorithm ids, %zu configurations tried, %zu accepted\n", n_ids, tried, timed.size());
   for (std::size_t i = 0; i < timed.size() && static_cast<int>(i) < top; ++i) {
     op.use_algo(lr.lt, timed[i].algo, bench::LtRig::kWorkspace);
     const double again = b2b(), fl = flushed();

@@ -257,6 +257,15 @@ std::vector<cublasLtMatmulHeuristicResult_t> LinearOp::heuristics(cublasLtHandle
   return results;
 }
 
+std::vector<nlohmann::json> LinearOp::heuristic_algos(cublasLtHandle_t lt, int count,
+                                                      std::size_t workspace_bytes) const {
+  cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+  std::vector<nlohmann::json> out;
+  for (const cublasLtMatmulHeuristicResult_t& r : heuristics(lt, count, workspace_bytes, status))
+    out.push_back(AlgoConfig::of(r.algo).json());
+  return out;
+}
+
 nlohmann::json LinearOp::algo_json() const { return AlgoConfig::of(algo_).json(); }
 std::string LinearOp::algo_name() const { return AlgoConfig::of(algo_).describe(); }
 

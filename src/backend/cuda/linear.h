@@ -85,6 +85,9 @@ class LinearOp {
   // The cuBLASLt algorithm this op runs, as a cache entry's "algo", and in words.
   nlohmann::json algo_json() const;
   std::string algo_name() const;
+  // Up to `count` of cuBLASLt's heuristic candidates for this GEMM that fit `workspace_bytes`, each as a
+  // cache entry's "algo" (for benches that look past the tuner's 24).
+  std::vector<nlohmann::json> heuristic_algos(cublasLtHandle_t lt, int count, std::size_t workspace_bytes) const;
   // Switches to a cuBLASLt algorithm given as a cache entry's "algo"; false (and no change) where it does
   // not apply to this GEMM.
   bool use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::size_t workspace_bytes);
