@@ -298,7 +298,10 @@ TEST_P(OpTest, LayerNorm) {
   // out of place, as the head does).
   for (auto [rows, dim, in_place, src16] : std::vector<std::tuple<int, int, bool, bool>>{
            {3 * 197, 768, false, false}, {3 * 577, 80, false, false}, {7, 64, true, false}, {5, 1024, true, false},
-           {197, 384, false, false}, {3 * 197, 768, false, true}, {5, 1024, true, true}, {3 * 577, 80, true, true}}) {
+           {197, 384, false, false}, {3 * 197, 768, false, true}, {5, 1024, true, true}, {3 * 577, 80, true, true},
+           // widths 128 * 11 and 128 * 9 (ViT-g, SigLIP so400m) take the register-row kernel; 3,072 the
+           // generic one
+           {33, 1408, false, false}, {197, 1152, true, true}, {7, 3072, false, false}}) {
     if (src16 && adt == DT::f32) continue;
     SCOPED_TRACE(::testing::Message() << "rows " << rows << " dim " << dim << (in_place ? " in place" : "")
                                       << (src16 ? " 16-bit input" : ""));

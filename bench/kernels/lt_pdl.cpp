@@ -10,8 +10,10 @@
 //      GEMM that waits gives the bits of the same GEMM run in plain stream order;
 //   3. times chains of LayerNorm -> GEMM pairs (our LayerNorm, a dependent launch that lets the next
 //      kernel launch at once; one weight copy per pair, together more than L2 holds) in a CUDA graph: the
-//      tuner's pick with plain edges against the fastest waiting kernels with plain and programmatic edges.
-//   lt_pdl ROWS IN OUT [bias|gelu|residual] [waiting kernels to chain, 4]
+//      tuner's pick with plain edges against the fastest waiting kernels with plain and programmatic edges;
+//   4. where VITRT_SMALL_GEMM admits the row count, the same chain on our small GEMM (gemm_small.cuh), which
+//      copies its weight before it waits.
+//   lt_pdl ROWS IN OUT [bias|gelu|residual] [waiting kernels to chain, 4; 0: steps 1-3 for the pick only]
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -147,11 +149,11 @@ int main(int argc, char** argv) {
   // µs per LayerNorm -> GEMM pair in a graph of `pairs` of them, each GEMM on its own weight copy.
   const LayerNormParams lnp{x, in, a, in, DT::bf16, static_cast<const float*>(ln_w), static_cast<const float*>(ln_b),
                             rows, in, 1e-6f};
-  auto chain_us = [&](bool programmatic, int* changed) {
+  auto chain_of = [&](const std::vector<std::unique_ptr<LinearOp>>& chain_ops, bool programmatic, int* changed) {
     Graph g(
         lr.s,
         [&] {
-          for (auto& o : ops) {
+          for (auto& o : chain_ops) {
             layernorm(lnp, lr.s);
             o->execute(lr.lt, la, lr.workspace, lr.s);
           }
@@ -160,6 +162,7 @@ int main(int argc, char** argv) {
     if (changed) *changed = g.changed;
     return bench::event_median_us([&] { CUDA_CHECK(cudaGraphLaunch(g.exec, lr.s)); }, lr.s, 15, 3, pairs);
   };
+  auto chain_us = [&](bool programmatic, int* changed) { return chain_of(ops, programmatic, changed); };
   auto use_everywhere = [&](const nlohmann::json& cfg) {
     for (auto& o : ops)
       if (!o->use_algo(lr.lt, cfg, bench::LtRig::kWorkspace)) return false;
@@ -167,73 +170,120 @@ int main(int argc, char** argv) {
   };
 
   const nlohmann::json picked = op.algo_json();
+  // Steps 1-3 of the header for the waiting kernels (the pick chained first and last).
+  auto sweep_and_chain = [&] {
+    struct Timed {
+      double us;
+      nlohmann::json algo;
+      std::string kernel;
+      int waits;
+    };
+    std::vector<Timed> timed;
+    std::vector<std::string> seen;
+    // Times a configuration once cuBLASLt accepts it and it runs; each configuration once.
+    auto try_config = [&](const nlohmann::json& cfg) {
+      if (!op.use_algo(lr.lt, cfg, bench::LtRig::kWorkspace)) return;
+      const std::string key = op.algo_json().dump();
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) return;
+      seen.push_back(key);
+      op.execute(lr.lt, la, lr.workspace, lr.s);
+      if (cudaStreamSynchronize(lr.s) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+      }
+      const std::string kernel = kernel_names();
+      timed.push_back({b2b(), op.algo_json(), kernel, waits()});
+    };
+    const std::vector<nlohmann::json> heuristic = op.heuristic_algos(lr.lt, 256, bench::LtRig::kWorkspace);
+    std::printf("cuBLASLt's heuristic lists %zu candidates\n", heuristic.size());
+    for (const nlohmann::json& cfg : heuristic) try_config(cfg);
+    int n_ids = 0;
+    const std::vector<nlohmann::json> configs = bench::lt_configs(lr.lt, res ? CUDA_R_32F : CUDA_R_16BF, n_ids);
+    for (const nlohmann::json& cfg : configs) try_config(cfg);
+    const std::size_t tried = heuristic.size() + configs.size();
+    std::sort(timed.begin(), timed.end(), [](const Timed& p, const Timed& q) { return p.us < q.us; });
+    int n_wait = 0;
+    for (const Timed& t : timed) n_wait += t.waits == 1;
+    std::printf("%d algorithm ids, %zu configurations tried, %zu accepted, %d of them wait\n", n_ids, tried,
+                timed.size(), n_wait);
+    std::printf("  fastest alone (us back to back, waits):\n");
+    for (std::size_t i = 0; i < timed.size() && i < 8; ++i)
+      std::printf("    %.1f  %d  %s  %s\n", timed[i].us, timed[i].waits, timed[i].kernel.c_str(),
+                  timed[i].algo.dump().c_str());
+    std::printf("  fastest that wait:\n");
+    std::vector<const Timed*> chain;
+    for (const Timed& t : timed) {
+      if (t.waits != 1) continue;
+      if (static_cast<int>(chain.size()) < std::max(chained, 8))
+        std::printf("    %.1f  %s  %s\n", t.us, t.kernel.c_str(), t.algo.dump().c_str());
+      if (static_cast<int>(chain.size()) < chained) chain.push_back(&t);
+    }
+
+    std::printf("chains of %d LayerNorm -> GEMM pairs in one graph, us per pair (median of 15 launches):\n", pairs);
+    use_everywhere(picked);
+    int changed = 0;
+    std::printf("  the pick, plain edges: %.2f\n", chain_us(false, nullptr));
+    for (const Timed* t : chain) {
+      if (!use_everywhere(t->algo)) continue;
+      const double plain = chain_us(false, nullptr);
+      const double prog = chain_us(true, &changed);
+      std::printf("  %s: plain %.2f, programmatic %.2f (%d edges)\n", t->kernel.c_str(), plain, prog, changed);
+    }
+    use_everywhere(picked);
+    std::printf("  the pick again, plain edges: %.2f\n", chain_us(false, nullptr));
+  };
+
   const std::string picked_kernel = kernel_names();
   const double pick_b2b = b2b();
   std::printf("%lld x %d -> %d, %s, %s: the tuner's pick %s (%s): %.1f us back to back (%.0f TFLOP/s)\n",
               static_cast<long long>(rows), in, out, epi.c_str(), props.name, op.algo_name().c_str(),
               picked_kernel.c_str(), pick_b2b, flop / pick_b2b * 1e-6);
   std::printf("  the pick waits behind a late writer: %d (1 yes, 0 no)\n", waits());
+  if (chained > 0) sweep_and_chain();
+  else std::printf("chains of %d LayerNorm -> GEMM pairs, the pick, plain edges: %.2f us per pair\n", pairs,
+                   chain_us(false, nullptr));
 
-  struct Timed {
-    double us;
-    nlohmann::json algo;
-    std::string kernel;
-    int waits;
-  };
-  std::vector<Timed> timed;
-  std::vector<std::string> seen;
-  // Times a configuration once cuBLASLt accepts it and it runs; each configuration once.
-  auto try_config = [&](const nlohmann::json& cfg) {
-    if (!op.use_algo(lr.lt, cfg, bench::LtRig::kWorkspace)) return;
-    const std::string key = op.algo_json().dump();
-    if (std::find(seen.begin(), seen.end(), key) != seen.end()) return;
-    seen.push_back(key);
-    op.execute(lr.lt, la, lr.workspace, lr.s);
-    if (cudaStreamSynchronize(lr.s) != cudaSuccess) {
-      cudaGetLastError();
-      return;
+  // Our small GEMM (gemm_small.cuh, sessions 21-23) in the same chain: a dependent launch that copies its
+  // weight before it waits. It runs where VITRT_SMALL_GEMM admits the row count.
+  if (rows <= small_gemm_max_rows()) {
+    TuneCache small_cache(tune_device_key(props), "/tmp/vitrt_lt_pdl_small_tune.json", true);
+    GemmContext ctx = lr.context(&small_cache, sms, arch);
+    ctx.dependent = true;
+    std::vector<std::unique_ptr<LinearOp>> small_ops;
+    for (int i = 0; i < pairs; ++i)
+      small_ops.push_back(
+          std::make_unique<LinearOp>(lr.lt, la, ws[static_cast<std::size_t>(i)], bias, Precision::bf16, ctx));
+    if (!small_ops[0]->small_kernel()) {
+      std::printf("our small GEMM does not take this GEMM\n");
+    } else {
+      const std::string small_kernel = [&] {
+        Graph g(lr.s, [&] { small_ops[0]->execute(lr.lt, la, lr.workspace, lr.s); }, false);
+        return g.names.empty() ? std::string() : g.names[0];
+      }();
+      std::printf("our small GEMM (%s): chain %.2f us per pair; the pick, plain edges, again: %.2f\n",
+                  small_kernel.c_str(), chain_of(small_ops, false, nullptr), chain_us(false, nullptr));
     }
-    const std::string kernel = kernel_names();
-    timed.push_back({b2b(), op.algo_json(), kernel, waits()});
-  };
-  const std::vector<nlohmann::json> heuristic = op.heuristic_algos(lr.lt, 256, bench::LtRig::kWorkspace);
-  std::printf("cuBLASLt's heuristic lists %zu candidates\n", heuristic.size());
-  for (const nlohmann::json& cfg : heuristic) try_config(cfg);
-  int n_ids = 0;
-  const std::vector<nlohmann::json> configs = bench::lt_configs(lr.lt, res ? CUDA_R_32F : CUDA_R_16BF, n_ids);
-  for (const nlohmann::json& cfg : configs) try_config(cfg);
-  const std::size_t tried = heuristic.size() + configs.size();
-  std::sort(timed.begin(), timed.end(), [](const Timed& p, const Timed& q) { return p.us < q.us; });
-  int n_wait = 0;
-  for (const Timed& t : timed) n_wait += t.waits == 1;
-  std::printf("%d algorithm ids, %zu configurations tried, %zu accepted, %d of them wait\n", n_ids, tried,
-              timed.size(), n_wait);
-  std::printf("  fastest alone (us back to back, waits):\n");
-  for (std::size_t i = 0; i < timed.size() && i < 8; ++i)
-    std::printf("    %.1f  %d  %s  %s\n", timed[i].us, timed[i].waits, timed[i].kernel.c_str(),
-                timed[i].algo.dump().c_str());
-  std::printf("  fastest that wait:\n");
-  std::vector<const Timed*> chain;
-  for (const Timed& t : timed) {
-    if (t.waits != 1) continue;
-    if (static_cast<int>(chain.size()) < std::max(chained, 8))
-      std::printf("    %.1f  %s  %s\n", t.us, t.kernel.c_str(), t.algo.dump().c_str());
-    if (static_cast<int>(chain.size()) < chained) chain.push_back(&t);
+    // Every variant of it, in the same chain.
+    GemmSmallParams sp{a, in, ws[0], bias, d, out, rows, in, out, DT::bf16, out_dt,
+                       epi == "gelu" ? Epilogue::gelu_erf : Epilogue::none, res};
+    for (const int v : gemm_small_variants(sp, arch)) {
+      sp.variant = v;
+      Graph g(
+          lr.s,
+          [&] {
+            for (void* w : ws) {
+              layernorm(lnp, lr.s);
+              sp.w = w;
+              gemm_small(sp, arch, lr.s);
+            }
+          },
+          false);
+      std::printf("  small GEMM %s: chain %.2f us per pair\n", gemm_small_variant_name(v).c_str(),
+                  bench::event_median_us([&] { CUDA_CHECK(cudaGraphLaunch(g.exec, lr.s)); }, lr.s, 15, 3, pairs));
+    }
   }
-
-  std::printf("chains of %d LayerNorm -> GEMM pairs in one graph, us per pair (median of 15 launches):\n", pairs);
-  use_everywhere(picked);
-  int changed = 0;
-  std::printf("  the pick, plain edges: %.2f\n", chain_us(false, nullptr));
-  for (const Timed* t : chain) {
-    if (!use_everywhere(t->algo)) continue;
-    const double plain = chain_us(false, nullptr);
-    const double prog = chain_us(true, &changed);
-    std::printf("  %s: plain %.2f, programmatic %.2f (%d edges)\n", t->kernel.c_str(), plain, prog, changed);
-  }
-  use_everywhere(picked);
-  std::printf("  the pick again, plain edges: %.2f\n", chain_us(false, nullptr));
   for (void* p : {x, ln_w, ln_b, a, a_new, a_old, bias, d, d0}) CUDA_CHECK(cudaFree(p));
   for (void* p : ws) CUDA_CHECK(cudaFree(p));
   return 0;
 }
+

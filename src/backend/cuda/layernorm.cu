@@ -3,12 +3,14 @@
 // 16-bit input; 8/16-byte stores); other rows take the generic kernel (the row stays in L1 between
 // passes). TI is the input type (the residual stream), TO the output type.
 #include <type_traits>
+#include <utility>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dtype.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/layernorm.cuh"
 #include "backend/cuda/layernorm_row.cuh"
+#include "core/env.h"
 
 namespace vitrt::cuda {
 namespace {
@@ -59,29 +61,36 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
   normalize_row<T, V>(v, p.dim, p.eps, p.weight, p.bias, static_cast<T*>(p.dst) + row * p.dst_ld, p.tf32_out);
 }
 
+// Measurement only (docs/performance.md, session 32): VITRT_NORM_CARVEOUT=0..100 sets the LayerNorm
+// kernels' preferred shared-memory carveout (percent), so that a dependent GEMM needing most of the shared
+// memory can share an SM with them. Unset: the driver's default.
+template <typename Kernel>
+Kernel with_carveout(Kernel kernel) {
+  static const std::optional<long long> carveout = env_integer("VITRT_NORM_CARVEOUT", 0, 100, "a percentage");
+  if (carveout)
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    static_cast<int>(*carveout)));
+  return kernel;
+}
+
+using LayerNormKernel = void (*)(LayerNormParams);
+
+// The register-row kernel for rows of 128 * v elements, v in 1 .. sizeof...(V).
+template <typename TI, typename T, int... V>
+LayerNormKernel vec_kernel(int v, std::integer_sequence<int, V...>) {
+  LayerNormKernel kernel = nullptr;
+  (void)((v == V + 1 ? (kernel = layernorm_vec_kernel<TI, T, V + 1>, true) : false) || ...);
+  return kernel;
+}
+
 template <typename TI, typename T>
 void launch(const LayerNormParams& p, unsigned blocks, cudaStream_t s) {
   const bool vec = p.dim % 128 == 0 && p.dim <= 2048 && p.src_ld % 4 == 0 && p.dst_ld % 4 == 0 &&
                    aligned(p.src, 4 * sizeof(TI)) && aligned(p.dst, 4 * sizeof(T)) && aligned(p.weight, 16) &&
                    aligned(p.bias, 16);
-  const unsigned threads = kRowsPerBlock * 32;
-  if (!vec) {
-    launch_dependent(Pdl::norm, layernorm_kernel<TI, T>, blocks, threads, 0, s, p);
-    return;
-  }
-  switch (p.dim / 128) {
-    case 1: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 1>, blocks, threads, 0, s, p); break;
-    case 2: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 2>, blocks, threads, 0, s, p); break;
-    case 3: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 3>, blocks, threads, 0, s, p); break;
-    case 4: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 4>, blocks, threads, 0, s, p); break;
-    case 5: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 5>, blocks, threads, 0, s, p); break;
-    case 6: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 6>, blocks, threads, 0, s, p); break;
-    case 8: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 8>, blocks, threads, 0, s, p); break;
-    case 10: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 10>, blocks, threads, 0, s, p); break;
-    case 12: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 12>, blocks, threads, 0, s, p); break;
-    case 16: launch_dependent(Pdl::norm, layernorm_vec_kernel<TI, T, 16>, blocks, threads, 0, s, p); break;
-    default: launch_dependent(Pdl::norm, layernorm_kernel<TI, T>, blocks, threads, 0, s, p); break;
-  }
+  LayerNormKernel kernel = layernorm_kernel<TI, T>;
+  if (vec) kernel = vec_kernel<TI, T>(p.dim / 128, std::make_integer_sequence<int, 16>{});
+  launch_dependent(Pdl::norm, with_carveout(kernel), blocks, kRowsPerBlock * 32, 0, s, p);
 }
 
 }  // namespace
