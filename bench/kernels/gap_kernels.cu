@@ -62,7 +62,7 @@ __global__ void read_flush_kernel(const uint4* data, std::size_t n, unsigned* si
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
 
-// Lets the next kernel launch, waits until spin_ns after the first block's start, then copies.
+// Lets the next kernel launch, waits until spin_ns after this block's start, then copies its share.
 __global__ void late_copy_kernel(uint4* dst1, const uint4* src1, std::size_t n1, uint4* dst2, const uint4* src2,
                                  std::size_t n2, unsigned spin_ns) {
   cuda::allow_next_grid();
@@ -105,6 +105,7 @@ bool lt_setup(int argc, char** argv, const char* extra_name, int extra_default, 
   shape.extra = argc > 5 ? std::atoi(argv[5]) : extra_default;
   shape.res = shape.epi == "residual";
   shape.out_dt = shape.res ? DT::f32 : DT::bf16;
+  shape.act = shape.epi == "gelu" ? Epilogue::gelu_erf : Epilogue::none;
   CUDA_CHECK(cudaGetDeviceProperties(&shape.props, 0));
   shape.arch = shape.props.major * 10 + shape.props.minor;
   shape.sms = shape.props.multiProcessorCount;
@@ -117,6 +118,14 @@ double b2b_us(const cuda::LinearOp& op, const LinearArgs& la, const LtRig& rig) 
         for (int r = 0; r < 10; ++r) op.execute(rig.lt, la, rig.workspace, rig.s);
       },
       rig.s, 5, 1, 10);
+}
+
+bool lt_try(cuda::LinearOp& op, const LinearArgs& la, const LtRig& rig, const nlohmann::json& cfg) {
+  if (!op.use_algo(rig.lt, cfg, LtRig::kWorkspace)) return false;
+  op.execute(rig.lt, la, rig.workspace, rig.s);
+  if (cudaStreamSynchronize(rig.s) == cudaSuccess) return true;
+  cudaGetLastError();
+  return false;
 }
 
 std::vector<nlohmann::json> lt_configs(cublasLtHandle_t lt, cudaDataType_t out_t, int& n_ids) {

@@ -68,20 +68,25 @@ struct LtShape {
   cudaDeviceProp props{};
   int arch = 0, sms = 0;
   DT out_dt = DT::bf16;
+  Epilogue act = Epilogue::none;  // gelu: the exact GELU (cuBLASLt's GELU epilogue in 16 bits)
 };
 bool lt_setup(int argc, char** argv, const char* extra_name, int extra_default, LtShape& shape, LtRig& rig);
 
 // µs per launch of op (as configured now) back to back: 10 launches per event pair, median of 5.
 double b2b_us(const cuda::LinearOp& op, const LinearArgs& la, const LtRig& rig);
 
+// Switches op to the cuBLASLt configuration `cfg` (a cache entry's "algo") and runs it once: false where
+// cuBLASLt does not accept it for this GEMM or the run fails (the error is cleared).
+bool lt_try(cuda::LinearOp& op, const LinearArgs& la, const LtRig& rig, const nlohmann::json& cfg);
+
 // Every cuBLASLt configuration for bf16 x bf16 -> out_t GEMMs with fp32 compute that lt_sweep and lt_pdl
 // try: each algorithm id cuBLASLt lists, with each tile it supports (or none), each stage count it lists
 // and the automatic one, in five cluster shapes (auto, 1x1, 2x1, 1x2, 4x1); split-K and options off.
-// Each as a cache entry's "algo"; `ids` gets how many algorithm ids were listed.
-std::vector<nlohmann::json> lt_configs(cublasLtHandle_t lt, cudaDataType_t out_t, int& ids);
+// Each as a cache entry's "algo"; `n_ids` gets how many algorithm ids were listed.
+std::vector<nlohmann::json> lt_configs(cublasLtHandle_t lt, cudaDataType_t out_t, int& n_ids);
 
-// One block that lets the next kernel launch at once (griddepcontrol.launch_dependents), waits `spin_ns`
-// and only then copies bytes1 from src1 to dst1 and bytes2 from src2 to dst2 (bytes multiples of 16): a
+// 16 blocks that let the next kernel launch at once (griddepcontrol.launch_dependents), wait `spin_ns`
+// and only then copy bytes1 from src1 to dst1 and bytes2 from src2 to dst2 (bytes multiples of 16): a
 // writer late enough that a kernel after it on a programmatic edge reads stale data unless it waits.
 void launch_late_copy(void* dst1, const void* src1, std::size_t bytes1, void* dst2, const void* src2,
                       std::size_t bytes2, unsigned spin_ns, cudaStream_t s);

@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   bench::LtShape sh;
   bench::LtRig lr;
   if (!bench::lt_setup(argc, argv, "chained", 4, sh, lr)) return argc < 4 ? 2 : 1;
-  const auto& [rows, in, out, epi, res, chained, props, arch, sms, out_dt] = sh;
+  const auto& [rows, in, out, epi, res, chained, props, arch, sms, out_dt, act] = sh;
   const std::size_t a_bytes = static_cast<std::size_t>(rows) * in * 2;
   const std::size_t d_bytes = static_cast<std::size_t>(rows) * out * dt_size(out_dt);
   const std::size_t w_bytes = static_cast<std::size_t>(out) * in * 2;
@@ -105,18 +105,18 @@ int main(int argc, char** argv) {
 
   TuneCache cache(tune_device_key(props), "/tmp/vitrt_lt_pdl_tune.json", true);
   const LinearWeights lw{nullptr, nullptr, out, in};
-  const LinearArgs la{
-      &lw, rows, a, in, DT::bf16, d, out, out_dt, epi == "gelu" ? Epilogue::gelu_erf : Epilogue::none, res};
+  const LinearArgs la{&lw, rows, a, in, DT::bf16, d, out, out_dt, act, res};
   std::vector<std::unique_ptr<LinearOp>> ops;
   for (int i = 0; i < pairs; ++i)
-    ops.push_back(std::make_unique<LinearOp>(lr.lt, la, ws[static_cast<std::size_t>(i)], bias, Precision::bf16,
-                                             lr.context(&cache, sms, arch)));
+    ops.push_back(std::make_unique<LinearOp>(lr.lt, la, ws[static_cast<std::size_t>(i)], bias,
+                                             Precision::bf16, lr.context(&cache, sms, arch)));
   LinearOp& op = *ops[0];
   const double flop = 2.0 * static_cast<double>(rows) * in * out;
   auto b2b = [&] { return bench::b2b_us(op, la, lr); };
-  // The kernels op launches, by name.
-  auto kernel_names = [&] {
-    Graph g(lr.s, [&] { op.execute(lr.lt, la, lr.workspace, lr.s); }, false);
+  // The kernels o launches, by name.
+  auto kernel_names = [&](const LinearOp& o) {
+    Graph g(
+        lr.s, [&] { o.execute(lr.lt, la, lr.workspace, lr.s); }, false);
     std::string all;
     for (const std::string& n : g.names) all += (all.empty() ? "" : " + ") + n;
     return all;
@@ -147,20 +147,27 @@ int main(int argc, char** argv) {
     return 1;
   };
   // µs per LayerNorm -> GEMM pair in a graph of `pairs` of them, each GEMM on its own weight copy.
-  const LayerNormParams lnp{x, in, a, in, DT::bf16, static_cast<const float*>(ln_w), static_cast<const float*>(ln_b),
-                            rows, in, 1e-6f};
-  auto chain_of = [&](const std::vector<std::unique_ptr<LinearOp>>& chain_ops, bool programmatic, int* changed) {
+  const LayerNormParams lnp{
+      x,    in, a,    in, DT::bf16, static_cast<const float*>(ln_w), static_cast<const float*>(ln_b),
+      rows, in, 1e-6f};
+  // gemm(i) launches pair i's GEMM.
+  auto chain = [&](const std::function<void(std::size_t)>& gemm, bool programmatic, int* changed) {
     Graph g(
         lr.s,
         [&] {
-          for (auto& o : chain_ops) {
+          for (std::size_t i = 0; i < ws.size(); ++i) {
             layernorm(lnp, lr.s);
-            o->execute(lr.lt, la, lr.workspace, lr.s);
+            gemm(i);
           }
         },
         programmatic);
     if (changed) *changed = g.changed;
     return bench::event_median_us([&] { CUDA_CHECK(cudaGraphLaunch(g.exec, lr.s)); }, lr.s, 15, 3, pairs);
+  };
+  auto chain_of = [&](const std::vector<std::unique_ptr<LinearOp>>& chain_ops, bool programmatic,
+                      int* changed) {
+    return chain([&](std::size_t i) { chain_ops[i]->execute(lr.lt, la, lr.workspace, lr.s); }, programmatic,
+                 changed);
   };
   auto chain_us = [&](bool programmatic, int* changed) { return chain_of(ops, programmatic, changed); };
   auto use_everywhere = [&](const nlohmann::json& cfg) {
@@ -182,23 +189,19 @@ int main(int argc, char** argv) {
     std::vector<std::string> seen;
     // Times a configuration once cuBLASLt accepts it and it runs; each configuration once.
     auto try_config = [&](const nlohmann::json& cfg) {
-      if (!op.use_algo(lr.lt, cfg, bench::LtRig::kWorkspace)) return;
+      if (!bench::lt_try(op, la, lr, cfg)) return;
       const std::string key = op.algo_json().dump();
       if (std::find(seen.begin(), seen.end(), key) != seen.end()) return;
       seen.push_back(key);
-      op.execute(lr.lt, la, lr.workspace, lr.s);
-      if (cudaStreamSynchronize(lr.s) != cudaSuccess) {
-        cudaGetLastError();
-        return;
-      }
-      const std::string kernel = kernel_names();
+      const std::string kernel = kernel_names(op);
       timed.push_back({b2b(), op.algo_json(), kernel, waits()});
     };
     const std::vector<nlohmann::json> heuristic = op.heuristic_algos(lr.lt, 256, bench::LtRig::kWorkspace);
     std::printf("cuBLASLt's heuristic lists %zu candidates\n", heuristic.size());
     for (const nlohmann::json& cfg : heuristic) try_config(cfg);
     int n_ids = 0;
-    const std::vector<nlohmann::json> configs = bench::lt_configs(lr.lt, res ? CUDA_R_32F : CUDA_R_16BF, n_ids);
+    const std::vector<nlohmann::json> configs =
+        bench::lt_configs(lr.lt, res ? CUDA_R_32F : CUDA_R_16BF, n_ids);
     for (const nlohmann::json& cfg : configs) try_config(cfg);
     const std::size_t tried = heuristic.size() + configs.size();
     std::sort(timed.begin(), timed.end(), [](const Timed& p, const Timed& q) { return p.us < q.us; });
@@ -211,37 +214,42 @@ int main(int argc, char** argv) {
       std::printf("    %.1f  %d  %s  %s\n", timed[i].us, timed[i].waits, timed[i].kernel.c_str(),
                   timed[i].algo.dump().c_str());
     std::printf("  fastest that wait:\n");
-    std::vector<const Timed*> chain;
+    std::vector<const Timed*> to_chain;
+    int listed = 0;
     for (const Timed& t : timed) {
       if (t.waits != 1) continue;
-      if (static_cast<int>(chain.size()) < std::max(chained, 8))
+      if (listed++ < std::max(chained, 8))
         std::printf("    %.1f  %s  %s\n", t.us, t.kernel.c_str(), t.algo.dump().c_str());
-      if (static_cast<int>(chain.size()) < chained) chain.push_back(&t);
+      if (static_cast<int>(to_chain.size()) < chained) to_chain.push_back(&t);
     }
 
-    std::printf("chains of %d LayerNorm -> GEMM pairs in one graph, us per pair (median of 15 launches):\n", pairs);
+    std::printf("chains of %d LayerNorm -> GEMM pairs in one graph, us per pair (median of 15 launches):\n",
+                pairs);
     use_everywhere(picked);
     int changed = 0;
     std::printf("  the pick, plain edges: %.2f\n", chain_us(false, nullptr));
-    for (const Timed* t : chain) {
+    for (const Timed* t : to_chain) {
       if (!use_everywhere(t->algo)) continue;
       const double plain = chain_us(false, nullptr);
       const double prog = chain_us(true, &changed);
-      std::printf("  %s: plain %.2f, programmatic %.2f (%d edges)\n", t->kernel.c_str(), plain, prog, changed);
+      std::printf("  %s: plain %.2f, programmatic %.2f (%d edges)\n", t->kernel.c_str(), plain, prog,
+                  changed);
     }
     use_everywhere(picked);
     std::printf("  the pick again, plain edges: %.2f\n", chain_us(false, nullptr));
   };
 
-  const std::string picked_kernel = kernel_names();
+  const std::string picked_kernel = kernel_names(op);
   const double pick_b2b = b2b();
   std::printf("%lld x %d -> %d, %s, %s: the tuner's pick %s (%s): %.1f us back to back (%.0f TFLOP/s)\n",
               static_cast<long long>(rows), in, out, epi.c_str(), props.name, op.algo_name().c_str(),
               picked_kernel.c_str(), pick_b2b, flop / pick_b2b * 1e-6);
   std::printf("  the pick waits behind a late writer: %d (1 yes, 0 no)\n", waits());
-  if (chained > 0) sweep_and_chain();
-  else std::printf("chains of %d LayerNorm -> GEMM pairs, the pick, plain edges: %.2f us per pair\n", pairs,
-                   chain_us(false, nullptr));
+  if (chained > 0)
+    sweep_and_chain();
+  else
+    std::printf("chains of %d LayerNorm -> GEMM pairs, the pick, plain edges: %.2f us per pair\n", pairs,
+                chain_us(false, nullptr));
 
   // Our small GEMM (gemm_small.cuh, sessions 21-23) in the same chain: a dependent launch that copies its
   // weight before it waits. It runs where VITRT_SMALL_GEMM admits the row count.
@@ -256,34 +264,24 @@ int main(int argc, char** argv) {
     if (!small_ops[0]->small_kernel()) {
       std::printf("our small GEMM does not take this GEMM\n");
     } else {
-      const std::string small_kernel = [&] {
-        Graph g(lr.s, [&] { small_ops[0]->execute(lr.lt, la, lr.workspace, lr.s); }, false);
-        return g.names.empty() ? std::string() : g.names[0];
-      }();
       std::printf("our small GEMM (%s): chain %.2f us per pair; the pick, plain edges, again: %.2f\n",
-                  small_kernel.c_str(), chain_of(small_ops, false, nullptr), chain_us(false, nullptr));
+                  kernel_names(*small_ops[0]).c_str(), chain_of(small_ops, false, nullptr),
+                  chain_us(false, nullptr));
     }
     // Every variant of it, in the same chain.
-    GemmSmallParams sp{a, in, ws[0], bias, d, out, rows, in, out, DT::bf16, out_dt,
-                       epi == "gelu" ? Epilogue::gelu_erf : Epilogue::none, res};
+    GemmSmallParams sp{a, in, ws[0], bias, d, out, rows, in, out, DT::bf16, out_dt, act, res};
     for (const int v : gemm_small_variants(sp, arch)) {
       sp.variant = v;
-      Graph g(
-          lr.s,
-          [&] {
-            for (void* w : ws) {
-              layernorm(lnp, lr.s);
-              sp.w = w;
-              gemm_small(sp, arch, lr.s);
-            }
+      const double us = chain(
+          [&](std::size_t i) {
+            sp.w = ws[i];
+            gemm_small(sp, arch, lr.s);
           },
-          false);
-      std::printf("  small GEMM %s: chain %.2f us per pair\n", gemm_small_variant_name(v).c_str(),
-                  bench::event_median_us([&] { CUDA_CHECK(cudaGraphLaunch(g.exec, lr.s)); }, lr.s, 15, 3, pairs));
+          false, nullptr);
+      std::printf("  small GEMM %s: chain %.2f us per pair\n", gemm_small_variant_name(v).c_str(), us);
     }
   }
   for (void* p : {x, ln_w, ln_b, a, a_new, a_old, bias, d, d0}) CUDA_CHECK(cudaFree(p));
   for (void* p : ws) CUDA_CHECK(cudaFree(p));
   return 0;
 }
-

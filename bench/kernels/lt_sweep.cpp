@@ -29,15 +29,14 @@ int main(int argc, char** argv) {
   bench::LtShape sh;
   bench::LtRig lr;
   if (!bench::lt_setup(argc, argv, "top", 12, sh, lr)) return argc < 4 ? 2 : 1;
-  const auto& [rows, in, out, epi, res, top, props, arch, sms, out_dt] = sh;
+  const auto& [rows, in, out, epi, res, top, props, arch, sms, out_dt, act] = sh;
   void* a = bench::device_random(static_cast<std::size_t>(rows) * in, DT::bf16, 1.f, 1);
   void* w = bench::device_random(static_cast<std::size_t>(out) * in, DT::bf16, 0.03f, 2);
   void* bias = bench::device_random(static_cast<std::size_t>(out), out_dt, 0.5f, 3);
   void* d = bench::device_random(static_cast<std::size_t>(rows) * out, out_dt, 1.f, 4);
   TuneCache cache(tune_device_key(props), "/tmp/vitrt_lt_sweep_tune.json", true);
   const LinearWeights lw{nullptr, nullptr, out, in};
-  const LinearArgs la{
-      &lw, rows, a, in, DT::bf16, d, out, out_dt, epi == "gelu" ? Epilogue::gelu_erf : Epilogue::none, res};
+  const LinearArgs la{&lw, rows, a, in, DT::bf16, d, out, out_dt, act, res};
   LinearOp op(lr.lt, la, w, bias, Precision::bf16, lr.context(&cache, sms, arch));
   const double flop = 2.0 * static_cast<double>(rows) * in * out;
   auto b2b = [&] { return bench::b2b_us(op, la, lr); };
@@ -66,15 +65,8 @@ int main(int argc, char** argv) {
   };
   std::vector<Timed> timed;
   const std::size_t tried = configs.size();
-  for (const nlohmann::json& cfg : configs) {
-    if (!op.use_algo(lr.lt, cfg, bench::LtRig::kWorkspace)) continue;
-    op.execute(lr.lt, la, lr.workspace, lr.s);
-    if (cudaStreamSynchronize(lr.s) != cudaSuccess) {
-      cudaGetLastError();
-      continue;
-    }
-    timed.push_back({b2b(), op.algo_json(), op.algo_name()});
-  }
+  for (const nlohmann::json& cfg : configs)
+    if (bench::lt_try(op, la, lr, cfg)) timed.push_back({b2b(), op.algo_json(), op.algo_name()});
   std::sort(timed.begin(), timed.end(), [](const Timed& x, const Timed& y) { return x.us < y.us; });
   std::printf("%d algorithm ids, %zu configurations tried, %zu accepted\n", n_ids, tried, timed.size());
   for (std::size_t i = 0; i < timed.size() && static_cast<int>(i) < top; ++i) {

@@ -64,16 +64,15 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
 // Measurement only (docs/performance.md, session 32): VITRT_NORM_CARVEOUT=0..100 sets the LayerNorm
 // kernels' preferred shared-memory carveout (percent), so that a dependent GEMM needing most of the shared
 // memory can share an SM with them. Unset: the driver's default.
-template <typename Kernel>
-Kernel with_carveout(Kernel kernel) {
+using LayerNormKernel = void (*)(LayerNormParams);
+
+LayerNormKernel with_carveout(LayerNormKernel kernel) {
   static const std::optional<long long> carveout = env_integer("VITRT_NORM_CARVEOUT", 0, 100, "a percentage");
   if (carveout)
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                     static_cast<int>(*carveout)));
   return kernel;
 }
-
-using LayerNormKernel = void (*)(LayerNormParams);
 
 // The register-row kernel for rows of 128 * v elements, v in 1 .. sizeof...(V).
 template <typename TI, typename T, int... V>
