@@ -570,8 +570,13 @@ TEST(CudaAttention, VariantsAndDefaults) {
   p.tokens = 577;  // more keys than the all-at-once kernel takes: the TMA kernel, 128-key tiles from one
                    // work item (128 query rows) per SM
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs128 : 4);
-  p.batch = 1;
+  p.batch = 1;  // 120 items of 64 rows (10 query tiles, 12 heads) for 132 SMs: each key half to a warpgroup
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWsKeys : 4);
+  p.heads = 16;  // 160 items of 64 rows: the whole keys per warpgroup
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs : 4);
+  p.heads = 6;  // 60: not more than half the SMs
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs : 4);
+  p.heads = 12;
   p.batch = 16;
   p.queries = 1;  // one query tile: not the TMA kernel (its two warpgroups share 128 rows)
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma1 : 1);
@@ -590,6 +595,7 @@ TEST(CudaAttention, VariantsAndDefaults) {
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaRow), 0);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs), hopper_build ? 1 : 0);
   EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWs128), hopper_build ? 1 : 0);
+  EXPECT_EQ(std::count(v.begin(), v.end(), cuda::kAttentionWgmmaWsKeys), hopper_build ? 1 : 0);
   p.tokens = 197;
   // Query 0 only: one warp per block once there are enough (batch, head) pairs.
   p.queries = 1;
@@ -720,8 +726,9 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       // Per kernel: mma, wgmma, and each split of the key tiles (its own summation order).
       std::map<int, std::vector<float>> first;
       const auto kernel_of = [](int v) {
-        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4 || v == cuda::kAttentionWgmmaWs ||
-            v == cuda::kAttentionWgmmaWs128) {
+        if (v == cuda::kAttentionWgmmaSplit2 || v == cuda::kAttentionWgmmaSplit4 ||
+            v == cuda::kAttentionWgmmaWs || v == cuda::kAttentionWgmmaWs128 ||
+            v == cuda::kAttentionWgmmaWsKeys) {
           return v;
         }
         if (v == cuda::kAttentionWgmmaRow || v == cuda::kAttentionWgmmaRow2 || v == cuda::kAttentionWgmmaRowHead) {

@@ -134,7 +134,7 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   const int key_tiles = (p.tokens + 63) / 64;
   if (key_tiles >= 4) v.push_back(kAttentionWgmmaSplit2);
   if (key_tiles >= 8) v.push_back(kAttentionWgmmaSplit4);
-  if (p.tokens > kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionWgmmaWs, kAttentionWgmmaWs128});
+  if (p.tokens > kAttentionRowMaxTokens) v.insert(v.end(), {kAttentionWgmmaWs, kAttentionWgmmaWs128, kAttentionWgmmaWsKeys});
   return v;
 }
 
@@ -154,6 +154,8 @@ std::string attention_variant_name(int variant) {
     case kAttentionWgmmaSplit4: return "wgmma, key tiles split over 4 blocks";
     case kAttentionWgmmaWs: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp";
     case kAttentionWgmmaWs128: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp, 128-key tiles";
+    case kAttentionWgmmaWsKeys:
+      return "wgmma, 2 warpgroups taking turns on one query tile, half of the keys each, K/V by a TMA producer warp";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }
@@ -189,7 +191,11 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
     // Longer sequences, more than one query tile: the TMA kernel. Measured on an H200 with 577 tokens, 16
     // heads (tuner, run256): 2-8% faster than the best other kernel at batches 1-128. With 128-key tiles
     // (run274) 3-5% faster again from batch 8 (640 work items of 128 rows), 3% slower at batch 1 (80).
+    // Split keys where the 64-row items number more than half the SMs and at most as many (run421: 120
+    // items, 11 against 14 us with 64-key tiles; 160 items, vit_large at batch 1, lose to them).
     const long items = static_cast<long>((query_tokens(p) + 127) / 128) * p.heads * p.batch;
+    const long items64 = static_cast<long>((query_tokens(p) + 63) / 64) * p.heads * p.batch;
+    if (2 * items64 > sm_count && items64 <= sm_count) return kAttentionWgmmaWsKeys;
     return items >= sm_count ? kAttentionWgmmaWs128 : kAttentionWgmmaWs;
   }
   if (attention_wgmma_supports(p)) {

@@ -37,10 +37,12 @@ __host__ __device__ inline int query_tokens(const AttentionParams& p) {
 // kAttentionWgmmaRowHead = the wgmma kernel that takes every key at once (one softmax pass) for up to
 // kAttentionRowMaxTokens tokens, with one / two / every query tile of a (batch, head) per block;
 // kAttentionWgmmaWs / kAttentionWgmmaWs128 = two warpgroups taking turns at the tensor cores, fed by a TMA
-// producer warp with K/V tiles of 64 / 128 keys (attention_wgmma_ws.cu).
+// producer warp with K/V tiles of 64 / 128 keys (attention_wgmma_ws.cu); kAttentionWgmmaWsKeys = the same
+// kernel with 64-key tiles, both warpgroups on the same 64 query rows, each with half of the keys (small
+// batches of long sequences).
 constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaRow = 103, kAttentionWgmmaRowHead = 104,
               kAttentionWgmmaSplit2 = 105, kAttentionWgmmaSplit4 = 106, kAttentionWgmmaRow2 = 107,
-              kAttentionWgmmaWs = 108, kAttentionWgmmaWs128 = 111;
+              kAttentionWgmmaWs = 108, kAttentionWgmmaWs128 = 111, kAttentionWgmmaWsKeys = 112;
 constexpr int kAttentionRowMaxTokens = 256;
 // fp32 activations: kAttentionTf32Wgmma = the 3xTF32 kernel on wgmma (head dim 64, sm_90a); 0 = on mma.sync.
 // tf32 sessions only: kAttentionTf32Bf16x3 = the 3xBF16 kernel (attention_bf16x3.cu), 2 warpgroups per
@@ -54,7 +56,7 @@ inline bool is_bf16x3_variant(int v) {
 inline bool is_wgmma_variant(int v) {
   return v == kAttentionWgmma1 || v == kAttentionWgmma2 || v == kAttentionWgmmaRow || v == kAttentionWgmmaRow2 ||
          v == kAttentionWgmmaRowHead || v == kAttentionWgmmaSplit2 || v == kAttentionWgmmaSplit4 || v == kAttentionWgmmaWs ||
-         v == kAttentionWgmmaWs128;
+         v == kAttentionWgmmaWs128 || v == kAttentionWgmmaWsKeys;
 }
 std::string attention_variant_name(int variant);
 // Dispatches to the wgmma kernel (attention_wgmma.cu) for fp16/bf16 with head dim 64 on Hopper when the

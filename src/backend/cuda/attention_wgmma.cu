@@ -398,7 +398,8 @@ void launch(const AttentionParams& p, cudaStream_t s) {
     case kAttentionWgmmaSplit2: launch_split<T, 2>(p, s); break;
     case kAttentionWgmmaSplit4: launch_split<T, 4>(p, s); break;
     case kAttentionWgmmaWs:
-    case kAttentionWgmmaWs128: attention_wgmma_ws(p, s); break;
+    case kAttentionWgmmaWs128:
+    case kAttentionWgmmaWsKeys: attention_wgmma_ws(p, s); break;
     case kAttentionWgmmaRow:
     case kAttentionWgmmaRow2:
     case kAttentionWgmmaRowHead: launch_row<T>(p, s, std::make_integer_sequence<int, kAttentionRowMaxTokens / 16>{}); break;
