@@ -148,8 +148,9 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
   const auto kv_addr = [&](int r, int i) { return smem_addr(kv_tile(r, i)); };
   const auto q_addr = [&](int n, int wg) { return smem_addr(q_tile(n, wg)); };
 
-  // Work items: 64 query rows per query tile of one (image, head), query blocks fastest, so that the
-  // blocks working at one time share K/V in L2; block x takes items x, x + gridDim.x, ...
+  // Work items: kQTiles query tiles of 64 rows (128 rows; split keys 64) of one (image, head), query
+  // blocks fastest, so that the blocks working at one time share K/V in L2; block x takes items x,
+  // x + gridDim.x, ...
   const int N = p.tokens, E = p.heads * kD, key_tiles = (N + BK - 1) / BK;
   const int q_blocks = (query_tokens(p) + 64 * kQTiles - 1) / (64 * kQTiles);
   const int items = q_blocks * p.heads * p.batch;
@@ -394,8 +395,10 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
       if (wg == 1) {
         if (n > 0) merge_free_wait();
 #pragma unroll
-        for (int nt = 0; nt < kD / 8; ++nt) o_s[nt * 128 + threadIdx.x % 128] = make_float4(o[nt][0], o[nt][1], o[nt][2], o[nt][3]);
+        for (int nt = 0; nt < kD / 8; ++nt)
+          o_s[nt * 128 + threadIdx.x % 128] = make_float4(o[nt][0], o[nt][1], o[nt][2], o[nt][3]);
         ml_s[threadIdx.x % 128] = make_float4(sm.m0, sm.m1, l[0][0], l[0][2]);
+        fence_proxy_async();  // these writes before the TMA write that refills the stage
         merge_ready_arrive();
         continue;
       }
@@ -414,8 +417,8 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
       l[0][0] = fmaf(l[0][0], a0, ml.z * b0);
       l[0][2] = fmaf(l[0][2], a1, ml.w * b1);
       merge_free_arrive();
-      // The stage goes back to the producer on the second consumer's behalf (its 4 arrivals), the generic
-      // reads and writes ordered before the next TMA write.
+      // The stage goes back to the second consumer's loader (these 4 arrivals stand for its warps'), the
+      // generic reads and writes ordered before the TMA write that refills it.
       fence_proxy_async();
       __syncwarp();
       if (lane == 0) mbar_arrive(kv_empty(1, (n + 1) * second_tiles - 1));
