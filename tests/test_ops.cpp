@@ -577,6 +577,19 @@ TEST(CudaAttention, VariantsAndDefaults) {
   p.heads = 6;  // 60: not more than half the SMs
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs : 4);
   p.heads = 12;
+  if (hopper_build) {
+    // Asked for where it cannot give each warpgroup a whole key tile (a cache or caller naming it for a
+    // short sequence): a clear error before anything runs.
+    cuda::AttentionParams short_p = p;
+    short_p.tokens = 128;
+    short_p.variant = cuda::kAttentionWgmmaWsKeys;
+    try {
+      cuda::attention(short_p, nullptr);
+      ADD_FAILURE() << "split keys at 128 tokens did not throw";
+    } catch (const vitrt::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("needs more than 128 tokens"), std::string::npos) << e.what();
+    }
+  }
   p.batch = 16;
   p.queries = 1;  // one query tile: not the TMA kernel (its two warpgroups share 128 rows)
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma1 : 1);
