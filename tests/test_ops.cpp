@@ -571,11 +571,22 @@ TEST(CudaAttention, VariantsAndDefaults) {
                    // work item (128 query rows) per SM
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs128 : 4);
   p.batch = 1;  // 120 items of 64 rows (10 query tiles, 12 heads) for 132 SMs: each key half to a warpgroup
-  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWsKeys : 4);
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWsKeys : 2);
   p.heads = 16;  // 160 items of 64 rows: the whole keys per warpgroup
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs : 4);
-  p.heads = 6;  // 60: not more than half the SMs
-  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaWs : 4);
+  p.heads = 6;  // 60: up to half the SMs, the keys over a cluster of 2 blocks
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaSplit2 : 2);
+  p.heads = 3;  // 30: up to a quarter, over 4
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaSplit4 : 2);
+  p.queries = 1;  // the class token alone, 16 heads: 16 tiles
+  p.heads = 16;
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaSplit4 : 1);
+  p.batch = 4;  // 64 tiles
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaSplit2 : 1);
+  p.batch = 8;  // 128 tiles: the class-token rule below
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmma1 : 1);
+  p.queries = 0;
+  p.batch = 1;
   p.heads = 12;
   if (hopper_build) {
     // Asked for where it cannot give each warpgroup a whole key tile (a cache or caller naming it for a

@@ -173,6 +173,17 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
   }
   if (attention_tf32_wgmma_supports(p)) return kAttentionTf32Wgmma;
   if (!attention_mma_supports(p)) return 0;
+  if (attention_wgmma_supports(p) && p.tokens > kAttentionRowMaxTokens) {
+    // Long sequences, few 64-row query tiles in all (small batches, the class token alone). Measured on
+    // an H200 with 577 tokens and 3-16 heads (tuner times in docs/benchmarks.md, session 33): the keys
+    // split over a cluster of 4 blocks up to a quarter of the SMs' worth of tiles, over 2 up to half,
+    // between the two warpgroups of one block up to one tile per SM (120 tiles: 11 against 13-14 us for
+    // the unsplit TMA kernels; 160 lose to them).
+    const long tiles = static_cast<long>((query_tokens(p) + 63) / 64) * p.heads * p.batch;
+    if (4 * tiles <= sm_count && (p.tokens + 63) / 64 >= 8) return kAttentionWgmmaSplit4;
+    if (2 * tiles <= sm_count) return kAttentionWgmmaSplit2;
+    if (tiles <= sm_count && query_tokens(p) > 64) return kAttentionWgmmaWsKeys;
+  }
   if (query_tokens(p) <= 16) {
     // One query tile (a class-token model's last block): measured on an H200 with 197 tokens, 12 heads
     // (tuning log in docs/performance.md), the one-warp mma kernel wins from about 2 (batch, head)
@@ -191,11 +202,7 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
     // Longer sequences, more than one query tile: the TMA kernel. Measured on an H200 with 577 tokens, 16
     // heads (tuner, run256): 2-8% faster than the best other kernel at batches 1-128. With 128-key tiles
     // (run274) 3-5% faster again from batch 8 (640 work items of 128 rows), 3% slower at batch 1 (80).
-    // Split keys where the 64-row items number more than half the SMs and at most as many (run421: 120
-    // items, 11 against 14 us with 64-key tiles; 160 items, vit_large at batch 1, lose to them).
     const long items = static_cast<long>((query_tokens(p) + 127) / 128) * p.heads * p.batch;
-    const long items64 = static_cast<long>((query_tokens(p) + 63) / 64) * p.heads * p.batch;
-    if (2 * items64 > sm_count && items64 <= sm_count) return kAttentionWgmmaWsKeys;
     return items >= sm_count ? kAttentionWgmmaWs128 : kAttentionWgmmaWs;
   }
   if (attention_wgmma_supports(p)) {
