@@ -155,7 +155,7 @@ std::string attention_variant_name(int variant) {
     case kAttentionWgmmaWs: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp";
     case kAttentionWgmmaWs128: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp, 128-key tiles";
     case kAttentionWgmmaWsKeys:
-      return "wgmma, 2 warpgroups taking turns on one query tile, half of the keys each, K/V by a TMA producer warp";
+      return "wgmma, 2 warpgroups taking turns on one query tile, half of the keys each, each copying its own K/V by TMA";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }

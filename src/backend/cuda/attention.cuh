@@ -38,8 +38,8 @@ __host__ __device__ inline int query_tokens(const AttentionParams& p) {
 // kAttentionRowMaxTokens tokens, with one / two / every query tile of a (batch, head) per block;
 // kAttentionWgmmaWs / kAttentionWgmmaWs128 = two warpgroups taking turns at the tensor cores, fed by a TMA
 // producer warp with K/V tiles of 64 / 128 keys (attention_wgmma_ws.cu); kAttentionWgmmaWsKeys = the same
-// kernel with 64-key tiles, both warpgroups on the same 64 query rows, each with half of the keys (small
-// batches of long sequences).
+// code with 64-key tiles, both warpgroups on the same 64 query rows, each with half of the keys, copying
+// its own K/V tiles (no producer warp; small batches of long sequences).
 constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaRow = 103, kAttentionWgmmaRowHead = 104,
               kAttentionWgmmaSplit2 = 105, kAttentionWgmmaSplit4 = 106, kAttentionWgmmaRow2 = 107,
               kAttentionWgmmaWs = 108, kAttentionWgmmaWs128 = 111, kAttentionWgmmaWsKeys = 112;
