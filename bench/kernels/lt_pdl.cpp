@@ -14,6 +14,8 @@
 //   4. where VITRT_SMALL_GEMM admits the row count, the same chain on our small GEMM (gemm_small.cuh), which
 //      copies its weight before it waits.
 //   lt_pdl ROWS IN OUT [bias|gelu|residual] [waiting kernels to chain, 4; 0: steps 1-3 for the pick only]
+// LT_PDL_NORM=0 leaves the LayerNorm out of every chain (GEMMs only), so that the difference between the
+// two runs is what a LayerNorm costs in the chain.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -151,12 +153,15 @@ int main(int argc, char** argv) {
       x,    in, a,    in, DT::bf16, static_cast<const float*>(ln_w), static_cast<const float*>(ln_b),
       rows, in, 1e-6f};
   // gemm(i) launches pair i's GEMM.
+  const char* norm_env = std::getenv("LT_PDL_NORM");
+  const bool with_norm = norm_env == nullptr || std::strcmp(norm_env, "0") != 0;
+  if (!with_norm) std::printf("LT_PDL_NORM=0: chains of GEMMs alone, no LayerNorm\n");
   auto chain = [&](const std::function<void(std::size_t)>& gemm, bool programmatic, int* changed) {
     Graph g(
         lr.s,
         [&] {
           for (std::size_t i = 0; i < ws.size(); ++i) {
-            layernorm(lnp, lr.s);
+            if (with_norm) layernorm(lnp, lr.s);
             gemm(i);
           }
         },

@@ -47,8 +47,14 @@ __global__ void layernorm_kernel(LayerNormParams p) {
 }
 
 // V float4s per lane: dim == 128 * V.
+// gamma and beta (weights, constant during a forward) are loaded before griddepcontrol.wait: with a
+// dependent launch their loads overlap the kernel before this one, and either way they are in flight
+// with the row's, not after its statistics.
 template <typename TI, typename T, int V>
 __global__ void layernorm_vec_kernel(LayerNormParams p) {
+  float4 g[V], b[V];
+  load_row_params(p.weight, g);
+  load_row_params(p.bias, b);
   wait_prior_grid();
   allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
@@ -58,7 +64,7 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
   float4 v[V];
 #pragma unroll
   for (int i = 0; i < V; ++i) v[i] = load4(x, lane + 32 * i);
-  normalize_row<T, V>(v, p.dim, p.eps, p.weight, p.bias, static_cast<T*>(p.dst) + row * p.dst_ld, p.tf32_out);
+  normalize_row<T, V>(v, p.dim, p.eps, g, b, static_cast<T*>(p.dst) + row * p.dst_ld, p.tf32_out);
 }
 
 // Measurement only (docs/performance.md, session 32): VITRT_NORM_CARVEOUT=0..100 sets the LayerNorm
