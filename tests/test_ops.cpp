@@ -300,8 +300,9 @@ TEST_P(OpTest, LayerNorm) {
            {3 * 197, 768, false, false}, {3 * 577, 80, false, false}, {7, 64, true, false}, {5, 1024, true, false},
            {197, 384, false, false}, {3 * 197, 768, false, true}, {5, 1024, true, true}, {3 * 577, 80, true, true},
            // widths 128 * 11 and 128 * 9 (ViT-g, SigLIP so400m) take the register-row kernel; 3,072 the
-           // generic one
-           {33, 1408, false, false}, {197, 1152, true, true}, {7, 3072, false, false}}) {
+           // generic one, and so do 192 (DeiT-Tiny) and 200 (a partial chunk of 8 per lane)
+           {33, 1408, false, false}, {197, 1152, true, true}, {7, 3072, false, false}, {197, 192, true, false},
+           {2 * 197, 192, false, true}, {9, 200, true, false}}) {
     if (src16 && adt == DT::f32) continue;
     SCOPED_TRACE(::testing::Message() << "rows " << rows << " dim " << dim << (in_place ? " in place" : "")
                                       << (src16 ? " 16-bit input" : ""));
@@ -493,12 +494,13 @@ TEST_P(OpTest, PatchifyTokensAndPooling) {
 
 // Token assembly with the first block's norm1 folded in (the forward does this when there is no
 // norm_pre) gives exactly what tokens followed by LayerNorm give: x and the normed rows bit for bit.
-// 768 wide takes CUDA's fused kernel, 80 wide its two-kernel fallback.
+// 768 wide takes CUDA's fused kernel with its weights loaded before it waits, 2,048 the same kernel with
+// them loaded after, 80 wide its two-kernel fallback.
 TEST_P(OpTest, TokensWithNorm) {
   const DT adt = be_->act_dt();
   const int B = 3, patches = 196, prefix = 1, N = prefix + patches;
   std::uint64_t seed = 310;
-  for (const int E : {768, 80}) {
+  for (const int E : {768, 2048, 80}) {
     for (const DT xdt : {DT::f32, adt}) {
       for (const bool covers : {true, false}) {
         SCOPED_TRACE(::testing::Message() << "E " << E << " x " << dt_name(xdt) << (covers ? " pos covers prefix" : ""));

@@ -35,14 +35,32 @@ __global__ void layernorm_kernel(LayerNormParams p) {
   }
   const float inv = rsqrtf(warp_sum(sq) / p.dim + p.eps);
   // Every lane has read its whole share of the row before any lane writes (in-place safe): the
-  // warp_sum above is a full-warp exchange.
+  // warp_sum above is a full-warp exchange. The output goes kChunk elements per lane at a time, all
+  // their loads (x, gamma, beta) before the first store: a store may alias a later load, so the compiler
+  // would otherwise keep one round trip per element.
+  constexpr int kChunk = 8;
   TO* y = static_cast<TO*>(p.dst) + row * p.dst_ld;
-  for (int i = lane; i < p.dim; i += 32) {
-    float o = (to_f32(x[i]) - mean) * inv * p.weight[i] + p.bias[i];
-    if constexpr (std::is_same_v<TO, float>) {
-      if (p.tf32_out) o = round_tf32(o);
+  for (int i0 = lane; i0 < p.dim; i0 += 32 * kChunk) {
+    float xv[kChunk], wv[kChunk], bv[kChunk];
+#pragma unroll
+    for (int c = 0; c < kChunk; ++c) {
+      const int i = i0 + 32 * c;
+      if (i < p.dim) {
+        xv[c] = to_f32(x[i]);
+        wv[c] = p.weight[i];
+        bv[c] = p.bias[i];
+      }
     }
-    y[i] = from_f32<TO>(o);
+#pragma unroll
+    for (int c = 0; c < kChunk; ++c) {
+      const int i = i0 + 32 * c;
+      if (i >= p.dim) break;
+      float o = (xv[c] - mean) * inv * wv[c] + bv[c];
+      if constexpr (std::is_same_v<TO, float>) {
+        if (p.tf32_out) o = round_tf32(o);
+      }
+      y[i] = from_f32<TO>(o);
+    }
   }
 }
 

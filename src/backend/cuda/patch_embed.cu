@@ -45,38 +45,55 @@ __global__ void tokens_kernel(TokensArgs a) {
 // Tokens and the first block's norm1 in one pass: one warp per token row, held in registers as V
 // float4s (dim == 128 * V). The norm takes the values as stored in x (rounded to x's type) through the
 // LayerNorm kernel's own normalize_row, so h equals what that kernel would write, bit for bit.
+// The position embedding, gamma and beta (weights) are loaded before griddepcontrol.wait, and every
+// load of the row before the first store of x (a store may alias a later load, so the compiler keeps
+// them in order: one round trip per float4 otherwise).
 constexpr int kNormRows = 4;  // rows (warps) per block
 
 template <typename TX, typename TN, int V>
 __global__ void __launch_bounds__(kNormRows * 32) tokens_norm_kernel(TokensArgs a, const float* gamma,
                                                                      const float* beta) {
-  wait_prior_grid();
   const int N = a.num_prefix + a.patches, D = a.dim;
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kNormRows + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  if (row >= static_cast<std::int64_t>(a.batch) * N) return;
+  const bool in_range = row < static_cast<std::int64_t>(a.batch) * N;
   const std::int64_t b = row / N;
   const int t = static_cast<int>(row % N);
-  const float* src = t < a.num_prefix ? a.prefix + static_cast<std::int64_t>(t) * D
-                                      : a.patch_rows + (b * a.patches + t - a.num_prefix) * D;
   const float* pos = a.pos_covers_prefix      ? a.pos + static_cast<std::int64_t>(t) * D
                      : t >= a.num_prefix ? a.pos + static_cast<std::int64_t>(t - a.num_prefix) * D
                                          : nullptr;
+  // At 2,048 wide, four rows of registers would not fit in 255 (spills): the weights are loaded after
+  // the wait there, in the old order.
+  constexpr bool kEarly = V <= 12;
+  float4 g[V], bt[V], p[V];
+  const auto load_pos = [&] {
+#pragma unroll
+    for (int i = 0; i < V; ++i) p[i] = in_range && pos ? load4(pos, lane + 32 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
+  };
+  if constexpr (kEarly) {
+    load_row_params(gamma, g);
+    load_row_params(beta, bt);
+    load_pos();
+  }
+  wait_prior_grid();
+  if (!in_range) return;
+  const float* src = t < a.num_prefix ? a.prefix + static_cast<std::int64_t>(t) * D
+                                      : a.patch_rows + (b * a.patches + t - a.num_prefix) * D;
   TX* x = static_cast<TX*>(a.x) + row * D;
   const auto stored = [](float f) { return to_f32(from_f32<TX>(f)); };
+  float4 s[V];
+#pragma unroll
+  for (int i = 0; i < V; ++i) s[i] = load4(src, lane + 32 * i);
+  if constexpr (!kEarly) load_pos();
   float4 v[V];
 #pragma unroll
   for (int i = 0; i < V; ++i) {
-    const int k = lane + 32 * i;
-    float4 s = load4(src, k);
-    if (pos) {
-      const float4 p = load4(pos, k);
-      s = make_float4(s.x + p.x, s.y + p.y, s.z + p.z, s.w + p.w);
-    }
-    store4<TX>(x + 4 * k, s.x, s.y, s.z, s.w);
-    v[i] = make_float4(stored(s.x), stored(s.y), stored(s.z), stored(s.w));
+    if (pos) s[i] = make_float4(s[i].x + p[i].x, s[i].y + p[i].y, s[i].z + p[i].z, s[i].w + p[i].w);
+    store4<TX>(x + 4 * (lane + 32 * i), s[i].x, s[i].y, s[i].z, s[i].w);
+    v[i] = make_float4(stored(s[i].x), stored(s[i].y), stored(s[i].z), stored(s[i].w));
   }
-  normalize_row<TN, V>(v, D, a.eps, gamma, beta, static_cast<TN*>(a.normed) + row * D);
+  if constexpr (kEarly) normalize_row<TN, V>(v, D, a.eps, g, bt, static_cast<TN*>(a.normed) + row * D);
+  else normalize_row<TN, V>(v, D, a.eps, gamma, beta, static_cast<TN*>(a.normed) + row * D);
 }
 
 // Launches the fused kernel for the widths of the ViT family (384, 768, 1024, 1280, 1536, 2048); false
