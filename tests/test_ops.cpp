@@ -440,25 +440,30 @@ TEST_P(OpTest, Tf32OperandsOfTheFusedGemm) {
 
 TEST_P(OpTest, PatchifyTokensAndPooling) {
   const DT adt = be_->act_dt();
-  const int B = 3, C = 3, S = 48, P = 16, g = S / P, patches = g * g, E = 8, prefix = 2, N = prefix + patches;
-  const auto img = test::randn(static_cast<size_t>(B) * C * S * S, 300);
-  const int K = C * P * P;
-  Buffer images(*be_, img.size(), DT::f32), cols(*be_, static_cast<size_t>(B) * patches * K, adt);
-  images.set(img);
-  cols.poison();
-  // valid = 2: the third image is batch padding and must come out as zeros.
-  plan_and_run(*be_, [&] { be_->patchify({B, 2, C, S, P, images.f32(), cols.data(), adt}); });
-  const auto got = cols.get();
-  for (int b = 0; b < B; ++b)
-    for (int py = 0; py < g; ++py)
-      for (int px = 0; px < g; ++px)
-        for (int c = 0; c < C; ++c)
-          for (int ky = 0; ky < P; ++ky)
-            for (int kx = 0; kx < P; ++kx) {
-              const float want = b < 2 ? cols.rounded({img[((static_cast<size_t>(b) * C + c) * S + py * P + ky) * S + px * P + kx]})[0] : 0.0f;
-              const float have = got[(static_cast<size_t>(b) * patches + py * g + px) * K + (c * P + ky) * P + kx];
-              ASSERT_EQ(want, have) << "b " << b << " patch " << py << "," << px;
-            }
+  // Patches of 16 and 8 take CUDA's 16-byte path, 14 (ViT-H/14's size) and 32 its scalar and widest.
+  for (auto [S, P] : std::vector<std::pair<int, int>>{{48, 16}, {42, 14}, {40, 8}, {64, 32}}) {
+    SCOPED_TRACE(::testing::Message() << "image " << S << " patch " << P);
+    const int B = 3, C = 3, g = S / P, patches = g * g;
+    const auto img = test::randn(static_cast<size_t>(B) * C * S * S, 300 + P);
+    const int K = C * P * P;
+    Buffer images(*be_, img.size(), DT::f32), cols(*be_, static_cast<size_t>(B) * patches * K, adt);
+    images.set(img);
+    cols.poison();
+    // valid = 2: the third image is batch padding and must come out as zeros.
+    plan_and_run(*be_, [&] { be_->patchify({B, 2, C, S, P, images.f32(), cols.data(), adt}); });
+    const auto got = cols.get();
+    for (int b = 0; b < B; ++b)
+      for (int py = 0; py < g; ++py)
+        for (int px = 0; px < g; ++px)
+          for (int c = 0; c < C; ++c)
+            for (int ky = 0; ky < P; ++ky)
+              for (int kx = 0; kx < P; ++kx) {
+                const float want = b < 2 ? cols.rounded({img[((static_cast<size_t>(b) * C + c) * S + py * P + ky) * S + px * P + kx]})[0] : 0.0f;
+                const float have = got[(static_cast<size_t>(b) * patches + py * g + px) * K + (c * P + ky) * P + kx];
+                ASSERT_EQ(want, have) << "b " << b << " patch " << py << "," << px;
+              }
+  }
+  const int B = 3, g = 3, patches = g * g, E = 8, prefix = 2, N = prefix + patches;
   // The residual stream x in fp32 and, in 16-bit sessions, in the activation type.
   for (const DT xdt : {DT::f32, adt}) {
     for (bool covers : {true, false}) {

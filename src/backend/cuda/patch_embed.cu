@@ -9,19 +9,49 @@
 namespace vitrt::cuda {
 namespace {
 
-template <typename T>
-__global__ void patchify_kernel(PatchifyArgs a) {
-  const int g = a.img / a.patch, P = a.patch, K = a.chans * P * P;
-  const std::int64_t n = static_cast<std::int64_t>(a.batch) * g * g * K;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t row = i / K;
-    const int k = static_cast<int>(i % K);
-    const std::int64_t b = row / (g * g);
-    const int py = static_cast<int>(row % (g * g)) / g, px = static_cast<int>(row % (g * g)) % g;
-    const int c = k / (P * P), ky = (k / P) % P, kx = k % P;
-    const float v = b < a.valid ? a.images[((b * a.chans + c) * a.img + py * P + ky) * a.img + px * P + kx] : 0.0f;
-    static_cast<T*>(a.cols)[i] = from_f32<T>(v);
+// One thread per patch row segment: the `patch` consecutive pixels (kx) of one image row (py * P + ky)
+// of one channel, which are `patch` consecutive columns of one row of cols. Consecutive threads take
+// consecutive segments of one row of cols (ky, then the channel), so a warp writes whole rows. The index arithmetic is
+// done once per segment in 32 bits (it was eight 64-bit divisions per element, which made the kernel
+// bound by integer math: 136 us at vit_large b32, where its bytes take ~20, docs/performance.md session
+// 34), and every load of a segment comes before its first store. kVec: 16-byte loads and 4-element
+// stores (patch and image width multiples of 4, 16-byte aligned images).
+template <typename T, bool kVec>
+__global__ void patchify_kernel(PatchifyArgs a, unsigned segments) {
+  constexpr int kMaxPatch = 32;  // patchify() checks it
+  const unsigned g = static_cast<unsigned>(a.img / a.patch), P = static_cast<unsigned>(a.patch),
+                 C = static_cast<unsigned>(a.chans), K = C * P * P;
+  for (unsigned it = blockIdx.x * blockDim.x + threadIdx.x; it < segments; it += gridDim.x * blockDim.x) {
+    unsigned t = it;
+    const unsigned ky = t % P;
+    t /= P;
+    const unsigned c = t % C;
+    t /= C;
+    const unsigned px = t % g;
+    t /= g;
+    const unsigned py = t % g, b = t / g;
+    const std::int64_t row = (static_cast<std::int64_t>(b) * g + py) * g + px;
+    T* dst = static_cast<T*>(a.cols) + row * K + (c * P + ky) * P;
+    const bool valid = static_cast<int>(b) < a.valid;  // batch padding comes out as zeros
+    const float* src =
+        a.images + ((static_cast<std::int64_t>(b) * C + c) * a.img + py * P + ky) * a.img + px * P;
+    if constexpr (kVec) {
+      float4 v[kMaxPatch / 4];
+#pragma unroll
+      for (int j = 0; j < kMaxPatch / 4; ++j)
+        if (j < static_cast<int>(P / 4)) v[j] = valid ? load4(src, j) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+      for (int j = 0; j < kMaxPatch / 4; ++j)
+        if (j < static_cast<int>(P / 4)) store4<T>(dst + 4 * j, v[j].x, v[j].y, v[j].z, v[j].w);
+    } else {
+      float v[kMaxPatch];
+#pragma unroll
+      for (int j = 0; j < kMaxPatch; ++j)
+        if (j < static_cast<int>(P)) v[j] = valid ? src[j] : 0.0f;
+#pragma unroll
+      for (int j = 0; j < kMaxPatch; ++j)
+        if (j < static_cast<int>(P)) dst[j] = from_f32<T>(v[j]);
+    }
   }
 }
 
@@ -119,8 +149,19 @@ unsigned blocks_for(std::int64_t n) { return static_cast<unsigned>(std::min<std:
 }  // namespace
 
 void patchify(const PatchifyArgs& a, cudaStream_t s) {
-  const std::int64_t n = static_cast<std::int64_t>(a.batch) * (a.img / a.patch) * (a.img / a.patch) * a.chans * a.patch * a.patch;
-  with_storage_type(a.dt, [&](auto t) { patchify_kernel<decltype(t)><<<blocks_for(n), 256, 0, s>>>(a); });
+  VITRT_CHECK(a.patch >= 1 && a.patch <= 32 && a.img % a.patch == 0, "patchify: patch size ", a.patch,
+              " with image size ", a.img, " (the CUDA kernel takes patches of 1 to 32 pixels that tile the image)");
+  const std::int64_t g = a.img / a.patch;
+  const std::int64_t segments = static_cast<std::int64_t>(a.batch) * g * g * a.chans * a.patch;
+  VITRT_CHECK(segments < (std::int64_t{1} << 31), "patchify: ", a.batch, " images of ", a.img, " x ", a.img,
+              " pixels are more than the kernel indexes in 32 bits");
+  if (segments == 0) return;
+  const bool vec = a.patch % 4 == 0 && a.img % 4 == 0 && aligned(a.images, 16) && aligned(a.cols, 16);
+  with_storage_type(a.dt, [&](auto t) {
+    using T = decltype(t);
+    if (vec) patchify_kernel<T, true><<<blocks_for(segments), 256, 0, s>>>(a, static_cast<unsigned>(segments));
+    else patchify_kernel<T, false><<<blocks_for(segments), 256, 0, s>>>(a, static_cast<unsigned>(segments));
+  });
   CUDA_CHECK_LAUNCH();
 }
 
