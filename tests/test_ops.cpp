@@ -251,6 +251,53 @@ TEST_P(OpTest, Linear) {
   }
 }
 
+// fp32 GEMMs of a few rows kept in full fp32 (the classifier heads; on CUDA our gemv_f32 kernel up to 16
+// rows): the 16-byte and the scalar path (in not a multiple of 4, padded rows), rows of W past the 1,024
+// columns loaded before the wait, a residual, and 17 rows (cuBLASLt again).
+TEST_P(OpTest, FewRowsFp32Linear) {
+  std::uint64_t seed = 700;
+  struct Case {
+    int rows, in, out;
+    bool accumulate;
+    int pad;  // extra floats per row of X
+  };
+  for (const Case& c : std::vector<Case>{{1, 768, 1000, false, 0},
+                                         {3, 100, 37, false, 0},
+                                         {8, 1028, 64, true, 0},
+                                         {16, 768, 1000, false, 4},
+                                         {5, 768, 9, true, 0},
+                                         {2, 1030, 10, false, 2},
+                                         {17, 64, 33, false, 0}}) {
+    SCOPED_TRACE(::testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out
+                                      << (c.accumulate ? " residual" : "") << " pad " << c.pad);
+    fresh();
+    const auto w = randn(static_cast<size_t>(c.in) * c.out, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
+    const auto b = randn(c.out, seed++, 0.1f);
+    LinearWeights lw{w.data(), b.data(), c.out, c.in};
+    const int ldx = c.in + c.pad;
+    Buffer src(*be_, static_cast<size_t>(c.rows) * ldx, DT::f32), dst(*be_, static_cast<size_t>(c.rows) * c.out, DT::f32);
+    const auto x = randn(static_cast<size_t>(c.rows) * ldx, seed++);
+    const auto resid = randn(static_cast<size_t>(c.rows) * c.out, seed++);
+    src.set(x);
+    if (c.accumulate) dst.set(resid);
+    else dst.poison();
+    LinearArgs a{&lw, c.rows, src.data(), ldx, DT::f32, dst.data(), c.out, DT::f32, Epilogue::none, c.accumulate,
+                 /*full_fp32=*/true};
+    plan_and_run(*be_, [&] { be_->linear(a); });
+    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
+    for (int r = 0; r < c.rows; ++r)
+      for (int o = 0; o < c.out; ++o) {
+        double sum = b[o];
+        for (int k = 0; k < c.in; ++k)
+          sum += static_cast<double>(x[static_cast<size_t>(r) * ldx + k]) * w[static_cast<size_t>(o) * c.in + k];
+        if (c.accumulate) sum += resid[static_cast<size_t>(r) * c.out + o];
+        ref[static_cast<size_t>(r) * c.out + o] = sum;
+      }
+    const auto y = dst.get();
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(Precision::fp32));
+  }
+}
+
 TEST_P(OpTest, Attention) {
   const DT adt = be_->act_dt();
   std::uint64_t seed = 100;
@@ -440,8 +487,9 @@ TEST_P(OpTest, Tf32OperandsOfTheFusedGemm) {
 
 TEST_P(OpTest, PatchifyTokensAndPooling) {
   const DT adt = be_->act_dt();
-  // Patches of 16 and 8 take CUDA's 16-byte path, 14 (ViT-H/14's size) and 32 its scalar and widest.
-  for (auto [S, P] : std::vector<std::pair<int, int>>{{48, 16}, {42, 14}, {40, 8}, {64, 32}}) {
+  // Patches of 16, 8 and 32 take CUDA's 16-byte path, 14 (ViT-H/14's size) its scalar one, 40 the scalar
+  // one in two pieces.
+  for (auto [S, P] : std::vector<std::pair<int, int>>{{48, 16}, {42, 14}, {40, 8}, {64, 32}, {80, 40}}) {
     SCOPED_TRACE(::testing::Message() << "image " << S << " patch " << P);
     const int B = 3, C = 3, g = S / P, patches = g * g;
     const auto img = test::randn(static_cast<size_t>(B) * C * S * S, 300 + P);

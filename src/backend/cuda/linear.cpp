@@ -198,6 +198,13 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
          (post_ == Epilogue::gelu_erf     ? " +gelu"
           : post_ == Epilogue::quick_gelu ? " +quick_gelu"
                                           : "");
+  // A few fp32 rows in fp32: our kernel, by row count (linear.h); nothing to tune.
+  gemv_ = a.src_dt == DT::f32 && a.dst_dt == DT::f32 && compute_ == CUBLAS_COMPUTE_32F && post_ == Epilogue::none &&
+          a.rows <= kGemvMaxRows && gemv_f32_takes(gemv_params(a));
+  if (gemv_) {
+    ctx.tuner->report({key_, "vitrt gemv fp32 (few rows: chosen by the row count, not timed)", 0.0, 0.0, 0, false});
+    return;
+  }
   small_eligible_ = ctx.dependent && a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
                     small_gemm_shape_allowed(a.w->in, a.w->out) && !gemm_small_variants(small_params(a, 0), arch_).empty();
   const std::string& key = key_;
@@ -509,7 +516,24 @@ cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t&
                         s);
 }
 
+GemvF32Params LinearOp::gemv_params(const LinearArgs& a) const {
+  return {static_cast<const float*>(a.src),
+          a.src_ld,
+          static_cast<const float*>(weight_),
+          static_cast<const float*>(bias_),
+          static_cast<float*>(a.dst),
+          a.dst_ld,
+          static_cast<int>(a.rows),
+          a.w->in,
+          a.w->out,
+          a.accumulate};
+}
+
 void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
+  if (gemv_) {
+    gemv_f32(gemv_params(a), s);  // checks that it takes these buffers
+    return;
+  }
   if (small_variant_ > 0) {
     gemm_small(small_params(a, small_variant_), arch_, s);  // checks that the variant takes these buffers
     return;

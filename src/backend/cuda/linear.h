@@ -11,6 +11,9 @@
 // block from batch 8 on. Its gain is the overlap with the kernels around it, which timing a GEMM alone
 // cannot see, so the row count decides, and the tuner only picks among its variants ("small" in the
 // cache entry). Measured in docs/performance.md (session 21).
+// fp32 GEMMs in fp32 (not TF32) of up to kGemvMaxRows rows without an activation pass (the classifier
+// heads; the last block's class-token GEMMs in fp32 sessions) run our gemv_f32.cuh kernel, by row count,
+// untimed: cuBLASLt's picks there took several times what reading W takes (session 34).
 // 16-bit GEMMs with the exact GELU (VITRT_EXACT_GELU=1) may run our warp-specialized GEMM (gemm_ws.cuh),
 // with the GELU in its epilogue, when the tuner timed it faster than cuBLASLt's bias-only GEMM followed
 // by the GELU pass ("ws" in the cache entry); bias-only GEMMs too with VITRT_GEMM_WS=2.
@@ -27,6 +30,7 @@
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/gemm_ws.cuh"
+#include "backend/cuda/gemv_f32.cuh"
 #include "backend/cuda/tuning.h"
 #include "core/check.h"
 
@@ -73,6 +77,8 @@ class LinearOp {
   bool own_kernel() const { return own_variant_ > 0; }
   // Whether our small-batch GEMM runs it (a dependent launch).
   bool small_kernel() const { return small_variant_ > 0; }
+  // Whether our few-row fp32 kernel (gemv_f32.cuh) runs it.
+  bool gemv_kernel() const { return gemv_; }
   // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
   void set_own_weight(const void* w) { own_weight_ = w; }
   // The exact weight given at construction: what cuBLASLt reads (and what tuning timed).
@@ -122,6 +128,8 @@ class LinearOp {
   GemmSmallParams small_params(const LinearArgs& a, int variant) const;
   // The warp-specialized GEMM's launch for this call's buffers (bias and activation included).
   GemmWsParams ws_params(const LinearArgs& a, int variant) const;
+  // The few-row fp32 kernel's launch for this call's buffers.
+  GemvF32Params gemv_params(const LinearArgs& a) const;
 
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
@@ -145,6 +153,7 @@ class LinearOp {
   int sm_count_ = 0;
   bool ws_eligible_ = false;  // 16-bit, no residual, bias (+ exact GELU): our warp-specialized GEMM may take it
   int ws_variant_ = 0;        // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
+  bool gemv_ = false;         // our few-row fp32 kernel runs instead of cuBLASLt
 };
 
 }  // namespace vitrt::cuda

@@ -14,11 +14,11 @@ namespace {
 // consecutive segments of one row of cols (ky, then the channel), so a warp writes whole rows. The index arithmetic is
 // done once per segment in 32 bits (it was eight 64-bit divisions per element, which made the kernel
 // bound by integer math: 136 us at vit_large b32, where its bytes take ~20, docs/performance.md session
-// 34), and every load of a segment comes before its first store. kVec: 16-byte loads and 4-element
-// stores (patch and image width multiples of 4, 16-byte aligned images).
+// 34), and every load of a segment (of up to 32 pixels) comes before its first store. kVec: 16-byte loads
+// and 4-element stores (patches of 4 to 32 pixels in steps of 4, 16-byte aligned images).
 template <typename T, bool kVec>
 __global__ void patchify_kernel(PatchifyArgs a, unsigned segments) {
-  constexpr int kMaxPatch = 32;  // patchify() checks it
+  constexpr int kMaxPatch = 32;  // pixels per register row (kVec: the largest patch it takes)
   const unsigned g = static_cast<unsigned>(a.img / a.patch), P = static_cast<unsigned>(a.patch),
                  C = static_cast<unsigned>(a.chans), K = C * P * P;
   for (unsigned it = blockIdx.x * blockDim.x + threadIdx.x; it < segments; it += gridDim.x * blockDim.x) {
@@ -44,13 +44,16 @@ __global__ void patchify_kernel(PatchifyArgs a, unsigned segments) {
       for (int j = 0; j < kMaxPatch / 4; ++j)
         if (j < static_cast<int>(P / 4)) store4<T>(dst + 4 * j, v[j].x, v[j].y, v[j].z, v[j].w);
     } else {
-      float v[kMaxPatch];
+      for (int j0 = 0; j0 < static_cast<int>(P); j0 += kMaxPatch) {  // patches above 32 pixels: in pieces
+        const int n = min(kMaxPatch, static_cast<int>(P) - j0);
+        float v[kMaxPatch];
 #pragma unroll
-      for (int j = 0; j < kMaxPatch; ++j)
-        if (j < static_cast<int>(P)) v[j] = valid ? src[j] : 0.0f;
+        for (int j = 0; j < kMaxPatch; ++j)
+          if (j < n) v[j] = valid ? src[j0 + j] : 0.0f;
 #pragma unroll
-      for (int j = 0; j < kMaxPatch; ++j)
-        if (j < static_cast<int>(P)) dst[j] = from_f32<T>(v[j]);
+        for (int j = 0; j < kMaxPatch; ++j)
+          if (j < n) dst[j0 + j] = from_f32<T>(v[j]);
+      }
     }
   }
 }
@@ -149,14 +152,14 @@ unsigned blocks_for(std::int64_t n) { return static_cast<unsigned>(std::min<std:
 }  // namespace
 
 void patchify(const PatchifyArgs& a, cudaStream_t s) {
-  VITRT_CHECK(a.patch >= 1 && a.patch <= 32 && a.img % a.patch == 0, "patchify: patch size ", a.patch,
-              " with image size ", a.img, " (the CUDA kernel takes patches of 1 to 32 pixels that tile the image)");
+  VITRT_CHECK(a.patch >= 1 && a.img % a.patch == 0, "patchify: patch size ", a.patch, " does not tile images of ",
+              a.img, " pixels");
   const std::int64_t g = a.img / a.patch;
   const std::int64_t segments = static_cast<std::int64_t>(a.batch) * g * g * a.chans * a.patch;
   VITRT_CHECK(segments < (std::int64_t{1} << 31), "patchify: ", a.batch, " images of ", a.img, " x ", a.img,
               " pixels are more than the kernel indexes in 32 bits");
   if (segments == 0) return;
-  const bool vec = a.patch % 4 == 0 && a.img % 4 == 0 && aligned(a.images, 16) && aligned(a.cols, 16);
+  const bool vec = a.patch % 4 == 0 && a.patch <= 32 && a.img % 4 == 0 && aligned(a.images, 16) && aligned(a.cols, 16);
   with_storage_type(a.dt, [&](auto t) {
     using T = decltype(t);
     if (vec) patchify_kernel<T, true><<<blocks_for(segments), 256, 0, s>>>(a, static_cast<unsigned>(segments));
