@@ -25,9 +25,11 @@ __device__ __forceinline__ V at(const float* row, int i) {
   return reinterpret_cast<const V*>(row)[i];
 }
 __device__ __forceinline__ float dot(float a, float b) { return a * b; }
-__device__ __forceinline__ float dot(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
+__device__ __forceinline__ float dot(float4 a, float4 b) {
+  return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+}
 
-// R: rows rounded up to a power of two (p.rows <= R); V: float4 (16-byte path) or float.
+// R: rows rounded up to a power of two (rows <= R); V: float4 (16-byte path) or float.
 template <int R, typename V>
 __global__ void __launch_bounds__(kWarps * 32) gemv_f32_kernel(GemvF32Params p) {
   constexpr int kPer = sizeof(V) / sizeof(float);  // floats per V
@@ -37,6 +39,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_f32_kernel(GemvF32Params p) 
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
   const bool live = n < p.out;  // warps past the last column still copy X and reach the barrier
   const int units = p.in / kPer;
+  const int rows = static_cast<int>(p.rows);  // 1 .. kGemvMaxRows (gemv_f32_takes)
   const float* wr = p.w + static_cast<std::int64_t>(live ? n : 0) * p.in;
   V wv[kPre];
 #pragma unroll
@@ -46,7 +49,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_f32_kernel(GemvF32Params p) 
   wait_prior_grid();  // X (and D, when accumulating) come from the kernels before this one
   allow_next_grid();
   // X into shared memory: kCopy loads per thread in flight, then their stores.
-  const int total = p.rows * units;
+  const int total = rows * units;
   for (int i0 = threadIdx.x; i0 < total; i0 += kCopy * kWarps * 32) {
     V v[kCopy];
 #pragma unroll
@@ -67,7 +70,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_f32_kernel(GemvF32Params p) 
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    if (r >= p.rows) break;
+    if (r >= rows) break;
     const float* xr = xs + r * p.in;
 #pragma unroll
     for (int j = 0; j < kPre; ++j)
@@ -77,14 +80,14 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_f32_kernel(GemvF32Params p) 
     const V w = at<V>(wr, i);
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      if (r < p.rows) acc[r] += dot(w, at<V>(xs + r * p.in, i));
+      if (r < rows) acc[r] += dot(w, at<V>(xs + r * p.in, i));
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
   // Lane r writes row r: acc[lane] through a compile-time index.
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    if (lane == r && r < p.rows) {
+    if (lane == r && r < rows) {
       float* dst = p.d + r * p.ldd + n;
       *dst = (p.accumulate ? *dst : 0.0f) + acc[r] + b;
     }

@@ -25,7 +25,8 @@ struct GemvF32Params {
   const float* bias = nullptr;  // [out] or null
   float* d = nullptr;           // [rows, out], row stride ldd
   std::int64_t ldd = 0;
-  int rows = 0, in = 0, out = 0;
+  std::int64_t rows = 0;
+  int in = 0, out = 0;
   bool accumulate = false;  // d += x w^T + bias (a residual)
 };
 

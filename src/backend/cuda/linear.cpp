@@ -199,10 +199,11 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
           : post_ == Epilogue::quick_gelu ? " +quick_gelu"
                                           : "");
   // A few fp32 rows in fp32: our kernel, by row count (linear.h); nothing to tune.
-  gemv_ = a.src_dt == DT::f32 && a.dst_dt == DT::f32 && compute_ == CUBLAS_COMPUTE_32F && post_ == Epilogue::none &&
-          a.rows <= kGemvMaxRows && gemv_f32_takes(gemv_params(a));
+  gemv_ = a.src_dt == DT::f32 && a.dst_dt == DT::f32 && compute_ == CUBLAS_COMPUTE_32F &&
+          post_ == Epilogue::none && gemv_f32_takes(gemv_params(a));
   if (gemv_) {
-    ctx.tuner->report({key_, "vitrt gemv fp32 (few rows: chosen by the row count, not timed)", 0.0, 0.0, 0, false});
+    ctx.tuner->report(
+        {key_, "vitrt gemv fp32 (few rows: chosen by the row count, not timed)", 0.0, 0.0, 0, false});
     return;
   }
   small_eligible_ = ctx.dependent && a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
@@ -523,7 +524,7 @@ GemvF32Params LinearOp::gemv_params(const LinearArgs& a) const {
           static_cast<const float*>(bias_),
           static_cast<float*>(a.dst),
           a.dst_ld,
-          static_cast<int>(a.rows),
+          a.rows,
           a.w->in,
           a.w->out,
           a.accumulate};

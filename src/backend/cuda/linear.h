@@ -77,8 +77,6 @@ class LinearOp {
   bool own_kernel() const { return own_variant_ > 0; }
   // Whether our small-batch GEMM runs it (a dependent launch).
   bool small_kernel() const { return small_variant_ > 0; }
-  // Whether our few-row fp32 kernel (gemv_f32.cuh) runs it.
-  bool gemv_kernel() const { return gemv_; }
   // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
   void set_own_weight(const void* w) { own_weight_ = w; }
   // The exact weight given at construction: what cuBLASLt reads (and what tuning timed).

@@ -11,11 +11,12 @@ namespace {
 
 // One thread per patch row segment: the `patch` consecutive pixels (kx) of one image row (py * P + ky)
 // of one channel, which are `patch` consecutive columns of one row of cols. Consecutive threads take
-// consecutive segments of one row of cols (ky, then the channel), so a warp writes whole rows. The index arithmetic is
-// done once per segment in 32 bits (it was eight 64-bit divisions per element, which made the kernel
-// bound by integer math: 136 us at vit_large b32, where its bytes take ~20, docs/performance.md session
-// 34), and every load of a segment (of up to 32 pixels) comes before its first store. kVec: 16-byte loads
-// and 4-element stores (patches of 4 to 32 pixels in steps of 4, 16-byte aligned images).
+// consecutive segments of one row of cols (ky, then the channel), so a warp writes whole rows. The index
+// arithmetic is done once per segment in 32 bits (it was eight 64-bit divisions per element, which made
+// the kernel bound by integer math: 136 us at vit_large b32, where its bytes take ~20, docs/performance.md
+// session 34), and every load of a segment (of up to 32 pixels) comes before its first store. kVec:
+// 16-byte loads and 4-element stores (patches of 4 to 32 pixels in steps of 4, so image rows are whole
+// float4s too; 16-byte aligned images).
 template <typename T, bool kVec>
 __global__ void patchify_kernel(PatchifyArgs a, unsigned segments) {
   constexpr int kMaxPatch = 32;  // pixels per register row (kVec: the largest patch it takes)
@@ -101,7 +102,8 @@ __global__ void __launch_bounds__(kNormRows * 32) tokens_norm_kernel(TokensArgs 
   float4 g[V], bt[V], p[V];
   const auto load_pos = [&] {
 #pragma unroll
-    for (int i = 0; i < V; ++i) p[i] = in_range && pos ? load4(pos, lane + 32 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i = 0; i < V; ++i)
+      p[i] = in_range && pos ? load4(pos, lane + 32 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
   };
   if constexpr (kEarly) {
     load_row_params(gamma, g);
@@ -152,18 +154,21 @@ unsigned blocks_for(std::int64_t n) { return static_cast<unsigned>(std::min<std:
 }  // namespace
 
 void patchify(const PatchifyArgs& a, cudaStream_t s) {
-  VITRT_CHECK(a.patch >= 1 && a.img % a.patch == 0, "patchify: patch size ", a.patch, " does not tile images of ",
-              a.img, " pixels");
+  VITRT_CHECK(a.patch >= 1 && a.img % a.patch == 0, "patchify: patch size ", a.patch,
+              " does not tile images of ", a.img, " pixels");
   const std::int64_t g = a.img / a.patch;
   const std::int64_t segments = static_cast<std::int64_t>(a.batch) * g * g * a.chans * a.patch;
   VITRT_CHECK(segments < (std::int64_t{1} << 31), "patchify: ", a.batch, " images of ", a.img, " x ", a.img,
               " pixels are more than the kernel indexes in 32 bits");
   if (segments == 0) return;
-  const bool vec = a.patch % 4 == 0 && a.patch <= 32 && a.img % 4 == 0 && aligned(a.images, 16) && aligned(a.cols, 16);
+  const bool vec =
+      a.patch % 4 == 0 && a.patch <= 32 && aligned(a.images, 16) && aligned(a.cols, 16);  // img % patch == 0
   with_storage_type(a.dt, [&](auto t) {
     using T = decltype(t);
-    if (vec) patchify_kernel<T, true><<<blocks_for(segments), 256, 0, s>>>(a, static_cast<unsigned>(segments));
-    else patchify_kernel<T, false><<<blocks_for(segments), 256, 0, s>>>(a, static_cast<unsigned>(segments));
+    if (vec)
+      patchify_kernel<T, true><<<blocks_for(segments), 256, 0, s>>>(a, static_cast<unsigned>(segments));
+    else
+      patchify_kernel<T, false><<<blocks_for(segments), 256, 0, s>>>(a, static_cast<unsigned>(segments));
   });
   CUDA_CHECK_LAUNCH();
 }
