@@ -251,9 +251,9 @@ TEST_P(OpTest, Linear) {
   }
 }
 
-// fp32 GEMMs of a few rows kept in full fp32 (the classifier heads; on CUDA our gemv_f32 kernel up to 16
-// rows): the 16-byte and the scalar path (in not a multiple of 4, padded rows), rows of W past the 1,024
-// columns loaded before the wait, a residual, and 17 rows (cuBLASLt again).
+// fp32 GEMMs of a few rows kept in full fp32 (the classifier heads; on CUDA our gemv kernel up to 16
+// rows): the 16-byte and the scalar path (in not a multiple of 4, padded rows), rows of W past the
+// part loaded before the wait (1,028 and 2,056 columns), a residual, and 17 rows (cuBLASLt again).
 TEST_P(OpTest, FewRowsFp32Linear) {
   std::uint64_t seed = 700;
   struct Case {
@@ -267,6 +267,7 @@ TEST_P(OpTest, FewRowsFp32Linear) {
                                          {16, 768, 1000, false, 4},
                                          {5, 768, 9, true, 0},
                                          {2, 1030, 10, false, 2},
+                                         {2, 2056, 2048, true, 0},
                                          {17, 64, 33, false, 0}}) {
     SCOPED_TRACE(::testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out
                                       << (c.accumulate ? " residual" : "") << " pad " << c.pad);
@@ -295,6 +296,69 @@ TEST_P(OpTest, FewRowsFp32Linear) {
       }
     const auto y = dst.get();
     EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(Precision::fp32));
+  }
+}
+
+// GEMMs of a few rows in the session's activation type (the last block's class-token GEMMs; on CUDA in
+// 16-bit our gemv kernel, with the activation and the residual in its epilogue, up to VITRT_GEMV_ROWS
+// rows, 4 by default): 16-byte and element-wise loads (in not a multiple of 8, padded rows), rows of W
+// past the part loaded before the wait (4,112 and 2,050 columns), both residual types, and shapes it does
+// not take (17 rows; X over its shared memory). The 8- and 16-row cases reach it with VITRT_GEMV_ROWS=16.
+TEST_P(OpTest, FewRowsLinear) {
+  const DT adt = be_->act_dt();
+  std::uint64_t seed = 800;
+  struct Case {
+    std::int64_t rows;
+    int in, out;
+    Epilogue epi;
+    bool accumulate;
+    bool resid16;
+    int pad;  // extra elements per row of X
+  };
+  for (const Case& c : std::vector<Case>{{1, 768, 3072, Epilogue::gelu_erf, false, false, 0},
+                                         {1, 3072, 768, Epilogue::none, true, false, 0},
+                                         {4, 4104, 64, Epilogue::none, true, false, 0},
+                                         {4, 1024, 100, Epilogue::quick_gelu, false, false, 8},
+                                         {8, 1024, 100, Epilogue::none, true, true, 0},
+                                         {16, 768, 33, Epilogue::gelu_erf, false, false, 0},
+                                         {3, 100, 37, Epilogue::none, true, true, 0},
+                                         {2, 1030, 10, Epilogue::none, false, false, 2},
+                                         {2, 4112, 2048, Epilogue::none, true, false, 0},
+                                         {1, 2050, 2048, Epilogue::gelu_erf, false, false, 0},
+                                         {17, 64, 40, Epilogue::gelu_erf, false, false, 0},
+                                         {16, 4096, 24, Epilogue::none, true, false, 0}}) {
+    SCOPED_TRACE(::testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out << " pad "
+                                      << c.pad);
+    fresh();
+    const auto w =
+        randn(static_cast<size_t>(c.in) * c.out, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
+    const auto b = randn(c.out, seed++, 0.1f);
+    LinearWeights lw{w.data(), b.data(), c.out, c.in};
+    const DT dst_dt = c.accumulate && !c.resid16 ? DT::f32 : adt;
+    const std::int64_t ldx = c.in + c.pad;
+    Buffer src(*be_, static_cast<size_t>(c.rows * ldx), adt);
+    Buffer dst(*be_, static_cast<size_t>(c.rows) * c.out, dst_dt);
+    const auto x = src.rounded(randn(static_cast<size_t>(c.rows * ldx), seed++));
+    const auto resid = dst.rounded(randn(static_cast<size_t>(c.rows) * c.out, seed++));
+    src.set(x);
+    if (c.accumulate) dst.set(resid);
+    else dst.poison();
+    const auto wr = src.rounded(w);  // the backend may round weights to its precision
+    LinearArgs a{&lw, c.rows, src.data(), ldx, adt, dst.data(), c.out, dst_dt, c.epi, c.accumulate};
+    plan_and_run(*be_, [&] { be_->linear(a); });
+    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
+    for (std::int64_t r = 0; r < c.rows; ++r)
+      for (int o = 0; o < c.out; ++o) {
+        double sum = b[o];
+        for (int k = 0; k < c.in; ++k)
+          sum += static_cast<double>(x[static_cast<size_t>(r * ldx + k)]) *
+                 wr[static_cast<size_t>(o) * c.in + k];
+        sum = activation_reference(c.epi, sum);
+        if (c.accumulate) sum += resid[static_cast<size_t>(r) * c.out + o];
+        ref[static_cast<size_t>(r) * c.out + o] = sum;
+      }
+    const auto y = dst.get();
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(GetParam().precision));
   }
 }
 

@@ -88,6 +88,12 @@ struct AlgoConfig {
 // (the kernel alone takes 1.3-1.6x cuBLASLt's time there); with the class-token GEMMs of the last block
 // only, b8 -1.0%, b16 -2.4%, b32 -0.8%, b64 0.
 constexpr std::int64_t kSmallGemmMaxRows = 64;
+// Up to this many rows 16-bit GEMMs run our few-row kernel (gemv.cuh) instead of cuBLASLt: the last
+// block's class-token GEMMs at batches 1-4. Measured (run440-441, three alternating rounds against
+// VITRT_GEMV_ROWS=0): vit_small b1 -1.0 to -1.3%, b4 -0.9 / 0%; vit_base b1 -1.5% on one machine and level
+// on another, b2 -0.2 to -0.7%, b4 level; vit_large b1 level. At 8 and 16 rows our small GEMM's dependent
+// launches are faster (vit_base b8 +1.4 to +3%, b16 +1.8 to +6% with this kernel there).
+constexpr std::int64_t kGemv16BitMaxRows = 4;
 
 const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F_FAST_TF32 ? "tf32" : "fp32acc"; }
 
@@ -109,6 +115,12 @@ bool tile_variants_on() {
 int gemm_ws_mode() {
   static const int mode = static_cast<int>(env_integer("VITRT_GEMM_WS", 0, 2, "0, 1 or 2").value_or(1));
   return mode;
+}
+
+std::int64_t gemv_max_rows_16bit() {
+  static const std::int64_t rows =
+      env_integer("VITRT_GEMV_ROWS", 0, kGemvMaxRows, "a row count from 0 to 16").value_or(kGemv16BitMaxRows);
+  return rows;
 }
 
 std::int64_t small_gemm_max_rows() {
@@ -198,12 +210,17 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
          (post_ == Epilogue::gelu_erf     ? " +gelu"
           : post_ == Epilogue::quick_gelu ? " +quick_gelu"
                                           : "");
-  // A few fp32 rows in fp32: our kernel, by row count (linear.h); nothing to tune.
-  gemv_ = a.src_dt == DT::f32 && a.dst_dt == DT::f32 && compute_ == CUBLAS_COMPUTE_32F &&
-          post_ == Epilogue::none && gemv_f32_takes(gemv_params(a));
+  // A few rows: our kernel, by row count (linear.h); nothing to tune. fp32 rows in fp32 without an
+  // activation pass; 16-bit rows up to gemv_max_rows_16bit(), with the activation in its epilogue.
+  const bool gemv_fp32 = a.src_dt == DT::f32 && a.dst_dt == DT::f32 && compute_ == CUBLAS_COMPUTE_32F &&
+                         post_ == Epilogue::none;
+  const bool gemv_16bit = a.src_dt != DT::f32 && a.rows <= gemv_max_rows_16bit();
+  gemv_ = (gemv_fp32 || gemv_16bit) && gemv_takes(gemv_params(a));
   if (gemv_) {
-    ctx.tuner->report(
-        {key_, "vitrt gemv fp32 (few rows: chosen by the row count, not timed)", 0.0, 0.0, 0, false});
+    ctx.tuner->report({key_,
+                       std::string("vitrt gemv ") + dt_name(a.src_dt) +
+                           " (few rows: chosen by the row count, not timed)",
+                       0.0, 0.0, 0, false});
     return;
   }
   small_eligible_ = ctx.dependent && a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
@@ -517,22 +534,27 @@ cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t&
                         s);
 }
 
-GemvF32Params LinearOp::gemv_params(const LinearArgs& a) const {
-  return {static_cast<const float*>(a.src),
-          a.src_ld,
-          static_cast<const float*>(weight_),
-          static_cast<const float*>(bias_),
-          static_cast<float*>(a.dst),
-          a.dst_ld,
-          a.rows,
-          a.w->in,
-          a.w->out,
-          a.accumulate};
+GemvParams LinearOp::gemv_params(const LinearArgs& a) const {
+  GemvParams p;
+  p.x = a.src;
+  p.ldx = a.src_ld;
+  p.w = weight_;
+  p.bias = bias_;
+  p.d = a.dst;
+  p.ldd = a.dst_ld;
+  p.rows = a.rows;
+  p.in = a.w->in;
+  p.out = a.w->out;
+  p.in_dt = a.src_dt;
+  p.out_dt = a.dst_dt;
+  p.act = act_;  // fp32 GEMMs take it only without an activation
+  p.accumulate = a.accumulate;
+  return p;
 }
 
 void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
   if (gemv_) {
-    gemv_f32(gemv_params(a), s);  // checks that it takes these buffers
+    gemv(gemv_params(a), s);  // checks that it takes these buffers
     return;
   }
   if (small_variant_ > 0) {

@@ -12,8 +12,10 @@
 // cannot see, so the row count decides, and the tuner only picks among its variants ("small" in the
 // cache entry). Measured in docs/performance.md (session 21).
 // fp32 GEMMs in fp32 (not TF32) of up to kGemvMaxRows rows without an activation pass (the classifier
-// heads; the last block's class-token GEMMs in fp32 sessions) run our gemv_f32.cuh kernel, by row count,
-// untimed: cuBLASLt's picks there took several times what reading W takes (session 34).
+// heads; the last block's class-token GEMMs in fp32 sessions), and 16-bit GEMMs of up to
+// gemv_max_rows_16bit() rows (the last block's class-token GEMMs of small batches) run our gemv.cuh
+// kernel, by row count, untimed: cuBLASLt's picks there took several times what reading W takes
+// (sessions 34-35). It computes a GELU in the exact form, as our small GEMM does on the same rows.
 // 16-bit GEMMs with the exact GELU (VITRT_EXACT_GELU=1) may run our warp-specialized GEMM (gemm_ws.cuh),
 // with the GELU in its epilogue, when the tuner timed it faster than cuBLASLt's bias-only GEMM followed
 // by the GELU pass ("ws" in the cache entry); bias-only GEMMs too with VITRT_GEMM_WS=2.
@@ -30,7 +32,7 @@
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/gemm_ws.cuh"
-#include "backend/cuda/gemv_f32.cuh"
+#include "backend/cuda/gemv.cuh"
 #include "backend/cuda/tuning.h"
 #include "core/check.h"
 
@@ -47,6 +49,10 @@ struct GemmContext {
   L2Flush flush;  // set only while tuning
   bool dependent = false;  // the plan runs with dependent launches (batch 8 and up): our small GEMM may take part
 };
+
+// The largest row count whose 16-bit GEMMs take our few-row kernel (gemv.cuh): VITRT_GEMV_ROWS if set (0:
+// never), else kGemv16BitMaxRows.
+std::int64_t gemv_max_rows_16bit();
 
 // The largest row count whose 16-bit GEMMs take our small-batch GEMM: VITRT_SMALL_GEMM if set (0: never),
 // else kSmallGemmMaxRows.
@@ -127,7 +133,7 @@ class LinearOp {
   // The warp-specialized GEMM's launch for this call's buffers (bias and activation included).
   GemmWsParams ws_params(const LinearArgs& a, int variant) const;
   // The few-row fp32 kernel's launch for this call's buffers.
-  GemvF32Params gemv_params(const LinearArgs& a) const;
+  GemvParams gemv_params(const LinearArgs& a) const;
 
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
@@ -151,7 +157,7 @@ class LinearOp {
   int sm_count_ = 0;
   bool ws_eligible_ = false;  // 16-bit, no residual, bias (+ exact GELU): our warp-specialized GEMM may take it
   int ws_variant_ = 0;        // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
-  bool gemv_ = false;         // our few-row fp32 kernel runs instead of cuBLASLt
+  bool gemv_ = false;         // our few-row kernel runs instead of cuBLASLt
 };
 
 }  // namespace vitrt::cuda
