@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   using V = typename Unit<T, Vec>::V;
   extern __shared__ uint4 x_smem[];  // X, rows of `in` elements
   T* xs = reinterpret_cast<T*>(x_smem);
-  const T* x = static_cast<const T*>(p.x);
+  const T* x = static_cast<const T*>(p.a);
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
   const bool live = n < p.out;  // warps past the last column still copy X and reach the barrier
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   const int total = rows * units;
   if constexpr (Vec) {
     for (int i = threadIdx.x; i < total; i += kWarps * 32) {
-      const T* row = x + static_cast<std::int64_t>(i / units) * p.ldx;
+      const T* row = x + static_cast<std::int64_t>(i / units) * p.lda;
       cp_async16(reinterpret_cast<V*>(xs) + i, &at<V>(row, i % units), true);
     }
     cp_async_commit();
@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 #pragma unroll
       for (int c = 0; c < kCopy; ++c) {
         const int i = i0 + c * kWarps * 32;
-        if (i < total) v[c] = at<V>(x + static_cast<std::int64_t>(i / units) * p.ldx, i % units);
+        if (i < total) v[c] = at<V>(x + static_cast<std::int64_t>(i / units) * p.lda, i % units);
       }
 #pragma unroll
       for (int c = 0; c < kCopy; ++c) {
@@ -207,7 +207,7 @@ void launch_pre(const GemvParams& p, cudaStream_t s) {
 template <typename T>
 void launch(const GemvParams& p, cudaStream_t s) {
   constexpr int per = static_cast<int>(sizeof(typename Unit<T, true>::V) / sizeof(T));
-  const bool vec = p.in % per == 0 && p.ldx % per == 0 && aligned(p.x, 16) && aligned(p.w, 16);
+  const bool vec = p.in % per == 0 && p.lda % per == 0 && aligned(p.a, 16) && aligned(p.w, 16);
   if (!vec) return launch_pre<T, false, kPreScalar>(p, s);
   switch (pre_units(p.in / per)) {
     case 2: return launch_pre<T, true, 2>(p, s);
@@ -220,14 +220,14 @@ void launch(const GemvParams& p, cudaStream_t s) {
 }  // namespace
 
 bool gemv_takes(const GemvParams& p) {
-  return p.rows >= 1 && p.rows <= kGemvMaxRows && p.in >= 1 && p.out >= 1 && p.x && p.w && p.d &&
-         p.ldx >= p.in && p.ldd >= p.out && (p.out_dt == DT::f32 || p.out_dt == p.in_dt) &&
+  return p.rows >= 1 && p.rows <= kGemvMaxRows && p.in >= 1 && p.out >= 1 && p.a && p.w && p.d &&
+         p.lda >= p.in && p.ldd >= p.out && (p.out_dt == DT::f32 || p.out_dt == p.in_dt) &&
          static_cast<std::size_t>(p.rows) * static_cast<std::size_t>(p.in) * dt_size(p.in_dt) <= kGemvMaxSmem;
 }
 
 void gemv(const GemvParams& p, cudaStream_t s) {
   VITRT_CHECK(gemv_takes(p), "gemv: ", p.rows, " rows of ", p.in, " -> ", p.out, " (", dt_name(p.in_dt),
-              " -> ", dt_name(p.out_dt), ", ld ", p.ldx, ", ", p.ldd, ") is not a GEMM it takes (1 to ",
+              " -> ", dt_name(p.out_dt), ", ld ", p.lda, ", ", p.ldd, ") is not a GEMM it takes (1 to ",
               kGemvMaxRows, " rows whose X fits ", kGemvMaxSmem,
               " bytes of shared memory, output fp32 or the input type)");
   with_storage_type(p.in_dt, [&](auto t) { launch<decltype(t)>(p, s); });

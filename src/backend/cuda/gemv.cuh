@@ -23,8 +23,8 @@ constexpr int kGemvMaxRows = 16;
 constexpr std::size_t kGemvMaxSmem = 96 * 1024;  // X is staged in shared memory: rows * in elements at most
 
 struct GemvParams {
-  const void* x = nullptr;  // [rows, in], row stride ldx, in_dt
-  std::int64_t ldx = 0;
+  const void* a = nullptr;  // X: [rows, in], row stride lda, in_dt
+  std::int64_t lda = 0;
   const void* w = nullptr;     // [out, in], contiguous, in_dt
   const void* bias = nullptr;  // [out] in out_dt, or null
   void* d = nullptr;           // [rows, out], row stride ldd, out_dt

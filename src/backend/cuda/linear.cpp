@@ -487,9 +487,9 @@ GemmTf32Params LinearOp::own_params(const LinearArgs& a, int variant) const {
   return p;
 }
 
-// The operands our 16-bit GEMMs' launches share (their parameter structs name them alike).
+// The operands our GEMMs' launches share (their parameter structs name them alike).
 template <typename P>
-P LinearOp::operands(const LinearArgs& a, int variant) const {
+P LinearOp::operands(const LinearArgs& a) const {
   P p;
   p.a = a.src;
   p.lda = a.src_ld;
@@ -500,13 +500,13 @@ P LinearOp::operands(const LinearArgs& a, int variant) const {
   p.rows = a.rows;
   p.in = a.w->in;
   p.out = a.w->out;
-  p.act = act_;
-  p.variant = variant;
+  p.act = act_;  // the few-row kernel takes fp32 GEMMs only without an activation (the constructor)
   return p;
 }
 
 GemmSmallParams LinearOp::small_params(const LinearArgs& a, int variant) const {
-  GemmSmallParams p = operands<GemmSmallParams>(a, variant);
+  GemmSmallParams p = operands<GemmSmallParams>(a);
+  p.variant = variant;
   p.in_dt = a.src_dt;
   p.out_dt = a.dst_dt;
   p.accumulate = a.accumulate;
@@ -514,7 +514,8 @@ GemmSmallParams LinearOp::small_params(const LinearArgs& a, int variant) const {
 }
 
 GemmWsParams LinearOp::ws_params(const LinearArgs& a, int variant) const {
-  GemmWsParams p = operands<GemmWsParams>(a, variant);
+  GemmWsParams p = operands<GemmWsParams>(a);
+  p.variant = variant;
   p.dt = a.src_dt;
   p.sm_count = sm_count_;
   return p;
@@ -535,19 +536,9 @@ cublasStatus_t LinearOp::matmul(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t&
 }
 
 GemvParams LinearOp::gemv_params(const LinearArgs& a) const {
-  GemvParams p;
-  p.x = a.src;
-  p.ldx = a.src_ld;
-  p.w = weight_;
-  p.bias = bias_;
-  p.d = a.dst;
-  p.ldd = a.dst_ld;
-  p.rows = a.rows;
-  p.in = a.w->in;
-  p.out = a.w->out;
+  GemvParams p = operands<GemvParams>(a);
   p.in_dt = a.src_dt;
   p.out_dt = a.dst_dt;
-  p.act = act_;  // fp32 GEMMs take it only without an activation
   p.accumulate = a.accumulate;
   return p;
 }

@@ -127,7 +127,7 @@ class LinearOp {
   // The own-kernel launch for this call's buffers (variant own_variant_).
   GemmTf32Params own_params(const LinearArgs& a, int variant) const;
   template <typename P>
-  P operands(const LinearArgs& a, int variant) const;
+  P operands(const LinearArgs& a) const;
   // The small-batch GEMM's launch for this call's buffers (epilogue, residual and activation included).
   GemmSmallParams small_params(const LinearArgs& a, int variant) const;
   // The warp-specialized GEMM's launch for this call's buffers (bias and activation included).
