@@ -86,6 +86,25 @@ double activation_reference(Epilogue e, double s) {
   return s;
 }
 
+// act(X W^T + b) (+ resid) in float64: X is rows x in with row stride ldx, W out x in; resid (rows x out) is
+// added when given.
+std::vector<double> linear_reference(const std::vector<float>& x, std::int64_t rows, int in, std::int64_t ldx,
+                                     const std::vector<float>& w, const std::vector<float>& b, Epilogue e,
+                                     const std::vector<float>* resid) {
+  const int out = static_cast<int>(b.size());
+  std::vector<double> ref(static_cast<size_t>(rows) * out);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o) {
+      double s = b[o];
+      for (int k = 0; k < in; ++k)
+        s += static_cast<double>(x[static_cast<size_t>(r * ldx + k)]) * w[static_cast<size_t>(o) * in + k];
+      s = activation_reference(e, s);
+      if (resid) s += (*resid)[static_cast<size_t>(r) * out + o];
+      ref[static_cast<size_t>(r) * out + o] = s;
+    }
+  return ref;
+}
+
 // The rows x out elements of an output read back with row stride ldd (rows + 1 rows were allocated,
 // poisoned with NaN), and in `outside` how many elements around them (padding columns, the row past the
 // end) are no longer NaN.
@@ -237,77 +256,24 @@ TEST_P(OpTest, Linear) {
     const auto wr = src.rounded(w);
     LinearArgs a{&lw, c.rows, src.data(), c.in, adt, dst.data(), c.out, dst_dt, c.epi, c.accumulate};
     plan_and_run(*be_, [&] { be_->linear(a); });
-    std::vector<double> ref(c.rows * c.out);
-    for (std::int64_t r = 0; r < c.rows; ++r)
-      for (int o = 0; o < c.out; ++o) {
-        double s = b[o];
-        for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * c.in + k]) * wr[static_cast<size_t>(o) * c.in + k];
-        s = activation_reference(c.epi, s);
-        if (c.accumulate) s += resid[r * c.out + o];
-        ref[r * c.out + o] = s;
-      }
+    const auto ref = linear_reference(x, c.rows, c.in, c.in, wr, b, c.epi, c.accumulate ? &resid : nullptr);
     const auto y = dst.get();
     EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(GetParam().precision));
   }
 }
 
-// fp32 GEMMs of a few rows kept in full fp32 (the classifier heads; on CUDA our gemv kernel up to 16
-// rows): the 16-byte and the scalar path (in not a multiple of 4, padded rows), rows of W past the
-// part loaded before the wait (1,028 and 2,056 columns), a residual, and 17 rows (cuBLASLt again).
-TEST_P(OpTest, FewRowsFp32Linear) {
-  std::uint64_t seed = 700;
-  struct Case {
-    int rows, in, out;
-    bool accumulate;
-    int pad;  // extra floats per row of X
-  };
-  for (const Case& c : std::vector<Case>{{1, 768, 1000, false, 0},
-                                         {3, 100, 37, false, 0},
-                                         {8, 1028, 64, true, 0},
-                                         {16, 768, 1000, false, 4},
-                                         {5, 768, 9, true, 0},
-                                         {2, 1030, 10, false, 2},
-                                         {2, 2056, 2048, true, 0},
-                                         {17, 64, 33, false, 0}}) {
-    SCOPED_TRACE(::testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out
-                                      << (c.accumulate ? " residual" : "") << " pad " << c.pad);
-    fresh();
-    const auto w = randn(static_cast<size_t>(c.in) * c.out, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
-    const auto b = randn(c.out, seed++, 0.1f);
-    LinearWeights lw{w.data(), b.data(), c.out, c.in};
-    const int ldx = c.in + c.pad;
-    Buffer src(*be_, static_cast<size_t>(c.rows) * ldx, DT::f32), dst(*be_, static_cast<size_t>(c.rows) * c.out, DT::f32);
-    const auto x = randn(static_cast<size_t>(c.rows) * ldx, seed++);
-    const auto resid = randn(static_cast<size_t>(c.rows) * c.out, seed++);
-    src.set(x);
-    if (c.accumulate) dst.set(resid);
-    else dst.poison();
-    LinearArgs a{&lw, c.rows, src.data(), ldx, DT::f32, dst.data(), c.out, DT::f32, Epilogue::none, c.accumulate,
-                 /*full_fp32=*/true};
-    plan_and_run(*be_, [&] { be_->linear(a); });
-    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
-    for (int r = 0; r < c.rows; ++r)
-      for (int o = 0; o < c.out; ++o) {
-        double sum = b[o];
-        for (int k = 0; k < c.in; ++k)
-          sum += static_cast<double>(x[static_cast<size_t>(r) * ldx + k]) * w[static_cast<size_t>(o) * c.in + k];
-        if (c.accumulate) sum += resid[static_cast<size_t>(r) * c.out + o];
-        ref[static_cast<size_t>(r) * c.out + o] = sum;
-      }
-    const auto y = dst.get();
-    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(Precision::fp32));
-  }
-}
-
-// GEMMs of a few rows in the session's activation type (the last block's class-token GEMMs; on CUDA in
-// 16-bit our gemv kernel, with the activation and the residual in its epilogue, up to VITRT_GEMV_ROWS
-// rows, 4 by default): 16-byte and element-wise loads (in not a multiple of 8, padded rows), rows of W
-// past the part loaded before the wait (4,112 and 2,050 columns), both residual types, and shapes it does
-// not take (17 rows; X over its shared memory). The 8- and 16-row cases reach it with VITRT_GEMV_ROWS=16.
+// GEMMs of a few rows. On CUDA our gemv kernel takes fp32 GEMMs kept in full fp32 (the classifier heads) up
+// to 16 rows, and 16-bit ones (the last block's class-token GEMMs) with the activation and the residual in
+// its epilogue up to VITRT_GEMV_ROWS rows (4 by default; the 8- and 16-row cases reach it with 16). Cases:
+// 16-byte and element-wise loads (in not a multiple of 4 or 8, padded rows), rows of W past the part loaded
+// before the wait (1,028 / 2,056 fp32 and 4,112 / 2,050 16-bit columns), both residual types, and shapes it
+// does not take (17 rows; X over its shared memory). full: fp32 X, output and GEMM in every session; else
+// X in the session's activation type.
 TEST_P(OpTest, FewRowsLinear) {
   const DT adt = be_->act_dt();
-  std::uint64_t seed = 800;
+  std::uint64_t seed = 700;
   struct Case {
+    bool full;
     std::int64_t rows;
     int in, out;
     Epilogue epi;
@@ -315,28 +281,38 @@ TEST_P(OpTest, FewRowsLinear) {
     bool resid16;
     int pad;  // extra elements per row of X
   };
-  for (const Case& c : std::vector<Case>{{1, 768, 3072, Epilogue::gelu_erf, false, false, 0},
-                                         {1, 3072, 768, Epilogue::none, true, false, 0},
-                                         {4, 4104, 64, Epilogue::none, true, false, 0},
-                                         {4, 1024, 100, Epilogue::quick_gelu, false, false, 8},
-                                         {8, 1024, 100, Epilogue::none, true, true, 0},
-                                         {16, 768, 33, Epilogue::gelu_erf, false, false, 0},
-                                         {3, 100, 37, Epilogue::none, true, true, 0},
-                                         {2, 1030, 10, Epilogue::none, false, false, 2},
-                                         {2, 4112, 2048, Epilogue::none, true, false, 0},
-                                         {1, 2050, 2048, Epilogue::gelu_erf, false, false, 0},
-                                         {17, 64, 40, Epilogue::gelu_erf, false, false, 0},
-                                         {16, 4096, 24, Epilogue::none, true, false, 0}}) {
-    SCOPED_TRACE(::testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out << " pad "
-                                      << c.pad);
+  const Epilogue none = Epilogue::none, gelu = Epilogue::gelu_erf, quick = Epilogue::quick_gelu;
+  for (const Case& c : std::vector<Case>{{true, 1, 768, 1000, none, false, false, 0},
+                                         {true, 3, 100, 37, none, false, false, 0},
+                                         {true, 8, 1028, 64, none, true, false, 0},
+                                         {true, 16, 768, 1000, none, false, false, 4},
+                                         {true, 5, 768, 9, none, true, false, 0},
+                                         {true, 2, 1030, 10, none, false, false, 2},
+                                         {true, 2, 2056, 2048, none, true, false, 0},
+                                         {true, 17, 64, 33, none, false, false, 0},
+                                         {false, 1, 768, 3072, gelu, false, false, 0},
+                                         {false, 1, 3072, 768, none, true, false, 0},
+                                         {false, 4, 4104, 64, none, true, false, 0},
+                                         {false, 4, 1024, 100, quick, false, false, 8},
+                                         {false, 8, 1024, 100, none, true, true, 0},
+                                         {false, 16, 768, 33, gelu, false, false, 0},
+                                         {false, 3, 100, 37, none, true, true, 0},
+                                         {false, 2, 1030, 10, none, false, false, 2},
+                                         {false, 2, 4112, 2048, none, true, false, 0},
+                                         {false, 1, 2050, 2048, gelu, false, false, 0},
+                                         {false, 17, 64, 40, gelu, false, false, 0},
+                                         {false, 16, 4096, 24, none, true, false, 0}}) {
+    SCOPED_TRACE(::testing::Message() << (c.full ? "full fp32, " : "") << "rows " << c.rows << " in " << c.in
+                                      << " out " << c.out << " pad " << c.pad);
     fresh();
     const auto w =
         randn(static_cast<size_t>(c.in) * c.out, seed++, 1.0f / std::sqrt(static_cast<float>(c.in)));
     const auto b = randn(c.out, seed++, 0.1f);
     LinearWeights lw{w.data(), b.data(), c.out, c.in};
-    const DT dst_dt = c.accumulate && !c.resid16 ? DT::f32 : adt;
+    const DT src_dt = c.full ? DT::f32 : adt;
+    const DT dst_dt = c.full || (c.accumulate && !c.resid16) ? DT::f32 : adt;
     const std::int64_t ldx = c.in + c.pad;
-    Buffer src(*be_, static_cast<size_t>(c.rows * ldx), adt);
+    Buffer src(*be_, static_cast<size_t>(c.rows * ldx), src_dt);
     Buffer dst(*be_, static_cast<size_t>(c.rows) * c.out, dst_dt);
     const auto x = src.rounded(randn(static_cast<size_t>(c.rows * ldx), seed++));
     const auto resid = dst.rounded(randn(static_cast<size_t>(c.rows) * c.out, seed++));
@@ -344,21 +320,13 @@ TEST_P(OpTest, FewRowsLinear) {
     if (c.accumulate) dst.set(resid);
     else dst.poison();
     const auto wr = src.rounded(w);  // the backend may round weights to its precision
-    LinearArgs a{&lw, c.rows, src.data(), ldx, adt, dst.data(), c.out, dst_dt, c.epi, c.accumulate};
+    const LinearArgs a{&lw, c.rows, src.data(), ldx, src_dt, dst.data(), c.out, dst_dt, c.epi, c.accumulate,
+                       c.full};
     plan_and_run(*be_, [&] { be_->linear(a); });
-    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
-    for (std::int64_t r = 0; r < c.rows; ++r)
-      for (int o = 0; o < c.out; ++o) {
-        double sum = b[o];
-        for (int k = 0; k < c.in; ++k)
-          sum += static_cast<double>(x[static_cast<size_t>(r * ldx + k)]) *
-                 wr[static_cast<size_t>(o) * c.in + k];
-        sum = activation_reference(c.epi, sum);
-        if (c.accumulate) sum += resid[static_cast<size_t>(r) * c.out + o];
-        ref[static_cast<size_t>(r) * c.out + o] = sum;
-      }
+    const auto ref = linear_reference(x, c.rows, c.in, ldx, wr, b, c.epi, c.accumulate ? &resid : nullptr);
     const auto y = dst.get();
-    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(GetParam().precision));
+    EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()),
+              tolerance(c.full ? Precision::fp32 : GetParam().precision));
   }
 }
 

@@ -132,7 +132,7 @@ class LinearOp {
   GemmSmallParams small_params(const LinearArgs& a, int variant) const;
   // The warp-specialized GEMM's launch for this call's buffers (bias and activation included).
   GemmWsParams ws_params(const LinearArgs& a, int variant) const;
-  // The few-row fp32 kernel's launch for this call's buffers.
+  // The few-row kernel's launch for this call's buffers (activation and residual included).
   GemvParams gemv_params(const LinearArgs& a) const;
 
   cublasLtMatmulDesc_t desc_ = nullptr;
