@@ -2,6 +2,7 @@
 // backend's way (CUDA events on the session stream; a steady clock on the CPU). The numbers behind
 // docs/performance.md.
 //   build/bench/op_times cuda bf16 256 [embed 768] [tokens 197] [heads 12] [mlp 3072]
+//   (VITRT_OP_TUNE=1 tunes, for this process, the shapes missing from the tuning cache)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -44,7 +45,11 @@ int main(int argc, char** argv) {
   const int reps = reps_env ? std::max(1, std::atoi(reps_env)) : 30;
   std::unique_ptr<Backend> be;
 #ifdef VITRT_HAVE_CUDA
-  if (device == "cuda") be = make_cuda_backend(0, nullptr, false);
+  // VITRT_OP_TUNE=1: tune the shapes missing from the tuning cache ($VITRT_TUNE_CACHE) as `vitrt tune` does,
+  // for this process only (the file is not written).
+  const char* tune_env = std::getenv("VITRT_OP_TUNE");
+  const bool tune = tune_env && std::string(tune_env) == "1";
+  if (device == "cuda") be = make_cuda_backend(0, nullptr, false, "", tune);
 #endif
   if (!be) be = make_cpu_backend(0);
   be->resolve_precision(prec);
