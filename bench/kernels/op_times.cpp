@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/env.h"
 #include "core/half.h"
 
 using namespace vitrt;
@@ -47,8 +48,7 @@ int main(int argc, char** argv) {
 #ifdef VITRT_HAVE_CUDA
   // VITRT_OP_TUNE=1: tune the shapes missing from the tuning cache ($VITRT_TUNE_CACHE) as `vitrt tune` does,
   // for this process only (the file is not written).
-  const char* tune_env = std::getenv("VITRT_OP_TUNE");
-  const bool tune = tune_env && std::string(tune_env) == "1";
+  const bool tune = env_integer("VITRT_OP_TUNE", 0, 1, "0 or 1").value_or(0) == 1;
   if (device == "cuda") be = make_cuda_backend(0, nullptr, false, "", tune);
 #endif
   if (!be) be = make_cpu_backend(0);
