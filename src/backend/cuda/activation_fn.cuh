@@ -4,12 +4,18 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/backend.h"  // Epilogue
+
 namespace vitrt::cuda {
 
 // Exact GELU, x * Phi(x) with the erf form (timm's nn.GELU default).
 __device__ __forceinline__ float gelu_erf(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
 // QuickGELU, x * sigmoid(1.702 x) (CLIP-style models).
 __device__ __forceinline__ float quick_gelu(float v) { return v / (1.0f + __expf(-1.702f * v)); }
+// The activation an epilogue names, chosen at run time (none: v itself); erff's exact GELU.
+__device__ __forceinline__ float activate(Epilogue act, float v) {
+  return act == Epilogue::gelu_erf ? gelu_erf(v) : act == Epilogue::quick_gelu ? quick_gelu(v) : v;
+}
 
 // GELU for TF32 GEMM epilogues, where erff's two branches (both taken in most warps) cost about as
 // many instructions as the GEMM's main loop issues: x * Phi(x) with erfc from Abramowitz & Stegun

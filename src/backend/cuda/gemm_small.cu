@@ -137,11 +137,8 @@ __device__ __forceinline__ void finish4(const GemmSmallArgs& p, float4 v, float4
   v.z += b.z;
   v.w += b.w;
   TOut* const out = static_cast<TOut*>(p.d) + row * p.ldd + col;
-  if (p.act == static_cast<int>(Epilogue::gelu_erf)) {
-    v = make_float4(gelu_erf(v.x), gelu_erf(v.y), gelu_erf(v.z), gelu_erf(v.w));
-  } else if (p.act == static_cast<int>(Epilogue::quick_gelu)) {
-    v = make_float4(quick_gelu(v.x), quick_gelu(v.y), quick_gelu(v.z), quick_gelu(v.w));
-  }
+  const auto act = static_cast<Epilogue>(p.act);
+  v = make_float4(activate(act, v.x), activate(act, v.y), activate(act, v.z), activate(act, v.w));
   if (p.accumulate) {  // dst += act(...), as LinearArgs says
     const float4 o = load4(out, 0);
     v.x += o.x;
@@ -172,12 +169,8 @@ template <int BN>
 __device__ __forceinline__ float2 bias_act2(const GemmSmallArgs& p, const float (&d)[BN / 8][4], const float* bias,
                                             int j, int h, int c0) {
   float2 v = make_float2(d[j][2 * h] + bias[8 * j + c0], d[j][2 * h + 1] + bias[8 * j + c0 + 1]);
-  if (p.act == static_cast<int>(Epilogue::gelu_erf)) {
-    v = make_float2(gelu_erf(v.x), gelu_erf(v.y));
-  } else if (p.act == static_cast<int>(Epilogue::quick_gelu)) {
-    v = make_float2(quick_gelu(v.x), quick_gelu(v.y));
-  }
-  return v;
+  const auto act = static_cast<Epilogue>(p.act);
+  return make_float2(activate(act, v.x), activate(act, v.y));
 }
 
 // The epilogue of an unsplit tile, straight from the accumulators: this thread's rows `row`, row + 8

@@ -95,10 +95,6 @@ __device__ __forceinline__ float dot(V a, V b) {
   }
 }
 
-__device__ __forceinline__ float activate(Epilogue act, float v) {
-  return act == Epilogue::gelu_erf ? gelu_erf(v) : act == Epilogue::quick_gelu ? quick_gelu(v) : v;
-}
-
 // R: rows rounded up to a power of two (rows <= R); T: the operands' type; Vec: 16-byte units; P: units
 // of W per lane loaded before the wait.
 template <int R, typename T, bool Vec, int P>
