@@ -105,6 +105,15 @@ int main(int argc, char** argv) {
     ops.push_back({"fc1 linear, bias only (not in the total)", 2 * r * E * M, 0,
                    [&] { be->linear({&l1, rows, h, E, adt, mlp, M, adt, Epilogue::none}); }, false});
   }
+  // VITRT_OP_RESIDUAL_BIAS=1: also time proj and fc2 with the bias epilogue alone, written in the activation
+  // type (what the fused residual add costs in the GEMM); not in the block total.
+  const char* resid_bias = std::getenv("VITRT_OP_RESIDUAL_BIAS");
+  if (resid_bias && std::string(resid_bias) == "1") {
+    ops.push_back({"proj linear, bias only (not in the total)", 2 * r * E * E, 0,
+                   [&] { be->linear({&lp, rows, attn, E, adt, h, E, adt, Epilogue::none}); }, false});
+    ops.push_back({"fc2 linear, bias only (not in the total)", 2 * r * M * E, 0,
+                   [&] { be->linear({&l2, rows, mlp, M, adt, h, E, adt, Epilogue::none}); }, false});
+  }
   std::printf("one block, %s %s (residual %s), batch %d, embed %d, tokens %d, heads %d, mlp %d (%s)\n\n", device.c_str(),
               argv[2], dt_name(xdt), B, E, N, H, M,
               be->device_name().c_str());
