@@ -41,15 +41,16 @@ int main(int argc, char** argv) {
   const int B = std::atoi(argv[3]);
   const int E = argc > 4 ? std::atoi(argv[4]) : 768, N = argc > 5 ? std::atoi(argv[5]) : 197;
   const int H = argc > 6 ? std::atoi(argv[6]) : 12, M = argc > 7 ? std::atoi(argv[7]) : 4 * E;
+  // VITRT_OP_* switches: 0 or 1, off when unset.
+  const auto on = [](const char* name) { return env_integer(name, 0, 1, "0 or 1").value_or(0) == 1; };
   // VITRT_OP_REPS: timed runs per op (default 30); many runs show the sustained (power-limited) rate.
-  const char* reps_env = std::getenv("VITRT_OP_REPS");
-  const int reps = reps_env ? std::max(1, std::atoi(reps_env)) : 30;
+  const int reps =
+      static_cast<int>(env_integer("VITRT_OP_REPS", 1, 1000000, "a run count in [1, 1000000]").value_or(30));
   std::unique_ptr<Backend> be;
 #ifdef VITRT_HAVE_CUDA
   // VITRT_OP_TUNE=1: tune the shapes missing from the tuning cache ($VITRT_TUNE_CACHE) as `vitrt tune` does,
   // for this process only (the file is not written).
-  const bool tune = env_integer("VITRT_OP_TUNE", 0, 1, "0 or 1").value_or(0) == 1;
-  if (device == "cuda") be = make_cuda_backend(0, nullptr, false, "", tune);
+  if (device == "cuda") be = make_cuda_backend(0, nullptr, false, "", on("VITRT_OP_TUNE"));
 #endif
   if (!be) be = make_cpu_backend(0);
   be->resolve_precision(prec);
@@ -69,8 +70,7 @@ int main(int argc, char** argv) {
     return p;
   };
   // The residual stream as a session keeps it: fp32, or the activation type with VITRT_OP_RESIDUAL16=1.
-  const char* resid16 = std::getenv("VITRT_OP_RESIDUAL16");
-  const DT xdt = resid16 && std::string(resid16) == "1" ? adt : DT::f32;
+  const DT xdt = on("VITRT_OP_RESIDUAL16") ? adt : DT::f32;
   void* x = buf(rows * E, xdt);
   void* h = buf(rows * E, adt);
   void* qkv = buf(rows * 3 * E, adt);
@@ -99,16 +99,13 @@ int main(int argc, char** argv) {
   };
   // VITRT_OP_FC1_BIAS=1: also time fc1 with the bias epilogue alone (what the fused GELU costs); not in
   // the block total.
-  const char* fc1_bias = std::getenv("VITRT_OP_FC1_BIAS");
-  const bool extra_fc1 = fc1_bias && std::string(fc1_bias) == "1";
-  if (extra_fc1) {
+  if (on("VITRT_OP_FC1_BIAS")) {
     ops.push_back({"fc1 linear, bias only (not in the total)", 2 * r * E * M, 0,
                    [&] { be->linear({&l1, rows, h, E, adt, mlp, M, adt, Epilogue::none}); }, false});
   }
   // VITRT_OP_RESIDUAL_BIAS=1: also time proj and fc2 with the bias epilogue alone, written in the activation
   // type (what the fused residual add costs in the GEMM); not in the block total.
-  const char* resid_bias = std::getenv("VITRT_OP_RESIDUAL_BIAS");
-  if (resid_bias && std::string(resid_bias) == "1") {
+  if (on("VITRT_OP_RESIDUAL_BIAS")) {
     ops.push_back({"proj linear, bias only (not in the total)", 2 * r * E * E, 0,
                    [&] { be->linear({&lp, rows, attn, E, adt, h, E, adt, Epilogue::none}); }, false});
     ops.push_back({"fc2 linear, bias only (not in the total)", 2 * r * M * E, 0,
