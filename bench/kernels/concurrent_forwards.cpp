@@ -8,13 +8,16 @@
 // and the halves wait for each other once per block), so a pair that is no faster than the target closes
 // the idea.
 //
-//   concurrent_forwards MODEL BATCH SIZE[,SIZE...] [iters 400] [rounds 2] [solo]
+//   concurrent_forwards MODEL BATCH SIZE[,SIZE...] [iters 400] [rounds 2] [solo|shared]
 //
 // Per image size and round: A alone, then A and B at once (two threads, each Session::benchmark on its
 // own stream, started together), then B alone. Times are CUDA-event spans of each forward on its own
 // stream (medians), and the pair's wall time per forward from the common start to the later finish.
 // Sessions are bf16 and tune the shapes their cache lacks (VITRT_TUNE_CACHE or the default cache).
-// `solo` makes session A only and times it alone (is a second live session itself a cost?).
+// `solo` makes session A only and times it alone (is a second live session itself a cost?); `shared` makes
+// both on one stream of this program's (SessionOptions::cuda_stream) and times each alone.
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <barrier>
 #include <chrono>
@@ -64,8 +67,9 @@ int parse_count(const char* s, const char* what) {
 
 int run(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr,
-                 "usage: concurrent_forwards MODEL BATCH SIZE[,SIZE...] [iters 400] [rounds 2] [solo]\n");
+    std::fprintf(
+        stderr,
+        "usage: concurrent_forwards MODEL BATCH SIZE[,SIZE...] [iters 400] [rounds 2] [solo|shared]\n");
     return 2;
   }
   const std::string arch = argv[1];
@@ -74,10 +78,14 @@ int run(int argc, char** argv) {
   const int iters = argc > 4 ? parse_count(argv[4], "iters") : 400;
   const int rounds = argc > 5 ? parse_count(argv[5], "rounds") : 2;
   const int warmup = 30;
-  const bool solo = argc > 6 && std::string(argv[6]) == "solo";
-  if (argc > 6 && !solo)
-    throw vitrt::Error(std::string("concurrent_forwards: the 6th argument is 'solo' or absent, not '") +
-                       argv[6] + "'");
+  const std::string mode = argc > 6 ? argv[6] : "pair";
+  const bool solo = mode == "solo", shared = mode == "shared";
+  if (!solo && !shared && mode != "pair")
+    throw vitrt::Error("concurrent_forwards: the 6th argument is 'solo', 'shared' or absent, not '" + mode +
+                       "'");
+  cudaStream_t one = nullptr;
+  if (shared && cudaStreamCreateWithFlags(&one, cudaStreamNonBlocking) != cudaSuccess)
+    throw vitrt::Error("concurrent_forwards: cudaStreamCreateWithFlags failed");
 
   const auto model = vitrt::Model::synthetic(arch);
   std::printf("%s, batch %d, bf16, %d forwards per measurement, %d warm-up, medians in ms\n", arch.c_str(),
@@ -91,7 +99,8 @@ int run(int argc, char** argv) {
     opt.precision = vitrt::Precision::bf16;
     opt.device = vitrt::Device::parse("cuda");
     opt.tune = true;
-    // Two sessions alive at once: the stream pool gives each its own stream.
+    // Two sessions alive at once: the stream pool gives each its own stream, unless `shared`.
+    opt.cuda_stream = one;
     vitrt::Session a(model, opt);
     std::unique_ptr<vitrt::Session> b_owner = solo ? nullptr : std::make_unique<vitrt::Session>(model, opt);
     const int grid = size / model->config().patch_size;
@@ -109,6 +118,12 @@ int run(int argc, char** argv) {
         continue;
       }
       vitrt::Session& b = *b_owner;
+      if (shared) {  // one stream: the two would only take turns
+        const double b_alone = median(b.benchmark(images.data(), batch, warmup, iters));
+        std::printf("| %d | %d | %d | %.4f | | | | %.4f |\n", size, tokens, round + 1, a_alone, b_alone);
+        std::fflush(stdout);
+        continue;
+      }
       std::vector<double> ta, tb;
       std::barrier start(2);
       std::exception_ptr err_b;
@@ -135,6 +150,7 @@ int run(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  if (one) cudaStreamDestroy(one);
   return 0;
 }
 
