@@ -161,15 +161,10 @@ def flip_margins(y, ref):
     the closest call)."""
     top2 = ref.topk(2, dim=-1).values
     gaps = (top2[:, 0] - top2[:, 1]).float()
-    order = gaps.argsort()
-    rank = [0] * len(gaps)
-    for k, i in enumerate(order.tolist()):
-        rank[i] = k + 1
+    rank = (gaps.argsort().argsort() + 1).tolist()  # the inverse of the sorting permutation, from 1
     yc, rc = y.argmax(-1), ref.argmax(-1)
-    out = []
-    for i in (yc != rc).nonzero().flatten().tolist():
-        out.append((i, float(ref[i, rc[i]] - ref[i, yc[i]]), rank[i]))
-    return out
+    flipped = (yc != rc).nonzero().flatten().tolist()
+    return [(i, float(ref[i, rc[i]] - ref[i, yc[i]]), rank[i]) for i in flipped]
 
 
 def main():
