@@ -155,8 +155,8 @@ class CudaBackend final : public Backend {
     }
   }
   // The forward check of tuning. The tuner times each GEMM and attention call alone with L2 flushed;
-  // where candidates came within 3% of its pick (cuBLASLt's algorithms, attention variants), the forward
-  // can still tell them apart (three tunings of vit_base at batch 1 gave forwards of 0.432-0.443 ms;
+  // where candidates came within 15% of its pick (cuBLASLt's algorithms, attention variants; near_ties),
+  // the forward can still tell them apart (three tunings of vit_base at batch 1 gave forwards of 0.432-0.443 ms;
   // session 29). In batches whose forward (one run) takes at most 3 ms, each such shape is run with
   // each alternative in turn (every use of that shape in the plan at once), and the whole forward is timed
   // against the current pick, which is timed again after each alternative; an alternative is kept only
@@ -494,7 +494,7 @@ class CudaBackend final : public Backend {
   }
 
   // The attention kernel variant for a shape: from the tuning cache, timed now when tuning, else the
-  // default for the shape. Also its tuning key, and the variants the tuner timed within 3% of its pick
+  // default for the shape. Also its tuning key, and the variants the tuner timed within 15% of its pick
   // ({"variant", "us"}, for the forward check; only those that still apply to the shape).
   int plan_attention(cuda::AttentionParams p, std::string& key, std::vector<nlohmann::json>& alternatives) {
     key = "attention batch=" + std::to_string(p.batch) + " tokens=" + std::to_string(p.tokens) +

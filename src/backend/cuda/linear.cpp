@@ -439,8 +439,8 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
     entry["ws"] = wsv[best - first_ws];
     entry["cublaslt_us"] = t.us[best_lt];
   }
-  // cuBLASLt's candidates within 3% of a cuBLASLt pick (near_ties): flushed and alone they
-  // are a tie, and in the forward they need not be (three tunings of vit_base at batch 1 gave forwards of
+  // cuBLASLt's candidates within 15% of a cuBLASLt pick (near_ties): flushed and alone they
+  // are near-ties, and in the forward they need not be (three tunings of vit_base at batch 1 gave forwards of
   // 0.432-0.443 ms; session 29). A tuning session times the forward with each (refine_tuning).
   // Where one of the tile variants won, the fastest other candidate is an alternative however far behind
   // alone: at vit_base b32 the variants' forward was 1-2% slower than the heuristic's pick (run396).

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "core/env.h"
 
 namespace vitrt::cuda {
 
@@ -67,11 +68,15 @@ CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size
 }
 
 std::vector<std::size_t> near_ties(const CandidateTimes& t, std::size_t best, std::size_t n) {
+  static const double window =
+      1.0 + static_cast<double>(env_integer("VITRT_TUNE_FORWARD_PCT", 0, 1000, "a percentage").value_or(kForwardCheckPct)) / 100;
+  static const auto most = static_cast<std::size_t>(
+      env_integer("VITRT_TUNE_FORWARD_ALTS", 0, 1000, "a count of alternatives").value_or(kForwardCheckAlts));
   std::vector<std::size_t> near;
   for (std::size_t i = 0; i < n; ++i)
-    if (i != best && t.us[i] > 0 && t.us[i] <= 1.03 * t.us[best]) near.push_back(i);
+    if (i != best && t.us[i] > 0 && t.us[i] <= window * t.us[best]) near.push_back(i);
   std::sort(near.begin(), near.end(), [&](std::size_t x, std::size_t y) { return t.us[x] < t.us[y]; });
-  if (near.size() > 3) near.resize(3);
+  if (near.size() > most) near.resize(most);
   return near;
 }
 
