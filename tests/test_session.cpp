@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <stdexcept>
@@ -15,6 +16,7 @@
 
 #ifdef VITRT_HAVE_CUDA
 #include <cuda_runtime.h>
+#include <nlohmann/json.hpp>
 
 #include "backend/cuda/linear.h"  // exact_gelu_16bit
 #include "backend/cuda/stream_pool.h"
@@ -272,16 +274,77 @@ TEST(SessionCuda, TuningCacheRoundTrip) {
       }
       EXPECT_GT(r.candidates, 0) << r.shape;
       EXPECT_GT(r.tuned_us, 0.0) << r.shape;
-      // The heuristic's pick is one of the candidates; a pick the forward check made instead came within
-      // 3% of the fastest alone.
+      // The heuristic's pick is one of the candidates; a cuBLASLt pick the forward check made instead came
+      // within 15% of the fastest alone (our small GEMM is offered however far behind it was alone).
       const bool forward_checked = r.choice.find("(forward check)") != std::string::npos;
-      EXPECT_LE(r.tuned_us, r.default_us * (forward_checked ? 1.03 : 1.0) + 1e-9) << r.shape;
+      if (r.choice.rfind("vitrt small gemm", 0) == 0) {
+        EXPECT_TRUE(forward_checked) << r.shape;  // 17 and 51 rows: only the forward check chooses it
+        continue;
+      }
+      EXPECT_LE(r.tuned_us, r.default_us * (forward_checked ? 1.15 : 1.0) + 1e-9) << r.shape;
     }
     o.tune = false;
     Session cached(m, o);
     EXPECT_EQ(cached.tune_results().size(), results.size());
     EXPECT_EQ(run(cached, x, 3), got);
   }
+}
+
+// Below batch 8, our small GEMM is one of the forward check's alternatives for 16-bit GEMMs of up to 256
+// rows (linear.cpp). A cache whose entries say the check chose it: the session restores it for every
+// such GEMM, runs those plans with dependent launches, and gives the untuned session's answers within
+// bf16's bound, the same bits eager, captured and replayed.
+TEST(SessionCuda, SmallGemmChosenByTheForwardCheck) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto m = small_model();
+  const auto x = test::randn(3 * 3 * 64 * 64, 31);
+  const std::string path = ::testing::TempDir() + "vitrt_session_small_check.json";
+  std::remove(path.c_str());
+  SessionOptions o;
+  o.device = Device::parse("cuda");
+  o.precision = Precision::bf16;
+  o.batch_sizes = {1, 3};
+  o.tune_cache = "off";
+  Session plain(m, o);
+  const auto want1 = run(plain, x, 1), want3 = run(plain, x, 3);
+  o.tune_cache = path;
+  o.tune = true;
+  { Session tuned(m, o); }
+  nlohmann::json cache;
+  {
+    std::ifstream in(path);
+    cache = nlohmann::json::parse(in);
+  }
+  int offered = 0;
+  for (auto& [device, entries] : cache.at("devices").items())
+    for (auto& [shape, entry] : entries.items())
+      if (shape.rfind("gemm", 0) == 0 && entry.contains("small")) {
+        entry["small_chosen"] = true;
+        ++offered;
+      }
+  if (offered == 0) GTEST_SKIP() << "the small GEMM needs an sm_90a build on a Hopper GPU";
+  EXPECT_EQ(offered, 10);  // patch, qkv, proj, fc1, fc2 at 17 and 51 rows
+  {
+    std::ofstream out(path);
+    out << cache.dump(1);
+  }
+  o.tune = false;
+  o.cuda_graphs = true;
+  Session chosen(m, o);
+  int small = 0;
+  for (const auto& r : chosen.tune_results()) small += r.choice.rfind("vitrt small gemm", 0) == 0;
+  EXPECT_EQ(small, offered);
+  const auto got1 = run(chosen, x, 1), got3 = run(chosen, x, 3);
+  EXPECT_LE(test::max_rel_error(got1.data(), want1.data(), want1.size()), 3e-2);
+  EXPECT_LE(test::max_rel_error(got3.data(), want3.data(), want3.size()), 3e-2);
+  EXPECT_NE(got1, run(plain, x, 1));  // another kernel: not the same bits as cuBLASLt's
+  for (int r = 0; r < 2; ++r) {  // captured, then replayed
+    EXPECT_EQ(run(chosen, x, 1), got1);
+    EXPECT_EQ(run(chosen, x, 3), got3);
+  }
+  std::remove(path.c_str());
 }
 
 // Sessions made one after another reuse one stream (stream_pool.h); sessions alive at once get their own.

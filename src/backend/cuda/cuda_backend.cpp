@@ -181,15 +181,15 @@ class CudaBackend final : public Backend {
     for (auto& [key, ops] : gemms) {
       const nlohmann::json* entry = tuner_->find(key);
       if (!entry) continue;
-      const nlohmann::json current = {{"algo", ops.front()->algo_json()}, {"us", entry->value("us", 0.0)}};
+      const nlohmann::json current = ops.front()->choice_json(entry->value("us", 0.0));
       const auto apply = [&](const nlohmann::json& c) {
         bool ok = true;
-        for (cuda::LinearOp* op : ops) ok = op->use_algo(lt_, c.at("algo"), kWorkspaceBytes) && ok;
+        for (cuda::LinearOp* op : ops) ok = op->use_choice(lt_, c, kWorkspaceBytes) && ok;
         return ok;
       };
       const std::vector<nlohmann::json>& alts = ops.front()->alternatives();
       const nlohmann::json kept = settle(plan, current, alts, apply, forward_ms, incumbent_ms);
-      if (kept != current) record_choice(key, *entry, current, kept, alts, ops.front()->algo_name());
+      if (kept != current) record_choice(key, *entry, current, kept, alts, ops.front()->choice_name());
     }
     for (auto& [key, calls] : attentions) {
       const nlohmann::json* entry = tuner_->find(key);
@@ -222,8 +222,9 @@ class CudaBackend final : public Backend {
     norm_index_ = 0;
     // Dependent launches (launch.cuh; the LayerNorm / token and TF32 GEMM groups unless VITRT_PDL says
     // otherwise), measured on the H200: bf16 -3.6% to +0.8% forward time at batch 8 by run, within ±1%
-    // from 16 up, 0 to +0.9% at batches 1 and 2 (docs/performance.md, session 13).
-    cuda::allow_dependent_launch(batch >= dependent_launch_min_batch());
+    // from 16 up, 0 to +0.9% at batches 1 and 2 (docs/performance.md, session 13); below batch 8 only where
+    // the forward check chose our small GEMM (Plan::dependent).
+    cuda::allow_dependent_launch(current_->dependent(batch));
     if (current_->graph) {
       mode_ = Mode::replay;
     } else if (graphs_ && current_->runs > 0) {
@@ -411,6 +412,12 @@ class CudaBackend final : public Backend {
     std::vector<char> norm_tf32;  // per LayerNorm call: output stored rounded to TF32
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
+    // Whether the plan runs with dependent launches: from dependent_launch_min_batch() up, and below it
+    // where the forward check chose our small GEMM for a shape (it gains only as a dependent launch).
+    bool dependent(int batch) const {
+      return batch >= dependent_launch_min_batch() ||
+             std::any_of(linears.begin(), linears.end(), [](const auto& op) { return op->small_by_check(); });
+    }
   };
 
   // Where our TF32 GEMM took a linear in every plan, the exact fp32 copy of its weight (made for cuBLASLt
@@ -475,6 +482,11 @@ class CudaBackend final : public Backend {
                      const std::string& name) {
     nlohmann::json changed = entry;
     for (const auto& [field, value] : kept.items()) changed[field] = value;
+    // Our small GEMM kept over cuBLASLt (LinearOp::use_choice): "small" names its variant either way.
+    if (kept.contains("small"))
+      changed["small_chosen"] = true;
+    else
+      changed.erase("small_chosen");
     nlohmann::json others = nlohmann::json::array({former});
     for (const nlohmann::json& alt : alts)
       if (alt != kept) others.push_back(alt);

@@ -88,6 +88,13 @@ struct AlgoConfig {
 // (the kernel alone takes 1.3-1.6x cuBLASLt's time there); with the class-token GEMMs of the last block
 // only, b8 -1.0%, b16 -2.4%, b32 -0.8%, b64 0.
 constexpr std::int64_t kSmallGemmMaxRows = 64;
+// Above kSmallGemmMaxRows and up to this many rows (batch 1 of vit_base and the like: 197 rows), our
+// small GEMM is one of the forward check's alternatives (small_checkable_): tuning keeps it only where
+// the whole forward, run with dependent launches, is faster with it. On vit_base b1 it was, at proj and
+// the patch embedding: 0.373 ms against 0.378-0.380 on the same tunings (run479, session 41), while on
+// vit_small b1 it cost 5% and on vit_base b4 7% (session 34), so neither a row count nor a shape decides.
+// vit_large's 577-row GEMMs were 1.8-3.1x nvjet's chain (session 32), so they are not offered.
+constexpr std::int64_t kSmallGemmCheckMaxRows = 256;
 // Up to this many rows 16-bit GEMMs run our few-row kernel (gemv.cuh) instead of cuBLASLt: the last
 // block's class-token GEMMs at batches 1-4. Measured (run440-441, three alternating rounds against
 // VITRT_GEMV_ROWS=0): vit_small b1 -1.0 to -1.3%, b4 -0.9 / 0%; vit_base b1 -1.5% on one machine and level
@@ -223,8 +230,12 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                        0.0, 0.0, 0, false});
     return;
   }
-  small_eligible_ = ctx.dependent && a.src_dt != DT::f32 && a.rows <= small_gemm_max_rows() &&
-                    small_gemm_shape_allowed(a.w->in, a.w->out) && !gemm_small_variants(small_params(a, 0), arch_).empty();
+  const bool small_takes = a.src_dt != DT::f32 && small_gemm_shape_allowed(a.w->in, a.w->out) &&
+                          !gemm_small_variants(small_params(a, 0), arch_).empty();
+  small_eligible_ = small_takes && ctx.dependent && a.rows <= small_gemm_max_rows();
+  static const bool small_check = env_integer("VITRT_TUNE_FORWARD_SMALL", 0, 1, "0 or 1").value_or(1) == 1;
+  small_checkable_ =
+      small_takes && !small_eligible_ && a.rows <= kSmallGemmCheckMaxRows && small_gemm_max_rows() > 0 && small_check;
   const std::string& key = key_;
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
@@ -238,17 +249,21 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
       own_variant_ = v;
     if (const int v = cached("ws"); ws_eligible_ && v > 0 && gemm_ws_takes(ws_params(a, v), arch_, v))
       ws_variant_ = v;
-    if (small_eligible_) {
-      const int v = cached("small");
-      small_variant_ = v > 0 && gemm_small_takes(small_params(a, v), arch_, v)
-                           ? v
-                           : gemm_small_default_variant(small_params(a, 0), arch_, ctx.sm_count);
+    const int small = cached("small");
+    const bool small_ok = small > 0 && gemm_small_takes(small_params(a, small), arch_, small);
+    if (small_eligible_)
+      small_variant_ = small_ok ? small : gemm_small_default_variant(small_params(a, 0), arch_, ctx.sm_count);
+    if (small_checkable_ && small_ok) {
+      small_alternative_ = small;
+      if (e->value("small_chosen", false)) small_variant_ = small;  // the forward check kept it
     }
-    if (const auto alts = e->find("alternatives"); alts != e->end() && alts->is_array() && !small_variant_ &&
-                                                   !own_variant_ && !ws_variant_)
+    if (const auto alts = e->find("alternatives");
+        alts != e->end() && alts->is_array() && !small_eligible_ && !own_variant_ && !ws_variant_)
       alternatives_.assign(alts->begin(), alts->end());
+    if (small_alternative_ && !small_variant_)
+      alternatives_.push_back({{"small", small_alternative_}, {"us", e->value("small_us", 0.0)}});
     tuner.report({key,
-                  small_variant_ ? gemm_small_variant_name(small_variant_)
+                  small_variant_ ? gemm_small_variant_name(small_variant_) + forward_check_note(*e)
                   : own_variant_ ? gemm_tf32_variant_name(own_variant_)
                   : ws_variant_  ? gemm_ws_variant_name(ws_variant_)
                                  : AlgoConfig::of(algo_).describe() + forward_check_note(*e),
@@ -296,6 +311,27 @@ std::string LinearOp::algo_name() const { return AlgoConfig::of(algo_).describe(
 
 bool LinearOp::use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::size_t workspace_bytes) {
   return checked(lt, algo, workspace_bytes, algo_, algo_workspace_);
+}
+
+nlohmann::json LinearOp::choice_json(double us) const {
+  if (small_alternative_ && small_variant_ == small_alternative_) return {{"small", small_variant_}, {"us", us}};
+  return {{"algo", algo_json()}, {"us", us}};
+}
+
+std::string LinearOp::choice_name() const {
+  return small_variant_ ? gemm_small_variant_name(small_variant_) : algo_name();
+}
+
+bool LinearOp::use_choice(cublasLtHandle_t lt, const nlohmann::json& choice, std::size_t workspace_bytes) {
+  if (const auto it = choice.find("small"); it != choice.end()) {
+    if (!small_alternative_ || !it->is_number_integer() || it->get<int>() != small_alternative_) return false;
+    small_variant_ = small_alternative_;
+    return true;
+  }
+  const auto it = choice.find("algo");
+  if (it == choice.end() || !use_algo(lt, *it, workspace_bytes)) return false;
+  if (small_alternative_) small_variant_ = 0;
+  return true;
 }
 
 bool LinearOp::checked(cublasLtHandle_t lt, const nlohmann::json& config, std::size_t workspace_bytes,
@@ -398,7 +434,8 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   // then the warp-specialized GEMM's, then the small-batch GEMM's.
   const std::vector<int> own = own_eligible_ ? gemm_tf32_variants(own_params(a, 0), arch_) : std::vector<int>{};
   const std::vector<int> wsv = ws_eligible_ ? gemm_ws_variants(ws_params(a, 0), arch_) : std::vector<int>{};
-  const std::vector<int> small = small_eligible_ ? gemm_small_variants(small_params(a, 0), arch_) : std::vector<int>{};
+  const std::vector<int> small =
+      small_eligible_ || small_checkable_ ? gemm_small_variants(small_params(a, 0), arch_) : std::vector<int>{};
   const std::size_t first_ws = cands.size() + own.size(), first_small = first_ws + wsv.size();
   const CandidateTimes t = time_candidates(
       first_small + small.size(),
@@ -420,13 +457,20 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
                CUBLAS_STATUS_SUCCESS;
       },
       ctx.stream, ctx.flush);
-  if (t.best < 0) return;
+  // Where the small GEMM is only the forward check's alternative, the pick comes from the other candidates.
+  int pick = t.best;
+  if (small_checkable_) {
+    pick = -1;
+    for (std::size_t i = 0; i < first_small; ++i)
+      if (t.us[i] >= 0 && (pick < 0 || t.us[i] < t.us[static_cast<std::size_t>(pick)])) pick = static_cast<int>(i);
+  }
+  if (pick < 0) return;
   // The fastest cuBLASLt candidate is kept in the entry even when our kernel wins (the fallback where
   // that kernel is not built in).
   std::size_t best_lt = 0;
   for (std::size_t i = 0; i < cands.size(); ++i)
     if (t.us[i] >= 0 && (t.us[best_lt] < 0 || t.us[i] < t.us[best_lt])) best_lt = i;
-  const auto best = static_cast<std::size_t>(t.best);
+  const auto best = static_cast<std::size_t>(pick);
   nlohmann::json entry = {{"algo", AlgoConfig::of(cands[best_lt].algo).json()},
                           {"us", t.us[best]},
                           {"default_us", t.us[0]},  // cuBLASLt's first pick

@@ -47,7 +47,7 @@ struct GemmContext {
   int sm_count = 0;
   int arch = 0;   // compute capability, major * 10 + minor
   L2Flush flush;  // set only while tuning
-  bool dependent = false;  // the plan runs with dependent launches (batch 8 and up): our small GEMM may take part
+  bool dependent = false;  // the plan runs with dependent launches (batch 8 and up): our small GEMM takes few rows
 };
 
 // The largest row count whose 16-bit GEMMs take our few-row kernel (gemv.cuh): VITRT_GEMV_ROWS if set (0:
@@ -89,7 +89,8 @@ class LinearOp {
   const void* exact_weight() const { return weight_; }
   // The forward check of tuning sessions (CudaBackend::refine_tuning): this GEMM's tuning-cache key, and
   // the cuBLASLt candidates the tuner timed within 15% of its pick ({"algo", "us"} each; empty where our
-  // kernel was picked or the entry has none).
+  // kernel was picked or the entry has none), and our small GEMM's fastest variant ({"small", "us"}) where
+  // it is offered (small_checkable_).
   const std::string& key() const { return key_; }
   const std::vector<nlohmann::json>& alternatives() const { return alternatives_; }
   // The cuBLASLt algorithm this op runs, as a cache entry's "algo", and in words.
@@ -101,6 +102,15 @@ class LinearOp {
   // Switches to a cuBLASLt algorithm given as a cache entry's "algo"; false (and no change) where it does
   // not apply to this GEMM.
   bool use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::size_t workspace_bytes);
+  // The forward check's choices: what runs now ({"algo", "us"}, or {"small", "us"} where our small GEMM
+  // was offered as an alternative and runs), in words, and switching to one of alternatives() (false, and
+  // no change, where it does not apply).
+  nlohmann::json choice_json(double us) const;
+  std::string choice_name() const;
+  bool use_choice(cublasLtHandle_t lt, const nlohmann::json& choice, std::size_t workspace_bytes);
+  // Whether our small GEMM runs this GEMM as the forward check's choice (its plan then needs dependent
+  // launches, which batch-1 plans do not have by default).
+  bool small_by_check() const { return small_alternative_ > 0 && small_variant_ == small_alternative_; }
   // Our kernel runs this GEMM: the caller frees the exact weight, which this op then no longer names.
   void forget_exact_weight() {
     VITRT_CHECK(own_kernel() && own_weight_, "internal: only a GEMM on our kernel can drop its cuBLASLt weight");
@@ -152,7 +162,9 @@ class LinearOp {
   bool own_eligible_ = false;  // a TF32 GEMM with an activation pass: our fused kernel may take it
   int own_variant_ = 0;        // > 0: our kernel runs instead of cuBLASLt + the pass
   Epilogue act_ = Epilogue::none;  // the layer's activation (the small GEMM applies it itself)
-  bool small_eligible_ = false;    // 16-bit, few rows, a shape our small GEMM takes
+  bool small_eligible_ = false;    // 16-bit, few rows, a shape our small GEMM takes: it runs
+  bool small_checkable_ = false;   // 16-bit, up to kSmallGemmCheckMaxRows rows: our small GEMM is an alternative
+  int small_alternative_ = 0;      // > 0: the variant the forward check may choose (small_checkable_)
   int small_variant_ = 0;          // > 0: our small GEMM runs instead of cuBLASLt
   int sm_count_ = 0;
   bool ws_eligible_ = false;  // 16-bit, no residual, bias (+ exact GELU): our warp-specialized GEMM may take it
