@@ -156,11 +156,12 @@ class CudaBackend final : public Backend {
   }
   // The forward check of tuning. The tuner times each GEMM and attention call alone with L2 flushed;
   // where candidates came within 15% of its pick (cuBLASLt's algorithms, attention variants; near_ties),
-  // the forward can still tell them apart (three tunings of vit_base at batch 1 gave forwards of 0.432-0.443 ms;
-  // session 29). In batches whose forward (one run) takes at most 3 ms, each such shape is run with
-  // each alternative in turn (every use of that shape in the plan at once), and the whole forward is timed
-  // against the current pick, which is timed again after each alternative; an alternative is kept only
-  // when it is 0.3% faster than both of those timings. VITRT_TUNE_FORWARD=0 turns it off;
+  // and for our small GEMM below batch 8 (linear.cpp), the forward can still tell them apart (three
+  // tunings of vit_base at batch 1 gave forwards of 0.432-0.443 ms; session 29). In batches whose forward
+  // (one run) takes at most 3 ms, each such shape is run with each alternative in turn (every use of that
+  // shape in the plan at once), and the whole forward is timed against the current pick, which is timed
+  // again after each alternative; an alternative is kept only when it is 0.3% faster than both of those
+  // timings. VITRT_TUNE_FORWARD=0 turns it off;
   // VITRT_TUNE_FORWARD_MAX_MS moves the 3 ms. Above 3 ms the check changed nothing beyond run-to-run spread
   // (vit_base b64-b256, vit_large b8-b64; session 30, run392), so longer forwards are not checked by default.
   void refine_tuning(int batch, const std::function<double(int)>& forward_ms) override {

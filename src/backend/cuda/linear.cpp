@@ -234,8 +234,8 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                           !gemm_small_variants(small_params(a, 0), arch_).empty();
   small_eligible_ = small_takes && ctx.dependent && a.rows <= small_gemm_max_rows();
   static const bool small_check = env_integer("VITRT_TUNE_FORWARD_SMALL", 0, 1, "0 or 1").value_or(1) == 1;
-  small_checkable_ =
-      small_takes && !small_eligible_ && a.rows <= kSmallGemmCheckMaxRows && small_gemm_max_rows() > 0 && small_check;
+  small_checkable_ = small_takes && !small_eligible_ && a.rows <= kSmallGemmCheckMaxRows &&
+                     small_gemm_max_rows() > 0 && small_check;
   const std::string& key = key_;
   TuneCache& tuner = *ctx.tuner;
   if (tuner.tuning() && !tuner.find(key)) tune(lt, a, ctx, key);
@@ -314,7 +314,7 @@ bool LinearOp::use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::si
 }
 
 nlohmann::json LinearOp::choice_json(double us) const {
-  if (small_alternative_ && small_variant_ == small_alternative_) return {{"small", small_variant_}, {"us", us}};
+  if (small_by_check()) return {{"small", small_variant_}, {"us", us}};
   return {{"algo", algo_json()}, {"us", us}};
 }
 
@@ -434,8 +434,9 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   // then the warp-specialized GEMM's, then the small-batch GEMM's.
   const std::vector<int> own = own_eligible_ ? gemm_tf32_variants(own_params(a, 0), arch_) : std::vector<int>{};
   const std::vector<int> wsv = ws_eligible_ ? gemm_ws_variants(ws_params(a, 0), arch_) : std::vector<int>{};
+  const bool time_small = small_eligible_ || small_checkable_;
   const std::vector<int> small =
-      small_eligible_ || small_checkable_ ? gemm_small_variants(small_params(a, 0), arch_) : std::vector<int>{};
+      time_small ? gemm_small_variants(small_params(a, 0), arch_) : std::vector<int>{};
   const std::size_t first_ws = cands.size() + own.size(), first_small = first_ws + wsv.size();
   const CandidateTimes t = time_candidates(
       first_small + small.size(),
@@ -462,7 +463,8 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   if (small_checkable_) {
     pick = -1;
     for (std::size_t i = 0; i < first_small; ++i)
-      if (t.us[i] >= 0 && (pick < 0 || t.us[i] < t.us[static_cast<std::size_t>(pick)])) pick = static_cast<int>(i);
+      if (t.us[i] >= 0 && (pick < 0 || t.us[i] < t.us[static_cast<std::size_t>(pick)]))
+        pick = static_cast<int>(i);
   }
   if (pick < 0) return;
   // The fastest cuBLASLt candidate is kept in the entry even when our kernel wins (the fallback where

@@ -47,7 +47,7 @@ struct GemmContext {
   int sm_count = 0;
   int arch = 0;   // compute capability, major * 10 + minor
   L2Flush flush;  // set only while tuning
-  bool dependent = false;  // the plan runs with dependent launches (batch 8 and up): our small GEMM takes few rows
+  bool dependent = false;  // the plan runs with dependent launches (batch 8 up): few rows take our small GEMM
 };
 
 // The largest row count whose 16-bit GEMMs take our few-row kernel (gemv.cuh): VITRT_GEMV_ROWS if set (0:
@@ -163,7 +163,7 @@ class LinearOp {
   int own_variant_ = 0;        // > 0: our kernel runs instead of cuBLASLt + the pass
   Epilogue act_ = Epilogue::none;  // the layer's activation (the small GEMM applies it itself)
   bool small_eligible_ = false;    // 16-bit, few rows, a shape our small GEMM takes: it runs
-  bool small_checkable_ = false;   // 16-bit, up to kSmallGemmCheckMaxRows rows: our small GEMM is an alternative
+  bool small_checkable_ = false;   // 16-bit, up to kSmallGemmCheckMaxRows rows: small GEMM as an alternative
   int small_alternative_ = 0;      // > 0: the variant the forward check may choose (small_checkable_)
   int small_variant_ = 0;          // > 0: our small GEMM runs instead of cuBLASLt
   int sm_count_ = 0;

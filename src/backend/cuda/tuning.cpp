@@ -68,8 +68,9 @@ CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size
 }
 
 std::vector<std::size_t> near_ties(const CandidateTimes& t, std::size_t best, std::size_t n) {
-  static const double window =
-      1.0 + static_cast<double>(env_integer("VITRT_TUNE_FORWARD_PCT", 0, 1000, "a percentage").value_or(kForwardCheckPct)) / 100;
+  static const long long pct =
+      env_integer("VITRT_TUNE_FORWARD_PCT", 0, 1000, "a percentage").value_or(kForwardCheckPct);
+  static const double window = 1.0 + static_cast<double>(pct) / 100;
   static const auto most = static_cast<std::size_t>(
       env_integer("VITRT_TUNE_FORWARD_ALTS", 0, 1000, "a count of alternatives").value_or(kForwardCheckAlts));
   std::vector<std::size_t> near;
