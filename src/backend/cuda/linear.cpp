@@ -90,10 +90,11 @@ struct AlgoConfig {
 constexpr std::int64_t kSmallGemmMaxRows = 64;
 // Above kSmallGemmMaxRows and up to this many rows (batch 1 of vit_base and the like: 197 rows), our
 // small GEMM is one of the forward check's alternatives (small_checkable_): tuning keeps it only where
-// the whole forward, run with dependent launches, is faster with it. On vit_base b1 it was, at proj and
-// the patch embedding: 0.373 ms against 0.378-0.380 on the same tunings (run479, session 41), while on
-// vit_small b1 it cost 5% and on vit_base b4 7% (session 34), so neither a row count nor a shape decides.
-// vit_large's 577-row GEMMs were 1.8-3.1x nvjet's chain (session 32), so they are not offered.
+// the whole forward, run with dependent launches, is faster with it. Forced on vit_base b1's proj and
+// patch embedding: 0.373 ms against 0.378-0.380 on the same tunings (run479, session 41); forced on proj,
+// vit_small b1 +5% and vit_base b4 +7% (session 34), so neither a row count nor a shape decides. As the
+// check's alternative (run480): kept for vit_small b1's proj (-0.8%) and in one of two vit_base tunings,
+// never at b2 or b4. vit_large's 577-row GEMMs were 1.8-3.1x nvjet's chain (session 32): not offered.
 constexpr std::int64_t kSmallGemmCheckMaxRows = 256;
 // Up to this many rows 16-bit GEMMs run our few-row kernel (gemv.cuh) instead of cuBLASLt: the last
 // block's class-token GEMMs at batches 1-4. Measured (run440-441, three alternating rounds against
