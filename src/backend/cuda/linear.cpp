@@ -460,19 +460,11 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       },
       ctx.stream, ctx.flush);
   // Where the small GEMM is only the forward check's alternative, the pick comes from the other candidates.
-  int pick = t.best;
-  if (small_checkable_) {
-    pick = -1;
-    for (std::size_t i = 0; i < first_small; ++i)
-      if (t.us[i] >= 0 && (pick < 0 || t.us[i] < t.us[static_cast<std::size_t>(pick)]))
-        pick = static_cast<int>(i);
-  }
+  const int pick = small_checkable_ ? fastest(t, 0, first_small) : t.best;
   if (pick < 0) return;
   // The fastest cuBLASLt candidate is kept in the entry even when our kernel wins (the fallback where
   // that kernel is not built in).
-  std::size_t best_lt = 0;
-  for (std::size_t i = 0; i < cands.size(); ++i)
-    if (t.us[i] >= 0 && (t.us[best_lt] < 0 || t.us[i] < t.us[best_lt])) best_lt = i;
+  const auto best_lt = static_cast<std::size_t>(std::max(fastest(t, 0, cands.size()), 0));
   const auto best = static_cast<std::size_t>(pick);
   nlohmann::json entry = {{"algo", AlgoConfig::of(cands[best_lt].algo).json()},
                           {"us", t.us[best]},
@@ -508,12 +500,9 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
     if (!alts.empty()) entry["alternatives"] = std::move(alts);
   }
   // The small GEMM's fastest variant, timed alone (its launch overlap is not part of that time).
-  std::size_t best_small = first_small;
-  for (std::size_t i = first_small; i < t.us.size(); ++i)
-    if (t.us[i] >= 0 && (t.us[best_small] < 0 || t.us[i] < t.us[best_small])) best_small = i;
-  if (best_small < t.us.size() && t.us[best_small] >= 0) {
-    entry["small"] = small[best_small - first_small];
-    entry["small_us"] = t.us[best_small];
+  if (const int best_small = fastest(t, first_small, t.us.size()); best_small >= 0) {
+    entry["small"] = small[static_cast<std::size_t>(best_small) - first_small];
+    entry["small_us"] = t.us[static_cast<std::size_t>(best_small)];
   }
   ctx.tuner->put(key, std::move(entry));
 }

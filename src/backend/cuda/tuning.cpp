@@ -67,6 +67,14 @@ CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size
   return t;
 }
 
+int fastest(const CandidateTimes& t, std::size_t lo, std::size_t hi) {
+  int best = -1;
+  for (std::size_t i = lo; i < hi && i < t.us.size(); ++i)
+    if (t.us[i] >= 0 && (best < 0 || t.us[i] < t.us[static_cast<std::size_t>(best)]))
+      best = static_cast<int>(i);
+  return best;
+}
+
 std::vector<std::size_t> near_ties(const CandidateTimes& t, std::size_t best, std::size_t n) {
   static const long long pct =
       env_integer("VITRT_TUNE_FORWARD_PCT", 0, 1000, "a percentage").value_or(kForwardCheckPct);

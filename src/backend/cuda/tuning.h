@@ -33,6 +33,9 @@ struct CandidateTimes {
 CandidateTimes time_candidates(std::size_t n, const std::function<bool(std::size_t)>& run, cudaStream_t stream,
                                const L2Flush& flush);
 
+// Of candidates lo..hi-1, the one that ran fastest (the first on ties); -1 when none of them ran.
+int fastest(const CandidateTimes& t, std::size_t lo, std::size_t hi);
+
 // The alternatives of candidate `best` for the forward check (CudaBackend::refine_tuning): of candidates
 // 0..n-1 other than `best`, those that ran within 15% of its time, fastest first, at most 8.
 // VITRT_TUNE_FORWARD_PCT and VITRT_TUNE_FORWARD_ALTS move the two (for measurements).
