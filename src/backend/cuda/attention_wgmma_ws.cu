@@ -105,6 +105,8 @@ __device__ __forceinline__ void merge_ready_arrive() { asm volatile("bar.arrive 
 __device__ __forceinline__ void merge_ready_wait() { asm volatile("bar.sync 3, 256;\n" ::: "memory"); }
 __device__ __forceinline__ void merge_free_arrive() { asm volatile("bar.arrive 4, 256;\n" ::: "memory"); }
 __device__ __forceinline__ void merge_free_wait() { asm volatile("bar.sync 4, 256;\n" ::: "memory"); }
+// Split keys: the second warpgroup alone (its 128 threads) is done with the stage that takes its O (5).
+__device__ __forceinline__ void wg1_sync() { asm volatile("bar.sync 5, 128;\n" ::: "memory"); }
 // ptxas places the wait for the previous tile's P V (wgmma.wait_group 0) wherever it likes before the
 // first use of O; in the 64-key kernel it put it right after S arrived, ahead of the whole softmax, so
 // every warpgroup waited for its own P V before exponentiating (ncu: 10% of the tile loop's stall
@@ -393,6 +395,12 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
       // 8 columns), its maxima and row sums through ml_s; the first takes them in and frees both.
       float4* o_s = reinterpret_cast<float4*>(kv_tile(1, (n + 1) * second_tiles - 1));
       if (wg == 1) {
+        // Each warp writes O over the whole stage, so every warp of this warpgroup must be done reading
+        // it first: tail() reads its first K and V rows warp by warp, and each warp has waited only for
+        // its own share of the last P V. Without this barrier a warp that got ahead overwrote K and V
+        // rows another warp was still reading in tail() (compute-sanitizer racecheck, run489: wrong rows
+        // at 259 and 577 tokens).
+        wg1_sync();
         if (n > 0) merge_free_wait();
 #pragma unroll
         for (int nt = 0; nt < kD / 8; ++nt)
