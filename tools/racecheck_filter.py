@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Judges a compute-sanitizer racecheck log of vitrt's tests (tools/gpu_check.sh runs it on the GPU machine).
 
-Fails (exit 1) on a test that failed under racecheck, on a log that racecheck did not finish, and on any
-reported hazard that is not one of two known kinds of false report:
+Fails (exit 1) on a test that failed under racecheck, on a tests' process that returned an error, on a log
+that racecheck did not finish, and on any reported hazard that is not one of two known kinds of false report:
 - inside cuBLASLt's kernels (nvjet_*, sm90_xmma_*): not our code, and their shared memory is ordered by
   mbarriers and TMA, which racecheck follows only in part;
 - the split-keys attention merge (attention_wgmma_ws.cu, its o_s / ml_s buffers): two warpgroups hand one
@@ -75,6 +75,8 @@ def main():
             no_lines = no_lines or not (first["file"] and other["file"])
     failed = [line for line in log if line.startswith("[  FAILED  ]")]
     finished = any("RACECHECK SUMMARY" in line for line in log)
+    # the tests' process ended with an error (a crash, a signal, or a failed test's exit code)
+    aborted = any("Target application returned an error" in line for line in log)
     print("racecheck: known false reports:", ", ".join(f"{k} {v} hazards" for k, v in counts.items()))
     for pair, hazards in unexplained.most_common(20):
         print(f"racecheck: UNEXPLAINED {pair}: {hazards} hazards")
@@ -86,7 +88,9 @@ def main():
         print("racecheck: failed under racecheck:", line)
     if not finished:
         print("racecheck: the log has no RACECHECK SUMMARY (racecheck did not finish)")
-    ok = finished and not unexplained and not failed
+    if aborted:
+        print("racecheck: the tests' process returned an error under racecheck")
+    ok = finished and not aborted and not unexplained and not failed
     print("racecheck:", "clean apart from the known false reports" if ok else "FAILED")
     return 0 if ok else 1
 
