@@ -17,9 +17,10 @@
 // rows for 132 SMs): an item is 64 query rows, and the two warpgroups take the same rows, each half of the
 // key tiles, in the same turns. Each loads its own ring of three stages (thread 0 of the warpgroup; no
 // producer warp, so that two blocks of 8 warps fit an SM at 128 registers). The second leaves its O in
-// the stage of its last tile and its maxima and row sums in shared memory (named barrier 3); the first
-// merges them, frees both (the stage through its empty barrier, the rest on barrier 4) and stores the
-// rows. Twice the items, half the chain each.
+// the stage of its last tile, once all its warps are done reading that stage (named barrier 5), and its
+// maxima and row sums in shared memory (named barrier 3); the first merges them, frees both (the stage
+// through its empty barrier, the rest on barrier 4) and stores the rows. Twice the items, half the chain
+// each.
 #include <cuda.h>  // CUtensorMap
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
