@@ -20,6 +20,16 @@ TEST(ImageDecode, RejectsGarbageAndTruncation) {
   EXPECT_NE(error_of([&] { load_image("/nonexistent/cat.jpg"); }).find("/nonexistent/cat.jpg: cannot open"), std::string::npos);
 }
 
+// A PNG whose header is valid and whose pixel data is not: libpng's error comes after the pixel buffers
+// exist (found by the image fuzzer, which saw them leak before session 42's fix; fuzz/corpus/image).
+TEST(ImageDecode, CorruptPixelDataAfterAValidHeader) {
+  const std::string path = std::string(VITRT_FUZZ_CORPUS_DIR) + "/image/corrupt-idat.png";
+  const std::string bytes = test::read_file(path);
+  ASSERT_EQ(bytes.size(), 71u) << path;
+  const std::vector<std::uint8_t> png(bytes.begin(), bytes.end());
+  EXPECT_NE(error_of([&] { decode_image(png, "c.png"); }).find("c.png: corrupt PNG ("), std::string::npos);
+}
+
 TEST(ImageResize, ConstantImagesStayConstant) {
   Image img{37, 23, std::vector<std::uint8_t>(37 * 23 * 3)};
   for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = static_cast<std::uint8_t>(i % 3 == 0 ? 200 : i % 3 == 1 ? 17 : 99);

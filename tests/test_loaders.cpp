@@ -1,6 +1,6 @@
 // Loader robustness: truncated, corrupt and hostile checkpoints give a clear vitrt::Error naming the
 // problem, never a crash, hang or out-of-bounds read (run under ASan in the debug preset). Also replays
-// the fuzz corpora.
+// the fuzz corpora (checkpoint formats and images) through every parser.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -247,6 +247,7 @@ TEST(FuzzCorpus, ReplaysWithoutCrashing) {
     (void)error_of([&] { parse_safetensors(b, "corpus"); });
     (void)error_of([&] { parse_npz(b, "corpus"); });
     (void)error_of([&] { parse_npy(b, "corpus", "corpus"); });
+    (void)error_of([&] { decode_image(b, "corpus"); });
     ++files;
   }
   EXPECT_GT(files, 10);

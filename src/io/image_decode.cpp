@@ -50,26 +50,17 @@ inline std::uint8_t cmyk_channel(int c_raw, int k_raw) {
   return static_cast<std::uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-Image decode_jpeg(std::span<const std::uint8_t> bytes, const std::string& name) {
-  jpeg_decompress_struct cinfo;
-  JpegError err{};
-  Image img;
-  std::vector<std::uint8_t> row;
-  cinfo.err = jpeg_std_error(&err.mgr);
-  err.mgr.error_exit = jpeg_on_error;
-  err.mgr.emit_message = jpeg_on_message;
-  if (setjmp(err.jump)) {
-    jpeg_destroy_decompress(&cinfo);
-    VITRT_FAIL(name, ": corrupt JPEG (", err.message, ")");
-  }
+// The libjpeg calls of decode_jpeg, into the caller's img and row. libjpeg's errors longjmp back to the
+// setjmp here, so this function keeps no object with a destructor of its own and nothing it changes after
+// the setjmp is read after the jump (such locals would be indeterminate): it returns false, with the
+// message in err. A size over the limits throws instead.
+bool read_jpeg(jpeg_decompress_struct& cinfo, JpegError& err, std::span<const std::uint8_t> bytes,
+               const std::string& name, Image& img, std::vector<std::uint8_t>& row) {
+  if (setjmp(err.jump)) return false;
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
-  if (cinfo.image_width == 0 || cinfo.image_height == 0 ||
-      static_cast<std::uint64_t>(cinfo.image_width) * cinfo.image_height > kMaxPixels) {
-    jpeg_destroy_decompress(&cinfo);
-    check_size(cinfo.image_width, cinfo.image_height, name);
-  }
+  check_size(cinfo.image_width, cinfo.image_height, name);
   const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   const bool gray = cinfo.jpeg_color_space == JCS_GRAYSCALE;
   cinfo.out_color_space = cmyk ? JCS_CMYK : gray ? JCS_GRAYSCALE : JCS_RGB;
@@ -96,10 +87,25 @@ Image decode_jpeg(std::span<const std::uint8_t> bytes, const std::string& name) 
     }
     if (err.truncated) break;
   }
-  const bool truncated = err.truncated;
-  if (!truncated) jpeg_finish_decompress(&cinfo);
-  jpeg_destroy_decompress(&cinfo);
-  VITRT_CHECK(!truncated, name, ": truncated JPEG (premature end of data)");
+  if (!err.truncated) jpeg_finish_decompress(&cinfo);
+  return true;
+}
+
+Image decode_jpeg(std::span<const std::uint8_t> bytes, const std::string& name) {
+  jpeg_decompress_struct cinfo{};
+  JpegError err{};
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_on_error;
+  err.mgr.emit_message = jpeg_on_message;
+  // Destroyed on every way out, a throw included (safe before creation: cinfo.mem is null).
+  const struct Destroy {
+    jpeg_decompress_struct* c;
+    ~Destroy() { jpeg_destroy_decompress(c); }
+  } destroy{&cinfo};
+  Image img;
+  std::vector<std::uint8_t> row;
+  VITRT_CHECK(read_jpeg(cinfo, err, bytes, name, img, row), name, ": corrupt JPEG (", err.message, ")");
+  VITRT_CHECK(!err.truncated, name, ": truncated JPEG (premature end of data)");
   return img;
 }
 
@@ -124,26 +130,14 @@ void png_on_error(png_structp png, png_const_charp msg) {
 
 void png_on_warning(png_structp, png_const_charp) {}
 
-Image decode_png(std::span<const std::uint8_t> bytes, const std::string& name) {
-  PngReader reader{bytes};
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_on_error, png_on_warning);
-  VITRT_CHECK(png, name, ": libpng initialisation failed");
-  png_infop info = png_create_info_struct(png);
-  Image img;
-  std::vector<png_bytep> rows;
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    VITRT_FAIL(name, ": corrupt PNG (", reader.message, ")");
-  }
-  VITRT_CHECK(info, name, ": libpng initialisation failed");
-  png_set_read_fn(png, &reader, png_on_read);
-  png_set_user_limits(png, 1u << 20, 1u << 20);
+// The libpng calls of decode_png, into the caller's img and rows; as read_jpeg: libpng's errors longjmp back
+// here, and it returns false (the message in the reader). A size over the limits throws instead.
+bool read_png(png_structp png, png_infop info, const std::string& name, Image& img,
+              std::vector<png_bytep>& rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
   png_read_info(png, info);
   const auto w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  if (static_cast<std::uint64_t>(w) * h > kMaxPixels) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    check_size(w, h, name);
-  }
+  check_size(w, h, name);
   const int color = png_get_color_type(png, info);
   // PIL: palettes expand to their colours (transparency ignored), 16-bit keeps the high byte,
   // alpha is dropped without compositing, grayscale is replicated.
@@ -162,7 +156,25 @@ Image decode_png(std::span<const std::uint8_t> bytes, const std::string& name) {
   for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.rgb.data() + static_cast<size_t>(y) * w * 3;
   png_read_image(png, rows.data());
   png_read_end(png, nullptr);
-  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+
+Image decode_png(std::span<const std::uint8_t> bytes, const std::string& name) {
+  PngReader reader{bytes};
+  struct Read {  // destroyed on every way out, a throw included
+    png_structp png = nullptr;
+    png_infop info = nullptr;
+    ~Read() { png_destroy_read_struct(&png, &info, nullptr); }
+  } r;
+  r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_on_error, png_on_warning);
+  VITRT_CHECK(r.png, name, ": libpng initialisation failed");
+  r.info = png_create_info_struct(r.png);
+  VITRT_CHECK(r.info, name, ": libpng initialisation failed");
+  png_set_read_fn(r.png, &reader, png_on_read);
+  png_set_user_limits(r.png, 1u << 20, 1u << 20);
+  Image img;
+  std::vector<png_bytep> rows;
+  VITRT_CHECK(read_png(r.png, r.info, name, img, rows), name, ": corrupt PNG (", reader.message, ")");
   return img;
 }
 
