@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One command on the GPU machine: build (unless BUILD already holds a build), run every test with the
-# CUDA backend, compute-sanitizer memcheck and synccheck on every CUDA test and racecheck on the op tests of
-# our kernels (judged by tools/racecheck_filter.py, which knows racecheck's false reports; it needs a build
-# with -lineinfo, as this script makes), and tools/verify_torch.py against PyTorch. Not initcheck: it does not
-# see writes by TMA / bulk copies (a probe, docs/performance.md session 42), so every read of a TMA-stored
-# GEMM output is reported. Set VITRT_DATA to a folder with deit_tiny_patch16_224/ and
-# imagenet-sample/ for the real-data rows (VITRT_IMAGES: a glob of image names to use).
+# CUDA backend, compute-sanitizer memcheck (with the device-memory leak check) and synccheck on every CUDA
+# test and racecheck on the op tests of our kernels (judged by tools/racecheck_filter.py, which knows
+# racecheck's false reports; it needs a build with -lineinfo, as this script makes), and
+# tools/verify_torch.py against PyTorch. Not initcheck: it does not see writes by TMA / bulk copies (a
+# probe, docs/performance.md session 42), so every read of a TMA-stored GEMM output is reported. Set
+# VITRT_DATA to a folder with deit_tiny_patch16_224/ and imagenet-sample/ for the real-data rows
+# (VITRT_IMAGES: a glob of image names to use).
 #   tools/gpu_check.sh [BUILD]      (default build/gpu)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,9 +25,10 @@ step "unit, op and golden tests (CPU and CUDA)"
 step "CLI contract"
 python3 tests/scripts/cli_check.py "$BUILD/bin/vitrt" tests/golden > /tmp/cli.log 2>&1 && echo ok || { cat /tmp/cli.log; status=1; }
 cuda_tests='Cuda*:SessionCuda.*:Backends/OpTest.*cuda_*:Fixtures/Golden.*cuda_*'
-for tool in memcheck synccheck; do
+for tool in "memcheck --leak-check full" synccheck; do
   step "compute-sanitizer --tool $tool: every CUDA test"
-  compute-sanitizer --tool "$tool" --error-exitcode 3 --print-limit 20 \
+  # shellcheck disable=SC2086  # the tool's options split into words
+  compute-sanitizer --tool $tool --error-exitcode 3 --print-limit 20 \
     "$BUILD/tests/vitrt_tests" --gtest_brief=1 --gtest_filter="$cuda_tests" || status=1
 done
 # Not the tests that tune: under racecheck a tuning test grew past 128 GB of host memory (run497).
