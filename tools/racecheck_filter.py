@@ -2,7 +2,8 @@
 """Judges a compute-sanitizer racecheck log of vitrt's tests (tools/gpu_check.sh runs it on the GPU machine).
 
 Fails (exit 1) on a test that failed under racecheck, on a tests' process that returned an error, on a log
-that racecheck did not finish, and on any reported hazard that is not one of two known kinds of false report:
+that racecheck did not finish, on racecheck's warnings, and on any reported hazard that is not one of two
+known kinds of false report:
 - inside cuBLASLt's kernels (nvjet_*, sm90_xmma_*): not our code, and their shared memory is ordered by
   mbarriers and TMA, which racecheck follows only in part;
 - the split-keys attention merge (attention_wgmma_ws.cu, its o_s / ml_s buffers): two warpgroups hand one
@@ -74,6 +75,9 @@ def main():
             unexplained[f"{where(first)} <-> {where(other)}"] += hazards
             no_lines = no_lines or not (first["file"] and other["file"])
     failed = [line for line in log if line.startswith("[  FAILED  ]")]
+    # racecheck's warnings (hazards it is less sure of) are not classified above: any fails the log
+    summary = re.compile(r"RACECHECK SUMMARY:.* (\d+) warnings")
+    warnings = sum(int(m[1]) for line in log if (m := summary.search(line)))
     finished = any("RACECHECK SUMMARY" in line for line in log)
     # the tests' process ended with an error (a crash, a signal, or a failed test's exit code)
     aborted = any("Target application returned an error" in line for line in log)
@@ -90,7 +94,9 @@ def main():
         print("racecheck: the log has no RACECHECK SUMMARY (racecheck did not finish)")
     if aborted:
         print("racecheck: the tests' process returned an error under racecheck")
-    ok = finished and not aborted and not unexplained and not failed
+    if warnings:
+        print(f"racecheck: {warnings} warnings in the summary")
+    ok = finished and not aborted and not unexplained and not failed and not warnings
     print("racecheck:", "clean apart from the known false reports" if ok else "FAILED")
     return 0 if ok else 1
 
