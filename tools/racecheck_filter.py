@@ -43,8 +43,20 @@ def known_handoff(loc):
     return text is not None and any(m in text for m in markers)
 
 
+def without_parameters(fn):
+    """'kernel<T, (int)64>(A, B)+0x10' -> 'kernel<T, (int)64>+0x10': drops the last parenthesized group."""
+    end = fn.rfind(")")
+    depth, start = 0, end
+    while start >= 0:
+        depth += {")": 1, "(": -1}.get(fn[start], 0)
+        if depth == 0:
+            return fn[:start] + fn[end + 1:]
+        start -= 1
+    return fn
+
+
 def where(loc):
-    name = re.sub(r"\(.*\)", "", loc["fn"])  # the kernel without its parameter list, + offset
+    name = without_parameters(loc["fn"])
     return f"{name} ({loc['file']}:{loc['line']})" if loc["file"] else name
 
 

@@ -104,7 +104,8 @@ Image decode_jpeg(std::span<const std::uint8_t> bytes, const std::string& name) 
   } destroy{&cinfo};
   Image img;
   std::vector<std::uint8_t> row;
-  VITRT_CHECK(read_jpeg(cinfo, err, bytes, name, img, row), name, ": corrupt JPEG (", err.message, ")");
+  const bool read = read_jpeg(cinfo, err, bytes, name, img, row);
+  VITRT_CHECK(read, name, ": corrupt JPEG (", err.message, ")");
   VITRT_CHECK(!err.truncated, name, ": truncated JPEG (premature end of data)");
   return img;
 }
@@ -174,7 +175,8 @@ Image decode_png(std::span<const std::uint8_t> bytes, const std::string& name) {
   png_set_user_limits(r.png, 1u << 20, 1u << 20);
   Image img;
   std::vector<png_bytep> rows;
-  VITRT_CHECK(read_png(r.png, r.info, name, img, rows), name, ": corrupt PNG (", reader.message, ")");
+  const bool read = read_png(r.png, r.info, name, img, rows);
+  VITRT_CHECK(read, name, ": corrupt PNG (", reader.message, ")");
   return img;
 }
 
