@@ -1114,6 +1114,25 @@ TEST(CudaGemm, WarpSpecializedVariants) {
   EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.bias = nullptr; }));
   EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.bias = at((3 << 20) + 2); }));
   EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.rows = 0; }));
+  // The residual variants: D and bias in fp32, no activation, 1 to 8 parts of K and at most K / 64.
+  p.accumulate = true;
+  EXPECT_TRUE(cuda::gemm_ws_variants(p, 90).empty());  // GELU
+  p.act = Epilogue::none;
+  p.in = 192;
+  p.lda = 192;
+  p.ldd = 3076;  // fp32 rows: a multiple of 4 keeps them 16-byte aligned
+  EXPECT_EQ(cuda::gemm_ws_variants(p, 90),
+            hopper_build ? std::vector<int>({cuda::kGemmWsResidualSplit + 1, cuda::kGemmWsResidualSplit + 2,
+                                             cuda::kGemmWsResidualSplit + 3})
+                         : std::vector<int>{});
+  EXPECT_EQ(cuda::gemm_ws_variant_name(cuda::kGemmWsResidualSplit + 3),
+            "vitrt gemm 128x128 ping-pong, residual added by TMA, K in 3 parts");
+  EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, cuda::kGemmWsResidualSplit + 4));
+  EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, cuda::kGemmWsResidualSplit));
+  EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, cuda::kGemmWsCoop));  // the bias-only variants do not accumulate
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.ldd = 3074; }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.bias = at((3 << 20) + 4); }));
+  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.act = Epilogue::gelu_erf; }));
 }
 
 TEST(CudaGemm, SmallVariantsAndDefaults) {
@@ -1466,6 +1485,88 @@ TEST(CudaGemm, WarpSpecialized) {
   bad.in = 96;
   bad.out = 128;
   bad.variant = cuda::kGemmWsCoop;
+  EXPECT_THROW(cuda::gemm_ws(bad, arch, nullptr), vitrt::Error);
+}
+
+// The same GEMM's residual variants (D += A W^T + bias, D and bias fp32), K whole and split in up to 16
+// parts, against float64 references on the rounded operands: vit_base's fc2 at 197 rows, vit_large's proj
+// at 577 rows with padded strides, 37 rows (one partial tile), fp16 and bf16. D holds the residual, with
+// NaN in the padding columns and the row past the end, which must stay untouched. Split parts add into D
+// in no fixed order, so a second run is compared with the reference, not with the first run's bits.
+TEST(CudaGemm, WarpSpecializedResidualSplitK) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  int sm_count = 0;
+  const int arch = device0_arch(&sm_count);
+  struct Case {
+    std::int64_t rows;
+    int in, out, lda_pad, ldd_pad;
+    DT dt;
+  };
+  std::uint64_t seed = 1400;
+  bool ran = false;
+  for (const Case& c : std::vector<Case>{{197, 3072, 768, 0, 0, DT::bf16},
+                                         {577, 1024, 1024, 8, 4, DT::f16},
+                                         {37, 640, 256, 0, 0, DT::bf16}}) {
+    const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
+    Buffer xa(*be, static_cast<size_t>(c.rows * lda), c.dt), wa(*be, static_cast<size_t>(c.out) * c.in, c.dt),
+        ba(*be, c.out, DT::f32), da(*be, static_cast<size_t>((c.rows + 1) * ldd), DT::f32);
+    const auto x = xa.rounded(randn(static_cast<size_t>(c.rows * lda), seed++));
+    const auto w = wa.rounded(randn(static_cast<size_t>(c.out) * c.in, seed++, 1.0f / std::sqrt(static_cast<float>(c.in))));
+    const auto b = randn(c.out, seed++, 0.5f);
+    const auto resid = randn(static_cast<size_t>(c.rows) * c.out, seed++);
+    xa.set(x);
+    wa.set(w);
+    ba.set(b);
+    std::vector<float> d0(static_cast<size_t>((c.rows + 1) * ldd), std::numeric_limits<float>::quiet_NaN());
+    for (std::int64_t r = 0; r < c.rows; ++r)
+      for (int o = 0; o < c.out; ++o) d0[r * ldd + o] = resid[r * c.out + o];
+    cuda::GemmWsParams p = ws_launch(xa.data(), lda, wa.data(), ba.data(), da.data(), ldd, c.rows, c.in, c.out, c.dt,
+                                     Epilogue::none, sm_count);
+    p.accumulate = true;
+    const auto variants = cuda::gemm_ws_variants(p, arch);
+    if (variants.empty()) continue;
+    ran = true;
+    std::vector<int> expected;
+    for (int parts = 1; parts <= std::min(cuda::kGemmWsMaxParts, c.in / 64); ++parts)
+      expected.push_back(cuda::kGemmWsResidualSplit + parts);
+    EXPECT_EQ(variants, expected);
+    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
+    for (std::int64_t r = 0; r < c.rows; ++r)
+      for (int o = 0; o < c.out; ++o) {
+        double s = static_cast<double>(resid[r * c.out + o]) + b[o];
+        for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
+        ref[r * c.out + o] = s;
+      }
+    for (int v : variants) {
+      SCOPED_TRACE(::testing::Message() << cuda::gemm_ws_variant_name(v) << ", rows " << c.rows << " in " << c.in
+                                        << " out " << c.out << " " << dt_name(c.dt));
+      p.variant = v;
+      double worst = 0;
+      for (int run = 0; run < 2; ++run) {
+        da.set(d0);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend uploads on its own stream
+        cuda::gemm_ws(p, arch, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::size_t touched = 0;
+        const std::vector<float> y = output_inside(da.get(), c.rows, c.out, ldd, touched);
+        EXPECT_EQ(touched, 0u) << "elements written outside the output";
+        worst = std::max(worst, test::max_rel_error(y.data(), ref.data(), ref.size()));
+      }
+      std::printf("[ info ] %s, %lld x %d x %d %s: max error %.3g\n", cuda::gemm_ws_variant_name(v).c_str(),
+                  static_cast<long long>(c.rows), c.in, c.out, dt_name(c.dt), worst);
+      EXPECT_LE(worst, 1e-4);  // fp32 sums of exact products: far inside fp16's bound
+    }
+  }
+  if (!ran) GTEST_SKIP() << "the warp-specialized GEMM needs an sm_90a build on a Hopper GPU";
+  cuda::GemmWsParams bad;  // more parts than K has tiles of 64
+  bad.rows = 4;
+  bad.in = 128;
+  bad.out = 128;
+  bad.accumulate = true;
+  bad.variant = cuda::kGemmWsResidualSplit + 3;
   EXPECT_THROW(cuda::gemm_ws(bad, arch, nullptr), vitrt::Error);
 }
 

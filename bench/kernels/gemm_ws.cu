@@ -12,8 +12,10 @@
 // residual GEMMs 1.04-1.10x. Session 28 (run348): 0.75-0.78x of cuBLASLt + the pass at 50,432 rows.
 //   gemm_ws [rows 50432] [embed 768] [mlp 3072] [case name prefix] [variant index, -1: all] [stamps]
 //   gemm_ws 0 0 0 gelu_probe     (which GELU cuBLASLt's epilogue computes; VITRT_EXACT_GELU=1: the pass)
-// GEMM_WS_ZERO_A=1 makes A all zeros (what `vitrt tune` timed on before session 29: cuBLASLt 5-7%
-// faster at 50,432 rows, our ping-pong unchanged; run366); GEMM_WS_PDL=1 launches our kernels as
+// GEMM_WS_SPLITS=1,2,3 runs the residual-by-TMA-add cases with K in each of those numbers of parts
+// (split-K; for few rows, session 44). GEMM_WS_ZERO_A=1 makes A all zeros (what `vitrt tune` timed on
+// before session 29: cuBLASLt 5-7% faster at 50,432 rows, our ping-pong unchanged; run366);
+// GEMM_WS_PDL=1 launches our kernels as
 // dependent launches, as the library does (no change, run366); GEMM_WS_CLUSTER_ATTR=1 launches the
 // unclustered variants with a 1 x 1 x 1 cluster attribute, as sessions 26-28 did (see launch_one).
 // Variants 101 and 102 are the library's own launches (gemm_ws.cuh).
@@ -28,6 +30,7 @@
 #include <cstdlib>
 #include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -37,6 +40,7 @@
 #include "backend/cuda/linear.h"
 #include "backend/cuda/tensor_map.h"
 #include "backend/cuda/tuning.h"
+#include "core/env.h"
 #include "gap_kernels.h"
 
 using namespace vitrt;
@@ -93,7 +97,7 @@ void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
                 ws::epi_tma(E) ? NB : 0, n, CL);
     return n;
   }();
-  cfg.gridDim = dim3(static_cast<unsigned>(std::min(resident, args.tiles) * CL));
+  cfg.gridDim = dim3(static_cast<unsigned>(std::min(resident, args.tiles * args.splits) * CL));
   static const bool force_attr = std::getenv("GEMM_WS_CLUSTER_ATTR") != nullptr;
   if (CL == 1 && !force_attr) {  // no cluster attribute at all: see the note above
     cfg.attrs = attr + 1;
@@ -130,14 +134,19 @@ void launch_stamps(Variant v, Epi e, const ws::Args& args, int sms, cudaStream_t
   }
 }
 
-// D = A W^T + bias (+ GELU, or added to D): A [rows, k] bf16, W [n, k] bf16, bias [n] bf16. With
-// `stamps`, the kernel built with per-block clocks runs and writes them there.
+// D = A W^T + bias (+ GELU, or added to D): A [rows, k] bf16, W [n, k] bf16, bias [n] bf16 (fp32 with
+// the residual epilogues), K split in
+// `splits` parts (Epi::residual_tma only). With `stamps`, the kernel built with per-block clocks runs and
+// writes them there.
 void gemm_ws(Variant v, Epi e, const void* a, const void* w, const void* bias, void* d, std::int64_t rows, int n,
-             int k, int sms, cudaStream_t s, unsigned long long* stamps = nullptr) {
+             int k, int sms, cudaStream_t s, unsigned long long* stamps = nullptr, int splits = 1) {
   const int tn = v.bn();
   VITRT_CHECK(n % (tn * v.cl) == 0 && k % ws::kBK == 0, "gemm_ws: n must be a multiple of ", tn * v.cl, " and k of ",
               ws::kBK);
-  const ws::Args args = ws::make_args(v.coop, e, v.cl, a, k, w, bias, d, n, DT::bf16, rows, n, k, v.share, stamps);
+  VITRT_CHECK(splits >= 1 && splits <= k / ws::kBK && (splits == 1 || e == Epi::residual_tma),
+              "gemm_ws: K splits from 1 to k / ", ws::kBK, ", above 1 only with the residual added by TMA");
+  const ws::Args args =
+      ws::make_args(v.coop, e, v.cl, a, k, w, bias, d, n, DT::bf16, rows, n, k, v.share, stamps, splits);
   if (stamps) launch_stamps<true>(v, e, args, sms, s);
   else launch_stamps<false>(v, e, args, sms, s);
 }
@@ -165,6 +174,20 @@ std::size_t outside(const std::vector<float>& got, const std::vector<float>& ref
     if (!(diff <= worst)) worst = diff;
   }
   return bad;
+}
+
+// The K splits to run for an epilogue: GEMM_WS_SPLITS (e.g. "1,2,3") for Epi::residual_tma, those up
+// to k / kBK; 1 otherwise.
+std::vector<int> ws_splits(Epi e, int k) {
+  std::vector<int> v;
+  const char* env = std::getenv("GEMM_WS_SPLITS");
+  if (e == Epi::residual_tma && env != nullptr)
+    for (const std::string_view item : comma_items(env)) {
+      const int sp = std::atoi(std::string(item).c_str());
+      if (sp >= 1 && sp <= k / ws::kBK) v.push_back(sp);
+    }
+  if (v.empty()) v.push_back(1);
+  return v;
 }
 
 struct Case {
@@ -283,6 +306,7 @@ int main(int argc, char** argv) {
       CUDA_CHECK(cudaMalloc(&bias_lt, hb.size() * 4));
       CUDA_CHECK(cudaMemcpy(bias_lt, hb.data(), hb.size() * 4, cudaMemcpyHostToDevice));
     }
+    void* const bias_ws = bias_lt;  // ours takes the residual's bias in fp32 too
     const LinearWeights lw{nullptr, nullptr, c.out, c.in};
     const LinearArgs la{&lw, rows, a, c.in, DT::bf16, d_lt, c.out, out_dt,
                         c.epi == Epi::gelu_tma ? Epilogue::gelu_erf : Epilogue::none, res};
@@ -303,64 +327,72 @@ int main(int argc, char** argv) {
       const Variant v = kVariants[vi];
       if (c.out % (v.bn() * v.cl) != 0 || (only_variant >= 0 && vi != only_variant)) continue;
       if (!ws::epi_tma(c.epi) && v.nb != 2) continue;  // the buffers are the TMA epilogues' only
-      auto run_ws = [&] {
-        gemm_ws(v, c.epi, a, w, bias, d_ws, rows, c.out, c.in, sms, s);
-        return true;
-      };
-      if (res)
-        CUDA_CHECK(cudaMemcpy(d_ws, d0, nd * dt_size(out_dt), cudaMemcpyDeviceToDevice));
-      else
-        CUDA_CHECK(cudaMemset(d_ws, 0xff, nd * dt_size(out_dt)));  // poison: NaN where nothing is written
-      run_ws();
-      CUDA_CHECK(cudaStreamSynchronize(s));
-      double worst = 0, scale = 0;
-      const std::size_t bad = outside(to_host(d_ws, nd, out_dt), ref, worst, scale);
-      const double ws_flushed = time_us(run_ws, s, flush);
-      const double ws_b2b = bench::event_median_us([&] { for (int r = 0; r < 20; ++r) run_ws(); }, s, 7, 2, 20);
-      std::printf("  ours [%d] %s %dx%d, %d stages, %d epilogue buffers, cluster %d (share %d): %.1f / %.1f us (%.0f TFLOP/s), ours / cuBLASLt %.3f / %.3f; max |diff| %.3g "
-                  "(outputs up to %.3g), %zu outside 2%%\n",
-                  vi, v.coop ? "coop" : "ping-pong", v.bm(), v.bn(), ws::fit_stages(v.coop, c.epi, v.nb),
-                  ws::epi_tma(c.epi) ? v.nb : 0, v.cl, v.share, ws_flushed, ws_b2b, flop / ws_b2b * 1e-6, ws_flushed / lt_flushed,
-                  ws_b2b / lt_b2b, worst, scale, bad);
-      if (bad) ++failures;
-      if (stamps) {  // one launch with the per-block clocks on: where the block's time goes
-        const std::size_t ns = ws::kStamps * static_cast<std::size_t>(sms);
-        unsigned long long* st = nullptr;
-        CUDA_CHECK(cudaMalloc(&st, ns * 8));
-        CUDA_CHECK(cudaMemset(st, 0, ns * 8));
-        // As timed (flushed before each launch), and the last of 10 in a row, so that the clock has
-        // settled as it has in the timed medians (a single launch after an idle host sync ran at 1.35-1.64 GHz).
-        for (int r = 0; r < 10; ++r) {
-          if (r == 9) CUDA_CHECK(cudaMemsetAsync(st, 0, ns * 8, s));
-          if (flush.buffer) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, s));
-          gemm_ws(v, c.epi, a, w, bias, d_ws, rows, c.out, c.in, sms, s, st);
-        }
-        std::vector<unsigned long long> h(ns);
-        CUDA_CHECK(cudaMemcpy(h.data(), st, ns * 8, cudaMemcpyDeviceToHost));
-        CUDA_CHECK(cudaFree(st));
-        double sum[4] = {0, 0, 0, 0};
-        unsigned long long first_start = ~0ull, last_start = 0, last_end = 0;
-        double run_ns = 0;
-        int blocks = 0;
-        for (int b = 0; b < sms; ++b) {
-          const unsigned long long* q = &h[static_cast<std::size_t>(ws::kStamps) * b];
-          if (q[3] == 0) continue;
-          ++blocks;
-          for (int i = 0; i < 4; ++i) sum[i] += static_cast<double>(q[i]);
-          first_start = std::min(first_start, q[4]);
-          last_start = std::max(last_start, q[4]);
-          last_end = std::max(last_end, q[5]);
-          run_ns += static_cast<double>(q[5] - q[4]);
-        }
-        if (blocks > 0) {
-          const double total = sum[3] / blocks;
-          std::printf("    clocks, mean of %d blocks: %.0f per block; producer waits for a free stage %.1f%%, consumers "
-                      "wait for a full stage %.1f%%, for their turn %.1f%% (per consumer)\n",
-                      blocks, total, 100 * sum[0] / sum[3], 50 * sum[1] / sum[3], 50 * sum[2] / sum[3]);
-          std::printf("    globaltimer: blocks start within %.1f us of the first, run %.1f us on average (%.2f GHz by "
-                      "their clocks), the grid spans %.1f us\n",
-                      1e-3 * static_cast<double>(last_start - first_start), 1e-3 * run_ns / blocks,
-                      total / (run_ns / blocks), 1e-3 * static_cast<double>(last_end - first_start));
+      // K in parts: GEMM_WS_SPLITS (a list, default 1) for the residual added by TMA, else 1.
+      for (const int sp : ws_splits(c.epi, c.in)) {
+        auto run_ws = [&] {
+          gemm_ws(v, c.epi, a, w, bias_ws, d_ws, rows, c.out, c.in, sms, s, nullptr, sp);
+          return true;
+        };
+        if (res)
+          CUDA_CHECK(cudaMemcpy(d_ws, d0, nd * dt_size(out_dt), cudaMemcpyDeviceToDevice));
+        else
+          CUDA_CHECK(cudaMemset(d_ws, 0xff, nd * dt_size(out_dt)));  // poison: NaN where nothing is written
+        run_ws();
+        CUDA_CHECK(cudaStreamSynchronize(s));
+        double worst = 0, scale = 0;
+        const std::size_t bad = outside(to_host(d_ws, nd, out_dt), ref, worst, scale);
+        const double ws_flushed = time_us(run_ws, s, flush);
+        const double ws_b2b = bench::event_median_us([&] { for (int r = 0; r < 20; ++r) run_ws(); }, s, 7, 2, 20);
+        std::printf("  ours [%d] %s %dx%d, %d stages, %d epilogue buffers, cluster %d (share %d), K in %d: %.1f / %.1f us (%.0f TFLOP/s), ours / cuBLASLt %.3f / %.3f; max |diff| %.3g "
+                    "(outputs up to %.3g), %zu outside 2%%\n",
+                    vi, v.coop ? "coop" : "ping-pong", v.bm(), v.bn(), ws::fit_stages(v.coop, c.epi, v.nb),
+                    ws::epi_tma(c.epi) ? v.nb : 0, v.cl, v.share, sp, ws_flushed, ws_b2b, flop / ws_b2b * 1e-6, ws_flushed / lt_flushed,
+                    ws_b2b / lt_b2b, worst, scale, bad);
+        if (bad) ++failures;
+        if (stamps) {  // one launch with the per-block clocks on: where the block's time goes
+          const std::size_t ns = ws::kStamps * static_cast<std::size_t>(sms);
+          unsigned long long* st = nullptr;
+          CUDA_CHECK(cudaMalloc(&st, ns * 8));
+          CUDA_CHECK(cudaMemset(st, 0, ns * 8));
+          // As timed (flushed before each launch), and the last of 10 in a row, so that the clock has
+          // settled as it has in the timed medians (a single launch after an idle host sync ran at 1.35-1.64 GHz).
+          for (int r = 0; r < 10; ++r) {
+            if (r == 9) CUDA_CHECK(cudaMemsetAsync(st, 0, ns * 8, s));
+            if (flush.buffer) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, s));
+            gemm_ws(v, c.epi, a, w, bias_ws, d_ws, rows, c.out, c.in, sms, s, st, sp);
+          }
+          std::vector<unsigned long long> h(ns);
+          CUDA_CHECK(cudaMemcpy(h.data(), st, ns * 8, cudaMemcpyDeviceToHost));
+          CUDA_CHECK(cudaFree(st));
+          double sum[4] = {0, 0, 0, 0}, fill = 0, epilogue = 0;
+          unsigned long long first_start = ~0ull, last_start = 0, last_end = 0;
+          double run_ns = 0;
+          int blocks = 0;
+          for (int b = 0; b < sms; ++b) {
+            const unsigned long long* q = &h[static_cast<std::size_t>(ws::kStamps) * b];
+            if (q[3] == 0) continue;
+            ++blocks;
+            for (int i = 0; i < 4; ++i) sum[i] += static_cast<double>(q[i]);
+            fill += static_cast<double>(q[6]);
+            epilogue += static_cast<double>(q[7]);
+            first_start = std::min(first_start, q[4]);
+            last_start = std::max(last_start, q[4]);
+            last_end = std::max(last_end, q[5]);
+            run_ns += static_cast<double>(q[5] - q[4]);
+          }
+          if (blocks > 0) {
+            const double total = sum[3] / blocks;
+            std::printf("    clocks, mean of %d blocks: %.0f per block; producer waits for a free stage %.1f%%, consumers "
+                        "wait for a full stage %.1f%%, for their turn %.1f%% (per consumer)\n",
+                        blocks, total, 100 * sum[0] / sum[3], 50 * sum[1] / sum[3], 50 * sum[2] / sum[3]);
+            std::printf("    globaltimer: blocks start within %.1f us of the first, run %.1f us on average (%.2f GHz by "
+                        "their clocks), the grid spans %.1f us\n",
+                        1e-3 * static_cast<double>(last_start - first_start), 1e-3 * run_ns / blocks,
+                        total / (run_ns / blocks), 1e-3 * static_cast<double>(last_end - first_start));
+            std::printf("    per block: %.0f clocks to the first full stage (the fill), %.0f in epilogues (both consumers' "
+                        "sum), the rest %.0f\n",
+                        fill / blocks, epilogue / blocks, total - fill / blocks - epilogue / blocks);
+          }
         }
       }
     }

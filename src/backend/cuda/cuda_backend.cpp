@@ -488,6 +488,8 @@ class CudaBackend final : public Backend {
       changed["small_chosen"] = true;
     else
       changed.erase("small_chosen");
+    // Our split-K residual GEMM (LinearOp::use_choice): "ws" names it only while it is the choice.
+    if (!kept.contains("ws")) changed.erase("ws");
     nlohmann::json others = nlohmann::json::array({former});
     for (const nlohmann::json& alt : alts)
       if (alt != kept) others.push_back(alt);

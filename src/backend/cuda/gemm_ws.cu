@@ -1,5 +1,6 @@
 // The library's instantiations of the warp-specialized 16-bit GEMM (gemm_ws.cuh, gemm_ws_kernel.cuh):
-// no clusters, epilogue through one TMA-store buffer per consumer warpgroup, bias or bias + exact GELU.
+// no clusters; bias or bias + exact GELU stored through one TMA-store buffer per consumer warpgroup, or
+// the fp32 residual added by TMA from two buffers, with K optionally split.
 #include "backend/cuda/gemm_ws.cuh"
 
 #include <cuda.h>
@@ -23,23 +24,34 @@ constexpr bool kSm90aBuild = true;  // the kernels have bodies (sm_90a code is c
 constexpr bool kSm90aBuild = false;
 #endif
 
-constexpr int kBuffers = 1;  // epilogue buffers per consumer: with one, a fourth stage fits the coop tile
+// Epilogue buffers per consumer: with one, a fourth stage fits the coop tile (bias, GELU); the residual
+// variants keep two (5 stages), which ran fc2 at 577 rows split three ways in 12.7 us back to back where
+// one buffer and 6 stages took 13.6 (run505).
+constexpr int kBuffers = 1, kResidualBuffers = 2;
 
-template <typename T, bool Coop, ws::Epi E>
-void launch(const GemmWsParams& p, cudaStream_t s) {
-  constexpr int S = ws::fit_stages(Coop, E, kBuffers), bytes = ws::smem_bytes(Coop, S, E, kBuffers);
-  constexpr auto kernel = ws::gemm_ws_kernel<T, Coop, S, E, 1, kBuffers, false>;
+int residual_parts(int variant) { return variant - kGemmWsResidualSplit; }
+bool residual_variant(int variant) {
+  return residual_parts(variant) >= 1 && residual_parts(variant) <= kGemmWsMaxParts;
+}
+
+template <typename T, bool Coop, ws::Epi E, int NB = kBuffers>
+void launch(const GemmWsParams& p, cudaStream_t s, int parts = 1) {
+  constexpr int S = ws::fit_stages(Coop, E, NB), bytes = ws::smem_bytes(Coop, S, E, NB);
+  constexpr auto kernel = ws::gemm_ws_kernel<T, Coop, S, E, 1, NB, false>;
   allow_dynamic_smem(kernel, bytes);
   const int blocks = p.sm_count > 0 ? p.sm_count : resident_blocks(kernel, ws::kThreads, bytes);
-  const ws::Args args = ws::make_args(Coop, E, 1, p.a, p.lda, p.w, p.bias, p.d, p.ldd, p.dt, p.rows, p.out, p.in);
-  launch_dependent(Pdl::gemm, kernel, dim3(static_cast<unsigned>(std::min(blocks, args.tiles))),
+  const ws::Args args = ws::make_args(Coop, E, 1, p.a, p.lda, p.w, p.bias, p.d, p.ldd, p.dt, p.rows, p.out, p.in, 0,
+                                      nullptr, parts);
+  launch_dependent(Pdl::gemm, kernel, dim3(static_cast<unsigned>(std::min(blocks, args.tiles * parts))),
                    dim3(ws::kThreads), bytes, s, args);
 }
 
 template <typename T>
 void launch_type(const GemmWsParams& p, cudaStream_t s) {
   const bool gelu = p.act == Epilogue::gelu_erf;
-  if (p.variant == kGemmWsCoop) {
+  if (residual_variant(p.variant)) {
+    launch<T, false, ws::Epi::residual_tma, kResidualBuffers>(p, s, residual_parts(p.variant));
+  } else if (p.variant == kGemmWsCoop) {
     if (gelu) launch<T, true, ws::Epi::gelu_tma>(p, s);
     else launch<T, true, ws::Epi::bias_tma>(p, s);
   } else {
@@ -51,23 +63,32 @@ void launch_type(const GemmWsParams& p, cudaStream_t s) {
 }  // namespace
 
 bool gemm_ws_takes(const GemmWsParams& p, int arch, int variant) {
-  const int bm = variant == kGemmWsCoop ? 256 : 128;
-  return kSm90aBuild && arch == 90 && (variant == kGemmWsCoop || variant == kGemmWsPingPong) &&
-         (p.dt == DT::f16 || p.dt == DT::bf16) && p.rows > 0 && p.rows <= INT_MAX - 256 && p.in > 0 &&
-         p.in % ws::kBK == 0 && p.out > 0 && p.out % 128 == 0 && (p.rows + bm - 1) / bm * (p.out / 128) <= INT_MAX &&
-         p.lda >= p.in && p.lda % 8 == 0 && p.ldd >= p.out && p.ldd % 8 == 0 && aligned(p.a, 16) && aligned(p.w, 16) &&
-         aligned(p.d, 16) && p.bias != nullptr && aligned(p.bias, 4) &&
-         (p.act == Epilogue::none || p.act == Epilogue::gelu_erf);
+  const bool residual = residual_variant(variant);
+  const std::int64_t bm = variant == kGemmWsCoop ? 256 : 128, parts = residual ? residual_parts(variant) : 1;
+  const bool form = residual ? p.accumulate && p.act == Epilogue::none && parts <= p.in / ws::kBK &&
+                                   p.ldd % 4 == 0 && aligned(p.bias, 8)
+                             : (variant == kGemmWsCoop || variant == kGemmWsPingPong) && !p.accumulate &&
+                                   p.ldd % 8 == 0 && aligned(p.bias, 4) &&
+                                   (p.act == Epilogue::none || p.act == Epilogue::gelu_erf);
+  return kSm90aBuild && arch == 90 && form && (p.dt == DT::f16 || p.dt == DT::bf16) && p.rows > 0 &&
+         p.rows <= INT_MAX - 256 && p.in > 0 && p.in % ws::kBK == 0 && p.out > 0 && p.out % 128 == 0 &&
+         (p.rows + bm - 1) / bm * (p.out / 128) * parts <= INT_MAX && p.lda >= p.in && p.lda % 8 == 0 &&
+         p.ldd >= p.out && aligned(p.a, 16) && aligned(p.w, 16) && aligned(p.d, 16) && p.bias != nullptr;
 }
 
 std::vector<int> gemm_ws_variants(const GemmWsParams& p, int arch) {
   std::vector<int> v;
   for (int variant : {kGemmWsCoop, kGemmWsPingPong})
     if (gemm_ws_takes(p, arch, variant)) v.push_back(variant);
+  for (int parts = 1; parts <= kGemmWsMaxParts; ++parts)
+    if (gemm_ws_takes(p, arch, kGemmWsResidualSplit + parts)) v.push_back(kGemmWsResidualSplit + parts);
   return v;
 }
 
 std::string gemm_ws_variant_name(int variant) {
+  if (residual_variant(variant))
+    return "vitrt gemm 128x128 ping-pong, residual added by TMA, K in " + std::to_string(residual_parts(variant)) +
+           (residual_parts(variant) == 1 ? " part" : " parts");
   switch (variant) {
     case kGemmWsCoop: return "vitrt gemm 256x128 cooperative, 4 stages";
     case kGemmWsPingPong: return "vitrt gemm 128x128 ping-pong, 6 stages";
@@ -79,7 +100,7 @@ void gemm_ws(const GemmWsParams& p, int arch, cudaStream_t s) {
   VITRT_CHECK(gemm_ws_takes(p, arch, p.variant), "16-bit GEMM: ", gemm_ws_variant_name(p.variant), " does not take a ",
               p.rows, "x", p.in, "x", p.out, " ", dt_name(p.dt), " GEMM on compute capability ", arch,
               " (it needs sm_90a, fp16 or bf16, K a multiple of 64, N of 128, 16-byte aligned rows, a bias, no "
-              "activation or GELU)");
+              "activation or GELU; the residual variants an fp32 D and bias and at most K / 64 parts)");
   if (p.dt == DT::f16) launch_type<__half>(p, s);
   else launch_type<__nv_bfloat16>(p, s);
   CUDA_CHECK_LAUNCH();

@@ -14,7 +14,11 @@
 //   stage's parity from aliasing an older phase;
 // - optionally clusters of two blocks along N that share A's copy (TMA multicast);
 // - the epilogue from the accumulators: + bias, then GELU into T, or T out, or the fp32 residual add
-//   (D += result), stored from registers or through shared memory by TMA (*_tma).
+//   (D += result), stored from registers or through shared memory by TMA (*_tma);
+// - optionally split-K (Args::splits > 1, residual_tma only): a work item is one output tile over one
+//   of `splits` contiguous runs of K's tiles, and each item adds its part into D by the TMA add (the bias
+//   with the first part only). For few rows, where there are fewer tiles than SMs. The parts' adds meet
+//   in L2 in no fixed order, so D's fp32 sums may differ in the last bits from run to run.
 #pragma once
 
 #include <cuda.h>
@@ -71,10 +75,11 @@ __host__ __device__ constexpr int fit_stages(bool coop, Epi e, int nb) {
 
 struct Args {
   CUtensorMap a_map, w_map, d_map;  // d_map: *_tma only (D, boxes of 128 bytes of columns x 128 rows)
-  const void* bias;                 // T [n]
+  const void* bias;                 // [n]: fp32 with the residual epilogues (as D), else T
   void* d;                          // T [rows, ldd], or fp32 with the residual add
   std::int64_t rows, ldd;
   int n, k, n_tiles, tiles;
+  int splits;  // K split into this many runs of k-tiles (1: none; more only with Epi::residual_tma)
   // Clusters of two (CL = 2) only. share: 2 = A copied once per cluster by multicast (a stage is free
   // once both blocks' consumers are done with it); 1 = each block copies all of its A, stages still
   // freed by both blocks; 0 = each block copies its A and frees its own stages (only the launch is a
@@ -82,21 +87,24 @@ struct Args {
   int share;
   // Kernels built with Stamps only, kStamps per block: clock64 sums of the producer's waits for a free
   // stage, the consumers' waits for a full stage, their waits for their turn, and the block's time; then
-  // %globaltimer (ns) at the block's start and end.
+  // %globaltimer (ns) at the block's start and end; then clock64 sums of the wait for the block's first
+  // full stage (the pipeline's fill) and of the consumers' epilogues (from the last wgmma's wait to the
+  // last copy issued or store made).
   unsigned long long* stamps;
 };
 
-constexpr int kStamps = 6;  // Args::stamps per block
+constexpr int kStamps = 8;  // Args::stamps per block
 
 // The arguments for D = A W^T + bias (+ GELU, or added to D): A [rows, k] with row stride lda and W [n, k]
-// in `dt`, bias [n] in `dt`, D [rows, n] with row stride ldd (fp32 for the residual epilogues, else
-// `dt`). Tiles of Tile<Coop>, in clusters of `cl` blocks along N, each block copying bm / cl rows of A.
+// in `dt`, bias [n] and D [rows, n] with row stride ldd in fp32 for the residual epilogues, else in `dt`.
+// Tiles of Tile<Coop>, in clusters of `cl` blocks along N, each block copying bm / cl rows of A.
 // D's tensor map only where the epilogue stores by TMA. The maps' boxes are 128 bytes of columns x the
 // rows a block copies (A), a tile's columns (W) and 128 rows (D's epilogue chunks), 128-byte swizzled as
-// the kernel stages them. The tile count must fit an int.
+// the kernel stages them. The work items (tiles x splits) must fit an int; `splits` from 1 to k / kBK,
+// above 1 only with Epi::residual_tma (the caller checks).
 inline Args make_args(bool coop, Epi e, int cl, const void* a, std::int64_t lda, const void* w, const void* bias,
                       void* d, std::int64_t ldd, DT dt, std::int64_t rows, int n, int k, int share = 0,
-                      unsigned long long* stamps = nullptr) {
+                      unsigned long long* stamps = nullptr, int splits = 1) {
   const int bm = coop ? Tile<true>::bm : Tile<false>::bm, tn = Tile<true>::tn, n_tiles = n / tn / cl;
   return {matrix_tensor_map(a, dt, rows, k, lda, bm / cl),
           matrix_tensor_map(w, dt, n, k, k, tn),
@@ -109,6 +117,7 @@ inline Args make_args(bool coop, Epi e, int cl, const void* a, std::int64_t lda,
           k,
           n_tiles,
           static_cast<int>((rows + bm - 1) / bm * n_tiles),
+          splits,
           share,
           stamps};
 }
@@ -172,10 +181,18 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
       mbar_arrive(bar);
     }
   };
-  unsigned long long wait_full = 0, wait_turn = 0;
-  constexpr int kStep = Coop ? 1 : 2;  // block tiles between this consumer's tiles
-  int i = Coop ? 0 : c;                // this block's tile index (the producer's order)
-  for (int tile = cl + i * clusters; tile < p.tiles; tile += kStep * clusters, i += kStep) {
+  unsigned long long wait_full = 0, wait_turn = 0, wait_fill = 0, epilogue = 0;
+  // The block's items in the producer's order (i); ping-pong consumer c takes those with i % 2 == c.
+  // it0 counts the k-tiles of the block's items before item i (the stage ring's position).
+  const int items = p.tiles * p.splits;
+  int it0 = 0;
+  for (int item = cl, i = 0; item < items; item += clusters, ++i) {
+    const int tile = item % p.tiles, split = item / p.tiles;
+    const int nk = (split + 1) * ktiles / p.splits - split * ktiles / p.splits;
+    if (!Coop && i % 2 != c) {
+      it0 += nk;
+      continue;
+    }
     const int n0 = (tile % p.n_tiles * CL + static_cast<int>(rank)) * Tl::tn,
               m0 = tile / p.n_tiles * Tl::bm + (Coop ? c * Tl::tm : 0);
     if (!Coop && i > 0) {  // the other's main loop is issued
@@ -184,13 +201,14 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
       wait_turn += static_cast<unsigned long long>(stamp<Stamps>() - t0);
     }
     float d[2][16][4];
-    const int it0 = i * ktiles;
-    for (int kt = 0; kt < ktiles; ++kt) {
+    for (int kt = 0; kt < nk; ++kt) {
       const int it = it0 + kt, s = it % S;
       {
         const long long t0 = stamp<Stamps>();
         mbar_wait(full0 + 8 * s, static_cast<unsigned>((it / S) & 1));
-        wait_full += static_cast<unsigned long long>(stamp<Stamps>() - t0);
+        const auto waited = static_cast<unsigned long long>(stamp<Stamps>() - t0);
+        wait_full += waited;
+        if (it == 0) wait_fill = waited;
       }
       const unsigned stage = base + static_cast<unsigned>(s * Tl::stage);
       const Sw128Desc bd(stage + Tl::a_bytes);
@@ -207,15 +225,21 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
       if (kt > 0 && leader) release(empty0 + 8 * ((it - 1) % S));
     }
     if (!Coop && leader) mbar_arrive(turn0 + 8 * (1 - c));
-    // The bias of this thread's columns n0 + 8 j + 2 (lane % 4), + 1, read while the last wgmmas run.
+    // The bias of this thread's columns n0 + 8 j + 2 (lane % 4), + 1, read while the last wgmmas run
+    // (the first part of a split tile only).
     const int col0 = n0 + 2 * (lane % 4);
     float2 bias[16];
 #pragma unroll
-    for (int j = 0; j < 16; ++j) bias[j] = load2(static_cast<const T*>(p.bias) + col0 + 8 * j);
+    for (int j = 0; j < 16; ++j)
+      bias[j] = split > 0     ? make_float2(0.f, 0.f)
+                : epi_f32(E) ? __ldg(reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + col0 + 8 * j))
+                             : load2(static_cast<const T*>(p.bias) + col0 + 8 * j);
     wgmma_wait<0>();
+    const long long epi_t0 = stamp<Stamps>();
 #pragma unroll
     for (int r = 0; r < 2; ++r) fence_regs(d[r]);
-    if (leader) release(empty0 + 8 * ((it0 + ktiles - 1) % S));
+    if (leader) release(empty0 + 8 * ((it0 + nk - 1) % S));
+    it0 += nk;
 
     if constexpr (epi_tma(E)) {
       // 128 bytes of columns at a time: bias (and GELU) applied, written swizzled into buffer q % NB, then
@@ -289,11 +313,14 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
         }
       }
     }
+    epilogue += static_cast<unsigned long long>(stamp<Stamps>() - epi_t0);
   }
   if (epi_tma(E) && leader) bulk_wait_read();  // shared memory outlives the copies' reads
   if (Stamps && p.stamps != nullptr && leader) {
     atomicAdd(p.stamps + kStamps * blockIdx.x + 1, wait_full);
     atomicAdd(p.stamps + kStamps * blockIdx.x + 2, wait_turn);
+    atomicAdd(p.stamps + kStamps * blockIdx.x + 6, wait_fill);
+    atomicAdd(p.stamps + kStamps * blockIdx.x + 7, epilogue);
   }
 }
 #endif  // VITRT_WGMMA_DEVICE
@@ -342,9 +369,11 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
       unsigned long long wait_empty = 0;
       int it = 0;
       constexpr int kARows = Tl::bm / CL;  // rows of A this block copies (into every block of the cluster)
-      for (int tile = cl; tile < p.tiles; tile += clusters) {
+      for (int item = cl; item < p.tiles * p.splits; item += clusters) {
+        const int tile = item % p.tiles, split = item / p.tiles;
         const int n0 = (tile % p.n_tiles * CL + static_cast<int>(rank)) * Tl::tn, m0 = tile / p.n_tiles * Tl::bm;
-        for (int kt = 0; kt < ktiles; ++kt, ++it) {
+        const int kt0 = split * ktiles / p.splits, kt1 = (split + 1) * ktiles / p.splits;
+        for (int kt = kt0; kt < kt1; ++kt, ++it) {
           const int s = it % S;
           if (it >= S) {
             const long long t0 = stamp<Stamps>();
@@ -370,6 +399,8 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
   }
   // No block leaves while its peer may still copy into it or arrive on its barriers.
   if constexpr (CL > 1) cluster_sync_all();
+  // The block's end is its last warpgroup's (thread 0, the producer, is done once its copies are issued).
+  else if constexpr (Stamps) __syncthreads();
   if (Stamps && p.stamps != nullptr && tid == 0) {
     atomicAdd(p.stamps + kStamps * blockIdx.x + 3, static_cast<unsigned long long>(stamp<Stamps>() - start));
     unsigned long long end_ns = 0;

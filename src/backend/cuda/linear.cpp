@@ -125,6 +125,12 @@ int gemm_ws_mode() {
   return mode;
 }
 
+int gemm_ws_residual_parts() {
+  static const int parts = static_cast<int>(
+      env_integer("VITRT_GEMM_WS_SPLITK", 0, kGemmWsMaxParts, "a number of K parts from 0 to 16").value_or(0));
+  return parts;
+}
+
 std::int64_t gemv_max_rows_16bit() {
   static const std::int64_t rows =
       env_integer("VITRT_GEMV_ROWS", 0, kGemvMaxRows, "a row count from 0 to 16").value_or(kGemv16BitMaxRows);
@@ -138,23 +144,35 @@ std::int64_t small_gemm_max_rows() {
   return rows;
 }
 
+// The KxN sizes (inner, output) listed in environment variable `name` as KxN[,KxN...]; empty when unset.
+std::vector<std::pair<std::int64_t, std::int64_t>> env_shapes(const char* name) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> v;
+  const char* env = std::getenv(name);
+  for (const std::string_view listed : comma_items(env ? env : "")) {
+    const std::string item(listed);
+    long long k = 0, n = 0;
+    char tail = 0;
+    VITRT_CHECK(std::sscanf(item.c_str(), "%lldx%lld%c", &k, &n, &tail) == 2, name,
+                " must list KxN sizes separated by commas, not '", env, "'");
+    v.emplace_back(k, n);
+  }
+  return v;
+}
+bool shape_listed(const std::vector<std::pair<std::int64_t, std::int64_t>>& shapes, std::int64_t in,
+                  std::int64_t out) {
+  return shapes.empty() || std::find(shapes.begin(), shapes.end(), std::make_pair(in, out)) != shapes.end();
+}
+
 // Measurement only: VITRT_SMALL_GEMM_SHAPES=KxN[,KxN...] limits the small GEMM to GEMMs of those inner /
 // output sizes (unset: any), to find which GEMMs of a forward gain from it.
 bool small_gemm_shape_allowed(std::int64_t in, std::int64_t out) {
-  static const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = [] {
-    std::vector<std::pair<std::int64_t, std::int64_t>> v;
-    const char* env = std::getenv("VITRT_SMALL_GEMM_SHAPES");
-    for (const std::string_view listed : comma_items(env ? env : "")) {
-      const std::string item(listed);
-      long long k = 0, n = 0;
-      char tail = 0;
-      VITRT_CHECK(std::sscanf(item.c_str(), "%lldx%lld%c", &k, &n, &tail) == 2,
-                  "VITRT_SMALL_GEMM_SHAPES must list KxN sizes separated by commas, not '", env, "'");
-      v.emplace_back(k, n);
-    }
-    return v;
-  }();
-  return shapes.empty() || std::find(shapes.begin(), shapes.end(), std::make_pair(in, out)) != shapes.end();
+  static const auto shapes = env_shapes("VITRT_SMALL_GEMM_SHAPES");
+  return shape_listed(shapes, in, out);
+}
+// Measurement only: VITRT_GEMM_WS_SPLITK_SHAPES limits VITRT_GEMM_WS_SPLITK alike.
+bool ws_splitk_shape_allowed(std::int64_t in, std::int64_t out) {
+  static const auto shapes = env_shapes("VITRT_GEMM_WS_SPLITK_SHAPES");
+  return shape_listed(shapes, in, out);
 }
 
 LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight, const void* bias, Precision precision,
@@ -205,11 +223,21 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   // (where it saves the pass). Bias-only GEMMs (qkv) only with VITRT_GEMM_WS=2: tuning timed it up to 5%
   // faster than cuBLASLt's heuristic pick there, but in the forward it was level at b64 and b128 and
   // 0.6-1.3% slower at b256 (run362).
+  // Residual GEMMs (16-bit in, fp32 residual added) whose output has fewer 128 x 128 tiles than the GPU
+  // has SMs: its split-K variants, as alternatives for the forward check of tuning sessions (session 44:
+  // vit_base's fc2 at b1 on 8 parts made the forward 3.9% faster, vit_large's on 3 parts 1.6%, where
+  // alone and flushed they were level with cuBLASLt or slower; the proj GEMMs were slower both ways).
   const int ws_mode = gemm_ws_mode();
-  ws_eligible_ = a.src_dt != DT::f32 && a.dst_dt == a.src_dt && !a.accumulate &&
-                 ((ws_mode >= 1 && a.epilogue == Epilogue::gelu_erf && !fuse_gelu) ||
-                  (ws_mode == 2 && a.epilogue == Epilogue::none)) &&
-                 !gemm_ws_variants(ws_params(a, 0), arch_).empty();
+  const std::int64_t out_tiles = (a.rows + 127) / 128 * ((a.w->out + 127) / 128);
+  ws_residual_ = ws_mode >= 1 && a.src_dt != DT::f32 && a.dst_dt == DT::f32 && a.accumulate &&
+                 a.epilogue == Epilogue::none && out_tiles < ctx.sm_count;
+  ws_eligible_ = a.src_dt != DT::f32 &&
+                 ((a.dst_dt == a.src_dt && !a.accumulate &&
+                   ((ws_mode >= 1 && a.epilogue == Epilogue::gelu_erf && !fuse_gelu) ||
+                    (ws_mode == 2 && a.epilogue == Epilogue::none))) ||
+                  ws_residual_) &&
+                 !ws_candidates(a).empty();
+  if (ws_residual_) ws_checkable_ = ws_candidates(a);
   // Keys name an activation pass that follows cuBLASLt's GEMM (its candidates are timed with it).
   key_ = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
          " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
@@ -229,6 +257,17 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                        std::string("vitrt gemv ") + dt_name(a.src_dt) +
                            " (few rows: chosen by the row count, not timed)",
                        0.0, 0.0, 0, false});
+    return;
+  }
+  // Measurement only (VITRT_GEMM_WS_SPLITK, VITRT_GEMM_WS_SPLITK_SHAPES): the residual GEMMs our split-K
+  // variant takes run on it, untimed, whatever the cache says.
+  if (const int parts = gemm_ws_residual_parts();
+      parts > 0 && a.src_dt != DT::f32 && a.dst_dt == DT::f32 && a.accumulate && a.epilogue == Epilogue::none &&
+      ws_splitk_shape_allowed(a.w->in, a.w->out) &&
+      gemm_ws_takes(ws_params(a, kGemmWsResidualSplit + parts), arch_, kGemmWsResidualSplit + parts)) {
+    ws_variant_ = kGemmWsResidualSplit + parts;
+    ctx.tuner->report({key_, gemm_ws_variant_name(ws_variant_) + " (VITRT_GEMM_WS_SPLITK: not timed)", 0.0, 0.0, 0,
+                       false});
     return;
   }
   const bool small_takes = a.src_dt != DT::f32 && small_gemm_shape_allowed(a.w->in, a.w->out) &&
@@ -259,14 +298,15 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
       if (e->value("small_chosen", false)) small_variant_ = small;  // the forward check kept it
     }
     if (const auto alts = e->find("alternatives");
-        alts != e->end() && alts->is_array() && !small_eligible_ && !own_variant_ && !ws_variant_)
+        alts != e->end() && alts->is_array() && !small_eligible_ && !own_variant_ &&
+        (!ws_variant_ || ws_residual_))
       alternatives_.assign(alts->begin(), alts->end());
     if (small_alternative_ && !small_variant_)
       alternatives_.push_back({{"small", small_alternative_}, {"us", e->value("small_us", 0.0)}});
     tuner.report({key,
                   small_variant_ ? gemm_small_variant_name(small_variant_) + forward_check_note(*e)
                   : own_variant_ ? gemm_tf32_variant_name(own_variant_)
-                  : ws_variant_  ? gemm_ws_variant_name(ws_variant_)
+                  : ws_variant_  ? gemm_ws_variant_name(ws_variant_) + forward_check_note(*e)
                                  : AlgoConfig::of(algo_).describe() + forward_check_note(*e),
                   e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
     return;
@@ -316,22 +356,35 @@ bool LinearOp::use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::si
 
 nlohmann::json LinearOp::choice_json(double us) const {
   if (small_by_check()) return {{"small", small_variant_}, {"us", us}};
+  if (ws_variant_ > 0) return {{"ws", ws_variant_}, {"us", us}};
   return {{"algo", algo_json()}, {"us", us}};
 }
 
 std::string LinearOp::choice_name() const {
-  return small_variant_ ? gemm_small_variant_name(small_variant_) : algo_name();
+  return small_variant_ ? gemm_small_variant_name(small_variant_)
+         : ws_variant_  ? gemm_ws_variant_name(ws_variant_)
+                        : algo_name();
 }
 
 bool LinearOp::use_choice(cublasLtHandle_t lt, const nlohmann::json& choice, std::size_t workspace_bytes) {
   if (const auto it = choice.find("small"); it != choice.end()) {
     if (!small_alternative_ || !it->is_number_integer() || it->get<int>() != small_alternative_) return false;
     small_variant_ = small_alternative_;
+    if (ws_residual_) ws_variant_ = 0;
+    return true;
+  }
+  if (const auto it = choice.find("ws"); it != choice.end()) {
+    if (!ws_residual_ || !it->is_number_integer() ||
+        std::find(ws_checkable_.begin(), ws_checkable_.end(), it->get<int>()) == ws_checkable_.end())
+      return false;
+    ws_variant_ = it->get<int>();
+    if (small_alternative_) small_variant_ = 0;
     return true;
   }
   const auto it = choice.find("algo");
   if (it == choice.end() || !use_algo(lt, *it, workspace_bytes)) return false;
   if (small_alternative_) small_variant_ = 0;
+  if (ws_residual_) ws_variant_ = 0;
   return true;
 }
 
@@ -434,7 +487,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   // Our fused TF32 kernel's variants follow cuBLASLt's candidates (those run with the activation pass),
   // then the warp-specialized GEMM's, then the small-batch GEMM's.
   const std::vector<int> own = own_eligible_ ? gemm_tf32_variants(own_params(a, 0), arch_) : std::vector<int>{};
-  const std::vector<int> wsv = ws_eligible_ ? gemm_ws_variants(ws_params(a, 0), arch_) : std::vector<int>{};
+  const std::vector<int> wsv = ws_eligible_ ? ws_candidates(a) : std::vector<int>{};
   const bool time_small = small_eligible_ || small_checkable_;
   const std::vector<int> small =
       time_small ? gemm_small_variants(small_params(a, 0), arch_) : std::vector<int>{};
@@ -483,6 +536,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   // 0.432-0.443 ms; session 29). A tuning session times the forward with each (refine_tuning).
   // Where one of the tile variants won, the fastest other candidate is an alternative however far behind
   // alone: at vit_base b32 the variants' forward was 1-2% slower than the heuristic's pick (run396).
+  nlohmann::json alts = nlohmann::json::array();
   if (best < cands.size()) {
     std::vector<std::size_t> near = near_ties(t, best, cands.size());
     if (best >= first_tile && best < end_tile) {
@@ -494,11 +548,24 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
       if (other < cands.size() && std::find(near.begin(), near.end(), other) == near.end())
         near.push_back(other);
     }
-    nlohmann::json alts = nlohmann::json::array();
     for (std::size_t i : near)
       alts.push_back({{"algo", AlgoConfig::of(cands[i].algo).json()}, {"us", t.us[i]}});
-    if (!alts.empty()) entry["alternatives"] = std::move(alts);
   }
+  // Our split-K residual variants within the same window of the pick (a cuBLASLt candidate or one of
+  // them), the fastest first, up to kWsResidualAlternatives, and where one of them won, the fastest
+  // cuBLASLt candidate: alone they do not show what the forward gains (session 44: vit_base's fc2 at b1
+  // was fastest alone on 9 parts, and the forward faster on 8).
+  if (ws_residual_) {
+    CandidateTimes ws_t = t;
+    for (std::size_t i = 0; i < ws_t.us.size(); ++i)
+      if (i != best && (i < first_ws || i >= first_small)) ws_t.us[i] = 0;
+    std::vector<std::size_t> ws_near = near_ties(ws_t, best, ws_t.us.size());
+    if (ws_near.size() > kWsResidualAlternatives) ws_near.resize(kWsResidualAlternatives);
+    for (std::size_t i : ws_near) alts.push_back({{"ws", wsv[i - first_ws]}, {"us", t.us[i]}});
+    if (best >= first_ws && best < first_small)
+      alts.push_back({{"algo", AlgoConfig::of(cands[best_lt].algo).json()}, {"us", t.us[best_lt]}});
+  }
+  if (!alts.empty()) entry["alternatives"] = std::move(alts);
   // The small GEMM's fastest variant, timed alone (its launch overlap is not part of that time).
   if (const int best_small = fastest(t, first_small, t.us.size()); best_small >= 0) {
     entry["small"] = small[static_cast<std::size_t>(best_small) - first_small];
@@ -553,8 +620,20 @@ GemmWsParams LinearOp::ws_params(const LinearArgs& a, int variant) const {
   GemmWsParams p = operands<GemmWsParams>(a);
   p.variant = variant;
   p.dt = a.src_dt;
+  p.accumulate = a.accumulate;
   p.sm_count = sm_count_;
   return p;
+}
+
+std::vector<int> LinearOp::ws_candidates(const LinearArgs& a) const {
+  std::vector<int> v = gemm_ws_variants(ws_params(a, 0), arch_);
+  if (ws_residual_) {  // split-K parts that leave no output tile for a second wave of blocks
+    const std::int64_t tiles = (a.rows + 127) / 128 * (a.w->out / 128);
+    std::erase_if(v, [&](int variant) {
+      return variant <= kGemmWsResidualSplit || tiles * (variant - kGemmWsResidualSplit) > sm_count_;
+    });
+  }
+  return v;
 }
 
 LinearOp::~LinearOp() {

@@ -18,7 +18,11 @@
 // (sessions 34-35). It computes a GELU in the exact form, as our small GEMM does on the same rows.
 // 16-bit GEMMs with the exact GELU (VITRT_EXACT_GELU=1) may run our warp-specialized GEMM (gemm_ws.cuh),
 // with the GELU in its epilogue, when the tuner timed it faster than cuBLASLt's bias-only GEMM followed
-// by the GELU pass ("ws" in the cache entry); bias-only GEMMs too with VITRT_GEMM_WS=2.
+// by the GELU pass ("ws" in the cache entry); bias-only GEMMs too with VITRT_GEMM_WS=2. 16-bit GEMMs that
+// add into the fp32 residual with fewer output tiles than SMs (proj and fc2 at small batches) may run its
+// split-K variants: the tuner times them, and the forward check of a tuning session runs the forward with
+// the fastest few and keeps one that makes it faster ("ws" again). Their parts add into the residual in no
+// fixed order, so such a forward's fp32 sums may differ in the last bits from run to run.
 #pragma once
 
 #include <cublasLt.h>
@@ -62,8 +66,17 @@ std::int64_t small_gemm_max_rows();
 // off, a GELU after a 16-bit GEMM is cuBLASLt's GELU epilogue, the tanh form (docs/verification.md).
 bool exact_gelu_16bit();
 // Which 16-bit GEMMs our warp-specialized GEMM may take part in tuning for (VITRT_GEMM_WS): 0 none; 1
-// (the default) those with the exact GELU (VITRT_EXACT_GELU=1); 2 those and the bias-only ones too.
+// (the default) those with the exact GELU (VITRT_EXACT_GELU=1), and the residual GEMMs with fewer output
+// tiles than SMs, whose split-K variants are the forward check's alternatives; 2 those and the bias-only
+// ones too.
+// Our split-K residual variants offered to the forward check per GEMM at most (the fastest alone).
+constexpr std::size_t kWsResidualAlternatives = 3;
 int gemm_ws_mode();
+// Measurement only: VITRT_GEMM_WS_SPLITK (0 to 16, default 0 = off) runs every 16-bit GEMM that adds into
+// an fp32 residual on our warp-specialized GEMM with K in that many parts (kGemmWsResidualSplit), untimed,
+// where the variant takes it; VITRT_GEMM_WS_SPLITK_SHAPES=KxN[,KxN...] limits that to GEMMs of those inner /
+// output sizes (docs/performance.md, session 44).
+int gemm_ws_residual_parts();
 // Whether tuning also times tile and cluster-shape variants of cuBLASLt's first pick (VITRT_TUNE_TILES,
 // 0 or 1, default 1; LinearOp::tune).
 bool tile_variants_on();
@@ -142,6 +155,9 @@ class LinearOp {
   GemmSmallParams small_params(const LinearArgs& a, int variant) const;
   // The warp-specialized GEMM's launch for this call's buffers (bias and activation included).
   GemmWsParams ws_params(const LinearArgs& a, int variant) const;
+  // The warp-specialized GEMM's variants that take this GEMM; for ws_residual_ only the split-K ones
+  // whose parts of all output tiles fit on the SMs at once.
+  std::vector<int> ws_candidates(const LinearArgs& a) const;
   // The few-row kernel's launch for this call's buffers (activation and residual included).
   GemvParams gemv_params(const LinearArgs& a) const;
 
@@ -167,8 +183,12 @@ class LinearOp {
   int small_alternative_ = 0;      // > 0: the variant the forward check may choose (small_checkable_)
   int small_variant_ = 0;          // > 0: our small GEMM runs instead of cuBLASLt
   int sm_count_ = 0;
-  bool ws_eligible_ = false;  // 16-bit, no residual, bias (+ exact GELU): our warp-specialized GEMM may take it
-  int ws_variant_ = 0;        // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
+  // Our warp-specialized GEMM may take it: 16-bit, no residual, bias (+ exact GELU), or (ws_residual_) a
+  // 16-bit GEMM adding into an fp32 residual, with fewer output tiles than SMs (its split-K variants).
+  bool ws_eligible_ = false;
+  bool ws_residual_ = false;
+  std::vector<int> ws_checkable_;  // ws_residual_: the variants the forward check may choose
+  int ws_variant_ = 0;             // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
   bool gemv_ = false;         // our few-row kernel runs instead of cuBLASLt
 };
 
