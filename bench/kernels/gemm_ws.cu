@@ -12,10 +12,10 @@
 // residual GEMMs 1.04-1.10x. Session 28 (run348): 0.75-0.78x of cuBLASLt + the pass at 50,432 rows.
 //   gemm_ws [rows 50432] [embed 768] [mlp 3072] [case name prefix] [variant index, -1: all] [stamps]
 //   gemm_ws 0 0 0 gelu_probe     (which GELU cuBLASLt's epilogue computes; VITRT_EXACT_GELU=1: the pass)
-// GEMM_WS_SPLITS=1,2,3 runs the residual-by-TMA-add cases with K in each of those numbers of parts
-// (split-K; for few rows, session 44). GEMM_WS_ZERO_A=1 makes A all zeros (what `vitrt tune` timed on
-// before session 29: cuBLASLt 5-7% faster at 50,432 rows, our ping-pong unchanged; run366);
-// GEMM_WS_PDL=1 launches our kernels as
+// GEMM_WS_SPLITS=1,2,3 runs the residual cases that only add (TMA adds, reductions) with K in each of
+// those numbers of parts (split-K; for few rows, session 44). GEMM_WS_ZERO_A=1 makes A all zeros (what
+// `vitrt tune` timed on before session 29: cuBLASLt 5-7% faster at 50,432 rows, our ping-pong unchanged;
+// run366); GEMM_WS_PDL=1 launches our kernels as
 // dependent launches, as the library does (no change, run366); GEMM_WS_CLUSTER_ATTR=1 launches the
 // unclustered variants with a 1 x 1 x 1 cluster attribute, as sessions 26-28 did (see launch_one).
 // Variants 101 and 102 are the library's own launches (gemm_ws.cuh).
@@ -128,6 +128,7 @@ void launch_stamps(Variant v, Epi e, const ws::Args& args, int sms, cudaStream_t
   switch (e) {
     case Epi::bias: launch_epi<Epi::bias, Stamps>(v, args, sms, s); break;
     case Epi::residual: launch_epi<Epi::residual, Stamps>(v, args, sms, s); break;
+    case Epi::residual_red: launch_epi<Epi::residual_red, Stamps>(v, args, sms, s); break;
     case Epi::residual_tma: launch_epi<Epi::residual_tma, Stamps>(v, args, sms, s); break;
     case Epi::bias_tma: launch_epi<Epi::bias_tma, Stamps>(v, args, sms, s); break;
     case Epi::gelu_tma: launch_epi<Epi::gelu_tma, Stamps>(v, args, sms, s); break;
@@ -136,15 +137,15 @@ void launch_stamps(Variant v, Epi e, const ws::Args& args, int sms, cudaStream_t
 
 // D = A W^T + bias (+ GELU, or added to D): A [rows, k] bf16, W [n, k] bf16, bias [n] bf16 (fp32 with
 // the residual epilogues), K split in
-// `splits` parts (Epi::residual_tma only). With `stamps`, the kernel built with per-block clocks runs and
+// `splits` parts (the adding epilogues only). With `stamps`, the kernel built with per-block clocks runs and
 // writes them there.
 void gemm_ws(Variant v, Epi e, const void* a, const void* w, const void* bias, void* d, std::int64_t rows, int n,
              int k, int sms, cudaStream_t s, unsigned long long* stamps = nullptr, int splits = 1) {
   const int tn = v.bn();
   VITRT_CHECK(n % (tn * v.cl) == 0 && k % ws::kBK == 0, "gemm_ws: n must be a multiple of ", tn * v.cl, " and k of ",
               ws::kBK);
-  VITRT_CHECK(splits >= 1 && splits <= k / ws::kBK && (splits == 1 || e == Epi::residual_tma),
-              "gemm_ws: K splits from 1 to k / ", ws::kBK, ", above 1 only with the residual added by TMA");
+  VITRT_CHECK(splits >= 1 && splits <= k / ws::kBK && (splits == 1 || ws::epi_adds(e)),
+              "gemm_ws: K splits from 1 to k / ", ws::kBK, ", above 1 only with the residual added by TMA or reductions");
   const ws::Args args =
       ws::make_args(v.coop, e, v.cl, a, k, w, bias, d, n, DT::bf16, rows, n, k, v.share, stamps, splits);
   if (stamps) launch_stamps<true>(v, e, args, sms, s);
@@ -176,12 +177,12 @@ std::size_t outside(const std::vector<float>& got, const std::vector<float>& ref
   return bad;
 }
 
-// The K splits to run for an epilogue: GEMM_WS_SPLITS (e.g. "1,2,3") for Epi::residual_tma, those up
+// The K splits to run for an epilogue: GEMM_WS_SPLITS (e.g. "1,2,3") for the adding epilogues, those up
 // to k / kBK; 1 otherwise.
 std::vector<int> ws_splits(Epi e, int k) {
   std::vector<int> v;
   const char* env = std::getenv("GEMM_WS_SPLITS");
-  if (e == Epi::residual_tma && env != nullptr)
+  if (ws::epi_adds(e) && env != nullptr)
     for (const std::string_view item : comma_items(env)) {
       const int sp = std::atoi(std::string(item).c_str());
       if (sp >= 1 && sp <= k / ws::kBK) v.push_back(sp);
@@ -277,6 +278,8 @@ int main(int argc, char** argv) {
                         {"fc2 + residual", mlp, embed, Epi::residual},
                         {"proj + residual by TMA add", embed, embed, Epi::residual_tma},
                         {"fc2 + residual by TMA add", mlp, embed, Epi::residual_tma},
+                        {"proj + residual by reductions", embed, embed, Epi::residual_red},
+                        {"fc2 + residual by reductions", mlp, embed, Epi::residual_red},
                         {"qkv by TMA store", embed, 3 * embed, Epi::bias_tma},
                         {"fc1 + exact GELU by TMA store", embed, mlp, Epi::gelu_tma},
                         {"fc1 bias only by TMA store", embed, mlp, Epi::bias_tma}};

@@ -15,8 +15,8 @@
 // - optionally clusters of two blocks along N that share A's copy (TMA multicast);
 // - the epilogue from the accumulators: + bias, then GELU into T, or T out, or the fp32 residual add
 //   (D += result), stored from registers or through shared memory by TMA (*_tma);
-// - optionally split-K (Args::splits > 1, residual_tma only): a work item is one output tile over one
-//   of `splits` contiguous runs of K's tiles, and each item adds its part into D by the TMA add (the bias
+// - optionally split-K (Args::splits > 1, the epilogues that only add: epi_adds): a work item is one output
+//   tile over one of `splits` contiguous runs of K's tiles, and each item adds its part into D (the bias
 //   with the first part only). For few rows, where there are fewer tiles than SMs. The parts' adds meet
 //   in L2 in no fixed order, so D's fp32 sums may differ in the last bits from run to run.
 #pragma once
@@ -44,11 +44,17 @@ constexpr int kBK = 64;        // K columns per stage (128 bytes of 16-bit value
 // at a time (32 fp32 or 64 16-bit columns, 128-byte swizzled) into one of NB 16 KB buffers, and one
 // TMA copy stores it (bias, gelu) or adds it to D (residual: the SMs read none of D). The others store
 // from the accumulator registers. GELU is gelu_erf_ex2 (exact, one exp2).
-enum class Epi { bias, residual, residual_tma, bias_tma, gelu_tma };
+// residual_red adds into D from the registers by vector reductions (red.global.add.v2.f32), which, like the
+// TMA add, lets the parts of a split K add into D without reading it.
+enum class Epi { bias, residual, residual_tma, bias_tma, gelu_tma, residual_red };
 __host__ __device__ constexpr bool epi_tma(Epi e) {
   return e == Epi::residual_tma || e == Epi::bias_tma || e == Epi::gelu_tma;
 }
-__host__ __device__ constexpr bool epi_f32(Epi e) { return e == Epi::residual || e == Epi::residual_tma; }
+__host__ __device__ constexpr bool epi_f32(Epi e) {
+  return e == Epi::residual || e == Epi::residual_tma || e == Epi::residual_red;
+}
+// The epilogues that add into D without reading it, so that split-K parts may each add theirs.
+__host__ __device__ constexpr bool epi_adds(Epi e) { return e == Epi::residual_tma || e == Epi::residual_red; }
 constexpr int kEpiChunk = 128 * 128;  // 128 rows x 128 bytes
 __host__ __device__ constexpr int epi_bytes(Epi e, int nb) {
   return epi_tma(e) ? 2 * nb * kEpiChunk : 0;  // nb buffers per consumer warpgroup
@@ -79,7 +85,7 @@ struct Args {
   void* d;                          // T [rows, ldd], or fp32 with the residual add
   std::int64_t rows, ldd;
   int n, k, n_tiles, tiles;
-  int splits;  // K split into this many runs of k-tiles (1: none; more only with Epi::residual_tma)
+  int splits;  // K split into this many runs of k-tiles (1: none; more only where epi_adds)
   // Clusters of two (CL = 2) only. share: 2 = A copied once per cluster by multicast (a stage is free
   // once both blocks' consumers are done with it); 1 = each block copies all of its A, stages still
   // freed by both blocks; 0 = each block copies its A and frees its own stages (only the launch is a
@@ -101,7 +107,7 @@ constexpr int kStamps = 8;  // Args::stamps per block
 // D's tensor map only where the epilogue stores by TMA. The maps' boxes are 128 bytes of columns x the
 // rows a block copies (A), a tile's columns (W) and 128 rows (D's epilogue chunks), 128-byte swizzled as
 // the kernel stages them. The work items (tiles x splits) must fit an int; `splits` from 1 to k / kBK,
-// above 1 only with Epi::residual_tma (the caller checks).
+// above 1 only where epi_adds (the caller checks).
 inline Args make_args(bool coop, Epi e, int cl, const void* a, std::int64_t lda, const void* w, const void* bias,
                       void* d, std::int64_t ldd, DT dt, std::int64_t rows, int n, int k, int share = 0,
                       unsigned long long* stamps = nullptr, int splits = 1) {
@@ -291,7 +297,14 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
         for (int h = 0; h < 2; ++h) {
           const std::int64_t row = row0 + 8 * h;
           if (row >= p.rows) continue;
-          if constexpr (epi_f32(E)) {
+          if constexpr (E == Epi::residual_red) {
+            float* const out = static_cast<float*>(p.d) + row * p.ldd + col0;
+#pragma unroll
+            for (int j = 0; j < 16; ++j)
+              asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(out + 8 * j),
+                           "f"(d[r][j][2 * h] + bias[j].x), "f"(d[r][j][2 * h + 1] + bias[j].y)
+                           : "memory");
+          } else if constexpr (epi_f32(E)) {
             float2* const out = reinterpret_cast<float2*>(static_cast<float*>(p.d) + row * p.ldd + col0);
             constexpr int kGroup = 8;
 #pragma unroll
