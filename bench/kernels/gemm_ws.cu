@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -302,18 +303,18 @@ int main(int argc, char** argv) {
     CUDA_CHECK(cudaMalloc(&d_ws, nd * dt_size(out_dt)));
     const double flop = 2.0 * static_cast<double>(rows) * c.in * c.out;
 
-    // cuBLASLt with an fp32 bias for the residual case (as the model's fp32 stream has) and the same values.
-    void* bias_lt = bias;
+    // The bias in D's type, the same values: fp32 for the residual cases (as the model's fp32 stream has),
+    // for cuBLASLt and ours alike.
+    void* bias_d = bias;
     if (res) {
       const std::vector<float> hb = to_host(bias, static_cast<std::size_t>(c.out), DT::bf16);
-      CUDA_CHECK(cudaMalloc(&bias_lt, hb.size() * 4));
-      CUDA_CHECK(cudaMemcpy(bias_lt, hb.data(), hb.size() * 4, cudaMemcpyHostToDevice));
+      CUDA_CHECK(cudaMalloc(&bias_d, hb.size() * 4));
+      CUDA_CHECK(cudaMemcpy(bias_d, hb.data(), hb.size() * 4, cudaMemcpyHostToDevice));
     }
-    void* const bias_ws = bias_lt;  // ours takes the residual's bias in fp32 too
     const LinearWeights lw{nullptr, nullptr, c.out, c.in};
     const LinearArgs la{&lw, rows, a, c.in, DT::bf16, d_lt, c.out, out_dt,
                         c.epi == Epi::gelu_tma ? Epilogue::gelu_erf : Epilogue::none, res};
-    LinearOp op(lt, la, w, bias_lt, Precision::bf16, lr.context(&cache, sms, arch));
+    LinearOp op(lt, la, w, bias_d, Precision::bf16, lr.context(&cache, sms, arch));
     auto run_lt = [&] {
       op.execute(lt, la, lr.workspace, s);
       return true;
@@ -326,32 +327,42 @@ int main(int argc, char** argv) {
     std::printf("\n%s: %lld x %d -> %d\n  cuBLASLt (tuned): %.1f / %.1f us (%.0f TFLOP/s back to back)\n", c.name,
                 static_cast<long long>(rows), c.in, c.out, lt_flushed, lt_b2b, flop / lt_b2b * 1e-6);
 
+    // One of our launches against cuBLASLt's output, D reset first (the residual's starting value, or
+    // poisoned: NaN where nothing is written), then timed flushed and back to back.
+    struct Checked {
+      std::size_t bad;
+      double worst, scale, flushed, b2b;
+    };
+    const auto check_and_time = [&](const std::function<bool()>& run) {
+      if (res)
+        CUDA_CHECK(cudaMemcpy(d_ws, d0, nd * dt_size(out_dt), cudaMemcpyDeviceToDevice));
+      else
+        CUDA_CHECK(cudaMemset(d_ws, 0xff, nd * dt_size(out_dt)));
+      run();
+      CUDA_CHECK(cudaStreamSynchronize(s));
+      Checked r{0, 0, 0, 0, 0};
+      r.bad = outside(to_host(d_ws, nd, out_dt), ref, r.worst, r.scale);
+      r.flushed = time_us(run, s, flush);
+      r.b2b = bench::event_median_us([&] { for (int i = 0; i < 20; ++i) run(); }, s, 7, 2, 20);
+      if (r.bad) ++failures;
+      return r;
+    };
+
     for (int vi = 0; vi < static_cast<int>(std::size(kVariants)); ++vi) {
       const Variant v = kVariants[vi];
       if (c.out % (v.bn() * v.cl) != 0 || (only_variant >= 0 && vi != only_variant)) continue;
       if (!ws::epi_tma(c.epi) && v.nb != 2) continue;  // the buffers are the TMA epilogues' only
-      // K in parts: GEMM_WS_SPLITS (a list, default 1) for the residual added by TMA, else 1.
+      // K in parts: GEMM_WS_SPLITS (a list, default 1) for the residual cases that only add, else 1.
       for (const int sp : ws_splits(c.epi, c.in)) {
-        auto run_ws = [&] {
-          gemm_ws(v, c.epi, a, w, bias_ws, d_ws, rows, c.out, c.in, sms, s, nullptr, sp);
+        const Checked r = check_and_time([&] {
+          gemm_ws(v, c.epi, a, w, bias_d, d_ws, rows, c.out, c.in, sms, s, nullptr, sp);
           return true;
-        };
-        if (res)
-          CUDA_CHECK(cudaMemcpy(d_ws, d0, nd * dt_size(out_dt), cudaMemcpyDeviceToDevice));
-        else
-          CUDA_CHECK(cudaMemset(d_ws, 0xff, nd * dt_size(out_dt)));  // poison: NaN where nothing is written
-        run_ws();
-        CUDA_CHECK(cudaStreamSynchronize(s));
-        double worst = 0, scale = 0;
-        const std::size_t bad = outside(to_host(d_ws, nd, out_dt), ref, worst, scale);
-        const double ws_flushed = time_us(run_ws, s, flush);
-        const double ws_b2b = bench::event_median_us([&] { for (int r = 0; r < 20; ++r) run_ws(); }, s, 7, 2, 20);
+        });
         std::printf("  ours [%d] %s %dx%d, %d stages, %d epilogue buffers, cluster %d (share %d), K in %d: %.1f / %.1f us (%.0f TFLOP/s), ours / cuBLASLt %.3f / %.3f; max |diff| %.3g "
                     "(outputs up to %.3g), %zu outside 2%%\n",
                     vi, v.coop ? "coop" : "ping-pong", v.bm(), v.bn(), ws::fit_stages(v.coop, c.epi, v.nb),
-                    ws::epi_tma(c.epi) ? v.nb : 0, v.cl, v.share, sp, ws_flushed, ws_b2b, flop / ws_b2b * 1e-6, ws_flushed / lt_flushed,
-                    ws_b2b / lt_b2b, worst, scale, bad);
-        if (bad) ++failures;
+                    ws::epi_tma(c.epi) ? v.nb : 0, v.cl, v.share, sp, r.flushed, r.b2b, flop / r.b2b * 1e-6,
+                    r.flushed / lt_flushed, r.b2b / lt_b2b, r.worst, r.scale, r.bad);
         if (stamps) {  // one launch with the per-block clocks on: where the block's time goes
           const std::size_t ns = ws::kStamps * static_cast<std::size_t>(sms);
           unsigned long long* st = nullptr;
@@ -362,7 +373,7 @@ int main(int argc, char** argv) {
           for (int r = 0; r < 10; ++r) {
             if (r == 9) CUDA_CHECK(cudaMemsetAsync(st, 0, ns * 8, s));
             if (flush.buffer) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, s));
-            gemm_ws(v, c.epi, a, w, bias_ws, d_ws, rows, c.out, c.in, sms, s, st, sp);
+            gemm_ws(v, c.epi, a, w, bias_d, d_ws, rows, c.out, c.in, sms, s, st, sp);
           }
           std::vector<unsigned long long> h(ns);
           CUDA_CHECK(cudaMemcpy(h.data(), st, ns * 8, cudaMemcpyDeviceToHost));
@@ -416,25 +427,17 @@ int main(int argc, char** argv) {
       for (int lv : gemm_ws_variants(lp, arch)) {
         if (only_variant >= 0 && only_variant != 100 + lv) continue;
         lp.variant = lv;
-        auto run_lib = [&] {
+        const Checked r = check_and_time([&] {
           vitrt::cuda::gemm_ws(lp, arch, s);
           return true;
-        };
-        CUDA_CHECK(cudaMemset(d_ws, 0xff, nd * dt_size(out_dt)));
-        run_lib();
-        CUDA_CHECK(cudaStreamSynchronize(s));
-        double worst = 0, scale = 0;
-        const std::size_t bad = outside(to_host(d_ws, nd, out_dt), ref, worst, scale);
-        const double t_flushed = time_us(run_lib, s, flush);
-        const double t_b2b = bench::event_median_us([&] { for (int r = 0; r < 20; ++r) run_lib(); }, s, 7, 2, 20);
+        });
         std::printf("  library [%d] %s: %.1f / %.1f us, ours / cuBLASLt %.3f / %.3f; max |diff| %.3g, %zu outside 2%%\n",
-                    100 + lv, gemm_ws_variant_name(lv).c_str(), t_flushed, t_b2b, t_flushed / lt_flushed, t_b2b / lt_b2b,
-                    worst, bad);
-        if (bad) ++failures;
+                    100 + lv, gemm_ws_variant_name(lv).c_str(), r.flushed, r.b2b, r.flushed / lt_flushed,
+                    r.b2b / lt_b2b, r.worst, r.bad);
       }
     }
     for (void* p : {a, w, bias, d0, d_lt, d_ws}) CUDA_CHECK(cudaFree(p));
-    if (res) CUDA_CHECK(cudaFree(bias_lt));
+    if (res) CUDA_CHECK(cudaFree(bias_d));
   }
   std::printf("\n%s\n", failures ? "MISMATCH against cuBLASLt" : "all outputs agree with cuBLASLt");
   return failures ? 1 : 0;

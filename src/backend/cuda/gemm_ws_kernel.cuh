@@ -129,6 +129,17 @@ inline Args make_args(bool coop, Epi e, int cl, const void* a, std::int64_t lda,
 }
 
 #ifdef VITRT_WGMMA_DEVICE
+// Work item `item` of p.tiles x p.splits (the producer's and the consumers' common order): output tile
+// `tile` over K's k-tiles [kt0, kt1), its part `split` of K; the first part adds the bias.
+struct Item {
+  int tile, kt0, kt1;
+  bool first;
+};
+__device__ __forceinline__ Item item_of(const Args& p, int item, int ktiles) {
+  const int split = item / p.tiles;
+  return {item % p.tiles, split * ktiles / p.splits, (split + 1) * ktiles / p.splits, split == 0};
+}
+
 // Two fp32 values rounded to T, packed.
 template <typename T>
 __device__ __forceinline__ unsigned pack2(float a, float b) {
@@ -193,14 +204,14 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
   const int items = p.tiles * p.splits;
   int it0 = 0;
   for (int item = cl, i = 0; item < items; item += clusters, ++i) {
-    const int tile = item % p.tiles, split = item / p.tiles;
-    const int nk = (split + 1) * ktiles / p.splits - split * ktiles / p.splits;
+    const Item w = item_of(p, item, ktiles);
+    const int nk = w.kt1 - w.kt0;
     if (!Coop && i % 2 != c) {
       it0 += nk;
       continue;
     }
-    const int n0 = (tile % p.n_tiles * CL + static_cast<int>(rank)) * Tl::tn,
-              m0 = tile / p.n_tiles * Tl::bm + (Coop ? c * Tl::tm : 0);
+    const int n0 = (w.tile % p.n_tiles * CL + static_cast<int>(rank)) * Tl::tn,
+              m0 = w.tile / p.n_tiles * Tl::bm + (Coop ? c * Tl::tm : 0);
     if (!Coop && i > 0) {  // the other's main loop is issued
       const long long t0 = stamp<Stamps>();
       mbar_wait(turn0 + 8 * c, static_cast<unsigned>(((i - 1) / 2) & 1));
@@ -237,7 +248,7 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
     float2 bias[16];
 #pragma unroll
     for (int j = 0; j < 16; ++j)
-      bias[j] = split > 0     ? make_float2(0.f, 0.f)
+      bias[j] = !w.first     ? make_float2(0.f, 0.f)
                 : epi_f32(E) ? __ldg(reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + col0 + 8 * j))
                              : load2(static_cast<const T*>(p.bias) + col0 + 8 * j);
     wgmma_wait<0>();
@@ -383,10 +394,9 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
       int it = 0;
       constexpr int kARows = Tl::bm / CL;  // rows of A this block copies (into every block of the cluster)
       for (int item = cl; item < p.tiles * p.splits; item += clusters) {
-        const int tile = item % p.tiles, split = item / p.tiles;
-        const int n0 = (tile % p.n_tiles * CL + static_cast<int>(rank)) * Tl::tn, m0 = tile / p.n_tiles * Tl::bm;
-        const int kt0 = split * ktiles / p.splits, kt1 = (split + 1) * ktiles / p.splits;
-        for (int kt = kt0; kt < kt1; ++kt, ++it) {
+        const Item w = item_of(p, item, ktiles);
+        const int n0 = (w.tile % p.n_tiles * CL + static_cast<int>(rank)) * Tl::tn, m0 = w.tile / p.n_tiles * Tl::bm;
+        for (int kt = w.kt0; kt < w.kt1; ++kt, ++it) {
           const int s = it % S;
           if (it >= S) {
             const long long t0 = stamp<Stamps>();

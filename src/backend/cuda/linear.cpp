@@ -105,6 +105,9 @@ constexpr std::int64_t kGemv16BitMaxRows = 4;
 
 const char* compute_name(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_32F_FAST_TF32 ? "tf32" : "fp32acc"; }
 
+// The GEMM's output tiles of 128 x 128 (our warp-specialized GEMM's ping-pong tile).
+std::int64_t output_tiles(const LinearArgs& a) { return (a.rows + 127) / 128 * ((a.w->out + 127) / 128); }
+
 }  // namespace
 
 // VITRT_EXACT_GELU=1: 16-bit outputs get timm's exact GELU too, from our warp-specialized GEMM's epilogue
@@ -228,16 +231,14 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   // vit_base's fc2 at b1 on 8 parts made the forward 3.9% faster, vit_large's on 3 parts 1.6%, where
   // alone and flushed they were level with cuBLASLt or slower; the proj GEMMs were slower both ways).
   const int ws_mode = gemm_ws_mode();
-  const std::int64_t out_tiles = (a.rows + 127) / 128 * ((a.w->out + 127) / 128);
-  ws_residual_ = ws_mode >= 1 && a.src_dt != DT::f32 && a.dst_dt == DT::f32 && a.accumulate &&
-                 a.epilogue == Epilogue::none && out_tiles < ctx.sm_count;
-  ws_eligible_ = a.src_dt != DT::f32 &&
-                 ((a.dst_dt == a.src_dt && !a.accumulate &&
-                   ((ws_mode >= 1 && a.epilogue == Epilogue::gelu_erf && !fuse_gelu) ||
-                    (ws_mode == 2 && a.epilogue == Epilogue::none))) ||
-                  ws_residual_) &&
-                 !ws_candidates(a).empty();
-  if (ws_residual_) ws_checkable_ = ws_candidates(a);
+  const bool residual_form =
+      a.src_dt != DT::f32 && a.dst_dt == DT::f32 && a.accumulate && a.epilogue == Epilogue::none;
+  ws_residual_ = ws_mode >= 1 && residual_form && output_tiles(a) < ctx.sm_count;
+  const bool ws_form = (a.src_dt != DT::f32 && a.dst_dt == a.src_dt && !a.accumulate &&
+                        ((ws_mode >= 1 && a.epilogue == Epilogue::gelu_erf && !fuse_gelu) ||
+                         (ws_mode == 2 && a.epilogue == Epilogue::none))) ||
+                       ws_residual_;
+  if (ws_form) ws_variants_ = ws_candidates(a);
   // Keys name an activation pass that follows cuBLASLt's GEMM (its candidates are timed with it).
   key_ = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
          " " + dt_name(a.src_dt) + "->" + dt_name(a.dst_dt) + " " + compute_name(compute_) +
@@ -262,8 +263,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   // Measurement only (VITRT_GEMM_WS_SPLITK, VITRT_GEMM_WS_SPLITK_SHAPES): the residual GEMMs our split-K
   // variant takes run on it, untimed, whatever the cache says.
   if (const int parts = gemm_ws_residual_parts();
-      parts > 0 && a.src_dt != DT::f32 && a.dst_dt == DT::f32 && a.accumulate && a.epilogue == Epilogue::none &&
-      ws_splitk_shape_allowed(a.w->in, a.w->out) &&
+      parts > 0 && residual_form && ws_splitk_shape_allowed(a.w->in, a.w->out) &&
       gemm_ws_takes(ws_params(a, kGemmWsResidualSplit + parts), arch_, kGemmWsResidualSplit + parts)) {
     ws_variant_ = kGemmWsResidualSplit + parts;
     ctx.tuner->report({key_, gemm_ws_variant_name(ws_variant_) + " (VITRT_GEMM_WS_SPLITK: not timed)", 0.0, 0.0, 0,
@@ -287,7 +287,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
     };
     if (const int v = cached("own"); own_eligible_ && v > 0 && gemm_tf32_takes(own_params(a, v), arch_, v))
       own_variant_ = v;
-    if (const int v = cached("ws"); ws_eligible_ && v > 0 && gemm_ws_takes(ws_params(a, v), arch_, v))
+    if (const int v = cached("ws"); !ws_variants_.empty() && v > 0 && gemm_ws_takes(ws_params(a, v), arch_, v))
       ws_variant_ = v;
     const int small = cached("small");
     const bool small_ok = small > 0 && gemm_small_takes(small_params(a, small), arch_, small);
@@ -375,7 +375,7 @@ bool LinearOp::use_choice(cublasLtHandle_t lt, const nlohmann::json& choice, std
   }
   if (const auto it = choice.find("ws"); it != choice.end()) {
     if (!ws_residual_ || !it->is_number_integer() ||
-        std::find(ws_checkable_.begin(), ws_checkable_.end(), it->get<int>()) == ws_checkable_.end())
+        std::find(ws_variants_.begin(), ws_variants_.end(), it->get<int>()) == ws_variants_.end())
       return false;
     ws_variant_ = it->get<int>();
     if (small_alternative_) small_variant_ = 0;
@@ -487,7 +487,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   // Our fused TF32 kernel's variants follow cuBLASLt's candidates (those run with the activation pass),
   // then the warp-specialized GEMM's, then the small-batch GEMM's.
   const std::vector<int> own = own_eligible_ ? gemm_tf32_variants(own_params(a, 0), arch_) : std::vector<int>{};
-  const std::vector<int> wsv = ws_eligible_ ? ws_candidates(a) : std::vector<int>{};
+  const std::vector<int>& wsv = ws_variants_;
   const bool time_small = small_eligible_ || small_checkable_;
   const std::vector<int> small =
       time_small ? gemm_small_variants(small_params(a, 0), arch_) : std::vector<int>{};
@@ -628,7 +628,7 @@ GemmWsParams LinearOp::ws_params(const LinearArgs& a, int variant) const {
 std::vector<int> LinearOp::ws_candidates(const LinearArgs& a) const {
   std::vector<int> v = gemm_ws_variants(ws_params(a, 0), arch_);
   if (ws_residual_) {  // split-K parts that leave no output tile for a second wave of blocks
-    const std::int64_t tiles = (a.rows + 127) / 128 * (a.w->out / 128);
+    const std::int64_t tiles = output_tiles(a);
     std::erase_if(v, [&](int variant) {
       return variant <= kGemmWsResidualSplit || tiles * (variant - kGemmWsResidualSplit) > sm_count_;
     });

@@ -185,11 +185,12 @@ class LinearOp {
   int sm_count_ = 0;
   // Our warp-specialized GEMM may take it: 16-bit, no residual, bias (+ exact GELU), or (ws_residual_) a
   // 16-bit GEMM adding into an fp32 residual, with fewer output tiles than SMs (its split-K variants).
-  bool ws_eligible_ = false;
   bool ws_residual_ = false;
-  std::vector<int> ws_checkable_;  // ws_residual_: the variants the forward check may choose
-  int ws_variant_ = 0;             // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
-  bool gemv_ = false;         // our few-row kernel runs instead of cuBLASLt
+  // The variants that take it (ws_candidates; empty where neither form applies): what tuning times, and
+  // for ws_residual_ what the forward check may choose.
+  std::vector<int> ws_variants_;
+  int ws_variant_ = 0;  // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
+  bool gemv_ = false;   // our few-row kernel runs instead of cuBLASLt
 };
 
 }  // namespace vitrt::cuda
