@@ -107,8 +107,8 @@ std::vector<double> linear_reference(const std::vector<float>& x, std::int64_t r
 
 // The rows x out elements of an output read back with row stride ldd (rows + 1 rows were allocated,
 // poisoned with NaN), and in `outside` how many elements around them (padding columns, the row past the
-// end) are no longer NaN.
-std::vector<float> output_inside(const std::vector<float>& all, std::int64_t rows, int out, std::int64_t ldd,
+// end) are no longer NaN. (The CUDA tests' only.)
+[[maybe_unused]] std::vector<float> output_inside(const std::vector<float>& all, std::int64_t rows, int out, std::int64_t ldd,
                                  std::size_t& outside) {
   std::vector<float> y(static_cast<size_t>(rows) * out);
   outside = 0;
@@ -1063,6 +1063,11 @@ TEST(CudaGemm, VariantsAndDefaults) {
 }
 
 // The warp-specialized GEMM's launch on these operands (its variant still to set).
+// GELU's tanh form (cuBLASLt's GELU epilogue, and our 16-bit GEMM's where it stands in for it).
+double gelu_tanh_reference(double s) {
+  return 0.5 * s * (1.0 + std::tanh(std::sqrt(2.0 / 3.14159265358979323846) * (s + 0.044715 * s * s * s)));
+}
+
 cuda::GemmWsParams ws_launch(const void* x, std::int64_t lda, const void* w, const void* bias, void* d,
                              std::int64_t ldd, std::int64_t rows, int in, int out, DT dt, Epilogue act, int sm_count) {
   cuda::GemmWsParams p;
@@ -1089,9 +1094,18 @@ TEST(CudaGemm, WarpSpecializedVariants) {
                                    DT::bf16, Epilogue::gelu_erf, 0);
   const bool hopper_build = !cuda::gemm_ws_variants(p, 90).empty();  // sm_90a compiled in
   EXPECT_EQ(cuda::gemm_ws_variants(p, 90),
-            hopper_build ? std::vector<int>({cuda::kGemmWsCoop, cuda::kGemmWsPingPong}) : std::vector<int>{});
+            hopper_build ? std::vector<int>({cuda::kGemmWsCoop, cuda::kGemmWsPingPong, cuda::kGemmWsPingPong64})
+                         : std::vector<int>{});
   EXPECT_TRUE(cuda::gemm_ws_variants(p, 80).empty());
-  EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, 3));
+  EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, 4));
+  EXPECT_EQ(cuda::gemm_ws_work_items(p, cuda::kGemmWsCoop), 197 * 24);  // 256-row tiles
+  EXPECT_EQ(cuda::gemm_ws_work_items(p, cuda::kGemmWsPingPong64), 788 * 24);
+  // GELU's tanh form: the 64-row tiles only.
+  p.gelu_tanh = true;
+  EXPECT_EQ(cuda::gemm_ws_variants(p, 90),
+            hopper_build ? std::vector<int>({cuda::kGemmWsPingPong64}) : std::vector<int>{});
+  EXPECT_EQ(cuda::gemm_ws_variant_name(cuda::kGemmWsPingPong64), "vitrt gemm 64x128 ping-pong, 8 stages");
+  p.gelu_tanh = false;
   const auto refused = [&](auto change) {
     cuda::GemmWsParams q = p;
     change(q);
@@ -1123,12 +1137,19 @@ TEST(CudaGemm, WarpSpecializedVariants) {
   p.ldd = 3076;  // fp32 rows: a multiple of 4 keeps them 16-byte aligned
   EXPECT_EQ(cuda::gemm_ws_variants(p, 90),
             hopper_build ? std::vector<int>({cuda::kGemmWsResidualSplit + 1, cuda::kGemmWsResidualSplit + 2,
-                                             cuda::kGemmWsResidualSplit + 3})
+                                             cuda::kGemmWsResidualSplit + 3, cuda::kGemmWsResidualSplit64 + 1,
+                                             cuda::kGemmWsResidualSplit64 + 2, cuda::kGemmWsResidualSplit64 + 3})
                          : std::vector<int>{});
   EXPECT_EQ(cuda::gemm_ws_variant_name(cuda::kGemmWsResidualSplit + 3),
             "vitrt gemm 128x128 ping-pong, residual added by TMA, K in 3 parts");
+  EXPECT_EQ(cuda::gemm_ws_variant_name(cuda::kGemmWsResidualSplit64 + 1),
+            "vitrt gemm 64x128 ping-pong, residual added by TMA, K in 1 part");
+  EXPECT_EQ(cuda::gemm_ws_work_items(p, cuda::kGemmWsResidualSplit + 3), 394 * 24 * 3);
+  EXPECT_EQ(cuda::gemm_ws_work_items(p, cuda::kGemmWsResidualSplit64 + 2), 788 * 24 * 2);
   EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, cuda::kGemmWsResidualSplit + 4));
+  EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, cuda::kGemmWsResidualSplit64 + 4));
   EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, cuda::kGemmWsResidualSplit));
+  EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, cuda::kGemmWsResidualSplit64));
   EXPECT_FALSE(cuda::gemm_ws_takes(p, 90, cuda::kGemmWsCoop));  // the bias-only variants do not accumulate
   EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.ldd = 3074; }));
   EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.bias = at((3 << 20) + 4); }));
@@ -1422,7 +1443,8 @@ TEST(CudaGemm, Tf32FusedActivation) {
 
 // Our warp-specialized 16-bit GEMM (gemm_ws.cuh), every variant, against float64 references on the
 // rounded operands: vit_base's qkv and fc1 shapes at 197 and 3 x 197 rows, 577 rows with head-dim-80
-// widths (K = 320), one row, padded row strides, fp16 and bf16, bias only and the exact GELU. Outputs
+// widths (K = 320), one row, padded row strides, fp16 and bf16, bias only, the exact GELU and its tanh
+// form (the 64-row tiles only). Outputs
 // (rows + 1 rows, padding included) are poisoned before each run; nothing outside the output may be
 // written, and a second run must give the same bits.
 TEST(CudaGemm, WarpSpecialized) {
@@ -1437,6 +1459,7 @@ TEST(CudaGemm, WarpSpecialized) {
     int in, out, lda_pad, ldd_pad;
     DT dt;
     Epilogue act;
+    bool tanh = false;  // GELU's tanh form
   };
   std::uint64_t seed = 1200;
   bool ran = false;
@@ -1445,7 +1468,9 @@ TEST(CudaGemm, WarpSpecialized) {
                                          {577, 320, 640, 8, 24, DT::f16, Epilogue::gelu_erf},
                                          {577, 320, 960, 0, 8, DT::bf16, Epilogue::none},
                                          {1, 64, 128, 0, 0, DT::f16, Epilogue::none},
-                                         {1000, 128, 384, 64, 0, DT::f16, Epilogue::gelu_erf}}) {
+                                         {1000, 128, 384, 64, 0, DT::f16, Epilogue::gelu_erf},
+                                         {197, 768, 3072, 0, 0, DT::bf16, Epilogue::gelu_erf, true},
+                                         {577, 320, 640, 8, 24, DT::f16, Epilogue::gelu_erf, true}}) {
     const std::int64_t lda = c.in + c.lda_pad, ldd = c.out + c.ldd_pad;
     Buffer xa(*be, static_cast<size_t>(c.rows * lda), c.dt), wa(*be, static_cast<size_t>(c.out) * c.in, c.dt),
         ba(*be, c.out, c.dt), da(*be, static_cast<size_t>((c.rows + 1) * ldd), c.dt);
@@ -1456,16 +1481,18 @@ TEST(CudaGemm, WarpSpecialized) {
     wa.set(w);
     ba.set(b);
     cuda::GemmWsParams p = ws_launch(xa.data(), lda, wa.data(), ba.data(), da.data(), ldd, c.rows, c.in, c.out, c.dt, c.act, sm_count);
+    p.gelu_tanh = c.tanh;
     const auto variants = cuda::gemm_ws_variants(p, arch);
     if (variants.empty()) continue;
     ran = true;
-    EXPECT_EQ(variants, std::vector<int>({cuda::kGemmWsCoop, cuda::kGemmWsPingPong}));
+    EXPECT_EQ(variants, c.tanh ? std::vector<int>({cuda::kGemmWsPingPong64})
+                               : std::vector<int>({cuda::kGemmWsCoop, cuda::kGemmWsPingPong, cuda::kGemmWsPingPong64}));
     std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
     for (std::int64_t r = 0; r < c.rows; ++r)
       for (int o = 0; o < c.out; ++o) {
         double s = b[o];
         for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
-        ref[r * c.out + o] = activation_reference(c.act, s);
+        ref[r * c.out + o] = c.tanh ? gelu_tanh_reference(s) : activation_reference(c.act, s);
       }
     for (int v : variants) {
       SCOPED_TRACE(::testing::Message() << cuda::gemm_ws_variant_name(v) << ", rows " << c.rows << " in " << c.in
@@ -1474,8 +1501,8 @@ TEST(CudaGemm, WarpSpecialized) {
       const double err =
           run_twice(da, [&] { da.poison(); }, [&] { cuda::gemm_ws(p, arch, nullptr); }, c.rows, c.out, ldd, ref);
       std::printf("[ info ] %s, %lld x %d x %d %s%s: max error %.3g\n", cuda::gemm_ws_variant_name(v).c_str(),
-                  static_cast<long long>(c.rows), c.in, c.out, dt_name(c.dt), c.act == Epilogue::gelu_erf ? " + GELU" : "",
-                  err);
+                  static_cast<long long>(c.rows), c.in, c.out, dt_name(c.dt),
+                  c.act != Epilogue::gelu_erf ? "" : c.tanh ? " + GELU (tanh form)" : " + GELU", err);
       EXPECT_LE(err, tolerance(c.dt == DT::bf16 ? Precision::bf16 : Precision::fp16));
     }
   }
@@ -1488,8 +1515,8 @@ TEST(CudaGemm, WarpSpecialized) {
   EXPECT_THROW(cuda::gemm_ws(bad, arch, nullptr), vitrt::Error);
 }
 
-// The same GEMM's residual variants (D += A W^T + bias, D and bias fp32), K whole and split in up to 16
-// parts, against float64 references on the rounded operands: vit_base's fc2 at 197 rows, vit_large's proj
+// The same GEMM's residual variants (D += A W^T + bias, D and bias fp32), 128- and 64-row tiles, K whole
+// and split in up to 16 parts, against float64 references on the rounded operands: vit_base's fc2 at 197 rows, vit_large's proj
 // at 577 rows with padded strides, 37 rows (one partial tile), fp16 and bf16. D holds the residual, with
 // NaN in the padding columns and the row past the end, which must stay untouched. Split parts add into D
 // in no fixed order, so a second run is compared with the reference, not with the first run's bits.
@@ -1530,8 +1557,8 @@ TEST(CudaGemm, WarpSpecializedResidualSplitK) {
     if (variants.empty()) continue;
     ran = true;
     std::vector<int> expected;
-    for (int parts = 1; parts <= std::min(cuda::kGemmWsMaxParts, c.in / 64); ++parts)
-      expected.push_back(cuda::kGemmWsResidualSplit + parts);
+    for (const int first : {cuda::kGemmWsResidualSplit, cuda::kGemmWsResidualSplit64})
+      for (int parts = 1; parts <= std::min(cuda::kGemmWsMaxParts, c.in / 64); ++parts) expected.push_back(first + parts);
     EXPECT_EQ(variants, expected);
     std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
     for (std::int64_t r = 0; r < c.rows; ++r)
@@ -1570,11 +1597,12 @@ TEST(CudaGemm, WarpSpecializedResidualSplitK) {
   EXPECT_THROW(cuda::gemm_ws(bad, arch, nullptr), vitrt::Error);
 }
 
-// The GELU in that GEMM's epilogue is timm's exact (erf) form, not the tanh form: with W = 0 the output
-// is GELU(bias), here for 4,096 fp16 inputs in [-8, 8). Each output must be the exact value within one
-// fp16 step (the tanh form is 4.9e-4 off at x = -2.7, about 60 steps there), and 0 <= GELU(x) <= x
-// for x > 0, GELU(x) < 0 for x < 0 down to where fp16 underflows.
-TEST(CudaGemm, WarpSpecializedGeluIsExact) {
+// The GELU in that GEMM's epilogue is timm's exact (erf) form, or with GemmWsParams::gelu_tanh the tanh
+// form (the 64-row tiles): with W = 0 the output is GELU(bias), here for 4,096 fp16 inputs in [-8, 8).
+// Each output must be its form's value within one fp16 step (the two forms are 4.9e-4 apart at x = -2.7,
+// about 60 steps there, so each also tells the forms apart), and 0 <= GELU(x) <= x for x > 0, GELU(x) < 0
+// for x < 0 down to where fp16 underflows.
+TEST(CudaGemm, WarpSpecializedGeluForms) {
   if (!test::have_gpu()) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
   }
@@ -1591,37 +1619,43 @@ TEST(CudaGemm, WarpSpecializedGeluIsExact) {
   wa.set(std::vector<float>(static_cast<size_t>(kOut) * kIn, 0.0f));
   ba.set(bias);
   cuda::GemmWsParams p = ws_launch(xa.data(), kIn, wa.data(), ba.data(), da.data(), kOut, kRows, kIn, kOut, DT::f16, Epilogue::gelu_erf, sm_count);
-  const auto variants = cuda::gemm_ws_variants(p, arch);
-  if (variants.empty()) GTEST_SKIP() << "the warp-specialized GEMM needs an sm_90a build on a Hopper GPU";
-  for (int v : variants) {
-    SCOPED_TRACE(cuda::gemm_ws_variant_name(v));
-    p.variant = v;
-    da.poison();
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend uploads on its own stream
-    cuda::gemm_ws(p, arch, nullptr);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const auto y = da.get();
-    int worst_i = 0;
-    double worst_steps = 0;
-    for (int r = 0; r < kRows; r += 37)
-      for (int i = 0; i < kOut; ++i) {
-        const double x = bias[i], e = activation_reference(Epilogue::gelu_erf, x), g = y[static_cast<size_t>(r) * kOut + i];
-        // One fp16 step at |e|: 2^(exponent - 10), and at least the subnormal spacing 2^-24.
-        const double step = std::max(std::ldexp(1.0, std::ilogb(std::max(std::fabs(e), 1e-30)) - 10), std::ldexp(1.0, -24));
-        const double steps = std::fabs(g - e) / step;
-        if (!(steps <= worst_steps)) {
-          worst_steps = steps;
-          worst_i = i;
+  if (cuda::gemm_ws_variants(p, arch).empty()) GTEST_SKIP() << "the warp-specialized GEMM needs an sm_90a build on a Hopper GPU";
+  for (const bool tanh_form : {false, true}) {
+    p.gelu_tanh = tanh_form;
+    const auto reference = [tanh_form](double x) {
+      return tanh_form ? gelu_tanh_reference(x) : activation_reference(Epilogue::gelu_erf, x);
+    };
+    for (int v : cuda::gemm_ws_variants(p, arch)) {
+      SCOPED_TRACE(cuda::gemm_ws_variant_name(v) + (tanh_form ? ", tanh form" : ", exact form"));
+      p.variant = v;
+      da.poison();
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend uploads on its own stream
+      cuda::gemm_ws(p, arch, nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const auto y = da.get();
+      int worst_i = 0;
+      double worst_steps = 0;
+      for (int r = 0; r < kRows; r += 37)
+        for (int i = 0; i < kOut; ++i) {
+          const double x = bias[i], e = reference(x), g = y[static_cast<size_t>(r) * kOut + i];
+          // One fp16 step at |e|: 2^(exponent - 10), and at least the subnormal spacing 2^-24.
+          const double step = std::max(std::ldexp(1.0, std::ilogb(std::max(std::fabs(e), 1e-30)) - 10), std::ldexp(1.0, -24));
+          const double steps = std::fabs(g - e) / step;
+          if (!(steps <= worst_steps)) {
+            worst_steps = steps;
+            worst_i = i;
+          }
+          if (x > 0) {
+            EXPECT_TRUE(g >= 0 && g <= x) << "x = " << x << ": " << g;
+          } else if (x < 0 && e < -std::ldexp(1.0, -24)) {
+            EXPECT_LT(g, 0.0) << "x = " << x;
+          }
         }
-        if (x > 0) {
-          EXPECT_TRUE(g >= 0 && g <= x) << "x = " << x << ": " << g;
-        } else if (x < 0 && e < -std::ldexp(1.0, -24)) {
-          EXPECT_LT(g, 0.0) << "x = " << x;
-        }
-      }
-    std::printf("[ info ] %s: GELU within %.2f fp16 steps of the exact value (worst at x = %g)\n",
-                cuda::gemm_ws_variant_name(v).c_str(), worst_steps, static_cast<double>(bias[worst_i]));
-    EXPECT_LE(worst_steps, 1.0) << "at x = " << bias[worst_i];
+      std::printf("[ info ] %s: GELU (%s form) within %.2f fp16 steps of its value (worst at x = %g)\n",
+                  cuda::gemm_ws_variant_name(v).c_str(), tanh_form ? "tanh" : "exact", worst_steps,
+                  static_cast<double>(bias[worst_i]));
+      EXPECT_LE(worst_steps, 1.0) << "at x = " << bias[worst_i];
+    }
   }
 }
 #endif

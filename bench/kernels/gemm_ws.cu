@@ -55,21 +55,23 @@ struct Variant {
   int cl;
   int share;  // ws::Args::share (clusters of two only)
   int nb;     // the *_tma epilogues' buffers per consumer (the other epilogues run only with 2)
-  int bm() const { return coop ? 256 : 128; }
+  int r = 2;  // 64-row slabs per consumer tile (1: 64 x 128 ping-pong tiles, unclustered only)
+  int bm() const { return (coop ? 128 : 64) * r; }
   int bn() const { return 128; }
 };
 // Variants 2 and 6 with TMA epilogues (coop, one or two buffers, no cluster) and 4 (ping-pong, one
-// buffer) are the library's. The last four are diagnostics for the clusters' cost: no multicast, with
-// and without the coupled stages.
-constexpr Variant kVariants[] = {{false, 1, 0, 2}, {false, 2, 2, 2}, {true, 1, 0, 2}, {true, 2, 2, 2},
-                                 {false, 1, 0, 1}, {false, 2, 2, 1}, {true, 1, 0, 1}, {true, 2, 2, 1},
-                                 {false, 2, 0, 2}, {false, 2, 1, 2}, {true, 2, 0, 2}, {true, 2, 1, 2}};
+// buffer) are the library's. Variants 8-11 are diagnostics for the clusters' cost: no multicast, with
+// and without the coupled stages. 12 and 13 are ping-pong on 64 x 128 tiles (for few rows; session 45).
+constexpr Variant kVariants[] = {{false, 1, 0, 2},    {false, 2, 2, 2},   {true, 1, 0, 2},  {true, 2, 2, 2},
+                                 {false, 1, 0, 1},    {false, 2, 2, 1},   {true, 1, 0, 1},  {true, 2, 2, 1},
+                                 {false, 2, 0, 2},    {false, 2, 1, 2},   {true, 2, 0, 2},  {true, 2, 1, 2},
+                                 {false, 1, 0, 1, 1}, {false, 1, 0, 2, 1}};
 
-template <bool Coop, Epi E, int CL, int NB, bool Stamps>
+template <bool Coop, Epi E, int CL, int NB, bool Stamps, int R = 2>
 void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
-  constexpr int S = ws::fit_stages(Coop, E, NB);
-  constexpr auto kernel = ws::gemm_ws_kernel<__nv_bfloat16, Coop, S, E, CL, NB, Stamps>;
-  constexpr int bytes = ws::smem_bytes(Coop, S, E, NB);
+  constexpr int S = ws::fit_stages(Coop, R, E, NB);
+  constexpr auto kernel = ws::gemm_ws_kernel<__nv_bfloat16, Coop, R, S, E, CL, NB, Stamps>;
+  constexpr int bytes = ws::smem_bytes(Coop, R, S, E, NB);
   allow_dynamic_smem(kernel, bytes);
   static const bool pdl = std::getenv("GEMM_WS_PDL") != nullptr;
   cudaLaunchAttribute attr[2]{};
@@ -94,7 +96,8 @@ void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
     cfg.gridDim = dim3(static_cast<unsigned>(sms / CL * CL));
     int n = 0;
     CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
-    std::printf("  (%s, %d stages, %d epilogue buffers: %d clusters of %d resident)\n", Coop ? "coop" : "ping-pong", S,
+    std::printf("  (%s %dx128, %d stages, %d epilogue buffers: %d clusters of %d resident)\n", Coop ? "coop" : "ping-pong",
+                (Coop ? 128 : 64) * R, S,
                 ws::epi_tma(E) ? NB : 0, n, CL);
     return n;
   }();
@@ -114,6 +117,7 @@ void launch_nb(Variant v, const ws::Args& args, int sms, cudaStream_t s) {
     else launch_one<true, E, 1, NB, Stamps>(args, sms, s);
   } else {
     if (v.cl == 2) launch_one<false, E, 2, NB, Stamps>(args, sms, s);
+    else if (v.r == 1) launch_one<false, E, 1, NB, Stamps, 1>(args, sms, s);
     else launch_one<false, E, 1, NB, Stamps>(args, sms, s);
   }
 }
@@ -133,6 +137,7 @@ void launch_stamps(Variant v, Epi e, const ws::Args& args, int sms, cudaStream_t
     case Epi::residual_tma: launch_epi<Epi::residual_tma, Stamps>(v, args, sms, s); break;
     case Epi::bias_tma: launch_epi<Epi::bias_tma, Stamps>(v, args, sms, s); break;
     case Epi::gelu_tma: launch_epi<Epi::gelu_tma, Stamps>(v, args, sms, s); break;
+    case Epi::gelu_tanh_tma: launch_epi<Epi::gelu_tanh_tma, Stamps>(v, args, sms, s); break;
   }
 }
 
@@ -147,8 +152,9 @@ void gemm_ws(Variant v, Epi e, const void* a, const void* w, const void* bias, v
               ws::kBK);
   VITRT_CHECK(splits >= 1 && splits <= k / ws::kBK && (splits == 1 || ws::epi_adds(e)),
               "gemm_ws: K splits from 1 to k / ", ws::kBK, ", above 1 only with the residual added by TMA or reductions");
+  VITRT_CHECK(v.r == 2 || (!v.coop && v.cl == 1), "gemm_ws: 64-row tiles are built for unclustered ping-pong only");
   const ws::Args args =
-      ws::make_args(v.coop, e, v.cl, a, k, w, bias, d, n, DT::bf16, rows, n, k, v.share, stamps, splits);
+      ws::make_args(v.coop, v.r, e, v.cl, a, k, w, bias, d, n, DT::bf16, rows, n, k, v.share, stamps, splits);
   if (stamps) launch_stamps<true>(v, e, args, sms, s);
   else launch_stamps<false>(v, e, args, sms, s);
 }
@@ -283,6 +289,7 @@ int main(int argc, char** argv) {
                         {"fc2 + residual by reductions", mlp, embed, Epi::residual_red},
                         {"qkv by TMA store", embed, 3 * embed, Epi::bias_tma},
                         {"fc1 + exact GELU by TMA store", embed, mlp, Epi::gelu_tma},
+                        {"fc1 + tanh GELU by TMA store", embed, mlp, Epi::gelu_tanh_tma},
                         {"fc1 bias only by TMA store", embed, mlp, Epi::bias_tma}};
   unsigned seed = 1;
   int failures = 0;
@@ -313,7 +320,8 @@ int main(int argc, char** argv) {
     }
     const LinearWeights lw{nullptr, nullptr, c.out, c.in};
     const LinearArgs la{&lw, rows, a, c.in, DT::bf16, d_lt, c.out, out_dt,
-                        c.epi == Epi::gelu_tma ? Epilogue::gelu_erf : Epilogue::none, res};
+                        c.epi == Epi::gelu_tma || c.epi == Epi::gelu_tanh_tma ? Epilogue::gelu_erf : Epilogue::none,
+                        res};
     LinearOp op(lt, la, w, bias_d, Precision::bf16, lr.context(&cache, sms, arch));
     auto run_lt = [&] {
       op.execute(lt, la, lr.workspace, s);
@@ -360,7 +368,7 @@ int main(int argc, char** argv) {
         });
         std::printf("  ours [%d] %s %dx%d, %d stages, %d epilogue buffers, cluster %d (share %d), K in %d: %.1f / %.1f us (%.0f TFLOP/s), ours / cuBLASLt %.3f / %.3f; max |diff| %.3g "
                     "(outputs up to %.3g), %zu outside 2%%\n",
-                    vi, v.coop ? "coop" : "ping-pong", v.bm(), v.bn(), ws::fit_stages(v.coop, c.epi, v.nb),
+                    vi, v.coop ? "coop" : "ping-pong", v.bm(), v.bn(), ws::fit_stages(v.coop, v.r, c.epi, v.nb),
                     ws::epi_tma(c.epi) ? v.nb : 0, v.cl, v.share, sp, r.flushed, r.b2b, flop / r.b2b * 1e-6,
                     r.flushed / lt_flushed, r.b2b / lt_b2b, r.worst, r.scale, r.bad);
         if (stamps) {  // one launch with the per-block clocks on: where the block's time goes

@@ -1,5 +1,6 @@
 // The element-wise activations on fp32 values, shared by the activation pass and our GEMMs' epilogues:
-// erff's exact GELU and QuickGELU, and two cheaper exact GELUs for epilogues (and the 16-bit pass).
+// erff's exact GELU and QuickGELU, two cheaper exact GELUs for epilogues (and the 16-bit pass), and
+// the tanh form of GELU for the 16-bit GEMM's epilogue.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -55,6 +56,19 @@ __device__ __forceinline__ float gelu_erf_ex2(float x) {
   float e;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(e) : "f"(p));
   return fmaf(-a, e, fmaxf(x, 0.0f));
+}
+
+// The tanh form of GELU, 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), which cuBLASLt's GELU epilogue
+// computes (docs/verification.md, session 27), as x / (1 + exp(-2 z)) with z the tanh's argument: one exp2
+// and one reciprocal, relative error ~1e-6 against the formula. For our 16-bit GEMM's epilogue where it
+// stands in for cuBLASLt's. Below x ~ -9 the result is 0 (the exponent is clamped to 2^126).
+__device__ __forceinline__ float gelu_tanh(float x) {
+  float e, r;
+  // -2 z log2(e) = -2 sqrt(2 / pi) log2(e) x (1 + 0.044715 x^2)
+  const float t = fminf(-2.30220819f * x * fmaf(0.044715f * x, x, 1.0f), 126.0f);
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(e) : "f"(t));
+  asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(1.0f + e));
+  return x * r;
 }
 
 }  // namespace vitrt::cuda

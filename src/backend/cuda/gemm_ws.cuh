@@ -29,6 +29,7 @@ struct GemmWsParams {
   DT dt = DT::bf16;              // of a and w, and of bias and d unless accumulate: f16 or bf16
   bool accumulate = false;       // D += A W^T + bias with D and bias in fp32 (the residual variants)
   Epilogue act = Epilogue::none;  // none or gelu_erf
+  bool gelu_tanh = false;         // with gelu_erf: the tanh form instead, as cuBLASLt's epilogue (kGemmWsPingPong64)
   int sm_count = 0;               // the grid: one persistent block per SM (0: asks the device)
   int variant = 0;                // one of gemm_ws_variants(); 0 = none applies
 };
@@ -38,22 +39,27 @@ struct GemmWsParams {
 // kGemmWsCoop = both consumer warpgroups on one 256 x 128 tile, 4 stages of 64 K-columns;
 // kGemmWsPingPong = each consumer warpgroup on its own 128 x 128 tile, in turns (one's epilogue under
 // the other's main loop), 6 stages.
-constexpr int kGemmWsCoop = 1, kGemmWsPingPong = 2;
+// kGemmWsPingPong64 = ping-pong on 64 x 128 tiles, 8 stages, for few rows (more tiles to spread over the
+// SMs; session 45); the only variant that also takes the tanh form of GELU (GemmWsParams::gelu_tanh).
+constexpr int kGemmWsCoop = 1, kGemmWsPingPong = 2, kGemmWsPingPong64 = 3;
 // The residual variants (accumulate, no activation): ping-pong 128 x 128 tiles, 5 stages, two epilogue
 // buffers per consumer, the result added to D by TMA adds, with K cut in `parts` runs of k-tiles
 // (split-K: variant kGemmWsResidualSplit + parts, parts 1 to kGemmWsMaxParts and at most in / 64). Each
 // part adds into D on its own, in no fixed order, so with more than one part D's fp32 sums may differ in
 // their last bits from run to run. For few rows, where the output has fewer 128 x 128 tiles than the GPU
 // has SMs (docs/performance.md, session 44).
-constexpr int kGemmWsResidualSplit = 10, kGemmWsMaxParts = 16;
+// kGemmWsResidualSplit64 + parts: the same on 64 x 128 tiles (6 stages).
+constexpr int kGemmWsResidualSplit = 10, kGemmWsResidualSplit64 = 30, kGemmWsMaxParts = 16;
 
 // The variants that take this GEMM on a device of compute capability `arch` (major * 10 + minor);
 // empty when none does (not an sm_90a build or device, not 16-bit, K not a multiple of 64, N not a
 // multiple of 128, rows or strides not 16-byte aligned, no bias, or an activation other than GELU, or
-// with accumulate any activation).
+// with accumulate any activation, or GELU's tanh form on a variant other than kGemmWsPingPong64).
 std::vector<int> gemm_ws_variants(const GemmWsParams& p, int arch);
 bool gemm_ws_takes(const GemmWsParams& p, int arch, int variant);  // no allocation
 std::string gemm_ws_variant_name(int variant);
+// The work items a launch of `variant` has: output tiles times the parts of K.
+std::int64_t gemm_ws_work_items(const GemmWsParams& p, int variant);
 // Launches p.variant (checked against gemm_ws_variants).
 void gemm_ws(const GemmWsParams& p, int arch, cudaStream_t s);
 

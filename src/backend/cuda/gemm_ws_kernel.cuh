@@ -46,9 +46,10 @@ constexpr int kBK = 64;        // K columns per stage (128 bytes of 16-bit value
 // from the accumulator registers. GELU is gelu_erf_ex2 (exact, one exp2).
 // residual_red adds into D from the registers by vector reductions (red.global.add.v2.f32), which, like the
 // TMA add, lets the parts of a split K add into D without reading it.
-enum class Epi { bias, residual, residual_tma, bias_tma, gelu_tma, residual_red };
+// gelu_tanh_tma applies the tanh form of GELU instead (gelu_tanh), which cuBLASLt's GELU epilogue computes.
+enum class Epi { bias, residual, residual_tma, bias_tma, gelu_tma, residual_red, gelu_tanh_tma };
 __host__ __device__ constexpr bool epi_tma(Epi e) {
-  return e == Epi::residual_tma || e == Epi::bias_tma || e == Epi::gelu_tma;
+  return e == Epi::residual_tma || e == Epi::bias_tma || e == Epi::gelu_tma || e == Epi::gelu_tanh_tma;
 }
 __host__ __device__ constexpr bool epi_f32(Epi e) {
   return e == Epi::residual || e == Epi::residual_tma || e == Epi::residual_red;
@@ -60,22 +61,26 @@ __host__ __device__ constexpr int epi_bytes(Epi e, int nb) {
   return epi_tma(e) ? 2 * nb * kEpiChunk : 0;  // nb buffers per consumer warpgroup
 }
 
-// A consumer's tile: two slabs of 64 rows by 128 columns (128 accumulators per thread). Ping-pong: a
-// block tile is one consumer's. Cooperative (Coop): both consumers share a block tile of twice the rows
-// and the same columns (B read once for both), each taking half the rows. (One 64 x 256 slab ran 1.3-2x
-// slower, run332.)
-template <bool Coop>
+// A consumer's tile: R slabs (1 or 2) of 64 rows by 128 columns (64 accumulators per thread each).
+// Ping-pong: a block tile is one consumer's. Cooperative (Coop): both consumers share a block tile of
+// twice the rows and the same columns (B read once for both), each taking half the rows. (One 64 x 256
+// slab ran 1.3-2x slower, run332.) R = 1 halves a tile's rows, for few rows (more tiles to spread over
+// the SMs).
+template <bool Coop, int R = 2>
 struct Tile {
-  static constexpr int tm = 128, tn = 128, bm = Coop ? 2 * tm : tm, a_bytes = bm * 128, stage = a_bytes + tn * 128;
+  static_assert(R == 1 || R == 2);
+  static constexpr int tm = 64 * R, tn = 128, bm = Coop ? 2 * tm : tm, a_bytes = bm * 128, stage = a_bytes + tn * 128;
 };
-__host__ __device__ constexpr int smem_bytes(bool coop, int stages, Epi e, int nb) {
+__host__ __device__ constexpr int stage_bytes(bool coop, int r) { return (coop ? 2 : 1) * 64 * r * 128 + 128 * 128; }
+__host__ __device__ constexpr int smem_bytes(bool coop, int r, int stages, Epi e, int nb) {
   // alignment slack, stages, epilogue buffers, full / empty / turn barriers
-  return 1024 + stages * (coop ? Tile<true>::stage : Tile<false>::stage) + epi_bytes(e, nb) + (2 * stages + 2) * 8;
+  return 1024 + stages * stage_bytes(coop, r) + epi_bytes(e, nb) + (2 * stages + 2) * 8;
 }
-// As many stages as fit beside the epilogue's buffers, up to 6 (ping-pong) or 4 (coop).
-__host__ __device__ constexpr int fit_stages(bool coop, Epi e, int nb) {
-  int stages = coop ? 4 : 6;
-  while (smem_bytes(coop, stages, e, nb) > 227 * 1024) --stages;
+// As many stages as fit beside the epilogue's buffers, up to 6 (ping-pong) or 4 (coop); 8 for
+// ping-pong with R = 1, whose stages are 24 KB.
+__host__ __device__ constexpr int fit_stages(bool coop, int r, Epi e, int nb) {
+  int stages = coop ? 4 : r == 1 ? 8 : 6;
+  while (smem_bytes(coop, r, stages, e, nb) > 227 * 1024) --stages;
   return stages;
 }
 
@@ -103,18 +108,18 @@ constexpr int kStamps = 8;  // Args::stamps per block
 
 // The arguments for D = A W^T + bias (+ GELU, or added to D): A [rows, k] with row stride lda and W [n, k]
 // in `dt`, bias [n] and D [rows, n] with row stride ldd in fp32 for the residual epilogues, else in `dt`.
-// Tiles of Tile<Coop>, in clusters of `cl` blocks along N, each block copying bm / cl rows of A.
+// Tiles of Tile<Coop, r>, in clusters of `cl` blocks along N, each block copying bm / cl rows of A.
 // D's tensor map only where the epilogue stores by TMA. The maps' boxes are 128 bytes of columns x the
-// rows a block copies (A), a tile's columns (W) and 128 rows (D's epilogue chunks), 128-byte swizzled as
+// rows a block copies (A), a tile's columns (W) and a consumer's rows (D's epilogue chunks), 128-byte swizzled as
 // the kernel stages them. The work items (tiles x splits) must fit an int; `splits` from 1 to k / kBK,
 // above 1 only where epi_adds (the caller checks).
-inline Args make_args(bool coop, Epi e, int cl, const void* a, std::int64_t lda, const void* w, const void* bias,
-                      void* d, std::int64_t ldd, DT dt, std::int64_t rows, int n, int k, int share = 0,
+inline Args make_args(bool coop, int r, Epi e, int cl, const void* a, std::int64_t lda, const void* w,
+                      const void* bias, void* d, std::int64_t ldd, DT dt, std::int64_t rows, int n, int k, int share = 0,
                       unsigned long long* stamps = nullptr, int splits = 1) {
-  const int bm = coop ? Tile<true>::bm : Tile<false>::bm, tn = Tile<true>::tn, n_tiles = n / tn / cl;
+  const int tm = 64 * r, bm = coop ? 2 * tm : tm, tn = Tile<true>::tn, n_tiles = n / tn / cl;
   return {matrix_tensor_map(a, dt, rows, k, lda, bm / cl),
           matrix_tensor_map(w, dt, n, k, k, tn),
-          epi_tma(e) ? matrix_tensor_map(d, epi_f32(e) ? DT::f32 : dt, rows, n, ldd, 128) : CUtensorMap{},
+          epi_tma(e) ? matrix_tensor_map(d, epi_f32(e) ? DT::f32 : dt, rows, n, ldd, tm) : CUtensorMap{},
           bias,
           d,
           rows,
@@ -180,10 +185,10 @@ __device__ __forceinline__ long long stamp() {
 }
 
 // The consumer warpgroups' part of gemm_ws_kernel (the main loop and the epilogue).
-template <typename T, bool Coop, int S, Epi E, int CL, int NB, bool Stamps>
+template <typename T, bool Coop, int R, int S, Epi E, int CL, int NB, bool Stamps>
 __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned full0, unsigned empty0, unsigned turn0,
                                         int cl, int clusters, unsigned rank) {
-  using Tl = Tile<Coop>;
+  using Tl = Tile<Coop, R>;
   const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
   const int ktiles = p.k / kBK;
 
@@ -217,7 +222,7 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
       mbar_wait(turn0 + 8 * c, static_cast<unsigned>(((i - 1) / 2) & 1));
       wait_turn += static_cast<unsigned long long>(stamp<Stamps>() - t0);
     }
-    float d[2][16][4];
+    float d[R][16][4];
     for (int kt = 0; kt < nk; ++kt) {
       const int it = it0 + kt, s = it % S;
       {
@@ -233,8 +238,8 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
 #pragma unroll
       for (int k = 0; k < 4; ++k)
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const Sw128Desc ad(stage + static_cast<unsigned>(((Coop ? c * 2 : 0) + r) * 64 * 128));
+        for (int r = 0; r < R; ++r) {
+          const Sw128Desc ad(stage + static_cast<unsigned>(((Coop ? c * R : 0) + r) * 64 * 128));
           wgmma_ss_n128<T>(d[r], ad.at(k * 32), bd.at(k * 32), kt > 0 || k > 0);
         }
       wgmma_commit();
@@ -254,7 +259,7 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
     wgmma_wait<0>();
     const long long epi_t0 = stamp<Stamps>();
 #pragma unroll
-    for (int r = 0; r < 2; ++r) fence_regs(d[r]);
+    for (int r = 0; r < R; ++r) fence_regs(d[r]);
     if (leader) release(empty0 + 8 * ((it0 + nk - 1) % S));
     it0 += nk;
 
@@ -271,7 +276,7 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
         if (leader) asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(NB - 1) : "memory");
         asm volatile("bar.sync %0, 128;\n" ::"r"(bar_id) : "memory");
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
+        for (int r = 0; r < R; ++r)
 #pragma unroll
           for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -285,6 +290,9 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
                 if constexpr (E == Epi::gelu_tma) {
                   v0 = gelu_erf_ex2(v0);
                   v1 = gelu_erf_ex2(v1);
+                } else if constexpr (E == Epi::gelu_tanh_tma) {
+                  v0 = gelu_tanh(v0);
+                  v1 = gelu_tanh(v1);
                 }
                 asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(buf + sw128_b16(row, col)), "r"(pack2<T>(v0, v1))
                              : "memory");
@@ -302,7 +310,7 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
       // Rows row0 and row0 + 8 of each slab. The residual's reads go out in groups of 8 before their
       // writes (a write may alias a later read, so the compiler would not move the reads up itself).
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
+      for (int r = 0; r < R; ++r) {
         const std::int64_t row0 = m0 + r * 64 + warp * 16 + lane / 4;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -353,10 +361,10 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
 // same rows, and each copies half of the A tile into both (TMA multicast): A's L2 reads are halved. A
 // stage is then free only once the consumers of both blocks are done with it (empty counts both).
 // Launched as a dependent launch or not: every global access follows wait_prior_grid().
-template <typename T, bool Coop, int S, Epi E, int CL, int NB, bool Stamps>
+template <typename T, bool Coop, int R, int S, Epi E, int CL, int NB, bool Stamps>
 __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_constant__ Args p) {
 #ifdef VITRT_WGMMA_DEVICE
-  using Tl = Tile<Coop>;
+  using Tl = Tile<Coop, R>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
   const unsigned base = smem_addr(sm), full0 = base + S * Tl::stage + epi_bytes(E, NB), empty0 = full0 + 8 * S,
@@ -418,7 +426,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
       if (Stamps && p.stamps != nullptr) atomicAdd(p.stamps + kStamps * blockIdx.x, wait_empty);
     }
   } else {
-    consume<T, Coop, S, E, CL, NB, Stamps>(p, base, full0, empty0, turn0, cl, clusters, rank);
+    consume<T, Coop, R, S, E, CL, NB, Stamps>(p, base, full0, empty0, turn0, cl, clusters, rank);
   }
   // No block leaves while its peer may still copy into it or arrive on its barriers.
   if constexpr (CL > 1) cluster_sync_all();

@@ -128,10 +128,13 @@ int gemm_ws_mode() {
   return mode;
 }
 
-int gemm_ws_residual_parts() {
-  static const int parts = static_cast<int>(
-      env_integer("VITRT_GEMM_WS_SPLITK", 0, kGemmWsMaxParts, "a number of K parts from 0 to 16").value_or(0));
-  return parts;
+// Measurement only: VITRT_GEMM_WS_VARIANT=V runs every GEMM that variant V of our warp-specialized GEMM
+// takes on it, untimed (gemm_ws.cuh numbers them: 3 = 64-row tiles, 10 + P / 30 + P = a residual added in
+// P parts of K on 128- / 64-row tiles); 0 or unset: none.
+int gemm_ws_forced_variant() {
+  static const int v = static_cast<int>(
+      env_integer("VITRT_GEMM_WS_VARIANT", 0, kGemmWsResidualSplit64 + kGemmWsMaxParts, "a variant number").value_or(0));
+  return v;
 }
 
 std::int64_t gemv_max_rows_16bit() {
@@ -172,9 +175,9 @@ bool small_gemm_shape_allowed(std::int64_t in, std::int64_t out) {
   static const auto shapes = env_shapes("VITRT_SMALL_GEMM_SHAPES");
   return shape_listed(shapes, in, out);
 }
-// Measurement only: VITRT_GEMM_WS_SPLITK_SHAPES limits VITRT_GEMM_WS_SPLITK alike.
-bool ws_splitk_shape_allowed(std::int64_t in, std::int64_t out) {
-  static const auto shapes = env_shapes("VITRT_GEMM_WS_SPLITK_SHAPES");
+// Measurement only: VITRT_GEMM_WS_SHAPES limits VITRT_GEMM_WS_VARIANT alike.
+bool ws_forced_shape_allowed(std::int64_t in, std::int64_t out) {
+  static const auto shapes = env_shapes("VITRT_GEMM_WS_SHAPES");
   return shape_listed(shapes, in, out);
 }
 
@@ -226,18 +229,23 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   // (where it saves the pass). Bias-only GEMMs (qkv) only with VITRT_GEMM_WS=2: tuning timed it up to 5%
   // faster than cuBLASLt's heuristic pick there, but in the forward it was level at b64 and b128 and
   // 0.6-1.3% slower at b256 (run362).
-  // Residual GEMMs (16-bit in, fp32 residual added) whose output has fewer 128 x 128 tiles than the GPU
-  // has SMs: its split-K variants, as alternatives for the forward check of tuning sessions (session 44:
-  // vit_base's fc2 at b1 on 8 parts made the forward 3.9% faster, vit_large's on 3 parts 1.6%, where
-  // alone and flushed they were level with cuBLASLt or slower; the proj GEMMs were slower both ways).
+  // GEMMs whose output has fewer 128 x 128 tiles than the GPU has SMs, 16-bit in: its variants as
+  // alternatives for the forward check of tuning sessions (ws_checked_). Residual GEMMs (fp32 residual
+  // added): the split-K variants (session 44: vit_base's fc2 at b1 on 8 parts made the forward 3.9%
+  // faster, vit_large's on 3 parts 1.6%, where alone and flushed they were level with cuBLASLt or slower;
+  // the proj GEMMs were slower both ways). 16-bit out with a bias and no activation or cuBLASLt's GELU:
+  // the 64-row tiles, with the same tanh-form GELU (session 45).
   const int ws_mode = gemm_ws_mode();
   const bool residual_form =
       a.src_dt != DT::f32 && a.dst_dt == DT::f32 && a.accumulate && a.epilogue == Epilogue::none;
-  ws_residual_ = ws_mode >= 1 && residual_form && output_tiles(a) < ctx.sm_count;
+  const bool bias_form = a.src_dt != DT::f32 && a.dst_dt == a.src_dt && !a.accumulate &&
+                         (a.epilogue == Epilogue::none || fuse_gelu);
+  gelu_tanh_ = fuse_gelu;
+  ws_checked_ = ws_mode >= 1 && (residual_form || bias_form) && output_tiles(a) < ctx.sm_count;
   const bool ws_form = (a.src_dt != DT::f32 && a.dst_dt == a.src_dt && !a.accumulate &&
                         ((ws_mode >= 1 && a.epilogue == Epilogue::gelu_erf && !fuse_gelu) ||
                          (ws_mode == 2 && a.epilogue == Epilogue::none))) ||
-                       ws_residual_;
+                       ws_checked_;
   if (ws_form) ws_variants_ = ws_candidates(a);
   // Keys name an activation pass that follows cuBLASLt's GEMM (its candidates are timed with it).
   key_ = "gemm rows=" + std::to_string(M) + " in=" + std::to_string(K) + " out=" + std::to_string(N) +
@@ -260,13 +268,12 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                        0.0, 0.0, 0, false});
     return;
   }
-  // Measurement only (VITRT_GEMM_WS_SPLITK, VITRT_GEMM_WS_SPLITK_SHAPES): the residual GEMMs our split-K
-  // variant takes run on it, untimed, whatever the cache says.
-  if (const int parts = gemm_ws_residual_parts();
-      parts > 0 && residual_form && ws_splitk_shape_allowed(a.w->in, a.w->out) &&
-      gemm_ws_takes(ws_params(a, kGemmWsResidualSplit + parts), arch_, kGemmWsResidualSplit + parts)) {
-    ws_variant_ = kGemmWsResidualSplit + parts;
-    ctx.tuner->report({key_, gemm_ws_variant_name(ws_variant_) + " (VITRT_GEMM_WS_SPLITK: not timed)", 0.0, 0.0, 0,
+  // Measurement only (VITRT_GEMM_WS_VARIANT, VITRT_GEMM_WS_SHAPES): the 16-bit GEMMs a variant of our
+  // warp-specialized GEMM takes run on it, untimed, whatever the cache says.
+  if (const int v = gemm_ws_forced_variant(); v > 0 && a.src_dt != DT::f32 && ws_forced_shape_allowed(a.w->in, a.w->out) &&
+                                              gemm_ws_takes(ws_params(a, v), arch_, v)) {
+    ws_variant_ = v;
+    ctx.tuner->report({key_, gemm_ws_variant_name(ws_variant_) + " (VITRT_GEMM_WS_VARIANT: not timed)", 0.0, 0.0, 0,
                        false});
     return;
   }
@@ -299,7 +306,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
     }
     if (const auto alts = e->find("alternatives");
         alts != e->end() && alts->is_array() && !small_eligible_ && !own_variant_ &&
-        (!ws_variant_ || ws_residual_))
+        (!ws_variant_ || ws_checked_))
       alternatives_.assign(alts->begin(), alts->end());
     if (small_alternative_ && !small_variant_)
       alternatives_.push_back({{"small", small_alternative_}, {"us", e->value("small_us", 0.0)}});
@@ -370,11 +377,11 @@ bool LinearOp::use_choice(cublasLtHandle_t lt, const nlohmann::json& choice, std
   if (const auto it = choice.find("small"); it != choice.end()) {
     if (!small_alternative_ || !it->is_number_integer() || it->get<int>() != small_alternative_) return false;
     small_variant_ = small_alternative_;
-    if (ws_residual_) ws_variant_ = 0;
+    if (ws_checked_) ws_variant_ = 0;
     return true;
   }
   if (const auto it = choice.find("ws"); it != choice.end()) {
-    if (!ws_residual_ || !it->is_number_integer() ||
+    if (!ws_checked_ || !it->is_number_integer() ||
         std::find(ws_variants_.begin(), ws_variants_.end(), it->get<int>()) == ws_variants_.end())
       return false;
     ws_variant_ = it->get<int>();
@@ -384,7 +391,7 @@ bool LinearOp::use_choice(cublasLtHandle_t lt, const nlohmann::json& choice, std
   const auto it = choice.find("algo");
   if (it == choice.end() || !use_algo(lt, *it, workspace_bytes)) return false;
   if (small_alternative_) small_variant_ = 0;
-  if (ws_residual_) ws_variant_ = 0;
+  if (ws_checked_) ws_variant_ = 0;
   return true;
 }
 
@@ -551,16 +558,16 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
     for (std::size_t i : near)
       alts.push_back({{"algo", AlgoConfig::of(cands[i].algo).json()}, {"us", t.us[i]}});
   }
-  // Our split-K residual variants within the same window of the pick (a cuBLASLt candidate or one of
-  // them), the fastest first, up to kWsResidualAlternatives, and where one of them won, the fastest
-  // cuBLASLt candidate: alone they do not show what the forward gains (session 44: vit_base's fc2 at b1
-  // was fastest alone on 9 parts, and the forward faster on 8).
-  if (ws_residual_) {
+  // Our variants within the same window of the pick (a cuBLASLt candidate or one of them), the fastest
+  // first, up to kWsAlternatives, and where one of them won, the fastest cuBLASLt candidate:
+  // alone they do not show what the forward gains (session 44: vit_base's fc2 at b1 was fastest alone on
+  // 9 parts, and the forward faster on 8).
+  if (ws_checked_) {
     CandidateTimes ws_t = t;
     for (std::size_t i = 0; i < ws_t.us.size(); ++i)
       if (i != best && (i < first_ws || i >= first_small)) ws_t.us[i] = 0;
     std::vector<std::size_t> ws_near = near_ties(ws_t, best, ws_t.us.size());
-    if (ws_near.size() > kWsResidualAlternatives) ws_near.resize(kWsResidualAlternatives);
+    if (ws_near.size() > kWsAlternatives) ws_near.resize(kWsAlternatives);
     for (std::size_t i : ws_near) alts.push_back({{"ws", wsv[i - first_ws]}, {"us", t.us[i]}});
     if (best >= first_ws && best < first_small)
       alts.push_back({{"algo", AlgoConfig::of(cands[best_lt].algo).json()}, {"us", t.us[best_lt]}});
@@ -621,16 +628,18 @@ GemmWsParams LinearOp::ws_params(const LinearArgs& a, int variant) const {
   p.variant = variant;
   p.dt = a.src_dt;
   p.accumulate = a.accumulate;
+  p.gelu_tanh = gelu_tanh_;
   p.sm_count = sm_count_;
   return p;
 }
 
 std::vector<int> LinearOp::ws_candidates(const LinearArgs& a) const {
-  std::vector<int> v = gemm_ws_variants(ws_params(a, 0), arch_);
-  if (ws_residual_) {  // split-K parts that leave no output tile for a second wave of blocks
-    const std::int64_t tiles = output_tiles(a);
+  const GemmWsParams p = ws_params(a, 0);
+  std::vector<int> v = gemm_ws_variants(p, arch_);
+  if (ws_checked_) {  // no second wave of blocks; 128-row tiles without a residual were never kept (run513)
     std::erase_if(v, [&](int variant) {
-      return variant <= kGemmWsResidualSplit || tiles * (variant - kGemmWsResidualSplit) > sm_count_;
+      return gemm_ws_work_items(p, variant) > sm_count_ ||
+             (!a.accumulate && variant != kGemmWsPingPong64);
     });
   }
   return v;

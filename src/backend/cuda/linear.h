@@ -66,17 +66,16 @@ std::int64_t small_gemm_max_rows();
 // off, a GELU after a 16-bit GEMM is cuBLASLt's GELU epilogue, the tanh form (docs/verification.md).
 bool exact_gelu_16bit();
 // Which 16-bit GEMMs our warp-specialized GEMM may take part in tuning for (VITRT_GEMM_WS): 0 none; 1
-// (the default) those with the exact GELU (VITRT_EXACT_GELU=1), and the residual GEMMs with fewer output
-// tiles than SMs, whose split-K variants are the forward check's alternatives; 2 those and the bias-only
-// ones too.
-// Our split-K residual variants offered to the forward check per GEMM at most (the fastest alone).
-constexpr std::size_t kWsResidualAlternatives = 3;
+// (the default) those with the exact GELU (VITRT_EXACT_GELU=1), and those with fewer output tiles than
+// SMs (residual GEMMs: the split-K variants; bias and cuBLASLt's tanh GELU: the 64-row tiles), whose
+// variants are the forward check's alternatives; 2 those and the bias-only ones too.
 int gemm_ws_mode();
-// Measurement only: VITRT_GEMM_WS_SPLITK (0 to 16, default 0 = off) runs every 16-bit GEMM that adds into
-// an fp32 residual on our warp-specialized GEMM with K in that many parts (kGemmWsResidualSplit), untimed,
-// where the variant takes it; VITRT_GEMM_WS_SPLITK_SHAPES=KxN[,KxN...] limits that to GEMMs of those inner /
-// output sizes (docs/performance.md, session 44).
-int gemm_ws_residual_parts();
+// Our variants offered to the forward check per GEMM at most (the fastest alone).
+constexpr std::size_t kWsAlternatives = 3;
+// Measurement only: VITRT_GEMM_WS_VARIANT=V (a variant number of gemm_ws.cuh; default 0 = off) runs every
+// 16-bit GEMM that variant takes on our warp-specialized GEMM, untimed; VITRT_GEMM_WS_SHAPES=KxN[,KxN...]
+// limits that to GEMMs of those inner / output sizes (docs/performance.md, sessions 44-45).
+int gemm_ws_forced_variant();
 // Whether tuning also times tile and cluster-shape variants of cuBLASLt's first pick (VITRT_TUNE_TILES,
 // 0 or 1, default 1; LinearOp::tune).
 bool tile_variants_on();
@@ -155,8 +154,8 @@ class LinearOp {
   GemmSmallParams small_params(const LinearArgs& a, int variant) const;
   // The warp-specialized GEMM's launch for this call's buffers (bias and activation included).
   GemmWsParams ws_params(const LinearArgs& a, int variant) const;
-  // The warp-specialized GEMM's variants that take this GEMM; for ws_residual_ only the split-K ones
-  // whose parts of all output tiles fit on the SMs at once.
+  // The warp-specialized GEMM's variants that take this GEMM; for ws_checked_ only those whose work
+  // items fit on the SMs at once: the split-K ones for a residual, else the 64-row tiles.
   std::vector<int> ws_candidates(const LinearArgs& a) const;
   // The few-row kernel's launch for this call's buffers (activation and residual included).
   GemvParams gemv_params(const LinearArgs& a) const;
@@ -183,11 +182,14 @@ class LinearOp {
   int small_alternative_ = 0;      // > 0: the variant the forward check may choose (small_checkable_)
   int small_variant_ = 0;          // > 0: our small GEMM runs instead of cuBLASLt
   int sm_count_ = 0;
-  // Our warp-specialized GEMM may take it: 16-bit, no residual, bias (+ exact GELU), or (ws_residual_) a
-  // 16-bit GEMM adding into an fp32 residual, with fewer output tiles than SMs (its split-K variants).
-  bool ws_residual_ = false;
+  // Our warp-specialized GEMM may take it: 16-bit, no residual, bias (+ exact GELU), or (ws_checked_) a
+  // 16-bit GEMM with fewer 128 x 128 output tiles than SMs, adding into an fp32 residual (the split-K
+  // variants) or with a bias (+ cuBLASLt's tanh-form GELU; the 64-row tiles), where its variants are the
+  // forward check's alternatives.
+  bool ws_checked_ = false;
+  bool gelu_tanh_ = false;  // the GELU is fused in cuBLASLt's epilogue, so ours computes the same tanh form
   // The variants that take it (ws_candidates; empty where neither form applies): what tuning times, and
-  // for ws_residual_ what the forward check may choose.
+  // for ws_checked_ what the forward check may choose.
   std::vector<int> ws_variants_;
   int ws_variant_ = 0;  // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
   bool gemv_ = false;   // our few-row kernel runs instead of cuBLASLt
