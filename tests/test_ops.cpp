@@ -1446,7 +1446,8 @@ TEST(CudaGemm, Tf32FusedActivation) {
 // widths (K = 320), one row, padded row strides, fp16 and bf16, bias only, the exact GELU and its tanh
 // form (the 64-row tiles only). Outputs
 // (rows + 1 rows, padding included) are poisoned before each run; nothing outside the output may be
-// written, and a second run must give the same bits.
+// written, and a second run must give the same bits. Each variant also with W's first stages copied
+// before the dependent-launch wait (GemmWsParams::w_first).
 TEST(CudaGemm, WarpSpecialized) {
   if (!test::have_gpu()) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
@@ -1494,17 +1495,19 @@ TEST(CudaGemm, WarpSpecialized) {
         for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
         ref[r * c.out + o] = c.tanh ? gelu_tanh_reference(s) : activation_reference(c.act, s);
       }
-    for (int v : variants) {
-      SCOPED_TRACE(::testing::Message() << cuda::gemm_ws_variant_name(v) << ", rows " << c.rows << " in " << c.in
-                                        << " out " << c.out << " " << dt_name(c.dt));
-      p.variant = v;
-      const double err =
-          run_twice(da, [&] { da.poison(); }, [&] { cuda::gemm_ws(p, arch, nullptr); }, c.rows, c.out, ldd, ref);
-      std::printf("[ info ] %s, %lld x %d x %d %s%s: max error %.3g\n", cuda::gemm_ws_variant_name(v).c_str(),
-                  static_cast<long long>(c.rows), c.in, c.out, dt_name(c.dt),
-                  c.act != Epilogue::gelu_erf ? "" : c.tanh ? " + GELU (tanh form)" : " + GELU", err);
-      EXPECT_LE(err, tolerance(c.dt == DT::bf16 ? Precision::bf16 : Precision::fp16));
-    }
+    for (int v : variants)
+      for (const bool w_first : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << cuda::gemm_ws_variant_name(v) << (w_first ? ", W first" : "") << ", rows "
+                                          << c.rows << " in " << c.in << " out " << c.out << " " << dt_name(c.dt));
+        p.variant = v;
+        p.w_first = w_first;
+        const double err =
+            run_twice(da, [&] { da.poison(); }, [&] { cuda::gemm_ws(p, arch, nullptr); }, c.rows, c.out, ldd, ref);
+        std::printf("[ info ] %s%s, %lld x %d x %d %s%s: max error %.3g\n", cuda::gemm_ws_variant_name(v).c_str(),
+                    w_first ? ", W first" : "", static_cast<long long>(c.rows), c.in, c.out, dt_name(c.dt),
+                    c.act != Epilogue::gelu_erf ? "" : c.tanh ? " + GELU (tanh form)" : " + GELU", err);
+        EXPECT_LE(err, tolerance(c.dt == DT::bf16 ? Precision::bf16 : Precision::fp16));
+      }
   }
   if (!ran) GTEST_SKIP() << "the warp-specialized GEMM needs an sm_90a build on a Hopper GPU";
   cuda::GemmWsParams bad;  // a variant that does not take the shape refuses to run
@@ -1519,7 +1522,8 @@ TEST(CudaGemm, WarpSpecialized) {
 // and split in up to 16 parts, against float64 references on the rounded operands: vit_base's fc2 at 197 rows, vit_large's proj
 // at 577 rows with padded strides, 37 rows (one partial tile), fp16 and bf16. D holds the residual, with
 // NaN in the padding columns and the row past the end, which must stay untouched. Split parts add into D
-// in no fixed order, so a second run is compared with the reference, not with the first run's bits.
+// in no fixed order, so a second run is compared with the reference, not with the first run's bits; it
+// copies W's first stages before the dependent-launch wait (GemmWsParams::w_first).
 TEST(CudaGemm, WarpSpecializedResidualSplitK) {
   if (!test::have_gpu()) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
@@ -1573,6 +1577,7 @@ TEST(CudaGemm, WarpSpecializedResidualSplitK) {
       p.variant = v;
       double worst = 0;
       for (int run = 0; run < 2; ++run) {
+        p.w_first = run == 1;  // W's first stages before the dependent-launch wait, or after
         da.set(d0);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend uploads on its own stream
         cuda::gemm_ws(p, arch, nullptr);

@@ -47,8 +47,9 @@ void launch(const GemmWsParams& p, cudaStream_t s, int parts = 1) {
   constexpr auto kernel = ws::gemm_ws_kernel<T, Coop, R, S, E, 1, NB, false>;
   allow_dynamic_smem(kernel, bytes);
   const int blocks = p.sm_count > 0 ? p.sm_count : resident_blocks(kernel, ws::kThreads, bytes);
-  const ws::Args args = ws::make_args(Coop, R, E, 1, p.a, p.lda, p.w, p.bias, p.d, p.ldd, p.dt, p.rows, p.out, p.in,
-                                      0, nullptr, parts);
+  ws::Args args = ws::make_args(Coop, R, E, 1, p.a, p.lda, p.w, p.bias, p.d, p.ldd, p.dt, p.rows, p.out, p.in, 0,
+                                nullptr, parts);
+  args.early = 1 | (p.w_first ? 2 : 0);  // the next kernel may always launch early
   launch_dependent(Pdl::gemm, kernel, dim3(static_cast<unsigned>(std::min(blocks, args.tiles * parts))),
                    dim3(ws::kThreads), bytes, s, args);
 }

@@ -30,6 +30,9 @@ struct GemmWsParams {
   bool accumulate = false;       // D += A W^T + bias with D and bias in fp32 (the residual variants)
   Epilogue act = Epilogue::none;  // none or gelu_erf
   bool gelu_tanh = false;         // with gelu_erf: the tanh form instead, as cuBLASLt's epilogue (kGemmWsPingPong64)
+  // Copy W's first stages before waiting for the kernel before (a dependent launch): they then overlap its
+  // tail where it lets its dependents start early (our kernels do), and wait behind the rest where not.
+  bool w_first = false;
   int sm_count = 0;               // the grid: one persistent block per SM (0: asks the device)
   int variant = 0;                // one of gemm_ws_variants(); 0 = none applies
 };

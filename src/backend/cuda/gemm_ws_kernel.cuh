@@ -102,6 +102,10 @@ struct Args {
   // full stage (the pipeline's fill) and of the consumers' epilogues (from the last wgmma's wait to the
   // last copy issued or store made).
   unsigned long long* stamps;
+  // Bit 0 lets the next kernel launch at this one's start (griddepcontrol.launch_dependents), so that a
+  // dependent launch after it is ready when it ends; bit 1 (unclustered only) copies W's first stages before
+  // waiting for the kernel before (A and D are what the kernels before write). Session 45.
+  int early;
 };
 
 constexpr int kStamps = 8;  // Args::stamps per block
@@ -130,7 +134,8 @@ inline Args make_args(bool coop, int r, Epi e, int cl, const void* a, std::int64
           static_cast<int>((rows + bm - 1) / bm * n_tiles),
           splits,
           share,
-          stamps};
+          stamps,
+          0};
 }
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -390,7 +395,11 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
   } else {
     __syncthreads();
   }
-  wait_prior_grid();  // A (and D, for its earlier readers) belong to the kernels before this one
+  if (p.early & 1) allow_next_grid();
+  const bool w_first = CL == 1 && (p.early & 2);
+  // A (and D, for its earlier readers) belong to the kernels before this one; with w_first the producer
+  // waits after its first copies of W.
+  if (!(w_first && wg == 0)) wait_prior_grid();
   // This block's place: cluster `cl` of `clusters`; its tiles are the cluster's tiles (p.tiles of them,
   // p.n_tiles along N, each CL column tiles wide), this block taking column tile CL t + rank.
   const int cl = static_cast<int>(blockIdx.x) / CL, clusters = static_cast<int>(gridDim.x) / CL;
@@ -399,7 +408,17 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (tid == 0) {
       unsigned long long wait_empty = 0;
-      int it = 0;
+      int it = 0, w_copied = 0;  // w_copied: the first stages whose W went before the wait
+      if (w_first && cl < p.tiles * p.splits) {
+        const Item w = item_of(p, cl, ktiles);
+        const int n0 = w.tile % p.n_tiles * Tl::tn;
+        for (int kt = w.kt0; kt < w.kt1 && w_copied < S; ++kt, ++w_copied) {
+          const unsigned full = full0 + 8 * w_copied;
+          mbar_arrive_expect(full, Tl::stage);
+          tma_load_2d(base + static_cast<unsigned>(w_copied * Tl::stage + Tl::a_bytes), &p.w_map, kt * kBK, n0, full);
+        }
+      }
+      if (w_first) wait_prior_grid();
       constexpr int kARows = Tl::bm / CL;  // rows of A this block copies (into every block of the cluster)
       for (int item = cl; item < p.tiles * p.splits; item += clusters) {
         const Item w = item_of(p, item, ktiles);
@@ -412,7 +431,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
             wait_empty += static_cast<unsigned long long>(stamp<Stamps>() - t0);
           }
           const unsigned full = full0 + 8 * s, dst = base + static_cast<unsigned>(s * Tl::stage);
-          mbar_arrive_expect(full, Tl::stage);
+          if (it >= w_copied) mbar_arrive_expect(full, Tl::stage);
           const unsigned a_dst = dst + rank * kARows * 128;
           if (CL > 1 && p.share == 2) {
             tma_load_2d_multicast(a_dst, &p.a_map, kt * kBK, m0 + static_cast<int>(rank) * kARows, full, (1u << CL) - 1);
@@ -420,7 +439,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
             for (int r = 0; r < CL; ++r)  // rows past the end arrive as zeros
               tma_load_2d(dst + static_cast<unsigned>(r * kARows * 128), &p.a_map, kt * kBK, m0 + r * kARows, full);
           }
-          tma_load_2d(dst + Tl::a_bytes, &p.w_map, kt * kBK, n0, full);
+          if (it >= w_copied) tma_load_2d(dst + Tl::a_bytes, &p.w_map, kt * kBK, n0, full);
         }
       }
       if (Stamps && p.stamps != nullptr) atomicAdd(p.stamps + kStamps * blockIdx.x, wait_empty);

@@ -234,7 +234,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
   // added): the split-K variants (session 44: vit_base's fc2 at b1 on 8 parts made the forward 3.9%
   // faster, vit_large's on 3 parts 1.6%, where alone and flushed they were level with cuBLASLt or slower;
   // the proj GEMMs were slower both ways). 16-bit out with a bias and no activation or cuBLASLt's GELU:
-  // the 64-row tiles, with the same tanh-form GELU (session 45).
+  // the ping-pong tiles, with the same tanh-form GELU on 64-row tiles (session 45).
   const int ws_mode = gemm_ws_mode();
   const bool residual_form =
       a.src_dt != DT::f32 && a.dst_dt == DT::f32 && a.accumulate && a.epilogue == Epilogue::none;
@@ -294,8 +294,10 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
     };
     if (const int v = cached("own"); own_eligible_ && v > 0 && gemm_tf32_takes(own_params(a, v), arch_, v))
       own_variant_ = v;
-    if (const int v = cached("ws"); !ws_variants_.empty() && v > 0 && gemm_ws_takes(ws_params(a, v), arch_, v))
+    if (const int v = cached("ws"); !ws_variants_.empty() && v > 0 && gemm_ws_takes(ws_params(a, v), arch_, v)) {
       ws_variant_ = v;
+      ws_w_first_ = e->value("w_first", false);
+    }
     const int small = cached("small");
     const bool small_ok = small > 0 && gemm_small_takes(small_params(a, small), arch_, small);
     if (small_eligible_)
@@ -313,7 +315,7 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
     tuner.report({key,
                   small_variant_ ? gemm_small_variant_name(small_variant_) + forward_check_note(*e)
                   : own_variant_ ? gemm_tf32_variant_name(own_variant_)
-                  : ws_variant_  ? gemm_ws_variant_name(ws_variant_) + forward_check_note(*e)
+                  : ws_variant_  ? ws_name() + forward_check_note(*e)
                                  : AlgoConfig::of(algo_).describe() + forward_check_note(*e),
                   e->value("default_us", 0.0), e->value("us", 0.0), e->value("candidates", 0), true});
     return;
@@ -363,13 +365,14 @@ bool LinearOp::use_algo(cublasLtHandle_t lt, const nlohmann::json& algo, std::si
 
 nlohmann::json LinearOp::choice_json(double us) const {
   if (small_by_check()) return {{"small", small_variant_}, {"us", us}};
+  if (ws_variant_ > 0 && ws_w_first_) return {{"ws", ws_variant_}, {"w_first", true}, {"us", us}};
   if (ws_variant_ > 0) return {{"ws", ws_variant_}, {"us", us}};
   return {{"algo", algo_json()}, {"us", us}};
 }
 
 std::string LinearOp::choice_name() const {
   return small_variant_ ? gemm_small_variant_name(small_variant_)
-         : ws_variant_  ? gemm_ws_variant_name(ws_variant_)
+         : ws_variant_  ? ws_name()
                         : algo_name();
 }
 
@@ -385,6 +388,7 @@ bool LinearOp::use_choice(cublasLtHandle_t lt, const nlohmann::json& choice, std
         std::find(ws_variants_.begin(), ws_variants_.end(), it->get<int>()) == ws_variants_.end())
       return false;
     ws_variant_ = it->get<int>();
+    ws_w_first_ = choice.value("w_first", false);
     if (small_alternative_) small_variant_ = 0;
     return true;
   }
@@ -561,14 +565,22 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   // Our variants within the same window of the pick (a cuBLASLt candidate or one of them), the fastest
   // first, up to kWsAlternatives, and where one of them won, the fastest cuBLASLt candidate:
   // alone they do not show what the forward gains (session 44: vit_base's fc2 at b1 was fastest alone on
-  // 9 parts, and the forward faster on 8).
+  // 9 parts, and the forward faster on 8). Each of ours also with W's first stages copied before the wait
+  // for the kernel before ("w_first"): that gains after a kernel that lets its dependents start early and
+  // costs after one that does not (session 45: vit_base b1 0.339 -> 0.334 ms, vit_large b1 1.218 -> 1.227),
+  // and only the forward shows which comes before.
   if (ws_checked_) {
     CandidateTimes ws_t = t;
     for (std::size_t i = 0; i < ws_t.us.size(); ++i)
       if (i != best && (i < first_ws || i >= first_small)) ws_t.us[i] = 0;
     std::vector<std::size_t> ws_near = near_ties(ws_t, best, ws_t.us.size());
     if (ws_near.size() > kWsAlternatives) ws_near.resize(kWsAlternatives);
-    for (std::size_t i : ws_near) alts.push_back({{"ws", wsv[i - first_ws]}, {"us", t.us[i]}});
+    if (best >= first_ws && best < first_small)
+      alts.push_back({{"ws", wsv[best - first_ws]}, {"w_first", true}, {"us", t.us[best]}});
+    for (std::size_t i : ws_near) {
+      alts.push_back({{"ws", wsv[i - first_ws]}, {"us", t.us[i]}});
+      alts.push_back({{"ws", wsv[i - first_ws]}, {"w_first", true}, {"us", t.us[i]}});
+    }
     if (best >= first_ws && best < first_small)
       alts.push_back({{"algo", AlgoConfig::of(cands[best_lt].algo).json()}, {"us", t.us[best_lt]}});
   }
@@ -623,12 +635,17 @@ GemmSmallParams LinearOp::small_params(const LinearArgs& a, int variant) const {
   return p;
 }
 
+std::string LinearOp::ws_name() const {
+  return gemm_ws_variant_name(ws_variant_) + (ws_w_first_ ? ", W copied first" : "");
+}
+
 GemmWsParams LinearOp::ws_params(const LinearArgs& a, int variant) const {
   GemmWsParams p = operands<GemmWsParams>(a);
   p.variant = variant;
   p.dt = a.src_dt;
   p.accumulate = a.accumulate;
   p.gelu_tanh = gelu_tanh_;
+  p.w_first = ws_w_first_;
   p.sm_count = sm_count_;
   return p;
 }
@@ -636,11 +653,8 @@ GemmWsParams LinearOp::ws_params(const LinearArgs& a, int variant) const {
 std::vector<int> LinearOp::ws_candidates(const LinearArgs& a) const {
   const GemmWsParams p = ws_params(a, 0);
   std::vector<int> v = gemm_ws_variants(p, arch_);
-  if (ws_checked_) {  // no second wave of blocks; 128-row tiles without a residual were never kept (run513)
-    std::erase_if(v, [&](int variant) {
-      return gemm_ws_work_items(p, variant) > sm_count_ ||
-             (!a.accumulate && variant != kGemmWsPingPong64);
-    });
+  if (ws_checked_) {  // ping-pong tiles with no second wave of blocks
+    std::erase_if(v, [&](int variant) { return gemm_ws_work_items(p, variant) > sm_count_ || variant == kGemmWsCoop; });
   }
   return v;
 }

@@ -93,6 +93,7 @@ class LinearOp {
   void execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const;
   // Whether our fused kernel runs this GEMM (rather than cuBLASLt).
   bool own_kernel() const { return own_variant_ > 0; }
+  bool ws_kernel() const { return ws_variant_ > 0; }  // our warp-specialized GEMM runs it
   // Whether our small-batch GEMM runs it (a dependent launch).
   bool small_kernel() const { return small_variant_ > 0; }
   // The weight our kernel reads (the same matrix rounded to TF32; device memory the caller keeps).
@@ -154,8 +155,9 @@ class LinearOp {
   GemmSmallParams small_params(const LinearArgs& a, int variant) const;
   // The warp-specialized GEMM's launch for this call's buffers (bias and activation included).
   GemmWsParams ws_params(const LinearArgs& a, int variant) const;
-  // The warp-specialized GEMM's variants that take this GEMM; for ws_checked_ only those whose work
-  // items fit on the SMs at once: the split-K ones for a residual, else the 64-row tiles.
+  std::string ws_name() const;  // ws_variant_ in words (and w_first)
+  // The warp-specialized GEMM's variants that take this GEMM; for ws_checked_ only the ping-pong ones whose
+  // work items fit on the SMs at once (for a residual the split-K ones).
   std::vector<int> ws_candidates(const LinearArgs& a) const;
   // The few-row kernel's launch for this call's buffers (activation and residual included).
   GemvParams gemv_params(const LinearArgs& a) const;
@@ -188,6 +190,7 @@ class LinearOp {
   // forward check's alternatives.
   bool ws_checked_ = false;
   bool gelu_tanh_ = false;  // the GELU is fused in cuBLASLt's epilogue, so ours computes the same tanh form
+  bool ws_w_first_ = false;  // GemmWsParams::w_first for ws_variant_ (the forward check's choice)
   // The variants that take it (ws_candidates; empty where neither form applies): what tuning times, and
   // for ws_checked_ what the forward check may choose.
   std::vector<int> ws_variants_;
