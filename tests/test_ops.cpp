@@ -1488,13 +1488,9 @@ TEST(CudaGemm, WarpSpecialized) {
     ran = true;
     EXPECT_EQ(variants, c.tanh ? std::vector<int>({cuda::kGemmWsPingPong64})
                                : std::vector<int>({cuda::kGemmWsCoop, cuda::kGemmWsPingPong, cuda::kGemmWsPingPong64}));
-    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
-    for (std::int64_t r = 0; r < c.rows; ++r)
-      for (int o = 0; o < c.out; ++o) {
-        double s = b[o];
-        for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
-        ref[r * c.out + o] = c.tanh ? gelu_tanh_reference(s) : activation_reference(c.act, s);
-      }
+    std::vector<double> ref = linear_reference(x, c.rows, c.in, lda, w, b, c.tanh ? Epilogue::none : c.act, nullptr);
+    if (c.tanh)
+      for (double& v : ref) v = gelu_tanh_reference(v);
     for (int v : variants)
       for (const bool w_first : {false, true}) {
         SCOPED_TRACE(::testing::Message() << cuda::gemm_ws_variant_name(v) << (w_first ? ", W first" : "") << ", rows "
@@ -1564,13 +1560,7 @@ TEST(CudaGemm, WarpSpecializedResidualSplitK) {
     for (const int first : {cuda::kGemmWsResidualSplit, cuda::kGemmWsResidualSplit64})
       for (int parts = 1; parts <= std::min(cuda::kGemmWsMaxParts, c.in / 64); ++parts) expected.push_back(first + parts);
     EXPECT_EQ(variants, expected);
-    std::vector<double> ref(static_cast<size_t>(c.rows) * c.out);
-    for (std::int64_t r = 0; r < c.rows; ++r)
-      for (int o = 0; o < c.out; ++o) {
-        double s = static_cast<double>(resid[r * c.out + o]) + b[o];
-        for (int k = 0; k < c.in; ++k) s += static_cast<double>(x[r * lda + k]) * w[static_cast<size_t>(o) * c.in + k];
-        ref[r * c.out + o] = s;
-      }
+    const std::vector<double> ref = linear_reference(x, c.rows, c.in, lda, w, b, Epilogue::none, &resid);
     for (int v : variants) {
       SCOPED_TRACE(::testing::Message() << cuda::gemm_ws_variant_name(v) << ", rows " << c.rows << " in " << c.in
                                         << " out " << c.out << " " << dt_name(c.dt));

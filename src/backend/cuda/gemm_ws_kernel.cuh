@@ -66,12 +66,14 @@ __host__ __device__ constexpr int epi_bytes(Epi e, int nb) {
 // twice the rows and the same columns (B read once for both), each taking half the rows. (One 64 x 256
 // slab ran 1.3-2x slower, run332.) R = 1 halves a tile's rows, for few rows (more tiles to spread over
 // the SMs).
+// A block tile's rows, and a stage's bytes (its rows of A and 128 rows of W, 128 bytes each).
+__host__ __device__ constexpr int block_rows(bool coop, int r) { return (coop ? 2 : 1) * 64 * r; }
+__host__ __device__ constexpr int stage_bytes(bool coop, int r) { return (block_rows(coop, r) + 128) * 128; }
 template <bool Coop, int R = 2>
 struct Tile {
   static_assert(R == 1 || R == 2);
-  static constexpr int tm = 64 * R, tn = 128, bm = Coop ? 2 * tm : tm, a_bytes = bm * 128, stage = a_bytes + tn * 128;
+  static constexpr int tm = 64 * R, tn = 128, bm = block_rows(Coop, R), a_bytes = bm * 128, stage = stage_bytes(Coop, R);
 };
-__host__ __device__ constexpr int stage_bytes(bool coop, int r) { return (coop ? 2 : 1) * 64 * r * 128 + 128 * 128; }
 __host__ __device__ constexpr int smem_bytes(bool coop, int r, int stages, Epi e, int nb) {
   // alignment slack, stages, epilogue buffers, full / empty / turn barriers
   return 1024 + stages * stage_bytes(coop, r) + epi_bytes(e, nb) + (2 * stages + 2) * 8;
@@ -120,7 +122,7 @@ constexpr int kStamps = 8;  // Args::stamps per block
 inline Args make_args(bool coop, int r, Epi e, int cl, const void* a, std::int64_t lda, const void* w,
                       const void* bias, void* d, std::int64_t ldd, DT dt, std::int64_t rows, int n, int k, int share = 0,
                       unsigned long long* stamps = nullptr, int splits = 1) {
-  const int tm = 64 * r, bm = coop ? 2 * tm : tm, tn = Tile<true>::tn, n_tiles = n / tn / cl;
+  const int tm = 64 * r, bm = block_rows(coop, r), tn = Tile<true>::tn, n_tiles = n / tn / cl;
   return {matrix_tensor_map(a, dt, rows, k, lda, bm / cl),
           matrix_tensor_map(w, dt, n, k, k, tn),
           epi_tma(e) ? matrix_tensor_map(d, epi_f32(e) ? DT::f32 : dt, rows, n, ldd, tm) : CUtensorMap{},

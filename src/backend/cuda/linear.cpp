@@ -466,8 +466,7 @@ void LinearOp::tune(cublasLtHandle_t lt, const LinearArgs& a, const GemmContext&
   const std::size_t end_tile = cands.size();
   // Split-K variants of the leading candidates when the output has too few tiles to fill the GPU
   // (small batches): K is cut in parts computed in parallel and reduced.
-  const std::uint64_t tiles = (a.rows + 127) / 128 * ((a.w->out + 127) / 128);
-  if (tiles < 2u * static_cast<std::uint64_t>(ctx.sm_count)) {
+  if (output_tiles(a) < 2 * static_cast<std::int64_t>(ctx.sm_count)) {
     const std::size_t leading = std::min<std::size_t>(cands.size(), 6);
     for (std::size_t i = 0; i < leading; ++i) {
       int splitk_ok = 0;

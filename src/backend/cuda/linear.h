@@ -67,8 +67,8 @@ std::int64_t small_gemm_max_rows();
 bool exact_gelu_16bit();
 // Which 16-bit GEMMs our warp-specialized GEMM may take part in tuning for (VITRT_GEMM_WS): 0 none; 1
 // (the default) those with the exact GELU (VITRT_EXACT_GELU=1), and those with fewer output tiles than
-// SMs (residual GEMMs: the split-K variants; bias and cuBLASLt's tanh GELU: the 64-row tiles), whose
-// variants are the forward check's alternatives; 2 those and the bias-only ones too.
+// SMs (residual GEMMs: the split-K variants; bias and cuBLASLt's tanh GELU: the ping-pong tiles, the tanh
+// form on 64 rows), whose variants are the forward check's alternatives; 2 those and the bias-only ones too.
 int gemm_ws_mode();
 // Our variants offered to the forward check per GEMM at most (the fastest alone).
 constexpr std::size_t kWsAlternatives = 3;
@@ -186,8 +186,8 @@ class LinearOp {
   int sm_count_ = 0;
   // Our warp-specialized GEMM may take it: 16-bit, no residual, bias (+ exact GELU), or (ws_checked_) a
   // 16-bit GEMM with fewer 128 x 128 output tiles than SMs, adding into an fp32 residual (the split-K
-  // variants) or with a bias (+ cuBLASLt's tanh-form GELU; the 64-row tiles), where its variants are the
-  // forward check's alternatives.
+  // variants) or with a bias (+ cuBLASLt's tanh-form GELU, on 64-row tiles; the ping-pong variants), where
+  // its variants are the forward check's alternatives.
   bool ws_checked_ = false;
   bool gelu_tanh_ = false;  // the GELU is fused in cuBLASLt's epilogue, so ours computes the same tanh form
   bool ws_w_first_ = false;  // GemmWsParams::w_first for ws_variant_ (the forward check's choice)
