@@ -26,7 +26,6 @@
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/gemm_ws.cuh"
-#include "backend/cuda/prefetch.cuh"
 #include "backend/cuda/tuning_fill.cuh"
 #endif
 #include "core/half.h"
@@ -646,44 +645,6 @@ TEST(Half, RoundToTf32) {
 }
 
 #ifdef VITRT_HAVE_CUDA
-// How the blocks of a grid share an L2 prefetch (prefetch.cuh): host logic, so it runs without a GPU
-// too. Every 16-byte unit of each range is asked for by exactly one block, in aligned requests of at
-// most 64 KiB that stay inside their range; a tail under 16 bytes is left out.
-TEST(CudaPrefetch, BlocksShareTheRangesExactly) {
-  for (const auto& sizes : std::vector<std::vector<std::size_t>>{
-           {2u << 20, 8u << 20, 8u << 20, 6u << 20}, {16, 4096 + 8, 48}, {(3u << 20) + 8208, 4096}, {5 << 20}}) {
-    cuda::L2Prefetch r;
-    std::size_t units = 0;
-    for (std::size_t b : sizes) {
-      r.ptr[r.count] = nullptr;
-      r.bytes[r.count++] = b;
-      units += b / 16;
-    }
-    for (std::size_t blocks : {1u, 7u, 80u, 132u, 2000u}) {
-      SCOPED_TRACE(::testing::Message() << sizes.size() << " ranges, " << blocks << " blocks");
-      std::vector<std::vector<int>> asked(sizes.size());
-      for (std::size_t i = 0; i < sizes.size(); ++i) asked[i].assign(sizes[i] / 16, 0);
-      std::size_t requests = 0;
-      for (std::size_t block = 0; block < blocks; ++block)
-        cuda::l2_requests(r, block, blocks, [&](int i, std::size_t offset, std::size_t bytes) {
-          ++requests;
-          ASSERT_GE(i, 0);
-          ASSERT_LT(static_cast<std::size_t>(i), sizes.size());
-          EXPECT_EQ(offset % 16, 0u);
-          EXPECT_EQ(bytes % 16, 0u);
-          EXPECT_GT(bytes, 0u);
-          EXPECT_LE(bytes, std::size_t{64} << 10);
-          ASSERT_LE(offset + bytes, sizes[i] / 16 * 16);
-          for (std::size_t u = offset / 16; u < (offset + bytes) / 16; ++u) ++asked[i][u];
-        });
-      for (std::size_t i = 0; i < sizes.size(); ++i)
-        EXPECT_EQ(std::count(asked[i].begin(), asked[i].end(), 1), static_cast<std::ptrdiff_t>(asked[i].size()))
-            << "range " << i;
-      EXPECT_GE(requests, (units * 16 + (64u << 10) - 1) / (64u << 10));
-    }
-  }
-}
-
 // Which attention kernel a shape gets without tuning, and what the tuner may choose from: host logic,
 // so it runs without a GPU too.
 TEST(CudaAttention, VariantsAndDefaults) {
@@ -844,9 +805,6 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
   auto be = make_cuda_backend(0, nullptr, false, "off");
   const int arch = device0_arch();
   std::uint64_t seed = 300;
-  // 3 MiB and a few requests more, of no one's data: what the attention kernels may ask into L2.
-  constexpr std::size_t kPrefetchBytes = (3u << 20) + 8208;
-  Buffer prefetched(*be, kPrefetchBytes / 2, DT::bf16);
   for (Precision prec : {Precision::fp16, Precision::bf16}) {
     be->resolve_precision(prec);
     const DT dt = be->act_dt();
@@ -903,20 +861,6 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
         else EXPECT_EQ(std::memcmp(f.data(), y.data(), y.size() * sizeof(float)), 0);
         // Only the first query token per image (a class-token model's last block): the same row.
         expect_query0_rows(p, out, y);
-        // Asking other buffers into L2 on the way (weight prefetch, wgmma kernels) changes no row.
-        if (cuda::is_wgmma_variant(v)) {
-          cuda::AttentionParams pf = p;
-          pf.prefetch.ptr[0] = prefetched.data();
-          pf.prefetch.bytes[0] = kPrefetchBytes;  // 3 MiB + 8 KiB + 16: a last request under 64 KiB
-          pf.prefetch.ptr[1] = qkv.data();
-          pf.prefetch.bytes[1] = 4096;
-          pf.prefetch.count = 2;
-          out.poison();
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          cuda::attention(pf, nullptr);
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          EXPECT_EQ(std::memcmp(out.get().data(), y.data(), y.size() * sizeof(float)), 0) << "with an L2 prefetch";
-        }
       }
     }
   }

@@ -135,45 +135,6 @@ TEST(SessionCuda, ThreadsGraphsAndCpuAgreement) {
   cudaStreamDestroy(stream);
 }
 
-// Weights asked into L2 by the attention kernels (VITRT_PREFETCH, read when a session is made): the same
-// outputs, bit for bit, eager and replayed, at batch 1 (where it applies) and 2; a bad value is a clear
-// error.
-TEST(SessionCuda, WeightPrefetchChangesNoOutput) {
-  if (!test::have_gpu()) {
-    GTEST_SKIP() << "no CUDA GPU on this machine";
-  }
-  auto m = small_model();
-  const auto x = test::randn(2 * 3 * 64 * 64, 31);
-  SessionOptions o;
-  o.device = Device::parse("cuda");
-  o.precision = Precision::bf16;
-  o.batch_sizes = {1, 2};
-  const auto outputs = [&](const char* mode) {
-    if (mode) setenv("VITRT_PREFETCH", mode, 1);
-    else unsetenv("VITRT_PREFETCH");
-    std::vector<std::vector<float>> y;
-    Session s(m, o);
-    for (int i = 0; i < 3; ++i) {  // eager, captured, replayed
-      y.push_back(run(s, x, 1));
-      y.push_back(run(s, x, 2));
-    }
-    unsetenv("VITRT_PREFETCH");
-    return y;
-  };
-  const auto off = outputs("0");
-  for (const auto& y : off) EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](float v) { return std::isfinite(v); }));
-  EXPECT_EQ(outputs(nullptr), off);
-  EXPECT_EQ(outputs("1"), off);
-  EXPECT_EQ(outputs("2"), off);
-  try {
-    outputs("3");
-    ADD_FAILURE() << "VITRT_PREFETCH=3 was accepted";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("VITRT_PREFETCH must be 0, 1 or 2, not '3'"), std::string::npos) << e.what();
-  }
-  unsetenv("VITRT_PREFETCH");
-}
-
 // Sessions of one process on every GPU of the machine, one device after the other. Kernels that need
 // more than 48 KiB of dynamic shared memory must be allowed it on each device (the attribute lives in
 // the device's context): 197 tokens take such kernels in fp32 (3xTF32 attention) and bf16 (wgmma

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/cuda/prefetch.cuh"
 
 namespace vitrt::cuda {
 
@@ -26,9 +25,6 @@ struct AttentionParams {
   // fp32 activations in a tf32 session (not an fp32 one): the 3xTF32 kernels take P V in 2xTF32 instead
   // of 3xTF32, and the 3xBF16 kernel applies (fp32 sessions keep 3xTF32 throughout).
   bool tf32_session = false;
-  // Weights of the GEMMs that follow, asked into L2 by the 16-bit wgmma kernels (prefetch.cuh); the
-  // other kernels leave it.
-  L2Prefetch prefetch = {};
 };
 // The query tokens per image that the kernels must cover: grids span these, in whole query tiles.
 __host__ __device__ inline int query_tokens(const AttentionParams& p) {

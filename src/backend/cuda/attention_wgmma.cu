@@ -42,7 +42,6 @@ constexpr int kSmemBytes = 2 * 2 * kTileElems * 2 + 512 + 1024;
 template <typename T, int WG, int S = 1>
 __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionParams p) {
 #ifdef VITRT_WGMMA_DEVICE
-  prefetch_l2(p.prefetch);
   wait_prior_grid();
   allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   static_assert(S == 1 || WG == 1, "split key tiles take one warpgroup per block");
@@ -195,7 +194,6 @@ __global__ void __launch_bounds__(WG * 128) attention_wgmma_kernel(AttentionPara
 template <typename T, int Q>
 __global__ void __launch_bounds__(128, Q >= 10 && Q <= 13 ? 3 : 1) attention_wgmma_row_kernel(AttentionParams p, int tiles) {
 #ifdef VITRT_WGMMA_DEVICE
-  prefetch_l2(p.prefetch);
   wait_prior_grid();
   allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   constexpr int F = Q / 4, R = Q % 4, KT = 2 * Q;  // full 64-key tiles, pieces after them, 8-key tiles

@@ -128,7 +128,6 @@ __device__ __forceinline__ void attention_ws(const CUtensorMap* kv_map, const CU
   constexpr int kQTiles = q_tiles(Split), kQSets = q_sets(Split), kStages = stages(Split);
   constexpr int kRing = Split ? kStages / kConsumers : kStages;  // stages per ring (one ring per consumer if split)
   constexpr int kReaders = Split ? 4 : 4 * kConsumers;           // consumer warps that read a K/V or Q tile
-  prefetch_l2(p.prefetch);
   wait_prior_grid();
   extern __shared__ unsigned char smem_raw[];
   T* kv_s = reinterpret_cast<T*>(smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024));  // [stage][K, V]

@@ -41,12 +41,6 @@ int dependent_launch_min_batch() {
   return batch;
 }
 
-// Weight prefetch into L2 by the attention kernel (prefetch.cuh, attention_prefetch): VITRT_PREFETCH
-// 0 = off; 1 = the weights of the GEMMs after each attention kernel up to the next one's block (proj,
-// fc1, fc2); 2 = those and the next block's first GEMM (qkv) too. For plans up to VITRT_PREFETCH_MAX_BATCH
-// images (default 1), 16-bit sessions only.
-constexpr int kPrefetchDefault = 0, kPrefetchMaxBatch = 1;
-
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 19)) >> 20) + " MiB"; }
 
 class CudaBackend final : public Backend {
@@ -70,9 +64,6 @@ class CudaBackend final : public Backend {
       own_stream_ = true;
     }
     tuner_ = std::make_unique<TuneCache>(cuda::tune_device_key(props_), tune_cache, tune);
-    prefetch_mode_ = static_cast<int>(env_integer("VITRT_PREFETCH", 0, 2, "0, 1 or 2").value_or(kPrefetchDefault));
-    prefetch_max_batch_ = static_cast<int>(
-        env_integer("VITRT_PREFETCH_MAX_BATCH", 0, 1 << 20, "a batch size >= 0").value_or(kPrefetchMaxBatch));
     CUBLAS_CHECK(cublasLtCreate(&lt_));
     workspace_ = allocate(kWorkspaceBytes);
   }
@@ -366,13 +357,10 @@ class CudaBackend final : public Backend {
       current_->attention_variants.push_back(plan_attention(p, key, alternatives));
       current_->attention_keys.push_back(std::move(key));
       current_->attention_alternatives.push_back(std::move(alternatives));
-      current_->attention_next_linear.push_back(current_->linears.size());
       return;
     }
     if (!launching()) return;
-    p.variant = current_->attention_variants.at(attention_index_);
-    if (cuda::is_wgmma_variant(p.variant)) p.prefetch = attention_prefetch(attention_index_);
-    ++attention_index_;
+    p.variant = current_->attention_variants.at(attention_index_++);
     cuda::attention(p, stream_);
   }
 
@@ -431,7 +419,6 @@ class CudaBackend final : public Backend {
     std::vector<int> attention_variants;
     std::vector<std::string> attention_keys;                       // per attention call: its tuning key
     std::vector<std::vector<nlohmann::json>> attention_alternatives;  // and the tuner's near-ties there
-    std::vector<std::size_t> attention_next_linear;  // per attention call: the index of the linear after it
     std::vector<char> norm_tf32;  // per LayerNorm call: output stored rounded to TF32
     cudaGraphExec_t graph = nullptr;
     int runs = 0;
@@ -466,29 +453,6 @@ class CudaBackend final : public Backend {
       release(it->second);
       it = weights_.erase(it);
     }
-  }
-
-  // The weights attention call `i` of the current plan asks into L2 (VITRT_PREFETCH): those of the GEMMs
-  // after it, up to the next attention call (or the end), without the last of them in mode 1; no more
-  // than half of the L2 in all. Read at each launch, so the forward check's changes of kernel count.
-  cuda::L2Prefetch attention_prefetch(std::size_t i) const {
-    cuda::L2Prefetch r;
-    const Plan& plan = *current_;
-    if (prefetch_mode_ == 0 || run_batch_ > prefetch_max_batch_ || act_dt_ == DT::f32) return r;
-    const std::size_t first = plan.attention_next_linear.at(i);
-    std::size_t last = i + 1 < plan.attention_next_linear.size() ? plan.attention_next_linear[i + 1] : plan.linears.size();
-    if (prefetch_mode_ == 1 && last > first + 1) --last;
-    const std::size_t budget = static_cast<std::size_t>(props_.l2CacheSize) / 2;
-    std::size_t total = 0;
-    for (std::size_t j = first; j < last && r.count < cuda::kMaxL2Ranges; ++j) {
-      const void* w = plan.linears[j]->read_weight();
-      const std::size_t bytes = plan.linears[j]->weight_bytes() & ~std::size_t{15};
-      if (!w || bytes == 0 || total + bytes > budget) continue;
-      r.ptr[r.count] = w;
-      r.bytes[r.count++] = bytes;
-      total += bytes;
-    }
-    return r;
   }
 
   static constexpr int kForwardCheckRuns = 15;  // forwards in each median of the forward check
@@ -653,7 +617,6 @@ class CudaBackend final : public Backend {
   int run_batch_ = 0;
   Mode mode_ = Mode::eager;
   std::size_t linear_index_ = 0, attention_index_ = 0, norm_index_ = 0;
-  int prefetch_mode_ = 0, prefetch_max_batch_ = 0;  // VITRT_PREFETCH, VITRT_PREFETCH_MAX_BATCH
   int plan_batch_ = 0;  // the batch size begin_plan set up
   // While planning: the last LayerNorm call, if its output (second) may be a TF32 GEMM's input.
   std::optional<std::pair<std::size_t, const void*>> pending_norm_;

@@ -192,7 +192,6 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
       sm_count_(ctx.sm_count) {
   const auto M = static_cast<std::uint64_t>(a.rows), K = static_cast<std::uint64_t>(a.w->in),
              N = static_cast<std::uint64_t>(a.w->out);
-  weight_bytes_ = N * K * dt_size(a.src_dt);
   // fp32 inputs run in fp32, or TF32 when the session asked for it (except full_fp32 GEMMs); 16-bit
   // inputs accumulate in fp32.
   const bool tf32 = a.src_dt == DT::f32 && precision == Precision::tf32 && !a.full_fp32;

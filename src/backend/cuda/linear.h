@@ -100,9 +100,6 @@ class LinearOp {
   void set_own_weight(const void* w) { own_weight_ = w; }
   // The exact weight given at construction: what cuBLASLt reads (and what tuning timed).
   const void* exact_weight() const { return weight_; }
-  // The weight this GEMM reads as planned now, and its size in bytes (what an L2 prefetch asks for).
-  const void* read_weight() const { return own_kernel() && own_weight_ ? own_weight_ : weight_; }
-  std::size_t weight_bytes() const { return weight_bytes_; }
   // The forward check of tuning sessions (CudaBackend::refine_tuning): this GEMM's tuning-cache key, and
   // the cuBLASLt candidates the tuner timed within 15% of its pick ({"algo", "us"} each; empty where our
   // kernel was picked or the entry has none), and our small GEMM's fastest variant ({"small", "us"}) where
@@ -175,7 +172,6 @@ class LinearOp {
   std::vector<nlohmann::json> alternatives_;
   const void* weight_ = nullptr;
   const void* own_weight_ = nullptr;  // set_own_weight; weight_ until then
-  std::size_t weight_bytes_ = 0;  // out x in elements of the input type (our TF32 copy has as many bytes)
   float beta_ = 0.0f;
   Epilogue post_ = Epilogue::none;  // activation run after the GEMM (exact GELU / QuickGELU)
   const void* bias_ = nullptr;
