@@ -100,6 +100,7 @@ __device__ __forceinline__ float dot(V a, V b) {
 template <int R, typename T, bool Vec, int P>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   using V = typename Unit<T, Vec>::V;
+  allow_next_grid();  // the next kernel may launch and load its own weights now
   extern __shared__ uint4 x_smem[];  // X, rows of `in` elements
   T* xs = reinterpret_cast<T*>(x_smem);
   const T* x = static_cast<const T*>(p.a);
@@ -118,7 +119,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   if (live && p.bias)
     b = out_f32 ? static_cast<const float*>(p.bias)[n] : to_f32(static_cast<const T*>(p.bias)[n]);
   wait_prior_grid();  // X (and D, when accumulating) come from the kernels before this one
-  allow_next_grid();
   // X into shared memory: on the 16-byte path as asynchronous copies (no registers held for them, so
   // that W's stay the bulk of the kernel's), else kCopy loads per thread in flight, then their stores.
   const int total = rows * units;

@@ -19,8 +19,8 @@ constexpr int kRowsPerBlock = 4;
 
 template <typename TI, typename TO>
 __global__ void layernorm_kernel(LayerNormParams p) {
+  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh, gemv.cu)
   wait_prior_grid();
-  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.rows) return;
@@ -73,8 +73,8 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
   float4 g[V], b[V];
   load_row_params(p.weight, g);
   load_row_params(p.bias, b);
+  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh, gemv.cu)
   wait_prior_grid();
-  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh)
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.rows) return;
