@@ -100,7 +100,11 @@ __device__ __forceinline__ float dot(V a, V b) {
 template <int R, typename T, bool Vec, int P>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   using V = typename Unit<T, Vec>::V;
-  allow_next_grid();  // the next kernel may launch and load its own weights now
+  // The next kernel may launch now: in the last block's chain of few-row kernels (proj, norm2, fc1, fc2,
+  // the final norm, the head) each one then loads its W while the ones before it run. Safe because every
+  // kernel waits for the one before it (wait_prior_grid) before it touches what that one writes. With
+  // the call after the wait, vit_large b1 was 2-5 us slower (run535-536, session 46).
+  allow_next_grid();
   extern __shared__ uint4 x_smem[];  // X, rows of `in` elements
   T* xs = reinterpret_cast<T*>(x_smem);
   const T* x = static_cast<const T*>(p.a);

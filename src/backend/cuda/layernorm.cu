@@ -19,7 +19,7 @@ constexpr int kRowsPerBlock = 4;
 
 template <typename TI, typename TO>
 __global__ void layernorm_kernel(LayerNormParams p) {
-  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh, gemv.cu)
+  allow_next_grid();  // the next kernel may launch and start its own preparation (gemv.cu, gemm_small.cuh)
   wait_prior_grid();
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -73,7 +73,7 @@ __global__ void layernorm_vec_kernel(LayerNormParams p) {
   float4 g[V], b[V];
   load_row_params(p.weight, g);
   load_row_params(p.bias, b);
-  allow_next_grid();  // the next kernel may start its own preparation (gemm_small.cuh, gemv.cu)
+  allow_next_grid();  // the next kernel may launch and start its own preparation (gemv.cu, gemm_small.cuh)
   wait_prior_grid();
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
