@@ -103,7 +103,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   // The next kernel may launch now: in the last block's chain of few-row kernels (proj, norm2, fc1, fc2,
   // the final norm, the head) each one then loads its W while the ones before it run. Safe because every
   // kernel waits for the one before it (wait_prior_grid) before it touches what that one writes. With
-  // the call after the wait, vit_large b1 was 2-5 us slower (run535-536, session 46).
+  // this and the LayerNorms' call at their start, vit_large b1 went 2-5 us faster in runs 535-536 (one
+  // tuning each) and was level over three tunings in run538: within the spread between tunings.
   allow_next_grid();
   extern __shared__ uint4 x_smem[];  // X, rows of `in` elements
   T* xs = reinterpret_cast<T*>(x_smem);
