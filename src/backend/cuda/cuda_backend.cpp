@@ -161,7 +161,8 @@ class CudaBackend final : public Backend {
   // (one run) takes at most 3 ms, each such shape is run with each alternative in turn (every use of that
   // shape in the plan at once), and the whole forward is timed against the current pick, which is timed
   // again after each alternative; an alternative is kept only when it is 0.3% faster than both of those
-  // timings. VITRT_TUNE_FORWARD=0 turns it off;
+  // timings. One shape at a time, so each change made before later ones is then checked again against its
+  // former choice (below). VITRT_TUNE_FORWARD=0 turns it off;
   // VITRT_TUNE_FORWARD_MAX_MS moves the 3 ms. Above 3 ms the check changed nothing beyond run-to-run spread
   // (vit_base b64-b256, vit_large b8-b64; session 30, run392), so longer forwards are not checked by default.
   void refine_tuning(int batch, const std::function<double(int)>& forward_ms) override {
