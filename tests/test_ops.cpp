@@ -866,6 +866,67 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
   }
 }
 
+// The one-query kernel (a class-token model's last block): token 0's row of each image against float64, at
+// odd token counts, fewer tokens than the cluster's 4 blocks (blocks with no keys), several images and the
+// head dims it takes; every other row stays as it was (poisoned). Head dim 80 is not offered it.
+TEST(CudaAttention, OneQueryKernel) {
+  if (!test::have_gpu()) {
+    GTEST_SKIP() << "no CUDA GPU on this machine";
+  }
+  const int arch = device0_arch();
+  if (arch < 90) GTEST_SKIP() << "the one-query kernel needs compute capability 9.0";
+  auto be = make_cuda_backend(0, nullptr, false, "off");
+  std::uint64_t seed = 700;
+  for (Precision prec : {Precision::fp16, Precision::bf16}) {
+    be->resolve_precision(prec);
+    const DT dt = be->act_dt();
+    for (auto [tokens, head_dim, heads, B] : std::vector<std::tuple<int, int, int, int>>{
+             {577, 64, 16, 1}, {577, 64, 3, 2}, {197, 64, 12, 1}, {197, 32, 4, 3}, {5, 64, 2, 2}, {3, 128, 2, 1},
+             {1, 64, 1, 2}, {259, 128, 2, 2}, {65, 16, 3, 1}, {1025, 64, 2, 1}}) {
+      SCOPED_TRACE(::testing::Message() << dt_name(dt) << " tokens " << tokens << " head_dim " << head_dim << " heads "
+                                        << heads << " images " << B);
+      const int E = heads * head_dim;
+      const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
+      Buffer qkv(*be, n_qkv, dt), out(*be, n_out, dt);
+      const auto q = qkv.rounded(randn(n_qkv, seed++, 1.5f));
+      qkv.set(q);
+      const auto ref = attention_reference(q, B, tokens, heads, head_dim);
+      cuda::AttentionParams p{qkv.data(), out.data(), B, tokens, heads, head_dim,
+                              1.0f / std::sqrt(static_cast<float>(head_dim)), dt};
+      p.arch = arch;
+      p.queries = 1;
+      const auto variants = cuda::attention_variants(p);
+      ASSERT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionOneQuery), 1);
+      p.variant = cuda::kAttentionOneQuery;
+      out.poison();
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      cuda::attention(p, nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const auto y = out.get();
+      for (int b = 0; b < B; ++b) {
+        const size_t at = static_cast<size_t>(b) * tokens * E;
+        EXPECT_LE(test::max_rel_error(y.data() + at, ref.data() + at, E), tolerance(prec)) << "image " << b;
+        if (tokens > 1) {
+          EXPECT_TRUE(std::all_of(y.begin() + at + E, y.begin() + at + 2 * E, [](float v) { return std::isnan(v); }))
+              << "image " << b << ": row 1 was written";
+        }
+      }
+    }
+  }
+  cuda::AttentionParams p{nullptr, nullptr, 1, 577, 16, 80, 0.1f, DT::bf16};
+  p.arch = arch;
+  p.queries = 1;
+  const auto variants = cuda::attention_variants(p);
+  EXPECT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionOneQuery), 0);
+  p.variant = cuda::kAttentionOneQuery;
+  try {
+    cuda::attention_query(p, nullptr);
+    ADD_FAILURE() << "head dim 80 was taken";
+  } catch (const vitrt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("head dim 16, 32, 64 or 128"), std::string::npos) << e.what();
+  }
+}
+
 // fp32 activations: the 3xTF32 kernels (mma.sync, and wgmma for head dim 64 on Hopper), with P V in
 // 3xTF32 (fp32 sessions) and 2xTF32 (tf32 sessions), and in tf32 sessions on Hopper the 3xBF16 kernel,
 // against the float64 reference: 3xTF32 at the fp32 tolerance, 2xTF32 P V within V's TF32 rounding

@@ -121,6 +121,7 @@ std::vector<int> attention_variants(const AttentionParams& p) {
   if (attention_tf32_wgmma_supports(p)) return {0, kAttentionTf32Wgmma};
   if (!attention_mma_supports(p)) return {0};
   std::vector<int> v{1, 2, 4, 8};
+  if (attention_query_supports(p)) v.push_back(kAttentionOneQuery);
   if (!attention_wgmma_supports(p)) return v;
   v.insert(v.end(), {kAttentionWgmma1, kAttentionWgmma2});
   if (p.tokens <= kAttentionRowMaxTokens) {
@@ -156,6 +157,7 @@ std::string attention_variant_name(int variant) {
     case kAttentionWgmmaWs128: return "wgmma, 2 warpgroups taking turns, K/V by a TMA producer warp, 128-key tiles";
     case kAttentionWgmmaWsKeys:
       return "wgmma, 2 warpgroups taking turns on one query tile, half of the keys each, each copying its own K/V by TMA";
+    case kAttentionOneQuery: return "one query, the keys over a cluster of 4 blocks, CUDA cores";
     default: return "mma, " + std::to_string(variant) + " warps per block";
   }
 }
@@ -228,6 +230,13 @@ void attention(AttentionParams p, cudaStream_t s) {
   }();
   // wgmma forced where it does not apply: the default choice.
   const std::string forced = forced_env == "wgmma" && !attention_wgmma_supports(p) ? "" : forced_env;
+  if (p.variant == kAttentionOneQuery) {
+    if (forced.empty()) {
+      attention_query(p, s);  // checks that it takes the shape and device
+      return;
+    }
+    p.variant = 0;  // another kernel forced: its default tiles
+  }
   const bool wgmma_variant = is_wgmma_variant(p.variant);
   if (forced == "wgmma" || (forced.empty() && wgmma_variant)) {
     attention_wgmma(p, s);  // checks that it takes the shape and device

@@ -43,6 +43,10 @@ __host__ __device__ inline int query_tokens(const AttentionParams& p) {
 constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaRow = 103, kAttentionWgmmaRowHead = 104,
               kAttentionWgmmaSplit2 = 105, kAttentionWgmmaSplit4 = 106, kAttentionWgmmaRow2 = 107,
               kAttentionWgmmaWs = 108, kAttentionWgmmaWs128 = 111, kAttentionWgmmaWsKeys = 112;
+// kAttentionOneQuery = one query token per image (queries == 1, a class-token model's last block): a cluster
+// of 4 blocks per (image, head), each a quarter of the keys, on CUDA cores (attention_query.cu); fp16/bf16,
+// head dim 16, 32, 64 or 128, compute capability 9.0 or newer.
+constexpr int kAttentionOneQuery = 113;
 constexpr int kAttentionRowMaxTokens = 256;
 // fp32 activations: kAttentionTf32Wgmma = the 3xTF32 kernel on wgmma (head dim 64, sm_90a); 0 = on mma.sync.
 // tf32 sessions only: kAttentionTf32Bf16x3 = the 3xBF16 kernel (attention_bf16x3.cu), 2 warpgroups per
@@ -83,5 +87,7 @@ void attention_tf32(const AttentionParams& p, cudaStream_t s);
 bool attention_bf16x3_supports(const AttentionParams& p);
 void attention_bf16x3(const AttentionParams& p, cudaStream_t s);
 void attention_mma(const AttentionParams& p, cudaStream_t s);
+bool attention_query_supports(const AttentionParams& p);
+void attention_query(const AttentionParams& p, cudaStream_t s);
 
 }  // namespace vitrt::cuda
