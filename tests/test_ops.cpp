@@ -665,9 +665,14 @@ TEST(CudaAttention, VariantsAndDefaults) {
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaSplit2 : 2);
   p.heads = 3;  // 30: up to a quarter, over 4
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaSplit4 : 2);
-  p.queries = 1;  // the class token alone, 16 heads: 16 tiles
+  p.queries = 1;  // the class token alone, 16 heads: 16 tiles, the one-query kernel
   p.heads = 16;
-  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaSplit4 : 1);
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionOneQuery : 1);
+  p.batch = 2;  // 32 tiles: still a quarter of the SMs
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionOneQuery : 1);
+  p.head_dim = 80;  // a head dim neither it nor the wgmma kernels take: the one-warp mma kernel
+  EXPECT_EQ(cuda::attention_default_variant(p, 132), 1);
+  p.head_dim = 64;
   p.batch = 4;  // 64 tiles
   EXPECT_EQ(cuda::attention_default_variant(p, 132), hopper_build ? cuda::kAttentionWgmmaSplit2 : 1);
   p.batch = 8;  // 128 tiles: the class-token rule below
@@ -874,7 +879,12 @@ TEST(CudaAttention, OneQueryKernel) {
     GTEST_SKIP() << "no CUDA GPU on this machine";
   }
   const int arch = device0_arch();
-  if (arch < 90) GTEST_SKIP() << "the one-query kernel needs compute capability 9.0";
+  cuda::AttentionParams probe{nullptr, nullptr, 1, 577, 16, 64, 0.125f, DT::bf16};
+  probe.arch = arch;
+  probe.queries = 1;
+  if (!cuda::attention_query_supports(probe)) {
+    GTEST_SKIP() << "the one-query kernel needs compute capability 9.0 and a build with sm_90a";
+  }
   auto be = make_cuda_backend(0, nullptr, false, "off");
   std::uint64_t seed = 700;
   for (Precision prec : {Precision::fp16, Precision::bf16}) {

@@ -182,6 +182,11 @@ int attention_default_variant(const AttentionParams& p, int sm_count) {
     // between the two warpgroups of one block up to one tile per SM (120 tiles: 11 against 13-14 us for
     // the unsplit TMA kernels; 160 lose to them).
     const long tiles = static_cast<long>((query_tokens(p) + 63) / 64) * p.heads * p.batch;
+    // One query row per image (the class token) up to a quarter of the SMs' worth of (image, head) pairs: the
+    // one-query kernel, measured at 577 tokens and 16 heads, batches 1-2 (session 46): 7.4-7.5 against 9.3 us
+    // alone at batch 1 (split over 4 blocks), 8.6 against 10.5-11.1 at batch 2 (over 2), 4.8 against 7.4 us
+    // in the forward (ncu).
+    if (4 * tiles <= sm_count && attention_query_supports(p)) return kAttentionOneQuery;
     if (4 * tiles <= sm_count && (p.tokens + 63) / 64 >= 8) return kAttentionWgmmaSplit4;
     if (2 * tiles <= sm_count) return kAttentionWgmmaSplit2;
     if (tiles <= sm_count && query_tokens(p) > 64) return kAttentionWgmmaWsKeys;

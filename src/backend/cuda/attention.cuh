@@ -45,7 +45,7 @@ constexpr int kAttentionWgmma1 = 101, kAttentionWgmma2 = 102, kAttentionWgmmaRow
               kAttentionWgmmaWs = 108, kAttentionWgmmaWs128 = 111, kAttentionWgmmaWsKeys = 112;
 // kAttentionOneQuery = one query token per image (queries == 1, a class-token model's last block): a cluster
 // of 4 blocks per (image, head), each a quarter of the keys, on CUDA cores (attention_query.cu); fp16/bf16,
-// head dim 16, 32, 64 or 128, compute capability 9.0 or newer.
+// head dim 16, 32, 64 or 128, compute capability 9.0 (sm_90a builds).
 constexpr int kAttentionOneQuery = 113;
 constexpr int kAttentionRowMaxTokens = 256;
 // fp32 activations: kAttentionTf32Wgmma = the 3xTF32 kernel on wgmma (head dim 64, sm_90a); 0 = on mma.sync.

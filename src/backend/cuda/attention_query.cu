@@ -185,16 +185,21 @@ void launch_dim(const AttentionParams& p, cudaStream_t s) {
 }  // namespace
 
 bool attention_query_supports(const AttentionParams& p) {
+#ifdef VITRT_CUDA_SM90A  // the kernel's body is compiled for compute capability 9.0 only where this build has sm_90a
   const int D = p.head_dim;
-  return p.dt != DT::f32 && p.arch >= 90 && query_tokens(p) == 1 && (D == 16 || D == 32 || D == 64 || D == 128) &&
+  return p.dt != DT::f32 && p.arch == 90 && query_tokens(p) == 1 && (D == 16 || D == 32 || D == 64 || D == 128) &&
          aligned(p.qkv, 16);
+#else
+  (void)p;
+  return false;
+#endif
 }
 
 void attention_query(const AttentionParams& p, cudaStream_t s) {
   VITRT_CHECK(attention_query_supports(p), "attention: the one-query kernel does not take ", query_tokens(p),
               " query tokens of ", p.tokens, ", head dim ", p.head_dim, " ", dt_name(p.dt), " on compute capability ",
               p.arch, " (it needs one query token per image, head dim 16, 32, 64 or 128, fp16/bf16, compute "
-              "capability 9.0 or newer, 16-byte aligned qkv)");
+              "capability 9.0 in a build with sm_90a, 16-byte aligned qkv)");
   if (p.dt == DT::f16) launch_dim<__half>(p, s);
   else launch_dim<__nv_bfloat16>(p, s);
   CUDA_CHECK_LAUNCH();
