@@ -26,10 +26,8 @@ namespace {
 
 namespace cg = cooperative_groups;
 
-constexpr int kSplits = 4;   // blocks per (image, head): a cluster
-constexpr int kWarps = 8;    // per block
-constexpr int kRounds = 8;   // key rows per lane group loaded at once (the rest in further passes)
-constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kSplits = 4;  // blocks per (image, head): a cluster
+constexpr int kWarps = 8;   // per block
 
 // Eight 16-bit values as floats.
 template <typename T>
@@ -56,6 +54,8 @@ __device__ __forceinline__ void unpack8(uint4 u, float (&f)[8]) {
 template <typename T, int L>
 __global__ void __launch_bounds__(kWarps * 32) attention_query_kernel(AttentionParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int kRounds = 8;  // key rows per lane group loaded at once (the rest in further passes)
+  constexpr float kLog2e = 1.4426950408889634f;
   constexpr int D = 8 * L, G = 32 / L, kGroups = kWarps * G;
   __shared__ float ml_s[kGroups][2];  // per lane group: running max (log2 domain) and sum
   __shared__ float o_s[kGroups][D];   // and its unnormalized output
