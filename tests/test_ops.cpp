@@ -645,6 +645,25 @@ TEST(Half, RoundToTf32) {
 }
 
 #ifdef VITRT_HAVE_CUDA
+// One attention shape for the CUDA kernels: qkv [B, tokens, 3, H, D] with fresh random values (as stored in
+// dt), an output buffer, the float64 reference of every row, and the kernel's parameters over the buffers.
+struct AttentionCase {
+  AttentionCase(Backend& be, DT dt, int B, int tokens, int heads, int head_dim, std::uint64_t seed, int arch)
+      : E(heads * head_dim),
+        qkv(be, static_cast<size_t>(B) * tokens * 3 * E, dt),
+        out(be, static_cast<size_t>(B) * tokens * E, dt),
+        p{qkv.data(), out.data(), B, tokens, heads, head_dim, 1.0f / std::sqrt(static_cast<float>(head_dim)), dt} {
+    const auto q = qkv.rounded(randn(static_cast<size_t>(B) * tokens * 3 * E, seed, 1.5f));
+    qkv.set(q);
+    ref = attention_reference(q, B, tokens, heads, head_dim);
+    p.arch = arch;
+  }
+  int E;
+  Buffer qkv, out;
+  cuda::AttentionParams p;
+  std::vector<double> ref;
+};
+
 // Which attention kernel a shape gets without tuning, and what the tuner may choose from: host logic,
 // so it runs without a GPU too.
 TEST(CudaAttention, VariantsAndDefaults) {
@@ -825,15 +844,8 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
              // whose last one has 65 live keys
              {577, 64, 8, 5}}) {
       SCOPED_TRACE(::testing::Message() << dt_name(dt) << " tokens " << tokens << " head_dim " << head_dim);
-      const int E = heads * head_dim;
-      const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
-      Buffer qkv(*be, n_qkv, dt), out(*be, n_out, dt);
-      const auto q = qkv.rounded(randn(n_qkv, seed++, 1.5f));
-      qkv.set(q);
-      const auto ref = attention_reference(q, B, tokens, heads, head_dim);
-      cuda::AttentionParams p{qkv.data(), out.data(), B, tokens, heads, head_dim,
-                              1.0f / std::sqrt(static_cast<float>(head_dim)), dt};
-      p.arch = arch;
+      AttentionCase c(*be, dt, B, tokens, heads, head_dim, seed++, arch);
+      auto& [E, qkv, out, p, ref] = c;
       const auto variants = cuda::attention_variants(p);
       ASSERT_GE(variants.size(), 2u);
       if (arch == 90 && head_dim == 64) {
@@ -895,15 +907,8 @@ TEST(CudaAttention, OneQueryKernel) {
              {1, 64, 1, 2}, {259, 128, 2, 2}, {65, 16, 3, 1}, {1025, 64, 2, 1}}) {
       SCOPED_TRACE(::testing::Message() << dt_name(dt) << " tokens " << tokens << " head_dim " << head_dim << " heads "
                                         << heads << " images " << B);
-      const int E = heads * head_dim;
-      const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
-      Buffer qkv(*be, n_qkv, dt), out(*be, n_out, dt);
-      const auto q = qkv.rounded(randn(n_qkv, seed++, 1.5f));
-      qkv.set(q);
-      const auto ref = attention_reference(q, B, tokens, heads, head_dim);
-      cuda::AttentionParams p{qkv.data(), out.data(), B, tokens, heads, head_dim,
-                              1.0f / std::sqrt(static_cast<float>(head_dim)), dt};
-      p.arch = arch;
+      AttentionCase c(*be, dt, B, tokens, heads, head_dim, seed++, arch);
+      auto& [E, qkv, out, p, ref] = c;
       p.queries = 1;
       const auto variants = cuda::attention_variants(p);
       ASSERT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionOneQuery), 1);
@@ -952,15 +957,8 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
   std::uint64_t seed = 400;
   for (auto [tokens, head_dim, heads, B] : std::vector<std::tuple<int, int, int, int>>{
            {197, 64, 3, 2}, {577, 64, 2, 1}, {5, 64, 1, 3}, {65, 64, 3, 1}, {90, 64, 1, 1}, {104, 64, 2, 2}, {197, 80, 2, 1}}) {
-    const int E = heads * head_dim;
-    const size_t n_qkv = static_cast<size_t>(B) * tokens * 3 * E, n_out = static_cast<size_t>(B) * tokens * E;
-    Buffer qkv(*be, n_qkv, DT::f32), out(*be, n_out, DT::f32);
-    const auto q = randn(n_qkv, seed++, 1.5f);
-    qkv.set(q);
-    const auto ref = attention_reference(q, B, tokens, heads, head_dim);
-    cuda::AttentionParams p{qkv.data(), out.data(), B, tokens, heads, head_dim,
-                            1.0f / std::sqrt(static_cast<float>(head_dim)), DT::f32};
-    p.arch = arch;
+    AttentionCase c(*be, DT::f32, B, tokens, heads, head_dim, seed++, arch);
+    auto& [E, qkv, out, p, ref] = c;
     for (const bool tf32_session : {false, true}) {
       p.tf32_session = tf32_session;
       const auto variants = cuda::attention_variants(p);
