@@ -26,7 +26,6 @@
 #include "backend/cuda/gemm_small.cuh"
 #include "backend/cuda/gemm_tf32.cuh"
 #include "backend/cuda/gemm_ws.cuh"
-#include "backend/cuda/layernorm.cuh"
 #include "backend/cuda/tuning_fill.cuh"
 #endif
 #include "core/half.h"
@@ -1224,29 +1223,6 @@ TEST(CudaGemm, WarpSpecializedVariants) {
   EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.ldd = 3074; }));
   EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.bias = at((3 << 20) + 4); }));
   EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.act = Epilogue::gelu_erf; }));
-  // A LayerNorm after the add: the residual variants, rows of up to 2048 columns, its weights 16-byte
-  // aligned, its output rows 8-byte aligned, and counts.
-  p.out = 1024;
-  p.ldd = 1024;
-  p.norm_out = at(5 << 20);
-  p.norm_ld = 1024;
-  p.norm_gamma = static_cast<const float*>(at(6 << 20));
-  p.norm_beta = static_cast<const float*>(at(7 << 20));
-  p.norm_counts = static_cast<unsigned*>(at(8 << 20));
-  EXPECT_EQ(cuda::gemm_ws_variants(p, 90).size(), hopper_build ? 6u : 0u);
-  EXPECT_EQ(cuda::gemm_ws_norm_counts(577), 11 * 32);  // 64-row tiles and the blocks done, 128 bytes apart
-  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) {
-    q.out = 2176;
-    q.ldd = q.norm_ld = 2176;
-  }));
-  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.norm_counts = nullptr; }));
-  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.norm_gamma = static_cast<const float*>(at((6 << 20) + 8)); }));
-  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.norm_out = at((5 << 20) + 4); }));
-  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) { q.norm_ld = 1000; }));
-  EXPECT_TRUE(refused([&](cuda::GemmWsParams& q) {  // a bias-only GEMM: nothing to norm after
-    q.accumulate = false;
-    q.ldd = 1024;
-  }));
 }
 
 TEST(CudaGemm, SmallVariantsAndDefaults) {
@@ -1683,113 +1659,6 @@ TEST(CudaGemm, WarpSpecializedResidualSplitK) {
   bad.accumulate = true;
   bad.variant = cuda::kGemmWsResidualSplit + 3;
   EXPECT_THROW(cuda::gemm_ws(bad, arch, nullptr), vitrt::Error);
-}
-
-// The residual variants with the LayerNorm after the add (GemmWsParams::norm_out, session 47): D as
-// without it (float64 reference), and the normed rows bit for bit what layernorm.cuh's kernel makes of
-// that D, and within the precision's bound of a float64 LayerNorm of the reference. Shapes: vit_large's fc2
-// (577 rows, 4096 -> 1024, bf16), vit_base's proj with padded strides (197 rows, fp16; up to 12 parts
-// gives more work items than SMs, so blocks count in several items) and 37 rows of 256 (one partial tile).
-// The norm's output has NaN padding columns and a NaN row past the end that must stay NaN; the counts must
-// be left zero, and a second launch (W copied first) must pass the same checks.
-TEST(CudaGemm, WarpSpecializedResidualThenNorm) {
-  if (!test::have_gpu()) {
-    GTEST_SKIP() << "no CUDA GPU on this machine";
-  }
-  auto be = make_cuda_backend(0, nullptr, false, "off");
-  int sm_count = 0;
-  const int arch = device0_arch(&sm_count);
-  struct Case {
-    std::int64_t rows;
-    int in, out, pad;
-    DT dt;
-  };
-  std::uint64_t seed = 4700;
-  bool ran = false;
-  for (const Case& c : std::vector<Case>{{577, 4096, 1024, 0, DT::bf16}, {197, 768, 768, 8, DT::f16}, {37, 640, 256, 0, DT::bf16}}) {
-    const std::int64_t ld = c.out + c.pad;
-    const auto rows1 = static_cast<size_t>((c.rows + 1) * ld);
-    const auto counts_n = static_cast<size_t>(cuda::gemm_ws_norm_counts(c.rows));
-    Buffer xa(*be, static_cast<size_t>(c.rows) * c.in, c.dt), wa(*be, static_cast<size_t>(c.out) * c.in, c.dt),
-        ba(*be, c.out, DT::f32), da(*be, rows1, DT::f32), ga(*be, c.out, DT::f32), bea(*be, c.out, DT::f32),
-        ha(*be, rows1, c.dt), hb(*be, rows1, c.dt), counts(*be, counts_n, DT::f32);
-    const auto x = xa.rounded(randn(static_cast<size_t>(c.rows) * c.in, seed++));
-    const auto w = wa.rounded(randn(static_cast<size_t>(c.out) * c.in, seed++, 1.0f / std::sqrt(static_cast<float>(c.in))));
-    const auto b = randn(c.out, seed++, 0.5f);
-    const auto resid = randn(static_cast<size_t>(c.rows) * c.out, seed++);
-    auto gamma = randn(c.out, seed++, 0.2f);
-    for (float& g : gamma) g += 1.0f;
-    const auto beta = randn(c.out, seed++, 0.1f);
-    xa.set(x);
-    wa.set(w);
-    ba.set(b);
-    ga.set(gamma);
-    bea.set(beta);
-    counts.set(std::vector<float>(counts_n, 0.0f));  // zero bits
-    std::vector<float> d0(rows1, std::numeric_limits<float>::quiet_NaN());
-    for (std::int64_t r = 0; r < c.rows; ++r)
-      for (int o = 0; o < c.out; ++o) d0[r * ld + o] = resid[r * c.out + o];
-    cuda::GemmWsParams p = ws_launch(xa.data(), c.in, wa.data(), ba.data(), da.data(), ld, c.rows, c.in, c.out, c.dt,
-                                     Epilogue::none, sm_count);
-    p.accumulate = true;
-    p.norm_out = ha.data();
-    p.norm_ld = ld;
-    p.norm_gamma = ga.f32();
-    p.norm_beta = bea.f32();
-    p.norm_eps = 1e-6f;
-    p.norm_counts = static_cast<unsigned*>(counts.data());
-    const auto variants = cuda::gemm_ws_variants(p, arch);
-    if (variants.empty()) continue;
-    ran = true;
-    EXPECT_EQ(variants.size(), 2u * static_cast<size_t>(std::min(cuda::kGemmWsMaxParts, c.in / 64)));
-    const std::vector<double> ref = linear_reference(x, c.rows, c.in, c.in, w, b, Epilogue::none, &resid);
-    std::vector<double> normed(ref.size());  // LayerNorm of the reference rows in float64
-    for (std::int64_t r = 0; r < c.rows; ++r) {
-      const double* row = ref.data() + r * c.out;
-      double mean = 0, var = 0;
-      for (int o = 0; o < c.out; ++o) mean += row[o] / c.out;
-      for (int o = 0; o < c.out; ++o) var += (row[o] - mean) * (row[o] - mean) / c.out;
-      for (int o = 0; o < c.out; ++o)
-        normed[r * c.out + o] = (row[o] - mean) / std::sqrt(var + 1e-6) * gamma[o] + beta[o];
-    }
-    for (int v : variants) {
-      SCOPED_TRACE(::testing::Message() << cuda::gemm_ws_variant_name(v) << ", rows " << c.rows << " in " << c.in
-                                        << " out " << c.out << " " << dt_name(c.dt));
-      p.variant = v;
-      double worst_d = 0, worst_h = 0;
-      for (int run = 0; run < 2; ++run) {
-        p.w_first = run == 1;
-        da.set(d0);
-        ha.poison();
-        hb.poison();
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend uploads on its own stream
-        cuda::gemm_ws(p, arch, nullptr);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        cuda::layernorm({da.data(), ld, hb.data(), ld, c.dt, ga.f32(), bea.f32(), c.rows, c.out, 1e-6f, DT::f32, false},
-                        nullptr);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        std::size_t touched = 0;
-        const std::vector<float> y = output_inside(da.get(), c.rows, c.out, ld, touched);
-        EXPECT_EQ(touched, 0u) << "elements of D written outside the output";
-        worst_d = std::max(worst_d, test::max_rel_error(y.data(), ref.data(), ref.size()));
-        const std::vector<float> h = output_inside(ha.get(), c.rows, c.out, ld, touched);
-        EXPECT_EQ(touched, 0u) << "elements of the norm's output written outside it";
-        const std::vector<float> h_kernel = output_inside(hb.get(), c.rows, c.out, ld, touched);
-        EXPECT_EQ(std::memcmp(h.data(), h_kernel.data(), h.size() * sizeof(float)), 0)
-            << "the folded norm differs from layernorm.cuh's kernel on the same D";
-        worst_h = std::max(worst_h, test::max_rel_error(h.data(), normed.data(), normed.size()));
-        const std::vector<float> left = counts.get();
-        EXPECT_EQ(std::count(left.begin(), left.end(), 0.0f), static_cast<std::ptrdiff_t>(counts_n))
-            << "counts not left zero";
-      }
-      std::printf("[ info ] %s + LayerNorm, %lld x %d x %d %s: max error D %.3g, normed %.3g\n",
-                  cuda::gemm_ws_variant_name(v).c_str(), static_cast<long long>(c.rows), c.in, c.out, dt_name(c.dt),
-                  worst_d, worst_h);
-      EXPECT_LE(worst_d, 1e-4);
-      EXPECT_LE(worst_h, c.dt == DT::bf16 ? 2e-2 : 5e-3);  // the 16-bit output's rounding
-    }
-  }
-  if (!ran) GTEST_SKIP() << "the warp-specialized GEMM needs an sm_90a build on a Hopper GPU";
 }
 
 // The GELU in that GEMM's epilogue is timm's exact (erf) form, or with GemmWsParams::gelu_tanh the tanh

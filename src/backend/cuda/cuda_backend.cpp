@@ -10,7 +10,6 @@
 #include <set>
 #include <tuple>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -138,7 +137,6 @@ class CudaBackend final : public Backend {
     *current_ = Plan{};
     plan_batch_ = batch;
     pending_norm_.reset();
-    fold_into_ = nullptr;
     mode_ = Mode::plan;
   }
   void end_plan() override {
@@ -250,7 +248,6 @@ class CudaBackend final : public Backend {
     auto it = plans_.find(batch);
     VITRT_CHECK(it != plans_.end(), "internal: batch ", batch, " was not planned");
     current_ = &it->second;
-    folded_norm_ = nullptr;
     run_batch_ = batch;
     linear_index_ = 0;
     attention_index_ = 0;
@@ -313,7 +310,6 @@ class CudaBackend final : public Backend {
     }
     capture_.reset();
     first_run_.reset();
-    folded_norm_ = nullptr;
     cuda::allow_dependent_launch(true);
     if (mode_ != Mode::plan) mode_ = Mode::eager;
     return context;
@@ -362,18 +358,14 @@ class CudaBackend final : public Backend {
         if (pending_norm_ && pending_norm_->second == a.src) current_->norm_tf32.at(pending_norm_->first) = 1;
       }
       pending_norm_.reset();
-      fold_into_ = a.accumulate ? op.get() : nullptr;
-      fold_args_ = a;
       current_->linears.push_back(std::move(op));
       return;
     }
     if (!launching()) return;
-    cuda::LinearOp& op = *current_->linears.at(linear_index_++);
-    if (op.execute(lt_, a, workspace_, stream_)) folded_norm_ = op.folded_norm_dst();
+    current_->linears.at(linear_index_++)->execute(lt_, a, workspace_, stream_);
   }
 
   void attention(const AttentionArgs& a) override {
-    fold_into_ = nullptr;
     const float scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
     cuda::AttentionParams p{a.qkv, a.out, a.batch, a.tokens, a.heads, a.head_dim, scale, a.dt};
     p.arch = props_.major * 10 + props_.minor;
@@ -398,13 +390,6 @@ class CudaBackend final : public Backend {
     const auto* g = static_cast<const float*>(device_copy(a.w->weight, static_cast<std::size_t>(a.dim), DT::f32));
     const auto* b = static_cast<const float*>(device_copy(a.w->bias, static_cast<std::size_t>(a.dim), DT::f32));
     if (mode_ == Mode::plan) {
-      // A norm of the rows the GEMM just before added into (the next block's norm1 after fc2, norm2 after
-      // proj) may run in that GEMM's kernel, where our split-K residual GEMM runs it (LinearOp::fold_norm).
-      const LinearArgs& l = fold_args_;
-      if (fold_into_ && a.src == l.dst && a.src_ld == l.dst_ld && a.rows == l.rows && a.dim == l.w->out &&
-          a.src_dt == DT::f32 && l.dst_dt == DT::f32 && a.dst_dt == l.src_dt && a.dst_dt != DT::f32)
-        fold_into_->fold_norm({g, b, a.eps, a.dst, a.dst_ld});
-      fold_into_ = nullptr;
       // Whether the output is stored rounded to TF32 is settled when the GEMM that reads it is planned.
       current_->norm_tf32.push_back(0);
       if (a.gemm_input && precision_ == Precision::tf32 && a.dst_dt == DT::f32)
@@ -415,23 +400,16 @@ class CudaBackend final : public Backend {
     }
     if (!launching()) return;
     const bool tf32_out = current_->norm_tf32.at(norm_index_++) != 0;
-    if (folded_norm_) {  // the GEMM before ran this norm
-      VITRT_CHECK(std::exchange(folded_norm_, nullptr) == a.dst,
-                  "internal: the LayerNorm a GEMM ran is not the next one called");
-      return;
-    }
     cuda::layernorm({a.src, a.src_ld, a.dst, a.dst_ld, a.dst_dt, g, b, a.rows, static_cast<int>(a.dim), a.eps, a.src_dt,
                      tf32_out},
                     stream_);
   }
 
   void patchify(const PatchifyArgs& a) override {
-    fold_into_ = nullptr;
     if (launching()) cuda::patchify(a, stream_);
   }
 
   void tokens(const TokensArgs& a) override {
-    fold_into_ = nullptr;
     TokensArgs d = a;
     const int pos_rows = a.pos_covers_prefix ? a.num_prefix + a.patches : a.patches;
     d.prefix = a.num_prefix ? static_cast<const float*>(device_copy(a.prefix, static_cast<std::size_t>(a.num_prefix) * a.dim, DT::f32)) : nullptr;
@@ -447,12 +425,10 @@ class CudaBackend final : public Backend {
   }
 
   void mean_tokens(const void* x, DT x_dt, int batch, int tokens, int dim, int first, int count, float* dst) override {
-    fold_into_ = nullptr;
     if (launching()) cuda::mean_tokens(x, x_dt, batch, tokens, dim, first, count, dst, stream_);
   }
 
   void average(const float* a, const float* b, std::int64_t n, float* dst) override {
-    fold_into_ = nullptr;
     if (launching()) cuda::average(a, b, n, dst, stream_);
   }
 
@@ -666,12 +642,6 @@ class CudaBackend final : public Backend {
   int plan_batch_ = 0;  // the batch size begin_plan set up
   // While planning: the last LayerNorm call, if its output (second) may be a TF32 GEMM's input.
   std::optional<std::pair<std::size_t, const void*>> pending_norm_;
-  // While planning: the last call's GEMM where it added into the residual (and its arguments), into which
-  // a LayerNorm called next may fold.
-  cuda::LinearOp* fold_into_ = nullptr;
-  LinearArgs fold_args_;
-  // While running: the output of the LayerNorm the last GEMM ran (the next LayerNorm call's), else null.
-  const void* folded_norm_ = nullptr;
   std::unique_ptr<TuneCache> tuner_;
   cuda::L2Flush flush_;
   std::uint32_t fills_ = 0;  // seeds of fill_tuning_data

@@ -15,7 +15,6 @@
 #include "backend/cuda/kernel_attrs.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/tensor_map.h"
-#include "core/env.h"
 
 namespace vitrt::cuda {
 namespace {
@@ -51,17 +50,8 @@ void launch(const GemmWsParams& p, cudaStream_t s, int parts = 1) {
   ws::Args args = ws::make_args(Coop, R, E, 1, p.a, p.lda, p.w, p.bias, p.d, p.ldd, p.dt, p.rows, p.out, p.in, 0,
                                 nullptr, parts);
   args.early = 1 | (p.w_first ? 2 : 0);  // the next kernel may always launch early
-  const bool norm = p.norm_out != nullptr;
-  if (norm) {
-    args.norm_gamma = p.norm_gamma;
-    args.norm_beta = p.norm_beta;
-    args.norm_out = p.norm_out;
-    args.norm_ld = p.norm_ld;
-    args.norm_eps = p.norm_eps;
-    args.norm_counts = p.norm_counts;
-  }
-  launch_kernel(Pdl::gemm, kernel, dim3(static_cast<unsigned>(std::min(blocks, args.tiles * parts))),
-                dim3(ws::kThreads), bytes, s, dim3(1, 1, 1), norm && gemm_ws_fold_norm_mode() != 2, args);
+  launch_dependent(Pdl::gemm, kernel, dim3(static_cast<unsigned>(std::min(blocks, args.tiles * parts))),
+                   dim3(ws::kThreads), bytes, s, args);
 }
 
 template <typename T>
@@ -94,10 +84,7 @@ bool gemm_ws_takes(const GemmWsParams& p, int arch, int variant) {
                                    !p.accumulate && p.ldd % 8 == 0 && aligned(p.bias, 4) &&
                                    (p.act == Epilogue::none || p.act == Epilogue::gelu_erf) &&
                                    (!p.gelu_tanh || variant == kGemmWsPingPong64);
-  const bool norm_ok = p.norm_out == nullptr ||
-                       (residual && p.out <= 2048 && p.norm_ld >= p.out && p.norm_ld % 4 == 0 && aligned(p.norm_out, 8) &&
-                        aligned(p.norm_gamma, 16) && aligned(p.norm_beta, 16) && p.norm_counts != nullptr);
-  return kSm90aBuild && arch == 90 && form && norm_ok && (p.dt == DT::f16 || p.dt == DT::bf16) && p.rows > 0 &&
+  return kSm90aBuild && arch == 90 && form && (p.dt == DT::f16 || p.dt == DT::bf16) && p.rows > 0 &&
          p.rows <= INT_MAX - 256 && p.in > 0 && p.in % ws::kBK == 0 && p.out > 0 && p.out % 128 == 0 &&
          (p.rows + bm - 1) / bm * (p.out / 128) * parts <= INT_MAX && p.lda >= p.in && p.lda % 8 == 0 &&
          p.ldd >= p.out && aligned(p.a, 16) && aligned(p.w, 16) && aligned(p.d, 16) && p.bias != nullptr;
@@ -118,14 +105,6 @@ std::int64_t gemm_ws_work_items(const GemmWsParams& p, int variant) {
          std::max(residual_parts(variant), 1);
 }
 
-int gemm_ws_fold_norm_mode() {
-  static const int mode = static_cast<int>(env_integer("VITRT_FOLD_NORM", 0, 2, "0, 1 or 2").value_or(1));
-  return mode;
-}
-
-// A count per row tile (64 rows at least) and one of the blocks done, each on its own 128 bytes.
-std::int64_t gemm_ws_norm_counts(std::int64_t rows) { return ((rows + 63) / 64 + 1) * ws::kNormCountStride; }
-
 std::string gemm_ws_variant_name(int variant) {
   if (residual_variant(variant))
     return std::string("vitrt gemm ") + (rows64(variant) ? "64" : "128") + "x128 ping-pong, residual added by TMA, K in " +
@@ -143,8 +122,7 @@ void gemm_ws(const GemmWsParams& p, int arch, cudaStream_t s) {
               p.rows, "x", p.in, "x", p.out, " ", dt_name(p.dt), " GEMM on compute capability ", arch,
               " (it needs sm_90a, fp16 or bf16, K a multiple of 64, N of 128, 16-byte aligned rows, a bias, no "
               "activation or GELU, GELU's tanh form only on 64 x 128 tiles; the residual variants an fp32 D and bias "
-              "and at most K / 64 parts, and a LayerNorm after them at most 2048 columns, counts and 16-byte aligned "
-              "weights)");
+              "and at most K / 64 parts)");
   if (p.dt == DT::f16) launch_type<__half>(p, s);
   else launch_type<__nv_bfloat16>(p, s);
   CUDA_CHECK_LAUNCH();

@@ -35,17 +35,6 @@ struct GemmWsParams {
   bool w_first = false;
   int sm_count = 0;               // the grid: one persistent block per SM (0: asks the device)
   int variant = 0;                // one of gemm_ws_variants(); 0 = none applies
-  // The residual variants only: the LayerNorm of D's rows after the add (out a multiple of 128 up to 2048),
-  // into norm_out [rows, out] (dt, row stride norm_ld) with norm_gamma, norm_beta (fp32 [out]) and norm_eps,
-  // the same bits as layernorm.cuh's kernel; the next kernel reads them, not D. norm_counts:
-  // gemm_ws_norm_counts(rows) unsigned counts in device memory, zero before the launch, which leaves them
-  // zero. The launch is cooperative (every block resident at once), unless VITRT_FOLD_NORM=2. Null: none.
-  void* norm_out = nullptr;
-  std::int64_t norm_ld = 0;
-  const float* norm_gamma = nullptr;
-  const float* norm_beta = nullptr;
-  float norm_eps = 0.0f;
-  unsigned* norm_counts = nullptr;
 };
 
 // Variants (both persistent, one block of 384 threads per SM, epilogue stored by TMA from one 16 KB
@@ -74,11 +63,6 @@ bool gemm_ws_takes(const GemmWsParams& p, int arch, int variant);  // no allocat
 std::string gemm_ws_variant_name(int variant);
 // The work items a launch of `variant` has: output tiles times the parts of K.
 std::int64_t gemm_ws_work_items(const GemmWsParams& p, int variant);
-// VITRT_FOLD_NORM: 1 (the default) lets a LayerNorm after a residual variant run in that GEMM (LinearOp::
-// fold_norm), 0 keeps it a kernel of its own, 2 folds it without the cooperative launch (measurement only).
-int gemm_ws_fold_norm_mode();
-// The counts a residual variant's LayerNorm after the add needs (GemmWsParams::norm_counts) for `rows`.
-std::int64_t gemm_ws_norm_counts(std::int64_t rows);
 // Launches p.variant (checked against gemm_ws_variants).
 void gemm_ws(const GemmWsParams& p, int arch, cudaStream_t s);
 

@@ -18,12 +18,7 @@
 // - optionally split-K (Args::splits > 1, the epilogues that only add: epi_adds): a work item is one output
 //   tile over one of `splits` contiguous runs of K's tiles, and each item adds its part into D (the bias
 //   with the first part only). For few rows, where there are fewer tiles than SMs. The parts' adds meet
-//   in L2 in no fixed order, so D's fp32 sums may differ in the last bits from run to run;
-// - optionally, after the residual add (residual_tma on ping-pong tiles, unclustered; Args::norm_out), the
-//   LayerNorm of D's rows, the next block's norm1 or norm2 (session 47): every warpgroup counts its items
-//   in per row tile once their adds are done, and each block then normalizes its share of the rows as soon as
-//   all the items of their row tile are in. The blocks wait on each other, so every block of the grid
-//   must be resident at once (the launch asks for a cooperative launch, which checks it).
+//   in L2 in no fixed order, so D's fp32 sums may differ in the last bits from run to run.
 #pragma once
 
 #include <cuda.h>
@@ -32,12 +27,10 @@
 
 #include <cstdint>
 #include <type_traits>
-#include <utility>
 
 #include "backend/cuda/activation_fn.cuh"
 #include "backend/cuda/cp_async.cuh"  // smem_addr
 #include "backend/cuda/launch.cuh"    // wait_prior_grid
-#include "backend/cuda/layernorm_row.cuh"
 #include "backend/cuda/tensor_map.h"
 #include "backend/cuda/tma.cuh"
 #include "backend/cuda/wgmma.cuh"
@@ -115,21 +108,9 @@ struct Args {
   // dependent launch after it is ready when it ends; bit 1 (unclustered only) copies W's first stages before
   // waiting for the kernel before (A and D are what the kernels before write). Session 45.
   int early;
-  // The LayerNorm after the residual add (norm_out non-null; residual_tma, ping-pong, CL = 1): D's rows
-  // (fp32, n columns, n a multiple of 128 up to 2048) normalized with norm_gamma, norm_beta (fp32 [n]) and
-  // norm_eps into norm_out (T, row stride norm_ld), bit for bit as layernorm.cu's kernel. norm_counts:
-  // one count per row tile, then one of the blocks done, kNormCountStride apart; zero at the launch, and
-  // the last block leaves them zero.
-  const float* norm_gamma;
-  const float* norm_beta;
-  void* norm_out;
-  std::int64_t norm_ld;
-  float norm_eps;
-  unsigned* norm_counts;
 };
 
 constexpr int kStamps = 8;  // Args::stamps per block
-constexpr int kNormCountStride = 32;  // Args::norm_counts apart: one per 128 bytes
 
 // The arguments for D = A W^T + bias (+ GELU, or added to D): A [rows, k] with row stride lda and W [n, k]
 // in `dt`, bias [n] and D [rows, n] with row stride ldd in fp32 for the residual epilogues, else in `dt`.
@@ -156,13 +137,7 @@ inline Args make_args(bool coop, int r, Epi e, int cl, const void* a, std::int64
           splits,
           share,
           stamps,
-          0,
-          nullptr,
-          nullptr,
-          nullptr,
-          0,
-          0.0f,
-          nullptr};
+          0};
 }
 
 #ifdef VITRT_WGMMA_DEVICE
@@ -214,82 +189,6 @@ template <bool Stamps>
 __device__ __forceinline__ long long stamp() {
   if constexpr (Stamps) return clock64();
   else return 0;
-}
-
-__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-// Rows [first, end) of D normalized into Args::norm_out by the 8 consumer warps, one row per warp at a time
-// (gw: this warp's number), once the block's poller has seen their row tiles complete (the named barrier).
-// V float4s per lane: n == 128 V. The weights are loaded before the barrier; the rows are read from L2
-// (.cg), where other blocks' TMA adds wrote them.
-template <typename T, int V>
-__device__ __forceinline__ void norm_rows(const Args& p, std::int64_t first, std::int64_t end, int gw) {
-  float4 g[V], b[V];
-  load_row_params(p.norm_gamma, g);
-  load_row_params(p.norm_beta, b);
-  asm volatile("bar.sync 3, 256;\n" ::: "memory");
-  if (first + gw >= end) return;
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  for (std::int64_t row = first + gw; row < end; row += 8) {
-    const float4* x = reinterpret_cast<const float4*>(static_cast<const float*>(p.d) + row * p.ldd);
-    float4 v[V];
-#pragma unroll
-    for (int i = 0; i < V; ++i) v[i] = __ldcg(x + lane + 32 * i);
-    normalize_row<T, V>(v, p.n, p.norm_eps, g, b, static_cast<T*>(p.norm_out) + row * p.norm_ld);
-  }
-}
-template <typename T, int... V>
-__device__ __forceinline__ void norm_rows_of(int v, const Args& p, std::int64_t first, std::int64_t end, int gw,
-                                             std::integer_sequence<int, V...>) {
-  (void)((v == V + 1 ? (norm_rows<T, V + 1>(p, first, end, gw), true) : false) || ...);
-}
-
-// The LayerNorm after the residual add, by the consumer warpgroups (Args::norm_out). Each warpgroup's
-// leader waits until its TMA adds are done (written, not just read), makes them visible to the grid and
-// counts its items in per row tile. The block's share of the rows is a run of ceil(rows / blocks); one
-// thread polls the counts of the row tiles it spans until every item of theirs is in (one poller per block
-// and counts 128 bytes apart, kNormCountStride, keep the polling off the arrivals' lines), then the block
-// normalizes the run, and its last thread out counts the block done. The last block done sets the counts
-// back to zero for the next launch.
-// Not inlined: its registers (up to 3 x 16 float4s per lane) stay out of the main loop's allocation (inlined,
-// the 128-row kernel spilled).
-template <typename T, int BM>
-__device__ __noinline__ void norm_after(const Args& p, int c, int cl, int clusters, int ktiles) {
-  const int tid = static_cast<int>(threadIdx.x);
-  if (tid % 128 == 0) {
-    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
-    asm volatile("fence.proxy.async.global;\n" ::: "memory");
-    __threadfence();
-    for (int item = cl, i = 0; item < p.tiles * p.splits; item += clusters, ++i) {
-      if (i % 2 != c) continue;
-      const Item w = item_of(p, item, ktiles);
-      asm volatile("red.release.gpu.global.add.u32 [%0], 1;\n" ::"l"(p.norm_counts + kNormCountStride * (w.tile / p.n_tiles))
-                   : "memory");
-    }
-  }
-  const std::int64_t per_block = (p.rows + gridDim.x - 1) / gridDim.x;
-  const std::int64_t first = per_block * blockIdx.x, end = first + per_block < p.rows ? first + per_block : p.rows;
-  if (tid == 128 && first < end) {
-    const auto per_tile = static_cast<unsigned>(p.n_tiles * p.splits);
-    for (std::int64_t t = first / BM; t <= (end - 1) / BM; ++t)
-      // A count that never completes (a bug, or blocks not all resident) ends the kernel with an error
-      // after seconds of polling, not a hang.
-      for (unsigned polls = 0; load_acquire(p.norm_counts + kNormCountStride * t) < per_tile; ++polls)
-        if (polls == 1u << 24) __trap();
-    __threadfence();
-  }
-  norm_rows_of<T>(p.n / 128, p, first, end, c * 4 + (tid % 128) / 32, std::make_integer_sequence<int, 16>{});
-  asm volatile("bar.sync 3, 256;\n" ::: "memory");  // both consumer warpgroups are done with the counts
-  if (tid == 128) {
-    const int row_tiles = static_cast<int>((p.rows + BM - 1) / BM);
-    if (atomicAdd(p.norm_counts + kNormCountStride * row_tiles, 1u) == gridDim.x - 1) {
-      for (int t = 0; t <= row_tiles; ++t) p.norm_counts[kNormCountStride * t] = 0;
-    }
-  }
 }
 
 // The consumer warpgroups' part of gemm_ws_kernel (the main loop and the epilogue).
@@ -454,9 +353,6 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
       }
     }
     epilogue += static_cast<unsigned long long>(stamp<Stamps>() - epi_t0);
-  }
-  if constexpr (E == Epi::residual_tma && !Coop && CL == 1) {
-    if (p.norm_out != nullptr) norm_after<T, Tl::bm>(p, c, cl, clusters, ktiles);  // waits for every copy
   }
   if (epi_tma(E) && leader) bulk_wait_read();  // shared memory outlives the copies' reads
   if (Stamps && p.stamps != nullptr && leader) {

@@ -35,13 +35,11 @@ __device__ __forceinline__ void allow_next_grid() {
 }
 
 // kernel<<<grid, block, smem, s>>>(args...) in thread-block clusters of `cluster` blocks (1 x 1 x 1:
-// none), as a dependent launch where dependent_launch(group) allows it; `cooperative`: a cooperative
-// launch, which fails (cudaErrorCooperativeLaunchTooLarge) rather than starts a grid whose blocks cannot
-// all be resident at once (kernels whose blocks wait on each other).
+// none), as a dependent launch where dependent_launch(group) allows it.
 template <typename... Params, typename... Args>
-void launch_kernel(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
-                   dim3 cluster, bool cooperative, Args&&... args) {
-  cudaLaunchAttribute attrs[3]{};
+void launch_dependent_cluster(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
+                              cudaStream_t s, dim3 cluster, Args&&... args) {
+  cudaLaunchAttribute attrs[2]{};
   unsigned n = 0;
   if (dependent_launch(group)) {
     attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -53,10 +51,6 @@ void launch_kernel(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, 
     attrs[n].val.clusterDim.y = cluster.y;
     attrs[n++].val.clusterDim.z = cluster.z;
   }
-  if (cooperative) {
-    attrs[n].id = cudaLaunchAttributeCooperative;
-    attrs[n++].val.cooperative = 1;
-  }
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -65,14 +59,6 @@ void launch_kernel(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, 
   cfg.attrs = attrs;
   cfg.numAttrs = n;
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
-}
-
-// kernel<<<grid, block, smem, s>>>(args...) in clusters of `cluster` blocks, as a dependent launch where
-// dependent_launch(group) allows it.
-template <typename... Params, typename... Args>
-void launch_dependent_cluster(Pdl group, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
-                              cudaStream_t s, dim3 cluster, Args&&... args) {
-  launch_kernel(group, kernel, grid, block, smem, s, cluster, false, std::forward<Args>(args)...);
 }
 
 // kernel<<<grid, block, smem, s>>>(args...), as a dependent launch where dependent_launch(group)

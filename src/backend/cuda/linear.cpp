@@ -242,9 +242,6 @@ LinearOp::LinearOp(cublasLtHandle_t lt, const LinearArgs& a, const void* weight,
                          (a.epilogue == Epilogue::none || fuse_gelu);
   gelu_tanh_ = fuse_gelu;
   ws_checked_ = ws_mode >= 1 && (residual_form || bias_form) && output_tiles(a) < ctx.sm_count;
-  residual_ws_ = ws_checked_ && residual_form;
-  rows_ = a.rows;
-  out_ = static_cast<int>(a.w->out);
   const bool ws_form = (a.src_dt != DT::f32 && a.dst_dt == a.src_dt && !a.accumulate &&
                         ((ws_mode >= 1 && a.epilogue == Epilogue::gelu_erf && !fuse_gelu) ||
                          (ws_mode == 2 && a.epilogue == Epilogue::none))) ||
@@ -661,17 +658,7 @@ std::vector<int> LinearOp::ws_candidates(const LinearArgs& a) const {
   return v;
 }
 
-bool LinearOp::fold_norm(const FoldedNorm& n) {
-  if (!residual_ws_ || gemm_ws_fold_norm_mode() == 0 || out_ % 128 != 0 || out_ > 2048 || norm_counts_) return false;
-  const std::size_t bytes = static_cast<std::size_t>(gemm_ws_norm_counts(rows_)) * sizeof(unsigned);
-  CUDA_CHECK(cudaMalloc(&norm_counts_, bytes));
-  CUDA_CHECK(cudaMemset(norm_counts_, 0, bytes));
-  norm_ = n;
-  return true;
-}
-
 LinearOp::~LinearOp() {
-  if (norm_counts_) cudaFree(norm_counts_);
   if (c_) cublasLtMatrixLayoutDestroy(c_);
   if (b_) cublasLtMatrixLayoutDestroy(b_);
   if (a_) cublasLtMatrixLayoutDestroy(a_);
@@ -693,35 +680,24 @@ GemvParams LinearOp::gemv_params(const LinearArgs& a) const {
   return p;
 }
 
-bool LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
+void LinearOp::execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const {
   if (gemv_) {
     gemv(gemv_params(a), s);  // checks that it takes these buffers
-    return false;
+    return;
   }
   if (small_variant_ > 0) {
     gemm_small(small_params(a, small_variant_), arch_, s);  // checks that the variant takes these buffers
-    return false;
+    return;
   }
   if (own_variant_ > 0) {
     gemm_tf32(own_params(a, own_variant_), arch_, s);  // checks that the variant takes these buffers
-    return false;
+    return;
   }
   if (ws_variant_ > 0) {
-    GemmWsParams p = ws_params(a, ws_variant_);
-    const bool fold = norm_.dst != nullptr && a.accumulate;  // only the residual variants add into D
-    if (fold) {
-      p.norm_out = norm_.dst;
-      p.norm_ld = norm_.dst_ld;
-      p.norm_gamma = norm_.gamma;
-      p.norm_beta = norm_.beta;
-      p.norm_eps = norm_.eps;
-      p.norm_counts = norm_counts_;
-    }
-    gemm_ws(p, arch_, s);  // checks that the variant takes these buffers
-    return fold;
+    gemm_ws(ws_params(a, ws_variant_), arch_, s);  // checks that the variant takes these buffers
+    return;
   }
   CUBLAS_CHECK(run_cublaslt(lt, algo_, algo_workspace_, a, workspace, s));
-  return false;
 }
 
 cublasStatus_t LinearOp::run_cublaslt(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, std::size_t algo_ws,

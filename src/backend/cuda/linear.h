@@ -90,23 +90,7 @@ class LinearOp {
   LinearOp(const LinearOp&) = delete;
   LinearOp& operator=(const LinearOp&) = delete;
 
-  // Runs the GEMM; true where it also ran the LayerNorm folded into it (fold_norm), which the caller then
-  // skips.
-  bool execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const;
-  // The LayerNorm that follows this GEMM and reads its output rows (the next block's norm1 after fc2, norm2
-  // after proj): where our split-K residual GEMM runs this GEMM, it also computes that norm (gemm_ws.cuh,
-  // session 47). dst: [rows, out] in the GEMM's input type, row stride dst_ld; gamma, beta: device fp32.
-  // False (and nothing folded) where this GEMM cannot take it: not a 16-bit GEMM adding into an fp32
-  // residual that our GEMM's residual variants may run, more than 2048 columns, or VITRT_FOLD_NORM=0.
-  struct FoldedNorm {
-    const float* gamma = nullptr;
-    const float* beta = nullptr;
-    float eps = 0.0f;
-    void* dst = nullptr;
-    std::int64_t dst_ld = 0;
-  };
-  bool fold_norm(const FoldedNorm& n);
-  const void* folded_norm_dst() const { return norm_.dst; }
+  void execute(cublasLtHandle_t lt, const LinearArgs& a, void* workspace, cudaStream_t s) const;
   // Whether our fused kernel runs this GEMM (rather than cuBLASLt).
   bool own_kernel() const { return own_variant_ > 0; }
   bool ws_kernel() const { return ws_variant_ > 0; }  // our warp-specialized GEMM runs it
@@ -211,11 +195,6 @@ class LinearOp {
   // for ws_checked_ what the forward check may choose.
   std::vector<int> ws_variants_;
   int ws_variant_ = 0;  // > 0: our warp-specialized GEMM runs instead of cuBLASLt (+ the GELU pass)
-  bool residual_ws_ = false;  // the residual form our split-K variants take (ws_checked_)
-  std::int64_t rows_ = 0;
-  int out_ = 0;
-  FoldedNorm norm_;                  // fold_norm; dst null: none
-  unsigned* norm_counts_ = nullptr;  // device memory the folding kernel counts in (gemm_ws_norm_counts)
   bool gemv_ = false;   // our few-row kernel runs instead of cuBLASLt
 };
 
