@@ -138,8 +138,6 @@ void launch_stamps(Variant v, Epi e, const ws::Args& args, int sms, cudaStream_t
     case Epi::bias_tma: launch_epi<Epi::bias_tma, Stamps>(v, args, sms, s); break;
     case Epi::gelu_tma: launch_epi<Epi::gelu_tma, Stamps>(v, args, sms, s); break;
     case Epi::gelu_tanh_tma: launch_epi<Epi::gelu_tanh_tma, Stamps>(v, args, sms, s); break;
-    case Epi::residual_cluster:  // launched in clusters of its parts: the library's gemm_ws() only
-      VITRT_CHECK(false, "gemm_ws bench: the cluster split-K epilogue runs through the library's gemm_ws()");
   }
 }
 

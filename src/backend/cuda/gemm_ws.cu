@@ -30,24 +30,14 @@ constexpr bool kSm90aBuild = false;
 // one buffer and 6 stages took 13.6 (run505).
 constexpr int kBuffers = 1, kResidualBuffers = 2;
 
-// The residual variants' parts of K (0: not a residual variant), whether the parts are clusters, and whether
-// their tiles are 64 rows.
-bool cluster_variant(int variant) {
-  for (const int first : {kGemmWsResidualCluster, kGemmWsResidualCluster64})
-    if (variant >= first + 2 && variant <= first + kGemmWsMaxClusterParts) return true;
-  return false;
-}
+// The residual variants' parts of K (0: not a residual variant), and whether their tiles are 64 rows.
 int residual_parts(int variant) {
   for (const int first : {kGemmWsResidualSplit, kGemmWsResidualSplit64})
     if (variant > first && variant <= first + kGemmWsMaxParts) return variant - first;
-  if (cluster_variant(variant)) return variant % 10;
   return 0;
 }
 bool residual_variant(int variant) { return residual_parts(variant) > 0; }
-bool rows64(int variant) {
-  return variant == kGemmWsPingPong64 || (variant > kGemmWsResidualSplit64 && variant <= kGemmWsResidualSplit64 + kGemmWsMaxParts) ||
-         variant > kGemmWsResidualCluster64;
-}
+bool rows64(int variant) { return variant == kGemmWsPingPong64 || variant > kGemmWsResidualSplit64; }
 // Rows per output tile.
 int tile_rows(int variant) { return variant == kGemmWsCoop ? 256 : rows64(variant) ? 64 : 128; }
 
@@ -64,56 +54,10 @@ void launch(const GemmWsParams& p, cudaStream_t s, int parts = 1) {
                    dim3(ws::kThreads), bytes, s, args);
 }
 
-// The residual variants in clusters: one block per part and tile, each cluster one tile's parts.
-template <typename T, int R>
-struct ClusterKernel {
-  static constexpr ws::Epi E = ws::Epi::residual_cluster;
-  static constexpr int S = ws::fit_stages(false, R, E, 1), bytes = ws::smem_bytes(false, R, S, E, 1);
-  static_assert(ws::block_rows(false, R) * ws::kPartPitch * 4 <= S * ws::stage_bytes(false, R));
-  static constexpr auto kernel = ws::gemm_ws_kernel<T, false, R, S, E, 1, 1, false>;
-};
-
-// How many clusters of `parts` blocks of that kernel the device holds at once.
-template <typename T, int R>
-int resident_clusters(int parts) {
-  using K = ClusterKernel<T, R>;
-  allow_dynamic_smem(K::kernel, K::bytes);
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = static_cast<unsigned>(parts);
-  attr.val.clusterDim.y = 1;
-  attr.val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(parts));
-  cfg.blockDim = dim3(ws::kThreads);
-  cfg.dynamicSmemBytes = K::bytes;
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
-  int clusters = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, K::kernel, &cfg));
-  return clusters;
-}
-
-template <typename T, int R>
-void launch_cluster(const GemmWsParams& p, cudaStream_t s, int parts) {
-  using K = ClusterKernel<T, R>;
-  constexpr auto kernel = K::kernel;
-  constexpr int bytes = K::bytes;
-  allow_dynamic_smem(kernel, bytes);
-  ws::Args args = ws::make_args(false, R, K::E, 1, p.a, p.lda, p.w, p.bias, p.d, p.ldd, p.dt, p.rows, p.out, p.in, 0,
-                                nullptr, parts);
-  args.early = 1 | (p.w_first ? 2 : 0);
-  launch_dependent_cluster(Pdl::gemm, kernel, dim3(static_cast<unsigned>(args.tiles * parts)), dim3(ws::kThreads), bytes,
-                           s, dim3(static_cast<unsigned>(parts), 1, 1), args);
-}
-
 template <typename T>
 void launch_type(const GemmWsParams& p, cudaStream_t s) {
   const bool gelu = p.act == Epilogue::gelu_erf;
-  if (cluster_variant(p.variant)) {
-    if (rows64(p.variant)) launch_cluster<T, 1>(p, s, residual_parts(p.variant));
-    else launch_cluster<T, 2>(p, s, residual_parts(p.variant));
-  } else if (residual_variant(p.variant)) {
+  if (residual_variant(p.variant)) {
     if (rows64(p.variant)) launch<T, false, ws::Epi::residual_tma, kResidualBuffers, 1>(p, s, residual_parts(p.variant));
     else launch<T, false, ws::Epi::residual_tma, kResidualBuffers>(p, s, residual_parts(p.variant));
   } else if (p.variant == kGemmWsPingPong64) {
@@ -153,9 +97,6 @@ std::vector<int> gemm_ws_variants(const GemmWsParams& p, int arch) {
   for (const int first : {kGemmWsResidualSplit, kGemmWsResidualSplit64})
     for (int parts = 1; parts <= kGemmWsMaxParts; ++parts)
       if (gemm_ws_takes(p, arch, first + parts)) v.push_back(first + parts);
-  for (const int first : {kGemmWsResidualCluster, kGemmWsResidualCluster64})
-    for (int parts = 2; parts <= kGemmWsMaxClusterParts; ++parts)
-      if (gemm_ws_takes(p, arch, first + parts)) v.push_back(first + parts);
   return v;
 }
 
@@ -164,21 +105,7 @@ std::int64_t gemm_ws_work_items(const GemmWsParams& p, int variant) {
          std::max(residual_parts(variant), 1);
 }
 
-bool gemm_ws_one_wave(const GemmWsParams& p, int variant, int sm_count) {
-  if (!cluster_variant(variant)) return gemm_ws_work_items(p, variant) <= sm_count;
-  if (!kSm90aBuild) return false;
-  const int parts = residual_parts(variant);
-  const int clusters = rows64(variant) ? (p.dt == DT::f16 ? resident_clusters<__half, 1>(parts)
-                                                          : resident_clusters<__nv_bfloat16, 1>(parts))
-                                       : (p.dt == DT::f16 ? resident_clusters<__half, 2>(parts)
-                                                          : resident_clusters<__nv_bfloat16, 2>(parts));
-  return gemm_ws_work_items(p, variant) / parts <= clusters;
-}
-
 std::string gemm_ws_variant_name(int variant) {
-  if (cluster_variant(variant))
-    return std::string("vitrt gemm ") + (rows64(variant) ? "64" : "128") + "x128 ping-pong, K in a cluster of " +
-           std::to_string(residual_parts(variant)) + " parts, added up in order into the residual";
   if (residual_variant(variant))
     return std::string("vitrt gemm ") + (rows64(variant) ? "64" : "128") + "x128 ping-pong, residual added by TMA, K in " +
            std::to_string(residual_parts(variant)) + (residual_parts(variant) == 1 ? " part" : " parts");

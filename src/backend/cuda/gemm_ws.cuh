@@ -53,12 +53,6 @@ constexpr int kGemmWsCoop = 1, kGemmWsPingPong = 2, kGemmWsPingPong64 = 3;
 // has SMs (docs/performance.md, session 44).
 // kGemmWsResidualSplit64 + parts: the same on 64 x 128 tiles (6 stages).
 constexpr int kGemmWsResidualSplit = 10, kGemmWsResidualSplit64 = 30, kGemmWsMaxParts = 16;
-// kGemmWsResidualCluster (64: kGemmWsResidualCluster64) + parts, parts 2 to kGemmWsMaxClusterParts: the same
-// residual GEMM with K in `parts` runs whose blocks form one thread-block cluster per output tile; the parts
-// are added up in part order through distributed shared memory and added to D once, so the results are the
-// same bits every run (session 47). One block per part and tile: tiles x parts blocks, in waves of clusters
-// where they exceed the SMs.
-constexpr int kGemmWsResidualCluster = 50, kGemmWsResidualCluster64 = 60, kGemmWsMaxClusterParts = 8;
 
 // The variants that take this GEMM on a device of compute capability `arch` (major * 10 + minor);
 // empty when none does (not an sm_90a build or device, not 16-bit, K not a multiple of 64, N not a
@@ -69,10 +63,6 @@ bool gemm_ws_takes(const GemmWsParams& p, int arch, int variant);  // no allocat
 std::string gemm_ws_variant_name(int variant);
 // The work items a launch of `variant` has: output tiles times the parts of K.
 std::int64_t gemm_ws_work_items(const GemmWsParams& p, int variant);
-// Whether all of a launch's work items run at once on the current device (sm_count SMs, one block each): for
-// the cluster variants, whether the device holds all of its clusters at once (a cluster's blocks must share a
-// GPC, so fewer than sm_count / parts may fit).
-bool gemm_ws_one_wave(const GemmWsParams& p, int variant, int sm_count);
 // Launches p.variant (checked against gemm_ws_variants).
 void gemm_ws(const GemmWsParams& p, int arch, cudaStream_t s);
 

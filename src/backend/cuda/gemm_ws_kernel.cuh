@@ -18,12 +18,7 @@
 // - optionally split-K (Args::splits > 1, the epilogues that only add: epi_adds): a work item is one output
 //   tile over one of `splits` contiguous runs of K's tiles, and each item adds its part into D (the bias
 //   with the first part only). For few rows, where there are fewer tiles than SMs. The parts' adds meet
-//   in L2 in no fixed order, so D's fp32 sums may differ in the last bits from run to run;
-// - or split-K in clusters (residual_cluster): the `splits` parts of one output tile are the blocks of one
-//   thread-block cluster, one item per block. Each block leaves its part's sums in its shared memory, and
-//   after a cluster barrier each block adds up a slice of the tile's rows from every part in part order
-//   (distributed shared memory), with the bias, into D: one writer per element of D, the same bits every
-//   run (session 47).
+//   in L2 in no fixed order, so D's fp32 sums may differ in the last bits from run to run.
 #pragma once
 
 #include <cuda.h>
@@ -52,20 +47,15 @@ constexpr int kBK = 64;        // K columns per stage (128 bytes of 16-bit value
 // residual_red adds into D from the registers by vector reductions (red.global.add.v2.f32), which, like the
 // TMA add, lets the parts of a split K add into D without reading it.
 // gelu_tanh_tma applies the tanh form of GELU instead (gelu_tanh), which cuBLASLt's GELU epilogue computes.
-enum class Epi { bias, residual, residual_tma, bias_tma, gelu_tma, residual_red, gelu_tanh_tma, residual_cluster };
+enum class Epi { bias, residual, residual_tma, bias_tma, gelu_tma, residual_red, gelu_tanh_tma };
 __host__ __device__ constexpr bool epi_tma(Epi e) {
   return e == Epi::residual_tma || e == Epi::bias_tma || e == Epi::gelu_tma || e == Epi::gelu_tanh_tma;
 }
 __host__ __device__ constexpr bool epi_f32(Epi e) {
-  return e == Epi::residual || e == Epi::residual_tma || e == Epi::residual_red || e == Epi::residual_cluster;
+  return e == Epi::residual || e == Epi::residual_tma || e == Epi::residual_red;
 }
 // The epilogues that add into D without reading it, so that split-K parts may each add theirs.
 __host__ __device__ constexpr bool epi_adds(Epi e) { return e == Epi::residual_tma || e == Epi::residual_red; }
-// The epilogue whose split-K parts are the blocks of a cluster, reduced through distributed shared memory.
-__host__ __device__ constexpr bool epi_cluster(Epi e) { return e == Epi::residual_cluster; }
-// residual_cluster: a part's sums in shared memory, rows of kPartPitch floats (8 more than a tile's 128
-// columns, so that a warp's stores of 8 rows take the fewest wavefronts), in the stage ring's bytes.
-constexpr int kPartPitch = 136;
 constexpr int kEpiChunk = 128 * 128;  // 128 rows x 128 bytes
 __host__ __device__ constexpr int epi_bytes(Epi e, int nb) {
   return epi_tma(e) ? 2 * nb * kEpiChunk : 0;  // nb buffers per consumer warpgroup
@@ -152,18 +142,14 @@ inline Args make_args(bool coop, int r, Epi e, int cl, const void* a, std::int64
 
 #ifdef VITRT_WGMMA_DEVICE
 // Work item `item` of p.tiles x p.splits (the producer's and the consumers' common order): output tile
-// `tile` over K's k-tiles [kt0, kt1), its part `split` of K; the first part adds the bias. KC (split-K in
-// clusters): the parts of a tile are neighbouring items (one cluster), and the bias is added in the
-// reduction.
+// `tile` over K's k-tiles [kt0, kt1), its part `split` of K; the first part adds the bias.
 struct Item {
   int tile, kt0, kt1;
   bool first;
 };
-template <bool KC>
 __device__ __forceinline__ Item item_of(const Args& p, int item, int ktiles) {
-  const int split = KC ? item % p.splits : item / p.tiles;
-  return {KC ? item / p.splits : item % p.tiles, split * ktiles / p.splits, (split + 1) * ktiles / p.splits,
-          !KC && split == 0};
+  const int split = item / p.tiles;
+  return {item % p.tiles, split * ktiles / p.splits, (split + 1) * ktiles / p.splits, split == 0};
 }
 
 // Two fp32 values rounded to T, packed.
@@ -230,7 +216,7 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
   const int items = p.tiles * p.splits;
   int it0 = 0;
   for (int item = cl, i = 0; item < items; item += clusters, ++i) {
-    const Item w = item_of<epi_cluster(E)>(p, item, ktiles);
+    const Item w = item_of(p, item, ktiles);
     const int nk = w.kt1 - w.kt0;
     if (!Coop && i % 2 != c) {
       it0 += nk;
@@ -327,20 +313,6 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
           bulk_commit();
         }
       }
-    } else if constexpr (epi_cluster(E)) {
-      // This part's sums into the block's shared memory, for the cluster's reduction (reduce_parts). The
-      // stages are free: the block's one item has read them all.
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-#pragma unroll
-          for (int j = 0; j < 16; ++j) {
-            const int row = r * 64 + warp * 16 + lane / 4 + 8 * h, col = 8 * j + 2 * (lane % 4);
-            asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(base + static_cast<unsigned>((row * kPartPitch + col) * 4)),
-                         "f"(d[r][j][2 * h]), "f"(d[r][j][2 * h + 1])
-                         : "memory");
-          }
     } else {
       // Rows row0 and row0 + 8 of each slab. The residual's reads go out in groups of 8 before their
       // writes (a write may alias a later read, so the compiler would not move the reads up itself).
@@ -388,54 +360,6 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
     atomicAdd(p.stamps + kStamps * blockIdx.x + 2, wait_turn);
     atomicAdd(p.stamps + kStamps * blockIdx.x + 6, wait_fill);
     atomicAdd(p.stamps + kStamps * blockIdx.x + 7, epilogue);
-  }
-}
-
-// residual_cluster, after the cluster barrier: this block's slice of its tile's rows (rank r of `parts`:
-// rows [r BM / parts, (r + 1) BM / parts)), each float4 summed over the parts in part order from their
-// blocks' shared memory, plus the bias, added to D (read, add, store: the only writer of those elements).
-// By the 256 consumer threads (ct: 0 .. 255).
-template <int BM>
-__device__ __forceinline__ void reduce_parts(const Args& p, unsigned base, int ct) {
-  unsigned rank;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
-  const int parts = p.splits, tile = static_cast<int>(blockIdx.x) / parts;
-  const int n0 = tile % p.n_tiles * 128, m0 = tile / p.n_tiles * BM;
-  const int r0 = static_cast<int>(rank) * BM / parts, r1 = (static_cast<int>(rank) + 1) * BM / parts;
-  const int total = (r1 - r0) * 32;  // float4s of the slice
-  // kBatch float4s per thread at a time, every load of a batch (D's and each part's) in flight together.
-  constexpr int kBatch = 4;
-  for (int i0 = ct; i0 < total; i0 += kBatch * 256) {
-    float4 sum[kBatch], old[kBatch];
-#pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int i = i0 + u * 256, row = r0 + i / 32, c = 4 * (i % 32);
-      sum[u] = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (i >= total || m0 + row >= p.rows) continue;
-      old[u] = *reinterpret_cast<const float4*>(static_cast<const float*>(p.d) + (m0 + row) * p.ldd + n0 + c);
-    }
-    for (int q = 0; q < parts; ++q) {
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u) {
-        const int i = i0 + u * 256, row = r0 + i / 32, c = 4 * (i % 32);
-        if (i >= total) continue;
-        float4 v;
-        asm volatile(
-            "{\n.reg .b32 a;\nmapa.shared::cluster.u32 a, %4, %5;\nld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [a];\n}\n"
-            : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-            : "r"(base + static_cast<unsigned>((row * kPartPitch + c) * 4)), "r"(q));
-        sum[u] = make_float4(sum[u].x + v.x, sum[u].y + v.y, sum[u].z + v.z, sum[u].w + v.w);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int i = i0 + u * 256, row = r0 + i / 32, c = 4 * (i % 32);
-      if (i >= total || m0 + row >= p.rows) continue;
-      const float4 b = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(p.bias) + n0 + c));
-      *reinterpret_cast<float4*>(static_cast<float*>(p.d) + (m0 + row) * p.ldd + n0 + c) =
-          make_float4(old[u].x + (sum[u].x + b.x), old[u].y + (sum[u].y + b.y), old[u].z + (sum[u].z + b.z),
-                      old[u].w + (sum[u].w + b.w));
-    }
   }
 }
 #endif  // VITRT_WGMMA_DEVICE
@@ -488,7 +412,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
       unsigned long long wait_empty = 0;
       int it = 0, w_copied = 0;  // w_copied: the first stages whose W went before the wait
       if (w_first && cl < p.tiles * p.splits) {
-        const Item w = item_of<epi_cluster(E)>(p, cl, ktiles);
+        const Item w = item_of(p, cl, ktiles);
         const int n0 = w.tile % p.n_tiles * Tl::tn;
         for (int kt = w.kt0; kt < w.kt1 && w_copied < S; ++kt, ++w_copied) {
           const unsigned full = full0 + 8 * w_copied;
@@ -499,7 +423,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
       if (w_first) wait_prior_grid();
       constexpr int kARows = Tl::bm / CL;  // rows of A this block copies (into every block of the cluster)
       for (int item = cl; item < p.tiles * p.splits; item += clusters) {
-        const Item w = item_of<epi_cluster(E)>(p, item, ktiles);
+        const Item w = item_of(p, item, ktiles);
         const int n0 = (w.tile % p.n_tiles * CL + static_cast<int>(rank)) * Tl::tn, m0 = w.tile / p.n_tiles * Tl::bm;
         for (int kt = w.kt0; kt < w.kt1; ++kt, ++it) {
           const int s = it % S;
@@ -524,11 +448,6 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
     }
   } else {
     consume<T, Coop, R, S, E, CL, NB, Stamps>(p, base, full0, empty0, turn0, cl, clusters, rank);
-  }
-  if constexpr (epi_cluster(E)) {  // launched in clusters of p.splits blocks, one item each
-    cluster_sync_all();              // every part's sums are in its block's shared memory
-    if (wg > 0) reduce_parts<Tl::bm>(p, base, tid - 128);
-    cluster_sync_all();  // no block leaves while another reads its shared memory
   }
   // No block leaves while its peer may still copy into it or arrive on its barriers.
   if constexpr (CL > 1) cluster_sync_all();

@@ -133,7 +133,7 @@ int gemm_ws_mode() {
 // P parts of K on 128- / 64-row tiles); 0 or unset: none.
 int gemm_ws_forced_variant() {
   static const int v = static_cast<int>(
-      env_integer("VITRT_GEMM_WS_VARIANT", 0, kGemmWsResidualCluster64 + kGemmWsMaxClusterParts, "a variant number").value_or(0));
+      env_integer("VITRT_GEMM_WS_VARIANT", 0, kGemmWsResidualSplit64 + kGemmWsMaxParts, "a variant number").value_or(0));
   return v;
 }
 
@@ -653,7 +653,7 @@ std::vector<int> LinearOp::ws_candidates(const LinearArgs& a) const {
   const GemmWsParams p = ws_params(a, 0);
   std::vector<int> v = gemm_ws_variants(p, arch_);
   if (ws_checked_) {  // ping-pong tiles with no second wave of blocks
-    std::erase_if(v, [&](int variant) { return !gemm_ws_one_wave(p, variant, sm_count_) || variant == kGemmWsCoop; });
+    std::erase_if(v, [&](int variant) { return gemm_ws_work_items(p, variant) > sm_count_ || variant == kGemmWsCoop; });
   }
   return v;
 }
