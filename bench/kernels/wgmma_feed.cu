@@ -42,7 +42,7 @@ namespace {
 using namespace vitrt::cuda;
 using T = __nv_bfloat16;
 constexpr int kPeak = 4096;  // dense 16-bit FLOP per clock per SM
-constexpr int kARows = 640, kBRows = 1024, kK = 4096, kKtiles = kK / 64;
+constexpr int kARows = 640, kBRows = 1024, kK = 4096;
 constexpr int kSmemMax = 200 * 1024;
 
 __host__ __device__ constexpr int stage_bytes(int wg, int n) { return (wg * 64 + n) * 128; }
@@ -86,7 +86,7 @@ __global__ void __launch_bounds__((WG + 1) * 128, 1)
     feed_mma(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap b_map, int ktiles,
              Out* out, float* sink) {
 #ifdef VITRT_WGMMA_DEVICE
-  constexpr int S = stages(WG, N), kStage = stage_bytes(WG, N), kAB = WG * 64 * 128;
+  constexpr int S = stages(WG, N), kStage = stage_bytes(WG, N), kAB = WG * 64 * 128, kKtiles = kK / 64;
   // Mode 1 keeps stage 0 for the consumers and copies into the others.
   constexpr int kRing = MODE == 1 ? S - 1 : S, kFirst = MODE == 1 ? 1 : 0;
   extern __shared__ unsigned char smem_raw[];
