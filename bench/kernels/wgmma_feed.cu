@@ -30,9 +30,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <vector>
 
 #include "backend/cuda/cp_async.cuh"  // smem_addr
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/tensor_map.h"
 #include "backend/cuda/tma.cuh"
 #include "backend/cuda/wgmma.cuh"
@@ -183,27 +185,19 @@ __global__ void __launch_bounds__((WG + 1) * 128, 1)
 #endif
 }
 
-bool ok(cudaError_t e, const char* what) {
-  if (e == cudaSuccess) return true;
-  std::fprintf(stderr, "wgmma_feed: %s: %s\n", what, cudaGetErrorString(e));
-  return false;
-}
-
 template <int WG, int N, int MODE>
-bool report(const void* a, const void* b, int sms, int ktiles, Out* out, float* sink) {
+void report(const void* a, const void* b, int sms, int ktiles, Out* out, float* sink) {
   const CUtensorMap a_map = matrix_tensor_map(a, vitrt::DT::bf16, kARows, kK, kK, WG * 64);
   const CUtensorMap b_map = matrix_tensor_map(b, vitrt::DT::bf16, kBRows, kK, kK, N);
   constexpr int smem = smem_bytes(WG, N);
-  if (!ok(cudaFuncSetAttribute(feed_mma<WG, N, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attribute"))
-    return false;
+  CUDA_CHECK(cudaFuncSetAttribute(feed_mma<WG, N, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   std::vector<Out> host(static_cast<std::size_t>(sms));
   std::vector<double> per_ktile, bytes_per_clock;
   for (int r = 0; r < 6; ++r) {
-    if (!ok(cudaMemset(out, 0, sizeof(Out) * host.size()), "memset")) return false;
+    CUDA_CHECK(cudaMemset(out, 0, sizeof(Out) * host.size()));
     feed_mma<WG, N, MODE><<<sms, (WG + 1) * 128, smem>>>(a_map, b_map, ktiles, out, sink);
-    if (!ok(cudaGetLastError(), "launch") || !ok(cudaDeviceSynchronize(), "run") ||
-        !ok(cudaMemcpy(host.data(), out, host.size() * sizeof(Out), cudaMemcpyDeviceToHost), "copy"))
-      return false;
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaMemcpy(host.data(), out, host.size() * sizeof(Out), cudaMemcpyDeviceToHost));
     if (r == 0) continue;
     std::vector<double> clocks, rates;
     for (const Out& o : host) {
@@ -222,13 +216,13 @@ bool report(const void* a, const void* b, int sms, int ktiles, Out* out, float* 
   std::printf("| %d x %d | %d | %d | %d | %.1f | %.1f%% | %.1f | %.1f |\n", WG * 64, N, stages(WG, N),
               stage_bytes(WG, N) / 1024, MODE, c, 100.0 * flop / c / kPeak, bytes_per_clock[bytes_per_clock.size() / 2],
               stage_bytes(WG, N) / c);
-  return true;
 }
 
 template <int WG, int N>
-bool report_modes(const void* a, const void* b, int sms, int ktiles, Out* out, float* sink) {
-  return report<WG, N, 0>(a, b, sms, ktiles, out, sink) && report<WG, N, 1>(a, b, sms, ktiles, out, sink) &&
-         report<WG, N, 2>(a, b, sms, ktiles, out, sink);
+void report_modes(const void* a, const void* b, int sms, int ktiles, Out* out, float* sink) {
+  report<WG, N, 0>(a, b, sms, ktiles, out, sink);
+  report<WG, N, 1>(a, b, sms, ktiles, out, sink);
+  report<WG, N, 2>(a, b, sms, ktiles, out, sink);
 }
 
 }  // namespace
@@ -239,26 +233,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: wgmma_feed [KTILES >= 1]\n");
     return 2;
   }
-  int sms = 0;
-  if (!ok(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "device")) return 1;
-  void *a = nullptr, *b = nullptr;
-  Out* out = nullptr;
-  float* sink = nullptr;
-  if (!ok(cudaMalloc(&a, std::size_t{kARows} * kK * 2), "malloc") || !ok(cudaMalloc(&b, std::size_t{kBRows} * kK * 2), "malloc") ||
-      !ok(cudaMemset(a, 0x3c, std::size_t{kARows} * kK * 2), "memset") ||
-      !ok(cudaMemset(b, 0x3c, std::size_t{kBRows} * kK * 2), "memset") ||
-      !ok(cudaMalloc(&out, sizeof(Out) * static_cast<std::size_t>(sms)), "malloc") ||
-      !ok(cudaMalloc(&sink, sizeof(float) * 512), "malloc"))
+  try {
+    int sms = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    void *a = nullptr, *b = nullptr;
+    Out* out = nullptr;
+    float* sink = nullptr;
+    CUDA_CHECK(cudaMalloc(&a, std::size_t{kARows} * kK * 2));
+    CUDA_CHECK(cudaMalloc(&b, std::size_t{kBRows} * kK * 2));
+    CUDA_CHECK(cudaMemset(a, 0x3c, std::size_t{kARows} * kK * 2));
+    CUDA_CHECK(cudaMemset(b, 0x3c, std::size_t{kBRows} * kK * 2));
+    CUDA_CHECK(cudaMalloc(&out, sizeof(Out) * static_cast<std::size_t>(sms)));
+    CUDA_CHECK(cudaMalloc(&sink, sizeof(float) * 512));
+    std::printf(
+        "%d blocks (one per SM), %d k-tiles per block; modes: 0 no copies, 1 copies beside, 2 main loop\n\n",
+        sms, ktiles);
+    std::printf(
+        "| tile | stages | stage KB | mode | clocks per k-tile | of peak | bytes / clock landed | stage "
+        "bytes / clock |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    report_modes<1, 128>(a, b, sms, ktiles, out, sink);
+    report_modes<2, 128>(a, b, sms, ktiles, out, sink);
+    report_modes<1, 256>(a, b, sms, ktiles, out, sink);
+    report_modes<2, 256>(a, b, sms, ktiles, out, sink);
+    for (void* p : {a, b, static_cast<void*>(out), static_cast<void*>(sink)}) CUDA_CHECK(cudaFree(p));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wgmma_feed: %s\n", e.what());
     return 1;
-  std::printf("%d blocks (one per SM), %d k-tiles per block; modes: 0 no copies, 1 copies beside, 2 main loop\n\n",
-              sms, ktiles);
-  std::printf("| tile | stages | stage KB | mode | clocks per k-tile | of peak | bytes / clock landed | stage bytes / clock |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
-  const bool all = report_modes<1, 128>(a, b, sms, ktiles, out, sink) && report_modes<2, 128>(a, b, sms, ktiles, out, sink) &&
-                   report_modes<1, 256>(a, b, sms, ktiles, out, sink) && report_modes<2, 256>(a, b, sms, ktiles, out, sink);
-  cudaFree(sink);
-  cudaFree(out);
-  cudaFree(b);
-  cudaFree(a);
-  return all ? 0 : 1;
+  }
+  return 0;
 }
