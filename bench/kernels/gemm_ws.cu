@@ -30,6 +30,7 @@
 #include <cstdlib>
 #include <functional>
 #include <iterator>
+#include <numeric>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -196,6 +197,61 @@ std::vector<int> ws_splits(Epi e, int k) {
     }
   if (v.empty()) v.push_back(1);
   return v;
+}
+
+// One stamped launch's per-block clocks (ws::kStamps per block): the means as before, and the main loop's
+// clocks per k-tile in place (a block's clocks less its fill and epilogues, over its k-tiles), with the
+// spread of the blocks' run times and end times. Cluster c of C (blocks of cl) takes items c, c + C, ... of
+// tiles * splits, a tile being cl column tiles of 128 (one per block).
+void report_stamps(const std::vector<unsigned long long>& h, bool coop, bool flushed, std::int64_t rows, int n, int k,
+                   int bm, int cl, int splits, int sms) {
+  const int tiles = static_cast<int>((rows + bm - 1) / bm) * (n / 128 / cl), items = tiles * splits,
+            ktiles = k / ws::kBK;
+  double sum[4] = {0, 0, 0, 0}, fill = 0, epilogue = 0, loop = 0, loop_ktiles = 0;
+  unsigned long long first_start = ~0ull;
+  std::vector<double> run_us, end_ns;
+  std::vector<int> ids;
+  for (int b = 0; b < sms; ++b) {
+    const unsigned long long* q = &h[static_cast<std::size_t>(ws::kStamps) * b];
+    if (q[3] == 0) continue;
+    ids.push_back(b);
+    first_start = std::min(first_start, q[4]);
+  }
+  const int blocks = static_cast<int>(ids.size());
+  if (blocks == 0) return;
+  for (const int b : ids) {
+    const unsigned long long* q = &h[static_cast<std::size_t>(ws::kStamps) * b];
+    for (int i = 0; i < 4; ++i) sum[i] += static_cast<double>(q[i]);
+    const double f = static_cast<double>(q[6]) / (coop ? 2 : 1), e = static_cast<double>(q[7]);
+    fill += f;
+    epilogue += e;
+    int kt = 0, mine = 0;
+    for (int item = b / cl; item < items; item += blocks / cl, ++mine) {
+      const int split = item / tiles;
+      kt += (split + 1) * ktiles / splits - split * ktiles / splits;
+    }
+    // A cooperative tile's two consumers run their epilogues side by side (half the sum is the block's);
+    // a ping-pong consumer's epilogue runs beside the other's main loop, except the block's last (about
+    // its share of the sum).
+    loop += static_cast<double>(q[3]) - f - (coop ? e / 2 : e / std::max(mine, 1));
+    loop_ktiles += kt;
+    run_us.push_back(1e-3 * static_cast<double>(q[5] - q[4]));
+    end_ns.push_back(1e-3 * static_cast<double>(q[5] - first_start));
+  }
+  std::sort(run_us.begin(), run_us.end());
+  std::sort(end_ns.begin(), end_ns.end());
+  const double total = sum[3] / blocks, ghz = total / (1e3 * std::accumulate(run_us.begin(), run_us.end(), 0.0) / blocks);
+  const auto pct = [](const std::vector<double>& x, double f) { return x[static_cast<std::size_t>(f * (x.size() - 1))]; };
+  std::printf("    %s: %d blocks, %.0f clocks per block (%.2f GHz); producer waits for a free stage %.1f%%, consumers "
+              "wait for a full stage %.1f%%, for their turn %.1f%% (per consumer)\n",
+              flushed ? "flushed" : "back to back", blocks, total, ghz, 100 * sum[0] / sum[3], 50 * sum[1] / sum[3],
+              50 * sum[2] / sum[3]);
+  std::printf("      per block: fill %.0f, epilogues %.0f (both consumers' sum); main loop %.0f clocks per k-tile "
+              "(%.1f%% of the dense rate's %d for a %d x 128 tile)\n",
+              fill / blocks, epilogue / blocks, loop / loop_ktiles, 100.0 * 4 * bm / (loop / loop_ktiles), 4 * bm, bm);
+  std::printf("      blocks run %.2f / %.2f / %.2f us (min / median / max), end %.2f / %.2f / %.2f us after the first "
+              "start\n",
+              run_us.front(), pct(run_us, 0.5), run_us.back(), end_ns.front(), pct(end_ns, 0.5), end_ns.back());
 }
 
 struct Case {
@@ -371,53 +427,25 @@ int main(int argc, char** argv) {
                     vi, v.coop ? "coop" : "ping-pong", v.bm(), v.bn(), ws::fit_stages(v.coop, v.r, c.epi, v.nb),
                     ws::epi_tma(c.epi) ? v.nb : 0, v.cl, v.share, sp, r.flushed, r.b2b, flop / r.b2b * 1e-6,
                     r.flushed / lt_flushed, r.b2b / lt_b2b, r.worst, r.scale, r.bad);
-        if (stamps) {  // one launch with the per-block clocks on: where the block's time goes
+        if (stamps) {  // launches with the per-block clocks on: where the block's time goes
           const std::size_t ns = ws::kStamps * static_cast<std::size_t>(sms);
           unsigned long long* st = nullptr;
           CUDA_CHECK(cudaMalloc(&st, ns * 8));
-          CUDA_CHECK(cudaMemset(st, 0, ns * 8));
-          // As timed (flushed before each launch), and the last of 10 in a row, so that the clock has
-          // settled as it has in the timed medians (a single launch after an idle host sync ran at 1.35-1.64 GHz).
-          for (int r = 0; r < 10; ++r) {
-            if (r == 9) CUDA_CHECK(cudaMemsetAsync(st, 0, ns * 8, s));
-            if (flush.buffer) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, s));
-            gemm_ws(v, c.epi, a, w, bias_d, d_ws, rows, c.out, c.in, sms, s, st, sp);
+          // As timed flushed (L2 flushed before each launch), then back to back (operands left in L2 by
+          // the launch before); the last of 10 in a row, so that the clock has settled as it has in the
+          // timed medians (a single launch after an idle host sync ran at 1.35-1.64 GHz).
+          for (const bool flushed : {true, false}) {
+            CUDA_CHECK(cudaMemset(st, 0, ns * 8));
+            for (int r = 0; r < 10; ++r) {
+              if (r == 9) CUDA_CHECK(cudaMemsetAsync(st, 0, ns * 8, s));
+              if (flushed && flush.buffer) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, s));
+              gemm_ws(v, c.epi, a, w, bias_d, d_ws, rows, c.out, c.in, sms, s, st, sp);
+            }
+            std::vector<unsigned long long> h(ns);
+            CUDA_CHECK(cudaMemcpy(h.data(), st, ns * 8, cudaMemcpyDeviceToHost));
+            report_stamps(h, v.coop, flushed, rows, c.out, c.in, v.bm(), v.cl, sp, sms);
           }
-          std::vector<unsigned long long> h(ns);
-          CUDA_CHECK(cudaMemcpy(h.data(), st, ns * 8, cudaMemcpyDeviceToHost));
           CUDA_CHECK(cudaFree(st));
-          double sum[4] = {0, 0, 0, 0}, fill = 0, epilogue = 0;
-          unsigned long long first_start = ~0ull, last_start = 0, last_end = 0;
-          double run_ns = 0;
-          int blocks = 0;
-          for (int b = 0; b < sms; ++b) {
-            const unsigned long long* q = &h[static_cast<std::size_t>(ws::kStamps) * b];
-            if (q[3] == 0) continue;
-            ++blocks;
-            for (int i = 0; i < 4; ++i) sum[i] += static_cast<double>(q[i]);
-            fill += static_cast<double>(q[6]);
-            epilogue += static_cast<double>(q[7]);
-            first_start = std::min(first_start, q[4]);
-            last_start = std::max(last_start, q[4]);
-            last_end = std::max(last_end, q[5]);
-            run_ns += static_cast<double>(q[5] - q[4]);
-          }
-          if (blocks > 0) {
-            const double total = sum[3] / blocks;
-            std::printf("    clocks, mean of %d blocks: %.0f per block; producer waits for a free stage %.1f%%, consumers "
-                        "wait for a full stage %.1f%%, for their turn %.1f%% (per consumer)\n",
-                        blocks, total, 100 * sum[0] / sum[3], 50 * sum[1] / sum[3], 50 * sum[2] / sum[3]);
-            std::printf("    globaltimer: blocks start within %.1f us of the first, run %.1f us on average (%.2f GHz by "
-                        "their clocks), the grid spans %.1f us\n",
-                        1e-3 * static_cast<double>(last_start - first_start), 1e-3 * run_ns / blocks,
-                        total / (run_ns / blocks), 1e-3 * static_cast<double>(last_end - first_start));
-            // Both consumers of a cooperative tile wait for the first stage, and both add their wait to the
-            // stamp (ping-pong: only the first consumer's first tile starts at stage 0), so halve it there.
-            const double fill_block = fill / blocks / (v.coop ? 2 : 1);
-            std::printf("    per block: %.0f clocks to the first full stage (the fill), %.0f in epilogues (both consumers' "
-                        "sum), the rest %.0f\n",
-                        fill_block, epilogue / blocks, total - fill_block - epilogue / blocks);
-          }
         }
       }
     }

@@ -2,11 +2,13 @@
 // once, as the GEMMs' producers do: the feed that a batch-1 GEMM's main loop waits on (docs/performance.md,
 // session 43). wgmma_rate shows one warpgroup keeps the tensor cores busy from shared memory; a 64 x 88
 // k-tile at that rate needs 111 bytes per clock per SM.
-//   tma_feed [PASSES]
+//   tma_feed [PASSES] [TILES]
 // One block per SM. Thread 0 copies k-tiles of 128 rows x 64 columns (16 KB, 128-byte swizzled) of an
-// L2-resident 640 x 4096 bf16 matrix (an A operand at 577 rows: 5.2 MB) into a ring of 12 stages; one
-// thread of another warp waits for each stage and frees it at once. Block b takes row tile b % 5 and all
-// 64 k-tiles, PASSES times. In clusters of CL blocks (1, 2 or 4), each block copies 128 / CL of the rows
+// L2-resident bf16 matrix of TILES x 128 rows (default 5: 640 x 4096, an A operand at 577 rows, 5.2 MB)
+// into a ring of 12 stages; one thread of another warp waits for each stage and frees it at once. Block b
+// takes row tile b % TILES and all its k-tiles, PASSES times: with 5 tiles ~26 blocks read each box at
+// about the same time; with 132 every block reads its own, as a GEMM's blocks mostly do (session 49).
+// Above 5 tiles the matrix keeps 8 MB (columns cut to a multiple of 64), so that it stays in L2. In clusters of CL blocks (1, 2 or 4), each block copies 128 / CL of the rows
 // into every block of its cluster (TMA multicast): L2 serves a box once per cluster, each SM still
 // receives 16 KB per k-tile. Reported: per SM, bytes received per clock (clock64 over the block's loop,
 // median over blocks) and the aggregate rates (bytes over the span from the first block's start to the
@@ -28,7 +30,7 @@
 namespace {
 
 using namespace vitrt::cuda;
-constexpr int kRows = 640, kCols = 4096, kTileRows = 128, kKtiles = kCols / 64, kStages = 12;
+constexpr int kTileRows = 128, kStages = 12;
 constexpr int kStage = kTileRows * 128;  // bytes
 constexpr int kSmem = 1024 + kStages * kStage + 2 * kStages * 8;
 
@@ -37,7 +39,8 @@ struct Stamp {
 };
 
 template <int CL>
-__global__ void __launch_bounds__(64, 1) feed(const __grid_constant__ CUtensorMap map, int passes, Stamp* out) {
+__global__ void __launch_bounds__(64, 1) feed(const __grid_constant__ CUtensorMap map, int tiles, int ktiles, int passes,
+                                              Stamp* out) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
@@ -57,10 +60,10 @@ __global__ void __launch_bounds__(64, 1) feed(const __grid_constant__ CUtensorMa
   unsigned long long start_ns = 0;
   asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(start_ns));
   const long long t0 = clock64();
-  const int m0 = static_cast<int>(blockIdx.x / CL) % (kRows / kTileRows) * kTileRows, total = passes * kKtiles;
+  const int m0 = static_cast<int>(blockIdx.x / CL) % tiles * kTileRows, total = passes * ktiles;
   if (tid == 0) {
     for (int it = 0; it < total; ++it) {
-      const int s = it % kStages, kt = it % kKtiles;
+      const int s = it % kStages, kt = it % ktiles;
       if (it >= kStages) mbar_wait(empty0 + 8 * s, static_cast<unsigned>((it / kStages - 1) & 1));
       const unsigned full = full0 + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
       mbar_arrive_expect(full, kStage);
@@ -96,6 +99,8 @@ __global__ void __launch_bounds__(64, 1) feed(const __grid_constant__ CUtensorMa
   if (tid == 0) out[blockIdx.x] = {static_cast<unsigned long long>(t1 - t0), start_ns, end_ns};
 #else
   (void)map;
+  (void)tiles;
+  (void)ktiles;
   (void)passes;
   (void)out;
 #endif
@@ -108,8 +113,9 @@ bool ok(cudaError_t e, const char* what) {
 }
 
 template <int CL>
-bool report(const void* matrix, int sms, int passes, Stamp* out) {
-  const CUtensorMap map = matrix_tensor_map(matrix, vitrt::DT::bf16, kRows, kCols, kCols, kTileRows / CL);
+bool report(const void* matrix, int tiles, int cols, int sms, int passes, Stamp* out) {
+  const CUtensorMap map = matrix_tensor_map(matrix, vitrt::DT::bf16, tiles * kTileRows, cols, cols, kTileRows / CL);
+  const int ktiles = cols / 64;
   if (!ok(cudaFuncSetAttribute(feed<CL>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), "attribute")) return false;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(sms / CL * CL));
@@ -126,7 +132,7 @@ bool report(const void* matrix, int sms, int passes, Stamp* out) {
   std::vector<Stamp> host(static_cast<std::size_t>(blocks));
   std::vector<double> per_sm, delivered;
   for (int r = 0; r < 6; ++r) {
-    if (!ok(cudaLaunchKernelEx(&cfg, feed<CL>, map, passes, out), "launch") || !ok(cudaDeviceSynchronize(), "run") ||
+    if (!ok(cudaLaunchKernelEx(&cfg, feed<CL>, map, tiles, ktiles, passes, out), "launch") || !ok(cudaDeviceSynchronize(), "run") ||
         !ok(cudaMemcpy(host.data(), out, host.size() * sizeof(Stamp), cudaMemcpyDeviceToHost), "copy"))
       return false;
     if (r == 0) continue;
@@ -138,7 +144,7 @@ bool report(const void* matrix, int sms, int passes, Stamp* out) {
       last = std::max(last, s.end_ns);
     }
     std::sort(clocks.begin(), clocks.end());
-    const double bytes = static_cast<double>(passes) * kKtiles * kStage;  // per block
+    const double bytes = static_cast<double>(passes) * ktiles * kStage;  // per block
     per_sm.push_back(bytes / clocks[clocks.size() / 2]);
     delivered.push_back(bytes * blocks / static_cast<double>(last - first) / 1e3);  // TB/s
   }
@@ -154,24 +160,27 @@ bool report(const void* matrix, int sms, int passes, Stamp* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int passes = argc > 1 ? std::atoi(argv[1]) : 8;
-  if (passes < 1) {
-    std::fprintf(stderr, "usage: tma_feed [PASSES >= 1]\n");
+  const int passes = argc > 1 ? std::atoi(argv[1]) : 8, tiles = argc > 2 ? std::atoi(argv[2]) : 5;
+  if (passes < 1 || tiles < 1 || tiles > 1024) {
+    std::fprintf(stderr, "usage: tma_feed [PASSES >= 1] [TILES 1-1024]\n");
     return 2;
   }
+  const int cols = tiles <= 5 ? 4096 : std::max(64, (8 << 20) / (tiles * kTileRows * 2) / 64 * 64);
+  const int rows = tiles * kTileRows;
   int sms = 0;
   if (!ok(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "device")) return 1;
   void* matrix = nullptr;
   Stamp* out = nullptr;
-  if (!ok(cudaMalloc(&matrix, std::size_t{kRows} * kCols * 2), "malloc") ||
-      !ok(cudaMemset(matrix, 0x3c, std::size_t{kRows} * kCols * 2), "memset") ||
+  if (!ok(cudaMalloc(&matrix, std::size_t(rows) * cols * 2), "malloc") ||
+      !ok(cudaMemset(matrix, 0x3c, std::size_t(rows) * cols * 2), "memset") ||
       !ok(cudaMalloc(&out, sizeof(Stamp) * static_cast<std::size_t>(sms)), "malloc"))
     return 1;
-  std::printf("%d k-tiles of 16 KB per block, %d stages\n\n", passes * kKtiles, kStages);
+  std::printf("%d x %d matrix, %d row tiles; %d k-tiles of 16 KB per block, %d stages\n\n", rows, cols, tiles,
+              passes * (cols / 64), kStages);
   std::printf("| cluster | blocks | bytes / clock / SM received | TB/s received, all SMs | TB/s read from L2 |\n");
   std::printf("|---:|---:|---:|---:|---:|\n");
-  const bool all = report<1>(matrix, sms, passes, out) && report<2>(matrix, sms, passes, out) &&
-                   report<4>(matrix, sms, passes, out);
+  const bool all = report<1>(matrix, tiles, cols, sms, passes, out) && report<2>(matrix, tiles, cols, sms, passes, out) &&
+                   report<4>(matrix, tiles, cols, sms, passes, out);
   cudaFree(out);
   cudaFree(matrix);
   return all ? 0 : 1;

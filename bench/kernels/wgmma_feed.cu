@@ -4,14 +4,17 @@
 // (tma_feed); cuBLASLt's 577-row GEMMs and ours still run their main loops at 58-69% of the peak
 // (docs/performance.md, sessions 43-44). This puts the two together on one SM (docs/performance.md,
 // session 48).
-//   wgmma_feed [KTILES]
+//   wgmma_feed [KTILES] [gemm]
 // One block per SM: WG consumer warpgroups, each on 64 rows of the block's tile, and a producer warpgroup
 // whose thread 0 issues the TMA copies. A k-tile is 64 columns of K: the tile's rows of A (WG x 64) and N
 // rows of B (128 bytes each, 128-byte swizzled, as the GEMMs stage them) in one stage of a ring of S. A and
 // B are L2-resident bf16 matrices (640 x 4096 and 1024 x 4096), block b taking A's row tile b % (640 / 64
 // WG) and B's (b / that) % (1024 / N), and K's 64 k-tiles in turn (wrapping around). Each consumer issues
 // 4 m64nNk16 wgmmas per k-tile (N = 256 as one m64n256k16), one commit, and waits until one k-tile is
-// pending, as our GEMM's main loop does. Three modes:
+// pending, as our GEMM's main loop does. With `gemm`, the operands and the blocks' tiles are those of
+// vit_large's fc1 at 577 rows instead (session 49): A 640 x 1024, B 4096 x 1024, block b on output tile b
+// (row tile b / (4096 / N), column tile b % (4096 / N); at most that many blocks), its 16 k-tiles in turn:
+// few blocks then read the same box at once. Three modes:
 //   0  no copies: every k-tile from one stage (wgmma_rate's measure, in this kernel);
 //   1  the producer copies k-tiles into the other stages as fast as they are freed, and a thread of its
 //      second warp frees each once it has landed; the consumers still take every k-tile from the one stage
@@ -31,6 +34,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/cp_async.cuh"  // smem_addr
@@ -45,6 +49,7 @@ using namespace vitrt::cuda;
 using T = __nv_bfloat16;
 constexpr int kPeak = 4096;  // dense 16-bit FLOP per clock per SM
 constexpr int kARows = 640, kBRows = 1024, kK = 4096;
+constexpr int kGemmARows = 640, kGemmBRows = 4096, kGemmK = 1024;  // `gemm`: fc1 at 577 rows
 constexpr int kSmemMax = 200 * 1024;
 
 __host__ __device__ constexpr int stage_bytes(int wg, int n) { return (wg * 64 + n) * 128; }
@@ -86,9 +91,9 @@ __device__ __forceinline__ bool mbar_ready(unsigned bar, unsigned parity) {
 template <int WG, int N, int MODE>
 __global__ void __launch_bounds__((WG + 1) * 128, 1)
     feed_mma(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap b_map, int ktiles,
-             Out* out, float* sink) {
+             Out* out, float* sink, int kmat, int a_tiles, int b_tiles, int gemm) {
 #ifdef VITRT_WGMMA_DEVICE
-  constexpr int S = stages(WG, N), kStage = stage_bytes(WG, N), kAB = WG * 64 * 128, kKtiles = kK / 64;
+  constexpr int S = stages(WG, N), kStage = stage_bytes(WG, N), kAB = WG * 64 * 128;
   // Mode 1 keeps stage 0 for the consumers and copies into the others.
   constexpr int kRing = MODE == 1 ? S - 1 : S, kFirst = MODE == 1 ? 1 : 0;
   extern __shared__ unsigned char smem_raw[];
@@ -110,8 +115,9 @@ __global__ void __launch_bounds__((WG + 1) * 128, 1)
   for (int i = tid; MODE != 2 && i < kStage / 2; i += blockDim.x)
     reinterpret_cast<T*>(sm)[i] = __float2bfloat16(static_cast<float>((i * 37) % 17 - 8) / 16.0f);
   __syncthreads();
-  const int a_tiles = kARows / (WG * 64), m0 = static_cast<int>(blockIdx.x) % a_tiles * WG * 64,
-            n0 = static_cast<int>(blockIdx.x) / a_tiles % (kBRows / N) * N;
+  const int b = static_cast<int>(blockIdx.x);
+  const int m0 = (gemm ? b / b_tiles % a_tiles : b % a_tiles) * WG * 64,
+            n0 = (gemm ? b % b_tiles : b / a_tiles % b_tiles) * N;
 
   if (wg == 0) {
     if (MODE != 0 && tid == 0) {  // the producer
@@ -121,8 +127,8 @@ __global__ void __launch_bounds__((WG + 1) * 128, 1)
         if (it >= kRing) mbar_wait(empty0 + 8 * s, static_cast<unsigned>((it / kRing - 1) & 1));
         const unsigned full = full0 + 8 * s, dst = base + static_cast<unsigned>(s * kStage);
         mbar_arrive_expect(full, kStage);
-        tma_load_2d(dst, &a_map, it % kKtiles * 64, m0, full);
-        tma_load_2d(dst + kAB, &b_map, it % kKtiles * 64, n0, full);
+        tma_load_2d(dst, &a_map, it % kmat * 64, m0, full);
+        tma_load_2d(dst + kAB, &b_map, it % kmat * 64, n0, full);
       }
       flags[1] = it;
     } else if (MODE == 1 && tid == 32) {  // frees each stage once it has landed, counting those in the window
@@ -182,25 +188,34 @@ __global__ void __launch_bounds__((WG + 1) * 128, 1)
   (void)ktiles;
   (void)out;
   (void)sink;
+  (void)kmat;
+  (void)a_tiles;
+  (void)b_tiles;
+  (void)gemm;
 #endif
 }
 
 template <int WG, int N, int MODE>
-void report(const void* a, const void* b, int sms, int ktiles, Out* out, float* sink) {
-  const CUtensorMap a_map = matrix_tensor_map(a, vitrt::DT::bf16, kARows, kK, kK, WG * 64);
-  const CUtensorMap b_map = matrix_tensor_map(b, vitrt::DT::bf16, kBRows, kK, kK, N);
+void report(const void* a, const void* b, int sms, int ktiles, Out* out, float* sink, bool gemm) {
+  const int a_rows = gemm ? kGemmARows : kARows, b_rows = gemm ? kGemmBRows : kBRows, k = gemm ? kGemmK : kK;
+  const CUtensorMap a_map = matrix_tensor_map(a, vitrt::DT::bf16, a_rows, k, k, WG * 64);
+  const CUtensorMap b_map = matrix_tensor_map(b, vitrt::DT::bf16, b_rows, k, k, N);
+  const int a_tiles = a_rows / (WG * 64), b_tiles = b_rows / N;
+  const int blocks = gemm ? std::min(sms, a_tiles * b_tiles) : sms;
   constexpr int smem = smem_bytes(WG, N);
   CUDA_CHECK(cudaFuncSetAttribute(feed_mma<WG, N, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   std::vector<Out> host(static_cast<std::size_t>(sms));
   std::vector<double> per_ktile, bytes_per_clock;
   for (int r = 0; r < 6; ++r) {
     CUDA_CHECK(cudaMemset(out, 0, sizeof(Out) * host.size()));
-    feed_mma<WG, N, MODE><<<sms, (WG + 1) * 128, smem>>>(a_map, b_map, ktiles, out, sink);
+    feed_mma<WG, N, MODE><<<blocks, (WG + 1) * 128, smem>>>(a_map, b_map, ktiles, out, sink, k / 64, a_tiles, b_tiles,
+                                                           gemm ? 1 : 0);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaMemcpy(host.data(), out, host.size() * sizeof(Out), cudaMemcpyDeviceToHost));
     if (r == 0) continue;
     std::vector<double> clocks, rates;
-    for (const Out& o : host) {
+    for (int i = 0; i < blocks; ++i) {
+      const Out& o = host[static_cast<std::size_t>(i)];
       clocks.push_back(static_cast<double>(o.clocks));
       const double landed = MODE == 2 ? static_cast<double>(ktiles) * stage_bytes(WG, N) : static_cast<double>(o.landed);
       rates.push_back(landed / static_cast<double>(o.clocks));
@@ -219,18 +234,19 @@ void report(const void* a, const void* b, int sms, int ktiles, Out* out, float* 
 }
 
 template <int WG, int N>
-void report_modes(const void* a, const void* b, int sms, int ktiles, Out* out, float* sink) {
-  report<WG, N, 0>(a, b, sms, ktiles, out, sink);
-  report<WG, N, 1>(a, b, sms, ktiles, out, sink);
-  report<WG, N, 2>(a, b, sms, ktiles, out, sink);
+void report_modes(const void* a, const void* b, int sms, int ktiles, Out* out, float* sink, bool gemm) {
+  report<WG, N, 0>(a, b, sms, ktiles, out, sink, gemm);
+  report<WG, N, 1>(a, b, sms, ktiles, out, sink, gemm);
+  report<WG, N, 2>(a, b, sms, ktiles, out, sink, gemm);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const int ktiles = argc > 1 ? std::atoi(argv[1]) : 2048;
-  if (ktiles < 1) {
-    std::fprintf(stderr, "usage: wgmma_feed [KTILES >= 1]\n");
+  const bool gemm = argc > 2 && std::string(argv[2]) == "gemm";
+  if (ktiles < 1 || (argc > 2 && !gemm)) {
+    std::fprintf(stderr, "usage: wgmma_feed [KTILES >= 1] [gemm]\n");
     return 2;
   }
   try {
@@ -239,6 +255,7 @@ int main(int argc, char** argv) {
     void *a = nullptr, *b = nullptr;
     Out* out = nullptr;
     float* sink = nullptr;
+    // The larger of the two layouts' sizes (both are A 640 rows; B 1024 x 4096 or 4096 x 1024).
     CUDA_CHECK(cudaMalloc(&a, std::size_t{kARows} * kK * 2));
     CUDA_CHECK(cudaMalloc(&b, std::size_t{kBRows} * kK * 2));
     CUDA_CHECK(cudaMemset(a, 0x3c, std::size_t{kARows} * kK * 2));
@@ -246,16 +263,17 @@ int main(int argc, char** argv) {
     CUDA_CHECK(cudaMalloc(&out, sizeof(Out) * static_cast<std::size_t>(sms)));
     CUDA_CHECK(cudaMalloc(&sink, sizeof(float) * 512));
     std::printf(
-        "%d blocks (one per SM), %d k-tiles per block; modes: 0 no copies, 1 copies beside, 2 main loop\n\n",
-        sms, ktiles);
+        "%d SMs, one block per SM, %d k-tiles per block; modes: 0 no copies, 1 copies beside, 2 main loop; %s\n\n",
+        sms, ktiles, gemm ? "fc1's operands and tiles (A 640 x 1024, B 4096 x 1024, one output tile per block)"
+                          : "A 640 x 4096, B 1024 x 4096, boxes shared by many blocks");
     std::printf(
         "| tile | stages | stage KB | mode | clocks per k-tile | of peak | bytes / clock landed | stage "
         "bytes / clock |\n");
     std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    report_modes<1, 128>(a, b, sms, ktiles, out, sink);
-    report_modes<2, 128>(a, b, sms, ktiles, out, sink);
-    report_modes<1, 256>(a, b, sms, ktiles, out, sink);
-    report_modes<2, 256>(a, b, sms, ktiles, out, sink);
+    report_modes<1, 128>(a, b, sms, ktiles, out, sink, gemm);
+    report_modes<2, 128>(a, b, sms, ktiles, out, sink, gemm);
+    report_modes<1, 256>(a, b, sms, ktiles, out, sink, gemm);
+    report_modes<2, 256>(a, b, sms, ktiles, out, sink, gemm);
     for (void* p : {a, b, static_cast<void*>(out), static_cast<void*>(sink)}) CUDA_CHECK(cudaFree(p));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "wgmma_feed: %s\n", e.what());
