@@ -66,13 +66,13 @@ struct Variant {
 // and without the coupled stages. 12 and 13 are ping-pong on 64 x 128 tiles (for few rows; session 45).
 // 14-19 are cooperative 128-row tiles 128, 160 and 192 columns wide, with one or two epilogue buffers
 // (160 columns: the epilogues from the registers only), so that a 577-row fc1 fits the SMs in one wave
-// (session 48).
+// (session 48); 20-21 the same 256 columns wide, the fewest operand bytes per product (session 49).
 constexpr Variant kVariants[] = {{false, 1, 0, 2},       {false, 2, 2, 2},       {true, 1, 0, 2},  {true, 2, 2, 2},
                                  {false, 1, 0, 1},       {false, 2, 2, 1},       {true, 1, 0, 1},  {true, 2, 2, 1},
                                  {false, 2, 0, 2},       {false, 2, 1, 2},       {true, 2, 0, 2},  {true, 2, 1, 2},
                                  {false, 1, 0, 1, 1},    {false, 1, 0, 2, 1},    {true, 1, 0, 1, 1, 128},
                                  {true, 1, 0, 2, 1, 128}, {true, 1, 0, 2, 1, 160}, {true, 1, 0, 1, 1, 192},
-                                 {true, 1, 0, 2, 1, 192}};
+                                 {true, 1, 0, 2, 1, 192}, {true, 1, 0, 1, 1, 256}, {true, 1, 0, 2, 1, 256}};
 
 template <bool Coop, Epi E, int CL, int NB, bool Stamps, int R = 2, int TN = 128>
 void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
@@ -128,6 +128,7 @@ void launch_nb(Variant v, const ws::Args& args, int sms, cudaStream_t s) {
       if constexpr (!ws::epi_tma(E) || ws::epi_f32(E))
         if (v.tn == 160) return launch_one<true, E, 1, NB, Stamps, 1, 160>(args, sms, s);
       if (v.tn == 192) return launch_one<true, E, 1, NB, Stamps, 1, 192>(args, sms, s);
+      if (v.tn == 256) return launch_one<true, E, 1, NB, Stamps, 1, 256>(args, sms, s);
     }
   }
   VITRT_CHECK(v.r == 2 || !v.coop, "gemm_ws: no 128-row cooperative ", v.tn, "-column build for this epilogue");

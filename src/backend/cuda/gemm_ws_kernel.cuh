@@ -75,7 +75,8 @@ __host__ __device__ constexpr int stage_bytes(bool coop, int r, int tn = 128) { 
 template <bool Coop, int R = 2, int TN = 128>
 struct Tile {
   static_assert(R == 1 || R == 2);
-  static_assert(TN == 128 || (Coop && R == 1 && (TN == 160 || TN == 192)), "wide tiles are cooperative, 128 rows");
+  static_assert(TN == 128 || (Coop && R == 1 && (TN == 160 || TN == 192 || TN == 256)),
+                "wide tiles are cooperative, 128 rows");
   static constexpr int tm = 64 * R, tn = TN, bm = block_rows(Coop, R), a_bytes = bm * 128,
                        stage = stage_bytes(Coop, R, TN);
 };

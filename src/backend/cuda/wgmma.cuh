@@ -248,19 +248,30 @@ __device__ __forceinline__ void wgmma_ss_n128(float (&d)[16][4], std::uint64_t a
                ", %96, %97, p, 1, 1, 0, 0;\n}\n"                                                  \
                : VITRT_GEMM_D64(0), VITRT_GEMM_D16(16), VITRT_GEMM_D16(20)                        \
                : "l"(a_desc), "l"(b_desc), "r"(accumulate))
-// D[64 x N] (+)= A[64 x 16] B[16 x N] for N = 128, 160 or 192.
+// And 256 columns (128 registers): the tile whose operands take the fewest bytes per product from L2 and
+// shared memory (session 49).
+#define VITRT_WGMMA_SS_N256(TYPE)                                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"                                      \
+               "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPE "." TYPE " " VITRT_GEMM_LIST128 \
+               ", %128, %129, p, 1, 1, 0, 0;\n}\n"                                                \
+               : VITRT_GEMM_D64(0), VITRT_GEMM_D64(16)                                            \
+               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
+// D[64 x N] (+)= A[64 x 16] B[16 x N] for N = 128, 160, 192 or 256.
 template <typename T, int N>
 __device__ __forceinline__ void wgmma_ss_wide(float (&d)[N / 8][4], std::uint64_t a_desc, std::uint64_t b_desc,
                                               int accumulate) {
-  static_assert(N == 128 || N == 160 || N == 192, "GEMM tiles are 128, 160 or 192 columns wide");
+  static_assert(N == 128 || N == 160 || N == 192 || N == 256, "GEMM tiles are 128, 160, 192 or 256 columns wide");
   if constexpr (N == 128) {
     wgmma_ss_n128<T>(d, a_desc, b_desc, accumulate);
   } else if constexpr (N == 160) {
     if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N160("f16");
     else VITRT_WGMMA_SS_N160("bf16");
-  } else {
+  } else if constexpr (N == 192) {
     if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N192("f16");
     else VITRT_WGMMA_SS_N192("bf16");
+  } else {
+    if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N256("f16");
+    else VITRT_WGMMA_SS_N256("bf16");
   }
 }
 
