@@ -57,28 +57,22 @@ struct Variant {
   int share;  // ws::Args::share (clusters of two only)
   int nb;     // the *_tma epilogues' buffers per consumer (the other epilogues run only with 2)
   int r = 2;  // 64-row slabs per consumer tile (1: 64 x 128 ping-pong tiles, unclustered only)
-  int tn = 128;  // columns per tile (160 and 192: cooperative 128-row tiles, unclustered; session 48)
   int bm() const { return (coop ? 128 : 64) * r; }
-  int bn() const { return tn; }
+  int bn() const { return 128; }
 };
 // Variants 2 and 6 with TMA epilogues (coop, one or two buffers, no cluster) and 4 (ping-pong, one
 // buffer) are the library's. Variants 8-11 are diagnostics for the clusters' cost: no multicast, with
 // and without the coupled stages. 12 and 13 are ping-pong on 64 x 128 tiles (for few rows; session 45).
-// 14-19 are cooperative 128-row tiles 128, 160 and 192 columns wide, with one or two epilogue buffers
-// (160 columns: the epilogues from the registers only), so that a 577-row fc1 fits the SMs in one wave
-// (session 48); 20-21 the same 256 columns wide, the fewest operand bytes per product (session 49).
-constexpr Variant kVariants[] = {{false, 1, 0, 2},       {false, 2, 2, 2},       {true, 1, 0, 2},  {true, 2, 2, 2},
-                                 {false, 1, 0, 1},       {false, 2, 2, 1},       {true, 1, 0, 1},  {true, 2, 2, 1},
-                                 {false, 2, 0, 2},       {false, 2, 1, 2},       {true, 2, 0, 2},  {true, 2, 1, 2},
-                                 {false, 1, 0, 1, 1},    {false, 1, 0, 2, 1},    {true, 1, 0, 1, 1, 128},
-                                 {true, 1, 0, 2, 1, 128}, {true, 1, 0, 2, 1, 160}, {true, 1, 0, 1, 1, 192},
-                                 {true, 1, 0, 2, 1, 192}, {true, 1, 0, 1, 1, 256}, {true, 1, 0, 2, 1, 256}};
+constexpr Variant kVariants[] = {{false, 1, 0, 2},    {false, 2, 2, 2},   {true, 1, 0, 2},  {true, 2, 2, 2},
+                                 {false, 1, 0, 1},    {false, 2, 2, 1},   {true, 1, 0, 1},  {true, 2, 2, 1},
+                                 {false, 2, 0, 2},    {false, 2, 1, 2},   {true, 2, 0, 2},  {true, 2, 1, 2},
+                                 {false, 1, 0, 1, 1}, {false, 1, 0, 2, 1}};
 
-template <bool Coop, Epi E, int CL, int NB, bool Stamps, int R = 2, int TN = 128>
+template <bool Coop, Epi E, int CL, int NB, bool Stamps, int R = 2>
 void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
-  constexpr int S = ws::fit_stages(Coop, R, E, NB, TN);
-  constexpr auto kernel = ws::gemm_ws_kernel<__nv_bfloat16, Coop, R, S, E, CL, NB, Stamps, TN>;
-  constexpr int bytes = ws::smem_bytes(Coop, R, S, E, NB, TN);
+  constexpr int S = ws::fit_stages(Coop, R, E, NB);
+  constexpr auto kernel = ws::gemm_ws_kernel<__nv_bfloat16, Coop, R, S, E, CL, NB, Stamps>;
+  constexpr int bytes = ws::smem_bytes(Coop, R, S, E, NB);
   allow_dynamic_smem(kernel, bytes);
   static const bool pdl = std::getenv("GEMM_WS_PDL") != nullptr;
   cudaLaunchAttribute attr[2]{};
@@ -103,8 +97,8 @@ void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
     cfg.gridDim = dim3(static_cast<unsigned>(sms / CL * CL));
     int n = 0;
     CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
-    std::printf("  (%s %dx%d, %d stages, %d epilogue buffers: %d clusters of %d resident)\n", Coop ? "coop" : "ping-pong",
-                (Coop ? 128 : 64) * R, TN, S,
+    std::printf("  (%s %dx128, %d stages, %d epilogue buffers: %d clusters of %d resident)\n", Coop ? "coop" : "ping-pong",
+                (Coop ? 128 : 64) * R, S,
                 ws::epi_tma(E) ? NB : 0, n, CL);
     return n;
   }();
@@ -119,19 +113,6 @@ void launch_one(const ws::Args& args, int sms, cudaStream_t s) {
 
 template <Epi E, int NB, bool Stamps>
 void launch_nb(Variant v, const ws::Args& args, int sms, cudaStream_t s) {
-  // The 128-row cooperative tiles with the epilogues fc1 and the residual GEMMs take (session 48).
-  constexpr bool kWide = E == Epi::gelu_tanh || E == Epi::gelu_tanh_tma || E == Epi::bias || E == Epi::bias_tma ||
-                         E == Epi::residual_tma;
-  if constexpr (kWide) {
-    if (v.coop && v.r == 1) {
-      if (v.tn == 128) return launch_one<true, E, 1, NB, Stamps, 1, 128>(args, sms, s);
-      if constexpr (!ws::epi_tma(E) || ws::epi_f32(E))
-        if (v.tn == 160) return launch_one<true, E, 1, NB, Stamps, 1, 160>(args, sms, s);
-      if (v.tn == 192) return launch_one<true, E, 1, NB, Stamps, 1, 192>(args, sms, s);
-      if (v.tn == 256) return launch_one<true, E, 1, NB, Stamps, 1, 256>(args, sms, s);
-    }
-  }
-  VITRT_CHECK(v.r == 2 || !v.coop, "gemm_ws: no 128-row cooperative ", v.tn, "-column build for this epilogue");
   if (v.coop) {
     if (v.cl == 2) launch_one<true, E, 2, NB, Stamps>(args, sms, s);
     else launch_one<true, E, 1, NB, Stamps>(args, sms, s);
@@ -158,7 +139,6 @@ void launch_stamps(Variant v, Epi e, const ws::Args& args, int sms, cudaStream_t
     case Epi::bias_tma: launch_epi<Epi::bias_tma, Stamps>(v, args, sms, s); break;
     case Epi::gelu_tma: launch_epi<Epi::gelu_tma, Stamps>(v, args, sms, s); break;
     case Epi::gelu_tanh_tma: launch_epi<Epi::gelu_tanh_tma, Stamps>(v, args, sms, s); break;
-    case Epi::gelu_tanh: launch_epi<Epi::gelu_tanh, Stamps>(v, args, sms, s); break;
   }
 }
 
@@ -169,13 +149,13 @@ void launch_stamps(Variant v, Epi e, const ws::Args& args, int sms, cudaStream_t
 void gemm_ws(Variant v, Epi e, const void* a, const void* w, const void* bias, void* d, std::int64_t rows, int n,
              int k, int sms, cudaStream_t s, unsigned long long* stamps = nullptr, int splits = 1) {
   const int tn = v.bn();
-  VITRT_CHECK((tn != 128 || n % (tn * v.cl) == 0) && n % 8 == 0 && k % ws::kBK == 0, "gemm_ws: n must be a multiple of ",
-              tn * v.cl, " (of 8 for wide tiles) and k of ", ws::kBK);
+  VITRT_CHECK(n % (tn * v.cl) == 0 && k % ws::kBK == 0, "gemm_ws: n must be a multiple of ", tn * v.cl, " and k of ",
+              ws::kBK);
   VITRT_CHECK(splits >= 1 && splits <= k / ws::kBK && (splits == 1 || ws::epi_adds(e)),
               "gemm_ws: K splits from 1 to k / ", ws::kBK, ", above 1 only with the residual added by TMA or reductions");
-  VITRT_CHECK(v.r == 2 || v.cl == 1, "gemm_ws: 64-row slabs are built unclustered only");
+  VITRT_CHECK(v.r == 2 || (!v.coop && v.cl == 1), "gemm_ws: 64-row tiles are built for unclustered ping-pong only");
   const ws::Args args =
-      ws::make_args(v.coop, v.r, e, v.cl, a, k, w, bias, d, n, DT::bf16, rows, n, k, v.share, stamps, splits, tn);
+      ws::make_args(v.coop, v.r, e, v.cl, a, k, w, bias, d, n, DT::bf16, rows, n, k, v.share, stamps, splits);
   if (stamps) launch_stamps<true>(v, e, args, sms, s);
   else launch_stamps<false>(v, e, args, sms, s);
 }
@@ -366,7 +346,6 @@ int main(int argc, char** argv) {
                         {"qkv by TMA store", embed, 3 * embed, Epi::bias_tma},
                         {"fc1 + exact GELU by TMA store", embed, mlp, Epi::gelu_tma},
                         {"fc1 + tanh GELU by TMA store", embed, mlp, Epi::gelu_tanh_tma},
-                        {"fc1 + tanh GELU from registers", embed, mlp, Epi::gelu_tanh},
                         {"fc1 bias only by TMA store", embed, mlp, Epi::bias_tma}};
   unsigned seed = 1;
   int failures = 0;
@@ -397,9 +376,7 @@ int main(int argc, char** argv) {
     }
     const LinearWeights lw{nullptr, nullptr, c.out, c.in};
     const LinearArgs la{&lw, rows, a, c.in, DT::bf16, d_lt, c.out, out_dt,
-                        c.epi == Epi::gelu_tma || c.epi == Epi::gelu_tanh_tma || c.epi == Epi::gelu_tanh
-                            ? Epilogue::gelu_erf
-                            : Epilogue::none,
+                        c.epi == Epi::gelu_tma || c.epi == Epi::gelu_tanh_tma ? Epilogue::gelu_erf : Epilogue::none,
                         res};
     LinearOp op(lt, la, w, bias_d, Precision::bf16, lr.context(&cache, sms, arch));
     auto run_lt = [&] {
@@ -437,12 +414,7 @@ int main(int argc, char** argv) {
 
     for (int vi = 0; vi < static_cast<int>(std::size(kVariants)); ++vi) {
       const Variant v = kVariants[vi];
-      if ((v.bn() == 128 && c.out % (v.bn() * v.cl) != 0) || (only_variant >= 0 && vi != only_variant)) continue;
-      // The wide tiles run the epilogues they are built for; variants 0-13 not the register GELU.
-      const bool wide_epi = c.epi == Epi::gelu_tanh || c.epi == Epi::gelu_tanh_tma || c.epi == Epi::bias ||
-                            c.epi == Epi::bias_tma || c.epi == Epi::residual_tma;
-      if (v.coop && v.r == 1 && (!wide_epi || (v.tn == 160 && ws::epi_tma(c.epi) && !ws::epi_f32(c.epi)))) continue;
-      if (c.epi == Epi::gelu_tanh && !(v.coop && v.r == 1)) continue;
+      if (c.out % (v.bn() * v.cl) != 0 || (only_variant >= 0 && vi != only_variant)) continue;
       if (!ws::epi_tma(c.epi) && v.nb != 2) continue;  // the buffers are the TMA epilogues' only
       // K in parts: GEMM_WS_SPLITS (a list, default 1) for the residual cases that only add, else 1.
       for (const int sp : ws_splits(c.epi, c.in)) {
@@ -452,7 +424,7 @@ int main(int argc, char** argv) {
         });
         std::printf("  ours [%d] %s %dx%d, %d stages, %d epilogue buffers, cluster %d (share %d), K in %d: %.1f / %.1f us (%.0f TFLOP/s), ours / cuBLASLt %.3f / %.3f; max |diff| %.3g "
                     "(outputs up to %.3g), %zu outside 2%%\n",
-                    vi, v.coop ? "coop" : "ping-pong", v.bm(), v.bn(), ws::fit_stages(v.coop, v.r, c.epi, v.nb, v.tn),
+                    vi, v.coop ? "coop" : "ping-pong", v.bm(), v.bn(), ws::fit_stages(v.coop, v.r, c.epi, v.nb),
                     ws::epi_tma(c.epi) ? v.nb : 0, v.cl, v.share, sp, r.flushed, r.b2b, flop / r.b2b * 1e-6,
                     r.flushed / lt_flushed, r.b2b / lt_b2b, r.worst, r.scale, r.bad);
         if (stamps) {  // launches with the per-block clocks on: where the block's time goes

@@ -46,9 +46,8 @@ constexpr int kBK = 64;        // K columns per stage (128 bytes of 16-bit value
 // from the accumulator registers. GELU is gelu_erf_ex2 (exact, one exp2).
 // residual_red adds into D from the registers by vector reductions (red.global.add.v2.f32), which, like the
 // TMA add, lets the parts of a split K add into D without reading it.
-// gelu_tanh_tma applies the tanh form of GELU instead (gelu_tanh), which cuBLASLt's GELU epilogue computes;
-// gelu_tanh is the same stored from the registers.
-enum class Epi { bias, residual, residual_tma, bias_tma, gelu_tma, residual_red, gelu_tanh_tma, gelu_tanh };
+// gelu_tanh_tma applies the tanh form of GELU instead (gelu_tanh), which cuBLASLt's GELU epilogue computes.
+enum class Epi { bias, residual, residual_tma, bias_tma, gelu_tma, residual_red, gelu_tanh_tma };
 __host__ __device__ constexpr bool epi_tma(Epi e) {
   return e == Epi::residual_tma || e == Epi::bias_tma || e == Epi::gelu_tma || e == Epi::gelu_tanh_tma;
 }
@@ -62,33 +61,28 @@ __host__ __device__ constexpr int epi_bytes(Epi e, int nb) {
   return epi_tma(e) ? 2 * nb * kEpiChunk : 0;  // nb buffers per consumer warpgroup
 }
 
-// A consumer's tile: R slabs (1 or 2) of 64 rows by TN columns (TN / 2 accumulators per thread each; TN
-// 128, or 160 / 192 for the cooperative 128-row tile, where 4,096 columns make 26 / 22 column tiles, the
-// last one partly past N: a 577-row fc1 then fills the SMs in one wave, session 48).
+// A consumer's tile: R slabs (1 or 2) of 64 rows by 128 columns (64 accumulators per thread each).
 // Ping-pong: a block tile is one consumer's. Cooperative (Coop): both consumers share a block tile of
 // twice the rows and the same columns (B read once for both), each taking half the rows. (One 64 x 256
 // slab ran 1.3-2x slower, run332.) R = 1 halves a tile's rows, for few rows (more tiles to spread over
 // the SMs).
 // A block tile's rows, and a stage's bytes (its rows of A and 128 rows of W, 128 bytes each).
 __host__ __device__ constexpr int block_rows(bool coop, int r) { return (coop ? 2 : 1) * 64 * r; }
-__host__ __device__ constexpr int stage_bytes(bool coop, int r, int tn = 128) { return (block_rows(coop, r) + tn) * 128; }
-template <bool Coop, int R = 2, int TN = 128>
+__host__ __device__ constexpr int stage_bytes(bool coop, int r) { return (block_rows(coop, r) + 128) * 128; }
+template <bool Coop, int R = 2>
 struct Tile {
   static_assert(R == 1 || R == 2);
-  static_assert(TN == 128 || (Coop && R == 1 && (TN == 160 || TN == 192 || TN == 256)),
-                "wide tiles are cooperative, 128 rows");
-  static constexpr int tm = 64 * R, tn = TN, bm = block_rows(Coop, R), a_bytes = bm * 128,
-                       stage = stage_bytes(Coop, R, TN);
+  static constexpr int tm = 64 * R, tn = 128, bm = block_rows(Coop, R), a_bytes = bm * 128, stage = stage_bytes(Coop, R);
 };
-__host__ __device__ constexpr int smem_bytes(bool coop, int r, int stages, Epi e, int nb, int tn = 128) {
+__host__ __device__ constexpr int smem_bytes(bool coop, int r, int stages, Epi e, int nb) {
   // alignment slack, stages, epilogue buffers, full / empty / turn barriers
-  return 1024 + stages * stage_bytes(coop, r, tn) + epi_bytes(e, nb) + (2 * stages + 2) * 8;
+  return 1024 + stages * stage_bytes(coop, r) + epi_bytes(e, nb) + (2 * stages + 2) * 8;
 }
-// As many stages as fit beside the epilogue's buffers, up to 6 (ping-pong, and coop with R = 1) or 4
-// (coop); 8 for ping-pong with R = 1, whose stages are 24 KB.
-__host__ __device__ constexpr int fit_stages(bool coop, int r, Epi e, int nb, int tn = 128) {
-  int stages = coop ? (r == 1 ? 6 : 4) : r == 1 ? 8 : 6;
-  while (smem_bytes(coop, r, stages, e, nb, tn) > 227 * 1024) --stages;
+// As many stages as fit beside the epilogue's buffers, up to 6 (ping-pong) or 4 (coop); 8 for
+// ping-pong with R = 1, whose stages are 24 KB.
+__host__ __device__ constexpr int fit_stages(bool coop, int r, Epi e, int nb) {
+  int stages = coop ? 4 : r == 1 ? 8 : 6;
+  while (smem_bytes(coop, r, stages, e, nb) > 227 * 1024) --stages;
   return stages;
 }
 
@@ -97,7 +91,7 @@ struct Args {
   const void* bias;                 // [n]: fp32 with the residual epilogues (as D), else T
   void* d;                          // T [rows, ldd], or fp32 with the residual add
   std::int64_t rows, ldd;
-  int n, k, n_tiles, tiles;  // n_tiles: column tiles (clusters of them), the last one maybe partly past n
+  int n, k, n_tiles, tiles;
   int splits;  // K split into this many runs of k-tiles (1: none; more only where epi_adds)
   // Clusters of two (CL = 2) only. share: 2 = A copied once per cluster by multicast (a stage is free
   // once both blocks' consumers are done with it); 1 = each block copies all of its A, stages still
@@ -120,15 +114,15 @@ constexpr int kStamps = 8;  // Args::stamps per block
 
 // The arguments for D = A W^T + bias (+ GELU, or added to D): A [rows, k] with row stride lda and W [n, k]
 // in `dt`, bias [n] and D [rows, n] with row stride ldd in fp32 for the residual epilogues, else in `dt`.
-// Tiles of Tile<Coop, r, tn>, in clusters of `cl` blocks along N, each block copying bm / cl rows of A.
+// Tiles of Tile<Coop, r>, in clusters of `cl` blocks along N, each block copying bm / cl rows of A.
 // D's tensor map only where the epilogue stores by TMA. The maps' boxes are 128 bytes of columns x the
 // rows a block copies (A), a tile's columns (W) and a consumer's rows (D's epilogue chunks), 128-byte swizzled as
 // the kernel stages them. The work items (tiles x splits) must fit an int; `splits` from 1 to k / kBK,
 // above 1 only where epi_adds (the caller checks).
 inline Args make_args(bool coop, int r, Epi e, int cl, const void* a, std::int64_t lda, const void* w,
                       const void* bias, void* d, std::int64_t ldd, DT dt, std::int64_t rows, int n, int k, int share = 0,
-                      unsigned long long* stamps = nullptr, int splits = 1, int tn = 128) {
-  const int tm = 64 * r, bm = block_rows(coop, r), n_tiles = (n + tn * cl - 1) / (tn * cl);
+                      unsigned long long* stamps = nullptr, int splits = 1) {
+  const int tm = 64 * r, bm = block_rows(coop, r), tn = Tile<true>::tn, n_tiles = n / tn / cl;
   return {matrix_tensor_map(a, dt, rows, k, lda, bm / cl),
           matrix_tensor_map(w, dt, n, k, k, tn),
           epi_tma(e) ? matrix_tensor_map(d, epi_f32(e) ? DT::f32 : dt, rows, n, ldd, tm) : CUtensorMap{},
@@ -198,11 +192,10 @@ __device__ __forceinline__ long long stamp() {
 }
 
 // The consumer warpgroups' part of gemm_ws_kernel (the main loop and the epilogue).
-template <typename T, bool Coop, int R, int S, Epi E, int CL, int NB, bool Stamps, int TN>
+template <typename T, bool Coop, int R, int S, Epi E, int CL, int NB, bool Stamps>
 __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned full0, unsigned empty0, unsigned turn0,
                                         int cl, int clusters, unsigned rank) {
-  using Tl = Tile<Coop, R, TN>;
-  constexpr int J = TN / 8;  // accumulator tiles of 8 columns per slab
+  using Tl = Tile<Coop, R>;
   const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
   const int ktiles = p.k / kBK;
 
@@ -236,7 +229,7 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
       mbar_wait(turn0 + 8 * c, static_cast<unsigned>(((i - 1) / 2) & 1));
       wait_turn += static_cast<unsigned long long>(stamp<Stamps>() - t0);
     }
-    float d[R][J][4];
+    float d[R][16][4];
     for (int kt = 0; kt < nk; ++kt) {
       const int it = it0 + kt, s = it % S;
       {
@@ -254,7 +247,7 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           const Sw128Desc ad(stage + static_cast<unsigned>(((Coop ? c * R : 0) + r) * 64 * 128));
-          wgmma_ss_wide<T, TN>(d[r], ad.at(k * 32), bd.at(k * 32), kt > 0 || k > 0);
+          wgmma_ss_n128<T>(d[r], ad.at(k * 32), bd.at(k * 32), kt > 0 || k > 0);
         }
       wgmma_commit();
       wgmma_wait<1>();  // the previous k-tile's wgmmas are done: release its stage
@@ -262,13 +255,12 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
     }
     if (!Coop && leader) mbar_arrive(turn0 + 8 * (1 - c));
     // The bias of this thread's columns n0 + 8 j + 2 (lane % 4), + 1, read while the last wgmmas run
-    // (the first part of a split tile only). Columns from n on (wide tiles only) are neither read nor written.
+    // (the first part of a split tile only).
     const int col0 = n0 + 2 * (lane % 4);
-    auto in_n = [&](int j) { return TN == 128 || col0 + 8 * j < p.n; };
-    float2 bias[J];
+    float2 bias[16];
 #pragma unroll
-    for (int j = 0; j < J; ++j)
-      bias[j] = !w.first || !in_n(j) ? make_float2(0.f, 0.f)
+    for (int j = 0; j < 16; ++j)
+      bias[j] = !w.first     ? make_float2(0.f, 0.f)
                 : epi_f32(E) ? __ldg(reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + col0 + 8 * j))
                              : load2(static_cast<const T*>(p.bias) + col0 + 8 * j);
     wgmma_wait<0>();
@@ -283,12 +275,10 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
       // stored or added to D by one TMA copy (rows past the end are not written). A buffer is rewritten
       // once the copy before it has read it (the leader waits, then the warpgroup's named barrier).
       constexpr int kCols = epi_f32(E) ? 32 : 64;
-      static_assert(TN % kCols == 0, "a TMA epilogue's chunks must tile the block's columns");
       const unsigned ebuf = base + static_cast<unsigned>(S * Tl::stage + c * NB * kEpiChunk);
       const unsigned bar_id = 1 + static_cast<unsigned>(c);
 #pragma unroll
       for (int q = 0; q < Tl::tn / kCols; ++q) {
-        if (TN != 128 && n0 + kCols * q >= p.n) break;  // the chunks past N (the same for the whole warpgroup)
         const unsigned buf = ebuf + static_cast<unsigned>((q % NB) * kEpiChunk);
         if (leader) asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(NB - 1) : "memory");
         asm volatile("bar.sync %0, 128;\n" ::"r"(bar_id) : "memory");
@@ -336,17 +326,15 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
           if constexpr (E == Epi::residual_red) {
             float* const out = static_cast<float*>(p.d) + row * p.ldd + col0;
 #pragma unroll
-            for (int j = 0; j < J; ++j)
-              if (in_n(j))
-                asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(out + 8 * j),
+            for (int j = 0; j < 16; ++j)
+              asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(out + 8 * j),
                            "f"(d[r][j][2 * h] + bias[j].x), "f"(d[r][j][2 * h + 1] + bias[j].y)
                            : "memory");
           } else if constexpr (epi_f32(E)) {
             float2* const out = reinterpret_cast<float2*>(static_cast<float*>(p.d) + row * p.ldd + col0);
             constexpr int kGroup = 8;
-            static_assert(TN == 128, "the read-add-write residual runs on 128-column tiles");
 #pragma unroll
-            for (int j0 = 0; j0 < J; j0 += kGroup) {
+            for (int j0 = 0; j0 < 16; j0 += kGroup) {
               float2 o[kGroup];
 #pragma unroll
               for (int j = 0; j < kGroup; ++j) o[j] = out[4 * (j0 + j)];
@@ -358,14 +346,8 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
           } else {
             unsigned* const out = reinterpret_cast<unsigned*>(static_cast<T*>(p.d) + row * p.ldd + col0);
 #pragma unroll
-            for (int j = 0; j < J; ++j) {
-              float v0 = d[r][j][2 * h] + bias[j].x, v1 = d[r][j][2 * h + 1] + bias[j].y;
-              if constexpr (E == Epi::gelu_tanh) {
-                v0 = gelu_tanh(v0);
-                v1 = gelu_tanh(v1);
-              }
-              if (in_n(j)) out[4 * j] = pack2<T>(v0, v1);
-            }
+            for (int j = 0; j < 16; ++j)
+              out[4 * j] = pack2<T>(d[r][j][2 * h] + bias[j].x, d[r][j][2 * h + 1] + bias[j].y);
           }
         }
       }
@@ -386,10 +368,10 @@ __device__ __forceinline__ void consume(const Args& p, unsigned base, unsigned f
 // same rows, and each copies half of the A tile into both (TMA multicast): A's L2 reads are halved. A
 // stage is then free only once the consumers of both blocks are done with it (empty counts both).
 // Launched as a dependent launch or not: every global access follows wait_prior_grid().
-template <typename T, bool Coop, int R, int S, Epi E, int CL, int NB, bool Stamps, int TN = 128>
+template <typename T, bool Coop, int R, int S, Epi E, int CL, int NB, bool Stamps>
 __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_constant__ Args p) {
 #ifdef VITRT_WGMMA_DEVICE
-  using Tl = Tile<Coop, R, TN>;
+  using Tl = Tile<Coop, R>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const sm = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
   const unsigned base = smem_addr(sm), full0 = base + S * Tl::stage + epi_bytes(E, NB), empty0 = full0 + 8 * S,
@@ -465,7 +447,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_ws_kernel(const __grid_const
       if (Stamps && p.stamps != nullptr) atomicAdd(p.stamps + kStamps * blockIdx.x, wait_empty);
     }
   } else {
-    consume<T, Coop, R, S, E, CL, NB, Stamps, TN>(p, base, full0, empty0, turn0, cl, clusters, rank);
+    consume<T, Coop, R, S, E, CL, NB, Stamps>(p, base, full0, empty0, turn0, cl, clusters, rank);
   }
   // No block leaves while its peer may still copy into it or arrive on its barriers.
   if constexpr (CL > 1) cluster_sync_all();

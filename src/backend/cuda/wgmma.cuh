@@ -28,8 +28,7 @@
   "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
 
 // The accumulator registers d[i..i+15][0..3] as in/out operands, and the operand lists of a 64 x 128
-// (64 registers), 64 x 160 (80), 64 x 192 (96) and 64 x 256 (128 registers) fp32 accumulator: the GEMMs'
-// wide wgmma shapes.
+// (64 registers) and a 64 x 256 (128 registers) fp32 accumulator: the GEMMs' wide wgmma shapes.
 #define VITRT_GEMM_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
 #define VITRT_GEMM_D16(i) VITRT_GEMM_D4(i), VITRT_GEMM_D4(i + 1), VITRT_GEMM_D4(i + 2), VITRT_GEMM_D4(i + 3)
 #define VITRT_GEMM_D64(i) VITRT_GEMM_D16(i), VITRT_GEMM_D16(i + 4), VITRT_GEMM_D16(i + 8), VITRT_GEMM_D16(i + 12)
@@ -38,17 +37,6 @@
   "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, " \
   "%40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, " \
   "%59, %60, %61, %62, %63}"
-#define VITRT_GEMM_LIST80 \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
-  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, " \
-  "%40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, " \
-  "%60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79}"
-#define VITRT_GEMM_LIST96 \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
-  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, " \
-  "%40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, " \
-  "%60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
-  "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}"
 #define VITRT_GEMM_LIST128 \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, " \
   "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, " \
@@ -233,46 +221,6 @@ __device__ __forceinline__ void wgmma_ss_n128(float (&d)[16][4], std::uint64_t a
                                               int accumulate) {
   if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N128("f16");
   else VITRT_WGMMA_SS_N128("bf16");
-}
-// The same with 160 and 192 columns (80 and 96 accumulator registers): the GEMM's wider tiles, which
-// put a 577-row fc1 (4,096 columns) on one wave of the SMs.
-#define VITRT_WGMMA_SS_N160(TYPE)                                                                  \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %82, 0;\n"                                        \
-               "wgmma.mma_async.sync.aligned.m64n160k16.f32." TYPE "." TYPE " " VITRT_GEMM_LIST80  \
-               ", %80, %81, p, 1, 1, 0, 0;\n}\n"                                                  \
-               : VITRT_GEMM_D64(0), VITRT_GEMM_D16(16)                                            \
-               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
-#define VITRT_WGMMA_SS_N192(TYPE)                                                                  \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"                                        \
-               "wgmma.mma_async.sync.aligned.m64n192k16.f32." TYPE "." TYPE " " VITRT_GEMM_LIST96  \
-               ", %96, %97, p, 1, 1, 0, 0;\n}\n"                                                  \
-               : VITRT_GEMM_D64(0), VITRT_GEMM_D16(16), VITRT_GEMM_D16(20)                        \
-               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
-// And 256 columns (128 registers): the tile whose operands take the fewest bytes per product from L2 and
-// shared memory (session 49).
-#define VITRT_WGMMA_SS_N256(TYPE)                                                                  \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"                                      \
-               "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPE "." TYPE " " VITRT_GEMM_LIST128 \
-               ", %128, %129, p, 1, 1, 0, 0;\n}\n"                                                \
-               : VITRT_GEMM_D64(0), VITRT_GEMM_D64(16)                                            \
-               : "l"(a_desc), "l"(b_desc), "r"(accumulate))
-// D[64 x N] (+)= A[64 x 16] B[16 x N] for N = 128, 160, 192 or 256.
-template <typename T, int N>
-__device__ __forceinline__ void wgmma_ss_wide(float (&d)[N / 8][4], std::uint64_t a_desc, std::uint64_t b_desc,
-                                              int accumulate) {
-  static_assert(N == 128 || N == 160 || N == 192 || N == 256, "GEMM tiles are 128, 160, 192 or 256 columns wide");
-  if constexpr (N == 128) {
-    wgmma_ss_n128<T>(d, a_desc, b_desc, accumulate);
-  } else if constexpr (N == 160) {
-    if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N160("f16");
-    else VITRT_WGMMA_SS_N160("bf16");
-  } else if constexpr (N == 192) {
-    if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N192("f16");
-    else VITRT_WGMMA_SS_N192("bf16");
-  } else {
-    if constexpr (std::is_same_v<T, __half>) VITRT_WGMMA_SS_N256("f16");
-    else VITRT_WGMMA_SS_N256("bf16");
-  }
 }
 
 // D[64 x 8] (+)= A[64 x 16] B[16 x 8], A from registers, B K-major from shared memory. d holds rows g
