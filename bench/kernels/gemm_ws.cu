@@ -199,12 +199,13 @@ std::vector<int> ws_splits(Epi e, int k) {
   return v;
 }
 
-// One stamped launch's per-block clocks (ws::kStamps per block): the means as before, and the main loop's
+// One stamped launch's per-block clocks (ws::kStamps per SM's block): the means as before, and the main loop's
 // clocks per k-tile in place (a block's clocks less its fill and epilogues, over its k-tiles), with the
 // spread of the blocks' run times and end times. Cluster c of C (blocks of cl) takes items c, c + C, ... of
 // tiles * splits, a tile being cl column tiles of 128 (one per block).
 void report_stamps(const std::vector<unsigned long long>& h, bool coop, bool flushed, std::int64_t rows, int n, int k,
-                   int bm, int cl, int splits, int sms) {
+                   int bm, int cl, int splits) {
+  const int sms = static_cast<int>(h.size() / ws::kStamps);
   const int tiles = static_cast<int>((rows + bm - 1) / bm) * (n / 128 / cl), items = tiles * splits,
             ktiles = k / ws::kBK;
   double sum[4] = {0, 0, 0, 0}, fill = 0, epilogue = 0, loop = 0, loop_ktiles = 0;
@@ -435,15 +436,14 @@ int main(int argc, char** argv) {
           // the launch before); the last of 10 in a row, so that the clock has settled as it has in the
           // timed medians (a single launch after an idle host sync ran at 1.35-1.64 GHz).
           for (const bool flushed : {true, false}) {
-            CUDA_CHECK(cudaMemset(st, 0, ns * 8));
-            for (int r = 0; r < 10; ++r) {
+            for (int r = 0; r < 10; ++r) {  // the stamps are zeroed before the 10th
               if (r == 9) CUDA_CHECK(cudaMemsetAsync(st, 0, ns * 8, s));
               if (flushed && flush.buffer) CUDA_CHECK(cudaMemsetAsync(flush.buffer, 0, flush.bytes, s));
               gemm_ws(v, c.epi, a, w, bias_d, d_ws, rows, c.out, c.in, sms, s, st, sp);
             }
             std::vector<unsigned long long> h(ns);
             CUDA_CHECK(cudaMemcpy(h.data(), st, ns * 8, cudaMemcpyDeviceToHost));
-            report_stamps(h, v.coop, flushed, rows, c.out, c.in, v.bm(), v.cl, sp, sms);
+            report_stamps(h, v.coop, flushed, rows, c.out, c.in, v.bm(), v.cl, sp);
           }
           CUDA_CHECK(cudaFree(st));
         }
