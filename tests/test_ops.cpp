@@ -806,15 +806,22 @@ TEST(CudaAttention, VariantsAndDefaults) {
 // Every tile configuration of a tensor-core attention kernel (what `vitrt tune` chooses between)
 // computes each row the same way: the variants of one kernel must agree bit for bit, and every variant
 // with the reference. On Hopper the wgmma kernel's variants (head dim 64) are among them.
+// Runs p into `out`, NaN-poisoned first, and returns in y what it holds afterwards. Fatal failures stay
+// the caller's through ASSERT_NO_FATAL_FAILURE.
+void run_attention_poisoned(const cuda::AttentionParams& p, Buffer& out, std::vector<float>& y) {
+  out.poison();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the poison went through the backend's stream
+  cuda::attention(p, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  y = out.get();
+}
+
 // Runs p again for the first query token per image only (a class-token model's last block) into the
 // poisoned `out`, and expects each image's row 0 bit for bit as in `full`, the same kernel's full run.
 void expect_query0_rows(cuda::AttentionParams p, Buffer& out, const std::vector<float>& full) {
-  out.poison();
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the poison went through the backend's stream
   p.queries = 1;
-  cuda::attention(p, nullptr);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const auto y1 = out.get();
+  std::vector<float> y1;
+  ASSERT_NO_FATAL_FAILURE(run_attention_poisoned(p, out, y1));
   const size_t E = static_cast<size_t>(p.heads) * p.head_dim;
   for (int b = 0; b < p.batch; ++b) {
     const size_t at = static_cast<size_t>(b) * p.tokens * E;
@@ -866,12 +873,9 @@ TEST(CudaAttention, EveryVariantGivesTheSameRows) {
       };
       for (int v : variants) {
         SCOPED_TRACE(::testing::Message() << "variant " << v);
-        out.poison();
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the poison went through the backend's stream
         p.variant = v;
-        cuda::attention(p, nullptr);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const auto y = out.get();
+        std::vector<float> y;
+        ASSERT_NO_FATAL_FAILURE(run_attention_poisoned(p, out, y));
         EXPECT_LE(test::max_rel_error(y.data(), ref.data(), ref.size()), tolerance(prec));
         auto& f = first[kernel_of(v)];
         if (f.empty()) f = y;
@@ -913,11 +917,8 @@ TEST(CudaAttention, OneQueryKernel) {
       const auto variants = cuda::attention_variants(p);
       ASSERT_EQ(std::count(variants.begin(), variants.end(), cuda::kAttentionOneQuery), 1);
       p.variant = cuda::kAttentionOneQuery;
-      out.poison();
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      cuda::attention(p, nullptr);
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      const auto y = out.get();
+      std::vector<float> y;
+      ASSERT_NO_FATAL_FAILURE(run_attention_poisoned(p, out, y));
       for (int b = 0; b < B; ++b) {
         const size_t at = static_cast<size_t>(b) * tokens * E;
         EXPECT_LE(test::max_rel_error(y.data() + at, ref.data() + at, E), tolerance(prec)) << "image " << b;
@@ -973,11 +974,8 @@ TEST(CudaAttention, Fp32KernelsAndPvPrecisions) {
         SCOPED_TRACE(::testing::Message() << "tokens " << tokens << " head_dim " << head_dim << " variant " << v
                                           << (bf16x3 ? " 3xBF16" : tf32_session ? " P V 2xTF32" : " P V 3xTF32"));
         p.variant = v;
-        out.poison();
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        cuda::attention(p, nullptr);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const auto y = out.get();
+        std::vector<float> y;
+        ASSERT_NO_FATAL_FAILURE(run_attention_poisoned(p, out, y));
         const double err = test::max_rel_error(y.data(), ref.data(), ref.size());
         if (bf16x3) {
           std::printf("[ info ] 3xBF16 variant %d, %d tokens: max error %.3g of the largest output\n", v, tokens, err);
